@@ -1,0 +1,98 @@
+"""The ganctl command line. Thin: parse, validate, call the library, print the result path.
+
+No torch import happens here or in any command module at import time, so ``ganctl --help``
+answers fast; each command imports what it needs inside its body.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from ganctl import __version__
+from ganctl.errors import GanctlError
+
+
+def _debug() -> bool:
+    return os.environ.get("GANCTL_DEBUG", "").lower() in ("1", "true", "yes")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    from ganctl.cli import ui
+
+    ui.err().print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _is_cli_control(e: BaseException) -> bool:
+    """Exit, Abort and usage errors of Typer (or Click, in older Typer): theirs to handle."""
+    return type(e).__module__.split(".")[0] in ("typer", "click")
+
+
+class _Group(TyperGroup):
+    """The one error boundary: known errors become one line on stderr and exit 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GanctlError as e:
+            if _debug():
+                raise
+            _fail(str(e))
+        except KeyboardInterrupt:
+            if _debug():
+                raise
+            _fail("interrupted", 130)
+        except OSError as e:
+            if _debug():
+                raise
+            if e.errno == errno.ENOSPC:
+                _fail(f"no space left on the device{f' writing {e.filename}' if e.filename else ''}: free some space and run the command again")
+            where = f": {e.filename}" if e.filename else ""
+            _fail(f"{e.strerror or e}{where}")
+        except Exception as e:  # a bug: say so in one line, full traceback with GANCTL_DEBUG=1
+            if _debug() or _is_cli_control(e):
+                raise
+            _fail(f"internal error ({type(e).__name__}: {e}); set GANCTL_DEBUG=1 for the traceback and please report it")
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    help="Train and use generative adversarial networks: GAN, DCGAN, and more.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"ganctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", "-V", help="Print the version and exit.", callback=_version, is_eager=True),
+) -> None:
+    """Train and use generative adversarial networks: GAN, DCGAN, and more."""
+
+
+from ganctl.cli import download as _download  # noqa: E402
+from ganctl.cli import generate as _generate  # noqa: E402
+from ganctl.cli import manage as _manage  # noqa: E402
+from ganctl.cli import train as _train  # noqa: E402
+
+for _module in (_train, _generate, _download, _manage):
+    _module.register(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # outside any command (e.g. while parsing)
+        sys.exit(130)

@@ -1,0 +1,141 @@
+"""ganctl list, ganctl rm, ganctl env"""
+
+from __future__ import annotations
+
+import typer
+
+from ganctl.cli import ui
+
+
+def list_(
+    runs_only: bool = typer.Option(False, "--runs", help="Only the runs, one id per line on stdout (for scripts)."),
+) -> None:
+    """Model families, datasets, and the runs in the store with their sizes."""
+    from rich.table import Table
+
+    from ganctl import registry, store
+    from ganctl.data import catalog
+
+    runs = store.list_runs()
+    if runs_only:
+        for r in runs:
+            ui.result(r.id)
+        return
+    con = ui.err()
+    fams = Table(title="Model families", title_justify="left", box=None, pad_edge=False)
+    for col in ("model", "description", "conditional", "dataset presets"):
+        fams.add_column(col)
+    for f in registry.FAMILIES.values():
+        fams.add_row(f.name, f.summary, "yes" if f.conditional else "no", ", ".join(f.presets))
+    con.print(fams)
+    con.print()
+    data = Table(title="Datasets", title_justify="left", box=None, pad_edge=False)
+    for col in ("name", "in store", "size"):
+        data.add_column(col)
+    for e in catalog.CATALOG.values():
+        present = e.layout == "embedded" or e.is_present()
+        size = store.dir_size(e.local_dir()) if present and e.layout != "embedded" else 0
+        data.add_row(e.name, "built in" if e.layout == "embedded" else ("yes" if present else "no"), store.human_size(size) if size else "-")
+    con.print(data)
+    con.print()
+    table = Table(title=f"Runs in {store.runs_dir()}", title_justify="left", box=None, pad_edge=False)
+    for col in ("run", "dataset", "epochs", "created", "size"):
+        table.add_column(col)
+    for r in runs:
+        cfg = r.config()
+        done = _epochs_done(r.path)
+        table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "), store.human_size(store.dir_size(r.path)))
+    con.print(table if runs else f"No runs yet in {store.runs_dir()}: try 'ganctl train dcgan --dataset digits --epochs 2'.")
+
+
+def _epochs_done(run_dir) -> int:
+    import re
+
+    latest = run_dir / "checkpoints" / "latest"
+    try:
+        tag = latest.read_text().strip()
+    except OSError:
+        return 0
+    m = re.match(r"epoch_(\d+)", tag)
+    if m:
+        return int(m.group(1))
+    import json
+
+    # an interrupt checkpoint: the last completed epoch is in the metrics
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    return max(0, rows[-1]["epoch"] - 1) if rows else 0
+
+
+def rm(
+    runs: list[str] = typer.Argument(..., help="Runs to delete: NAME, FAMILY/NAME, or a run folder."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted, delete nothing."),
+) -> None:
+    """Delete training runs (their checkpoints, samples and metrics) from the store."""
+    from ganctl import store
+    from ganctl.errors import GanctlError
+
+    found = [store.find_run(r) for r in runs]
+    for r in found:
+        if not str(r.path.resolve()).startswith(str(store.runs_dir().resolve())):
+            raise GanctlError(f"{r.path} is not a run in the store ({store.runs_dir()}); ganctl only deletes its own runs")
+    total = sum(store.dir_size(r.path) for r in found)
+    for r in found:
+        ui.info(f"{r.id}  {store.human_size(store.dir_size(r.path))}  {r.path}")
+    if dry_run:
+        ui.info(f"Dry run: would free {store.human_size(total)}; no files were deleted.")
+        return
+    if not yes:
+        import sys
+
+        if not sys.stdin.isatty():
+            raise GanctlError("refusing to delete without confirmation: pass --yes")
+        if not typer.confirm(f"Delete {len(found)} run(s), {store.human_size(total)}?", default=False, err=True):
+            raise typer.Exit(1)
+    for r in found:
+        store.delete_run(r)
+        ui.result(r.id)
+
+
+def env() -> None:
+    """Versions, the device training would use, and the store's paths (for bug reports)."""
+    import platform
+    import sys
+
+    import torch
+    import torchvision
+
+    from ganctl import __version__, runtime, store
+
+    rt = runtime.resolve("auto", "auto")
+    rows = [
+        ("ganctl", __version__),
+        ("python", f"{platform.python_version()} ({sys.executable})"),
+        ("torch", torch.__version__),
+        ("torchvision", torchvision.__version__),
+        ("platform", platform.platform()),
+        ("cpu", f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}, fast bf16: {'yes' if runtime.cpu_has_fast_bf16() else 'no'}"),
+        ("cuda", f"{torch.version.cuda} - {torch.cuda.device_count()} GPU(s)" + (f": {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "") if torch.version.cuda else "not built with CUDA"),
+        ("training device", rt.describe()),
+        ("GANCTL_HOME", store.home()),
+        ("datasets", store.datasets_dir()),
+        ("runs", store.runs_dir()),
+        ("pretrained", store.pretrained_dir()),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
+def version() -> None:
+    """Print the version."""
+    from ganctl import __version__
+
+    print(f"ganctl {__version__}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="list", rich_help_panel="Models and data")(list_)
+    app.command(rich_help_panel="Models and data")(rm)
+    app.command(rich_help_panel="Info")(env)
+    app.command(rich_help_panel="Info")(version)

@@ -1,0 +1,74 @@
+"""ganctl train"""
+
+from __future__ import annotations
+
+import typer
+
+from ganctl.cli import completion, ui
+
+EXAMPLES = """
+Examples:
+
+  ganctl train dcgan --dataset digits --epochs 2
+
+  ganctl train gan --dataset mnist --seed 1 --name mnist-seed1
+
+  ganctl train dcgan --dataset ./my_images --image-size 64
+
+  ganctl train dcgan --resume --epochs 30
+"""
+
+
+def train(
+    model: str = typer.Argument(..., help="Model family (see 'ganctl list').", autocompletion=completion.models),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Catalog name (digits, mnist, fashion-mnist) or a folder of images.", rich_help_panel="Data", autocompletion=completion.datasets),
+    image_size: int = typer.Option(None, "--image-size", help="Train at this size (default: the family's for this dataset).", rich_help_panel="Data"),
+    mirror: str = typer.Option(None, "--mirror", envvar="GANCTL_MIRROR", help="Base URL to download the dataset from instead of the published ones.", rich_help_panel="Data"),
+    epochs: int = typer.Option(None, "--epochs", "-e", help="Total epochs (default: the family's for this dataset). With --resume, the new total.", rich_help_panel="Training"),
+    batch_size: int = typer.Option(None, "--batch-size", "-b", help="Images per batch.", rich_help_panel="Training"),
+    lr: float = typer.Option(None, "--lr", help="Learning rate of both networks.", rich_help_panel="Training"),
+    seed: int = typer.Option(None, "--seed", help="Seed for weights, noise and batch order [default: 0].", rich_help_panel="Training"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16 (auto: bf16 where the hardware runs it fast).", rich_help_panel="Hardware"),
+    name: str = typer.Option(None, "--name", "-n", help="Run name (default: the dataset's name, numbered).", rich_help_panel="Run"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run named by --name (default: the newest run of MODEL).", rich_help_panel="Run"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; print only the run folder.", rich_help_panel="Run"),
+) -> None:
+    """Train a model; checkpoints, samples and metrics go to a run folder in the store."""
+    from ganctl.training import run_training
+
+    progress = ui.DownloadProgress()
+    result = run_training(
+        model,
+        dataset,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        image_size=image_size,
+        device=device,
+        precision=precision,
+        name=name,
+        resume=resume,
+        mirror=mirror,
+        reporter=ui.TrainProgress(quiet=quiet),
+        progress_for=progress.for_file,
+        warn=ui.warn,
+    )
+    rid = f"{result.run_dir.parent.name}/{result.run_dir.name}"
+    if result.interrupted:
+        ui.warn(
+            f"stopped at epoch {result.epochs_done + 1}, step {result.step}; checkpoint saved. "
+            f"Continue with: ganctl train {model} --resume --name {result.run_dir.name}"
+        )
+        ui.result(result.run_dir)
+        raise typer.Exit(130)
+    if result.checkpoint is None and resume:
+        ui.info(f"run {rid} already has its {result.epochs_done} epochs: pass --epochs N to train further")
+    elif not quiet:
+        ui.info(f"done: run {rid}; sample it with 'ganctl sample {model} --run {result.run_dir.name}'")
+    ui.result(result.run_dir)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog=EXAMPLES, rich_help_panel="Train")(train)

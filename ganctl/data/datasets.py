@@ -1,0 +1,225 @@
+"""Load a dataset into memory as one uint8 tensor, already at the training size.
+
+The datasets GANs are trained on here are small (MNIST is 47 MB at 28x28), so they are decoded
+once and kept in memory: no per-sample PIL transforms or worker processes in the training loop.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ganctl.data import catalog
+from ganctl.errors import DatasetError, did_you_mean
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+
+# digits ships as one set; the last 297 images are held out as its test split (for evaluation)
+DIGITS_TEST = 297
+
+WarnFn = Callable[[str], None]
+
+
+@dataclass
+class ImageData:
+    """Images (N, C, H, W) uint8, with optional integer labels and their class names."""
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    classes: tuple[str, ...] | None
+    source: str
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[-1]
+
+
+# ---------------------------------------------------------------- IDX (MNIST format)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """Read a (gzipped) IDX file of unsigned bytes: labels (N,) or images (N, H, W)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+        zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+        if zero != 0 or dtype != 0x08 or ndim not in (1, 3):
+            raise ValueError(f"magic {data[:4].hex()} is not an unsigned-byte IDX file")
+        dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+        body = data[4 + 4 * ndim :]
+        count = 1
+        for d in dims:
+            count *= d
+        if len(body) != count:
+            raise ValueError(f"holds {len(body)} bytes of data, its header promises {count}")
+    except (OSError, EOFError, ValueError, struct.error) as e:
+        raise DatasetError(
+            f"{path} is not a readable IDX file ({e}). Delete it and download the dataset again."
+        ) from e
+    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(dims)
+
+
+def _load_idx_pair(directory: Path, images_file: str, labels_file: str) -> tuple[torch.Tensor, torch.Tensor]:
+    images = read_idx(directory / images_file)
+    labels = read_idx(directory / labels_file).long()
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise DatasetError(
+            f"{directory}: {images_file} and {labels_file} do not match "
+            f"({tuple(images.shape)} images, {tuple(labels.shape)} labels)"
+        )
+    return images.unsqueeze(1), labels
+
+
+# ---------------------------------------------------------------- resizing
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a (N, C, H, W) uint8 batch to size x size (antialiased bilinear, in chunks)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    import torch.nn.functional as F
+
+    out = []
+    for chunk in images.split(4096):
+        x = F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out.append(x.round_().clamp_(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    if images.shape[1] == channels:
+        return images
+    if images.shape[1] == 1 and channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    if images.shape[1] == 3 and channels == 1:  # ITU-R 601 luma, as PIL's convert("L")
+        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (images.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+    raise DatasetError(f"cannot convert {images.shape[1]}-channel images to {channels} channels")
+
+
+# ---------------------------------------------------------------- folders
+
+
+def _center_square(img):
+    w, h = img.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    return img.crop((left, top, left + s, top + s))
+
+
+def load_folder(
+    root: Path,
+    image_size: int,
+    channels: int | None = None,
+    warn: WarnFn | None = None,
+) -> ImageData:
+    """Every image below ``root`` (recursive), centre-cropped to a square and resized.
+
+    When every image lies inside a first-level sub-folder and there are at least two of them,
+    the sub-folder names are the class labels (the torchvision ImageFolder convention).
+    Files that cannot be decoded are reported by name through ``warn`` and left out.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder of images")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    if not files:
+        raise DatasetError(
+            f"no images found in {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, "
+            "in sub-folders too). Point --dataset at a folder that holds image files."
+        )
+    tops = {p.relative_to(root).parts[0] for p in files}
+    labelled = all(len(p.relative_to(root).parts) > 1 for p in files) and len(tops) >= 2
+    classes = tuple(sorted(tops)) if labelled else None
+
+    decoded, labels, bad = [], [], []
+    grayscale_only = True
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.load()
+                if img.mode not in ("L", "1", "I", "I;16", "LA"):
+                    grayscale_only = False
+                img = img.convert("RGBA") if img.mode in ("P", "LA", "PA") else img
+                rgb = img.convert("RGB") if img.mode != "RGB" else img
+                rgb = _center_square(rgb).resize((image_size, image_size), Image.Resampling.BICUBIC)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+            bad.append((path, e))
+            continue
+        decoded.append(torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(image_size, image_size, 3))
+        if classes:
+            labels.append(classes.index(path.relative_to(root).parts[0]))
+    if bad and warn:
+        names = ", ".join(str(p.relative_to(root)) for p, _ in bad[:10])
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        warn(f"skipped {len(bad)} unreadable file(s) in {root}: {names}{more}")
+    if not decoded:
+        raise DatasetError(f"none of the {len(files)} image files in {root} could be read")
+    images = torch.stack(decoded).permute(0, 3, 1, 2).contiguous()
+    if channels is None:
+        channels = 1 if grayscale_only else 3
+    images = to_channels(images, channels)
+    return ImageData(
+        name=root.name,
+        images=images,
+        labels=torch.tensor(labels, dtype=torch.long) if classes else None,
+        classes=classes,
+        source=str(root.resolve()),
+    )
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def load_catalog(
+    entry: catalog.CatalogEntry, image_size: int, channels: int | None = None, split: str = "train"
+) -> ImageData:
+    directory = entry.local_dir()
+    if entry.name == "digits":
+        images, labels = _load_idx_pair(directory, *entry.split_files["all"])
+        cut = images.shape[0] - DIGITS_TEST
+        sl = slice(0, cut) if split == "train" else slice(cut, None)
+        images, labels = images[sl], labels[sl]
+    else:
+        if not entry.is_present():
+            raise DatasetError(f"dataset {entry.name!r} is not in the store: run 'ganctl download {entry.name}'")
+        images, labels = _load_idx_pair(directory, *entry.split_files[split])
+    images = to_channels(resize_uint8(images, image_size), channels or entry.channels)
+    return ImageData(entry.name, images.contiguous(), labels, entry.classes, str(directory))
+
+
+def is_path_like(spec: str) -> bool:
+    """Catalog names win over a same-named folder in the current directory; './name' is a path."""
+    if spec in catalog.CATALOG:
+        return False
+    return "/" in spec or "\\" in spec or spec.startswith((".", "~")) or Path(spec).exists()
+
+
+def load(spec: str, image_size: int, channels: int | None = None, split: str = "train", warn: WarnFn | None = None) -> ImageData:
+    """A catalog name (must already be in the store) or a folder path."""
+    if is_path_like(spec):
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise DatasetError(f"dataset folder {spec} does not exist")
+        return load_folder(path, image_size, channels, warn)
+    if spec not in catalog.CATALOG:
+        err = did_you_mean("dataset", spec, sorted(catalog.CATALOG))
+        raise DatasetError(f"{err} Or give the path of a folder of images.")
+    return load_catalog(catalog.CATALOG[spec], image_size, channels, split)

@@ -1,0 +1,273 @@
+"""The one training loop, shared by every family. It knows nothing about GAN variants: the
+objective owns the losses and updates, the reporter (given by the CLI) owns the display.
+
+Exact resume: the batch order of epoch ``e`` is a permutation drawn from a generator seeded with
+``(seed, e)``, so it never needs saving; the global RNG (noise, dropout) is saved in every
+checkpoint with the optimizer states and the position (epoch, batch). Training 2 epochs, or 1
+epoch then ``--resume`` for 1 more, gives bit-identical weights on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from ganctl import __version__, checkpoint, images, inference, models, objectives
+from ganctl.config import TrainConfig
+from ganctl.data.datasets import ImageData
+from ganctl.errors import CheckpointError
+from ganctl.runtime import Runtime
+from ganctl.store import atomic_write, atomic_write_json
+
+SAMPLE_GRID = 64  # fixed-noise images in each epoch's grid
+
+
+class Reporter(Protocol):
+    def start(self, cfg: TrainConfig, rt: Runtime, batches: int, start_epoch: int, start_batch: int) -> None: ...
+    def step(self, epoch: int, batch: int, metrics: dict[str, float]) -> None: ...
+    def epoch_end(self, epoch: int, summary: dict[str, float]) -> None: ...
+    def message(self, text: str) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NullReporter:
+    def start(self, *a, **k) -> None: ...
+    def step(self, *a, **k) -> None: ...
+    def epoch_end(self, *a, **k) -> None: ...
+    def message(self, *a, **k) -> None: ...
+    def finish(self) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    step: int
+    interrupted: bool
+    checkpoint: Path | None
+    last_epoch: dict[str, float]
+
+
+def generator_meta(cfg: TrainConfig) -> dict:
+    """What ``sample``/``interpolate`` need to rebuild the generator from its file alone."""
+    return {
+        "family": cfg.family,
+        "arch": cfg.arch,
+        "generator": cfg.generator,
+        "z_dim": cfg.z_dim,
+        "image_size": cfg.image_size,
+        "channels": cfg.channels,
+        "classes": list(cfg.classes) if cfg.classes else None,
+        "conditional": bool(cfg.generator.get("num_classes")),
+        "dataset": cfg.dataset,
+        "run": cfg.run_name,
+        "ganctl_version": __version__,
+    }
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def uses_channels_last(cfg: TrainConfig, rt: Runtime) -> bool:
+    # convolutions run faster in NHWC with oneDNN (CPU) and cuDNN; measured 1.25x on a 2-core
+    # AVX2 CPU for the DCGAN discriminator step
+    return cfg.arch != "mlp" and rt.device.type in ("cpu", "cuda")
+
+
+@contextmanager
+def _deferred_sigint() -> Iterator[list[bool]]:
+    """The first Ctrl-C sets a flag the loop checks between batches (so the checkpoint is at a
+    clean position); a second one interrupts at once."""
+    flag = [False]
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+    except ValueError:  # not the main thread: leave signals alone
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = True
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _read_metrics(path: Path, upto_step: int) -> list[dict]:
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:  # a torn last line from a crash
+                continue
+            if row.get("step", 0) <= upto_step:
+                rows.append(row)
+    return rows
+
+
+def train(
+    cfg: TrainConfig,
+    data: ImageData,
+    run_dir: Path,
+    rt: Runtime,
+    reporter: Reporter | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    reporter = reporter or NullReporter()
+    run_dir = Path(run_dir)
+    torch.manual_seed(cfg.seed)
+    G = models.build_generator(cfg.arch, cfg.generator)
+    D = models.build_discriminator(cfg.arch, cfg.discriminator)
+    models.init_weights(cfg.arch, G, cfg.init)
+    models.init_weights(cfg.arch, D, cfg.init)
+    G.to(rt.device)
+    D.to(rt.device)
+    channels_last = uses_channels_last(cfg, rt)
+    if channels_last:
+        G.to(memory_format=torch.channels_last)
+        D.to(memory_format=torch.channels_last)
+    obj = objectives.build(G, D, cfg, rt)
+
+    start_epoch = start_batch = step = 0
+    metrics_path = run_dir / "metrics.jsonl"
+    if resume:
+        state = _restore(run_dir, G, D, obj, reporter)
+        start_epoch, start_batch, step = state.epoch, state.batch, state.step
+        rows = _read_metrics(metrics_path, step)
+        atomic_write(metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", cfg.to_json())
+        atomic_write(metrics_path, b"")
+        rows = []
+
+    x_all = data.images
+    y_all = data.labels if obj.G_conditional else None
+    if rt.device.type != "cpu" and x_all.numel() < 2**31:  # small data: keep it on the GPU
+        x_all = x_all.to(rt.device)
+        y_all = y_all.to(rt.device) if y_all is not None else None
+    n = len(x_all)
+    bs = min(cfg.batch_size, n)
+    batches = n // bs  # drop the last partial batch: tiny batches upset batch norm
+    fixed_z = inference.latents(SAMPLE_GRID, cfg.z_dim, seed=cfg.seed).to(rt.device)
+    fixed_y = inference.grid_labels(SAMPLE_GRID, len(cfg.classes)).to(rt.device) if obj.G_conditional else None
+
+    reporter.start(cfg, rt, batches, start_epoch, start_batch)
+    metrics_file = open(metrics_path, "a")
+    interrupted, last_ckpt, summary = False, None, {}
+    try:
+        with _deferred_sigint() as stop:
+            for epoch in range(start_epoch, cfg.epochs):
+                perm = epoch_permutation(cfg.seed, epoch, n).to(x_all.device)
+                first = start_batch if epoch == start_epoch else 0
+                t0, epoch_rows = time.perf_counter(), []
+                for b in range(first, batches):
+                    idx = perm[b * bs : (b + 1) * bs]
+                    real = x_all[idx].to(rt.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+                    if channels_last:
+                        real = real.contiguous(memory_format=torch.channels_last)
+                    labels = y_all[idx].to(rt.device) if y_all is not None else None
+                    m = obj.d_step(real, labels)
+                    if (step + 1) % obj.n_critic == 0:
+                        m.update(obj.g_step(real, labels))
+                    step += 1
+                    row = {"step": step, "epoch": epoch + 1, **{k: round(float(v), 6) for k, v in m.items()}}
+                    rows.append(row)
+                    epoch_rows.append(row)
+                    metrics_file.write(json.dumps(row) + "\n")
+                    reporter.step(epoch, b + 1, row)
+                    if stop[0] and b + 1 < batches:
+                        metrics_file.flush()
+                        last_ckpt = _save(run_dir, f"step_{step:08d}", G, D, obj, cfg, epoch, b + 1, step)
+                        interrupted = True
+                        return TrainResult(run_dir, epoch, step, True, last_ckpt, summary)
+                metrics_file.flush()
+                seconds = time.perf_counter() - t0
+                summary = _summarise(epoch_rows, seconds, (batches - first) * bs)
+                _epoch_outputs(run_dir, epoch, G, fixed_z, fixed_y, rows, cfg)
+                last_ckpt = _save(run_dir, f"epoch_{epoch + 1:04d}", G, D, obj, cfg, epoch + 1, 0, step)
+                reporter.epoch_end(epoch, summary)
+                if stop[0]:
+                    interrupted = True
+                    return TrainResult(run_dir, epoch + 1, step, True, last_ckpt, summary)
+    finally:
+        metrics_file.close()
+        reporter.finish()
+    return TrainResult(run_dir, cfg.epochs, step, interrupted, last_ckpt, summary)
+
+
+def _summarise(rows: list[dict], seconds: float, images_seen: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key in rows[0] if rows else ():
+        if key not in ("step", "epoch"):
+            vals = [r[key] for r in rows if key in r]
+            out[key] = sum(vals) / len(vals)
+    out["seconds"] = seconds
+    out["images_per_s"] = images_seen / seconds if seconds > 0 else math.nan
+    return out
+
+
+def _epoch_outputs(run_dir, epoch, G, fixed_z, fixed_y, rows, cfg) -> None:
+    was_training = G.training
+    G.eval()
+    with torch.no_grad():
+        fake = G(fixed_z, fixed_y).float()
+    G.train(was_training)
+    nrow = len(cfg.classes) if fixed_y is not None else 8
+    images.save_grid(fake, run_dir / "samples" / f"epoch_{epoch + 1:04d}.png", nrow=nrow)
+    series = {k: [r[k] for r in rows if k in r] for k in ("d_loss", "g_loss")}
+    images.loss_chart(series, run_dir / "losses.png", title=f"{cfg.family} on {Path(cfg.dataset).name}")
+
+
+def _save(run_dir, tag, G, D, obj, cfg, epoch, batch, step) -> Path:
+    state = checkpoint.TrainerState(
+        epoch=epoch,
+        batch=batch,
+        step=step,
+        optimizers={k: o.state_dict() for k, o in obj.optimizers().items()},
+        rng_cpu=torch.get_rng_state(),
+        rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    )
+    return checkpoint.save(run_dir, tag, G, D, generator_meta(cfg), state)
+
+
+def _restore(run_dir: Path, G, D, obj, reporter) -> checkpoint.TrainerState:
+    problems = []
+    for ckpt in checkpoint.candidates(run_dir):
+        try:
+            checkpoint.load_weights(ckpt / checkpoint.GENERATOR, G)
+            checkpoint.load_weights(ckpt / checkpoint.DISCRIMINATOR, D)
+            state = checkpoint.load_trainer(ckpt)
+            for name, opt in obj.optimizers().items():
+                opt.load_state_dict(state.optimizers[name])
+        except (CheckpointError, KeyError, ValueError) as e:
+            problems.append(f"{ckpt.name}: {e}")
+            reporter.message(f"warning: skipping checkpoint {ckpt.name}: {e}")
+            continue
+        torch.set_rng_state(state.rng_cpu)
+        if state.rng_cuda and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state.rng_cuda)
+        reporter.message(f"resuming from {ckpt.relative_to(run_dir)} (epoch {state.epoch + 1}, batch {state.batch})")
+        return state
+    detail = "; ".join(problems) if problems else "no checkpoints were saved"
+    raise CheckpointError(f"cannot resume {run_dir}: {detail}. Start a new run without --resume.")

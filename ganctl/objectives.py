@@ -1,0 +1,114 @@
+"""Training objectives: each wraps the two networks and their optimizers and owns the losses.
+
+The engine only calls ``d_step`` on every batch and ``g_step`` after every ``n_critic``-th one;
+it knows nothing about which GAN it trains (the pattern of lucidrains' diffusion objectives).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganctl.config import TrainConfig
+from ganctl.errors import GanctlError
+from ganctl.runtime import Runtime
+
+
+def make_optimizer(cfg: TrainConfig, params, device: torch.device) -> torch.optim.Optimizer:
+    # foreach kernels batch the per-parameter updates; they are the default on CUDA only
+    fast = dict(foreach=True)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, **fast)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, **fast)
+    raise GanctlError(f"unknown optimizer {cfg.optimizer!r} in the run's config")
+
+
+class Objective:
+    """Base: holds G, D, their optimizers, and the runtime (device, precision)."""
+
+    n_critic = 1
+
+    def __init__(self, G: nn.Module, D: nn.Module, cfg: TrainConfig, rt: Runtime):
+        self.G, self.D, self.cfg, self.rt = G, D, cfg, rt
+        self.opt_g = make_optimizer(cfg, G.parameters(), rt.device)
+        self.opt_d = make_optimizer(cfg, D.parameters(), rt.device)
+        self._fake: torch.Tensor | None = None
+        self._fake_labels: torch.Tensor | None = None
+
+    def latent(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.cfg.z_dim, device=self.rt.device)
+
+    def fake_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        # conditional models generate fakes for the batch's own labels (vanerk03/CGAN)
+        return labels if self.G_conditional else None
+
+    @property
+    def G_conditional(self) -> bool:
+        return bool(getattr(self.G, "num_classes", 0))
+
+    def generate(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
+        with self.rt.autocast():
+            return self.G(self.latent(n), self.fake_labels(labels))
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    def d_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def g_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class BCEObjective(Objective):
+    """The original GAN game with the non-saturating generator loss, on logits.
+
+    ``real_label`` < 1 is one-sided label smoothing (Huy1711/GAN uses 0.9 for D and G);
+    ``d_reduction`` "mean" halves D's loss (real + fake) / 2 as most seeds do, "sum" does not.
+    """
+
+    def __init__(self, G, D, cfg, rt):
+        super().__init__(G, D, cfg, rt)
+        self.real_label = float(cfg.objective_args.get("real_label", 1.0))
+        self.d_scale = 0.5 if cfg.objective_args.get("d_reduction", "mean") == "mean" else 1.0
+
+    def _bce(self, logits: torch.Tensor, target: float) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits, target, dtype=torch.float32))
+
+    def d_step(self, real, labels):
+        fake_labels = self.fake_labels(labels)
+        with self.rt.autocast():
+            fake = self.G(self.latent(real.shape[0]), fake_labels)
+            d_real = self.D(real, labels if self.G_conditional else None)
+            d_fake = self.D(fake.detach(), fake_labels)
+            loss = (self._bce(d_real, self.real_label) + self._bce(d_fake, 0.0)) * self.d_scale
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        # The generator step reuses this batch of fakes (one G forward per iteration, as in
+        # pytorch/examples dcgan and the seeds).
+        self._fake, self._fake_labels = fake, fake_labels
+        return {
+            "d_loss": loss.detach(),
+            "d_real": torch.sigmoid(d_real.detach().float()).mean(),
+            "d_fake": torch.sigmoid(d_fake.detach().float()).mean(),
+        }
+
+    def g_step(self, real, labels):
+        fake, fake_labels = self._fake, self._fake_labels
+        self._fake = self._fake_labels = None
+        with self.rt.autocast():
+            loss = self._bce(self.D(fake, fake_labels), self.real_label)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return {"g_loss": loss.detach()}
+
+
+OBJECTIVES = {"bce": BCEObjective}
+
+
+def build(G: nn.Module, D: nn.Module, cfg: TrainConfig, rt: Runtime) -> Objective:
+    return OBJECTIVES[cfg.objective](G, D, cfg, rt)

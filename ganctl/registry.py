@@ -1,0 +1,168 @@
+"""Model families as plain data: networks, objective, and default hyperparameters per dataset.
+
+Nothing here imports torch. Each preset names its source (a seed repository or paper; see
+shared/reference/seed-models.md sections 6-8 for the conflicts between the seeds and why each
+default was chosen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ganctl.errors import did_you_mean
+
+
+@dataclass(frozen=True)
+class Preset:
+    source: str
+    image_size: int
+    epochs: int
+    batch_size: int
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    optimizer: str = "adam"
+    z_dim: int = 100
+    generator: dict = field(default_factory=dict)  # architecture arguments beyond z/channels/size
+    discriminator: dict = field(default_factory=dict)
+    objective: dict = field(default_factory=dict)
+    init: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    summary: str
+    arch: str  # key into ganctl.models
+    objective: str  # key into ganctl.objectives
+    conditional: bool
+    presets: MappingProxyType  # dataset key -> Preset; "default" for grayscale folders, "rgb" for colour
+
+    def preset_for(self, dataset: str, channels: int | None = None) -> tuple[str, Preset]:
+        """The preset for a catalog dataset name, else by channel count for folders."""
+        if dataset in self.presets:
+            return dataset, self.presets[dataset]
+        key = "rgb" if channels == 3 and "rgb" in self.presets else "default"
+        return key, self.presets[key]
+
+
+def _presets(**kw: Preset) -> MappingProxyType:
+    return MappingProxyType({k.replace("_", "-"): v for k, v in kw.items()})
+
+
+# ---------------------------------------------------------------- gan (MLP)
+
+# Huy1711/GAN (PyTorch Lightning notebook): z 64, G 128-192 with BN, LReLU 0.2, dropout 0.3;
+# D 192-128 with dropout; BCE with the real target smoothed to 0.9 (for D and G); D loss summed;
+# Adam 2e-4 with default betas; batch 64; 100 epochs. Its two bugs (LReLU on D's raw input, BN
+# eps=0.8) are not copied (seed-models.md section 8).
+_GAN_MNIST = Preset(
+    source="Huy1711/GAN (PyTorch Lightning notebook), MNIST and Fashion-MNIST runs",
+    image_size=28,
+    epochs=100,
+    batch_size=64,
+    lr=2e-4,
+    z_dim=64,
+    generator=dict(hidden=(128, 192), batch_norm=True, dropout=0.3, slope=0.2),
+    discriminator=dict(hidden=(192, 128), dropout=0.3, slope=0.2),
+    objective=dict(real_label=0.9, d_reduction="sum"),
+)
+
+# VedantG-02 simpleGAN on 64x64 RGB faces: z 64, G 128-256-512-1024-4096 ReLU, D 4096-...-128
+# LReLU 0.01, BCE with D loss halved, Adam 5e-5 with default betas, batch 64, 50 epochs.
+_GAN_RGB = Preset(
+    source="VedantG-02/pytorch-PlayGround simpleGAN (CelebA-style faces, 64x64 RGB)",
+    image_size=64,
+    epochs=50,
+    batch_size=64,
+    lr=5e-5,
+    z_dim=64,
+    generator=dict(hidden=(128, 256, 512, 1024, 4096), batch_norm=False, dropout=0.0, slope=0.0),
+    discriminator=dict(hidden=(4096, 1024, 512, 256, 128), dropout=0.0, slope=0.01),
+    objective=dict(real_label=1.0, d_reduction="mean"),
+)
+
+GAN = Family(
+    name="gan",
+    summary="fully connected GAN (Goodfellow et al., 2014)",
+    arch="mlp",
+    objective="bce",
+    conditional=False,
+    presets=_presets(
+        mnist=_GAN_MNIST,
+        fashion_mnist=_GAN_MNIST,
+        # digits are upsampled to 28x28 so the MNIST networks apply unchanged; 1,500 training
+        # images give 23 batches an epoch, so more epochs than MNIST's 938-batch epochs.
+        digits=Preset(**{**_GAN_MNIST.__dict__, "epochs": 300, "source": "Huy1711/GAN MNIST preset; epochs set for digits' 1,500 images"}),
+        default=_GAN_MNIST,
+        rgb=_GAN_RGB,
+        celeba=_GAN_RGB,
+    ),
+)
+
+# ---------------------------------------------------------------- dcgan
+
+# FidanVural/GAN dcgan.py: MNIST resized to 64, z 100, 64 base features, Adam 2e-4 with default
+# betas (Huy uses the same), batch 128, 20 epochs (its README), D loss halved, N(0, 0.02) init.
+_DCGAN_MNIST = Preset(
+    source="FidanVural/GAN dcgan_training.py (MNIST at 64x64); 20 epochs from its README",
+    image_size=64,
+    epochs=20,
+    batch_size=128,
+    lr=2e-4,
+    z_dim=100,
+    generator=dict(features=64),
+    discriminator=dict(features=64, norm="batch"),
+    objective=dict(real_label=1.0, d_reduction="mean"),
+    init=dict(bn_gamma_mean=0.0),
+)
+
+# VedantG-02 DCGAN on 64x64 faces: Adam 5e-5 with betas (0.5, 0.999), batch 64, 50 epochs.
+_DCGAN_RGB = Preset(
+    **{
+        **_DCGAN_MNIST.__dict__,
+        "source": "VedantG-02/pytorch-PlayGround DCGAN (faces, 64x64 RGB)",
+        "epochs": 50,
+        "batch_size": 64,
+        "lr": 5e-5,
+        "betas": (0.5, 0.999),
+    }
+)
+
+DCGAN = Family(
+    name="dcgan",
+    summary="deep convolutional GAN (Radford et al., 2015)",
+    arch="dcgan",
+    objective="bce",
+    conditional=False,
+    presets=_presets(
+        mnist=_DCGAN_MNIST,
+        fashion_mnist=_DCGAN_MNIST,
+        # 8x8 digits gain nothing from 64x64: 32x32 drops one block and costs a quarter of the
+        # compute. Batch 64 gives 23 steps an epoch on 1,500 images.
+        digits=Preset(
+            **{
+                **_DCGAN_MNIST.__dict__,
+                "source": "FidanVural/GAN MNIST preset at 32x32, batch 64, for digits",
+                "image_size": 32,
+                "batch_size": 64,
+                "epochs": 30,
+            }
+        ),
+        default=_DCGAN_MNIST,
+        rgb=_DCGAN_RGB,
+        celeba=_DCGAN_RGB,
+    ),
+)
+
+FAMILIES: MappingProxyType = MappingProxyType({f.name: f for f in (GAN, DCGAN)})
+
+
+def names() -> list[str]:
+    return list(FAMILIES)
+
+
+def get(name: str) -> Family:
+    if name not in FAMILIES:
+        raise did_you_mean("model", name, names())
+    return FAMILIES[name]

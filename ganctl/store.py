@@ -1,0 +1,215 @@
+"""The store: where datasets, training runs and pretrained weights live.
+
+The root is ``GANCTL_HOME`` if set, else platformdirs' user data dir. It is resolved at call
+time, never at import, so tests and users can point it elsewhere per process. Every write goes
+through :func:`atomic_write` or :func:`atomic_dir` (temp + rename), so a crash never leaves a
+half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ganctl.errors import StoreError, UnknownNameError
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This folder holds files ganctl can download again; backup tools may skip it.\n"
+)
+
+
+def home() -> Path:
+    """The store root."""
+    env = os.environ.get("GANCTL_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    from platformdirs import user_data_path
+
+    return user_data_path("ganctl", appauthor=False)
+
+
+def datasets_dir() -> Path:
+    return home() / "datasets"
+
+
+def runs_dir() -> Path:
+    return home() / "runs"
+
+
+def pretrained_dir() -> Path:
+    return home() / "pretrained"
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Refuse names that could leave the store or confuse the shell ('../x', 'a/b', '.hidden')."""
+    if not _NAME_RE.match(name) or ".." in name:
+        raise StoreError(
+            f"invalid {what} {name!r}: use letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit), at most 100 characters"
+        )
+    return name
+
+
+def ensure_cache_dir(path: Path) -> Path:
+    """Create a folder of re-downloadable files, tagged so backup tools skip it."""
+    path.mkdir(parents=True, exist_ok=True)
+    tag = path / "CACHEDIR.TAG"
+    if not tag.exists():
+        atomic_write(tag, _CACHEDIR_TAG.encode())
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only if the block succeeds."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, dest)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(dest: Path, data: bytes) -> Path:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+    return Path(dest)
+
+
+def atomic_write_json(dest: Path, obj: object) -> Path:
+    return atomic_write(dest, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``dest``; it becomes ``dest`` only when the block succeeds.
+
+    ``dest`` must not exist yet (folders cannot be swapped atomically); callers write new,
+    versioned folder names and point to them with :func:`atomic_write`.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield tmp
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def dir_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+# ---------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    family: str
+    name: str
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return f"{self.family}/{self.name}"
+
+    def config(self) -> dict:
+        try:
+            return json.loads((self.path / "config.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+
+def run_path(family: str, name: str) -> Path:
+    return runs_dir() / check_name(family, "model") / check_name(name, "run name")
+
+
+def list_runs(family: str | None = None) -> list[RunInfo]:
+    """Runs in the store, oldest first (by creation time recorded in the folder's mtime)."""
+    root = runs_dir()
+    if not root.is_dir():
+        return []
+    runs = []
+    for fam_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if family is not None and fam_dir.name != family:
+            continue
+        for run in fam_dir.iterdir():
+            if run.is_dir() and not run.name.startswith(".") and (run / "config.json").is_file():
+                runs.append(RunInfo(fam_dir.name, run.name, run))
+    runs.sort(key=lambda r: (r.config().get("created", ""), r.path.stat().st_mtime))
+    return runs
+
+
+def newest_run(family: str) -> RunInfo | None:
+    runs = list_runs(family)
+    return runs[-1] if runs else None
+
+
+def find_run(ref: str, family: str | None = None) -> RunInfo:
+    """Resolve 'NAME', 'FAMILY/NAME' or a run folder path to a run."""
+    p = Path(ref).expanduser()
+    if p.is_dir() and (p / "config.json").is_file():
+        return RunInfo(p.parent.name, p.name, p.resolve())
+    if "/" in ref:
+        fam, _, name = ref.partition("/")
+        family = fam
+    else:
+        name = ref
+    check_name(name, "run name")
+    candidates = [r for r in list_runs(family) if r.name == name]
+    if not candidates:
+        have = [r.id for r in list_runs(family)]
+        where = f" of {family!r}" if family else ""
+        listing = f" Runs{where}: {', '.join(have)}." if have else " There are no runs yet: train one with 'ganctl train'."
+        raise UnknownNameError(f"no run named {ref!r}{where} in {runs_dir()}.{listing}")
+    if len(candidates) > 1:
+        ids = ", ".join(r.id for r in candidates)
+        raise UnknownNameError(f"run name {name!r} is ambiguous ({ids}): give it as FAMILY/NAME.")
+    return candidates[0]
+
+
+def next_run_name(family: str, base: str) -> str:
+    """'base', then 'base-2', 'base-3', ... whichever is free."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "run"
+    parent = runs_dir() / family
+    name, k = base, 1
+    while (parent / name).exists():
+        k += 1
+        name = f"{base}-{k}"
+    return name
+
+
+def delete_run(run: RunInfo) -> None:
+    """Remove a run: rename it out of the way first, so a half-deleted run is never listed."""
+    trash = run.path.parent / f".deleting-{run.name}"
+    shutil.rmtree(trash, ignore_errors=True)
+    os.rename(run.path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
