@@ -36,7 +36,7 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         self.z_dim = z_dim
         k = _depth(image_size)
-        ch = features * 2 ** (k - 1)
+        ch = features * 2**k
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False),
             nn.BatchNorm2d(ch),

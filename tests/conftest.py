@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# keep test runs small and deterministic on a 2-core machine
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(tmp_path, monkeypatch):
+    """Every test gets its own store, plain output, and no progress bars."""
+    home = tmp_path / "ganctl-home"
+    monkeypatch.setenv("GANCTL_HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("GANCTL_DOWNLOAD_BACKOFF", "0")
+    monkeypatch.delenv("GANCTL_MIRROR", raising=False)
+    monkeypatch.delenv("GANCTL_DEBUG", raising=False)
+    return home
+
+
+def make_image_folder(root, n=12, size=(20, 24), mode="RGB", classes=None, seed=0):
+    """Write n small random images (PNG) under root, optionally in class sub-folders."""
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        w, h = size if not callable(size) else size(i)
+        folder = root / classes[i % len(classes)] if classes else root
+        folder.mkdir(parents=True, exist_ok=True)
+        channels = {"RGB": 3, "L": 1}[mode]
+        data = bytes(rng.randrange(256) for _ in range(w * h * channels))
+        path = folder / f"img_{i:03d}.png"
+        Image.frombytes(mode, (w, h), data).save(path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import gzip
+import struct
+
+import pytest
+import torch
+
+from ganctl.data import catalog, datasets
+from ganctl.errors import DatasetError
+from tests.conftest import make_image_folder
+
+
+def _write_idx(path, images: torch.Tensor, labels: torch.Tensor | None = None):
+    n, h, w = images.shape
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, h, w) + images.numpy().tobytes())
+
+
+def test_read_idx_round_trip(tmp_path):
+    imgs = torch.randint(0, 256, (5, 3, 4), dtype=torch.uint8)
+    _write_idx(tmp_path / "x.gz", imgs)
+    assert torch.equal(datasets.read_idx(tmp_path / "x.gz"), imgs)
+
+
+def test_corrupt_idx_is_a_clear_error(tmp_path):
+    (tmp_path / "bad.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DatasetError, match="not a readable IDX file"):
+        datasets.read_idx(tmp_path / "bad.gz")
+    with gzip.open(tmp_path / "short.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, 10, 28, 28) + b"\0" * 100)
+    with pytest.raises(DatasetError, match="header promises"):
+        datasets.read_idx(tmp_path / "short.gz")
+
+
+def test_digits_ship_with_the_package_and_split():
+    train = datasets.load("digits", 8)
+    test = datasets.load("digits", 8, split="test")
+    assert train.images.shape == (1500, 1, 8, 8) and test.images.shape == (297, 1, 8, 8)
+    assert train.images.dtype == torch.uint8 and int(train.images.max()) == 255
+    assert train.classes == tuple("0123456789")
+    # every class is represented with roughly equal counts (1,797 images, ~180 each)
+    counts = torch.bincount(torch.cat([train.labels, test.labels]), minlength=10)
+    assert counts.sum() == 1797 and counts.min() >= 170
+    up = datasets.load("digits", 28)
+    assert up.images.shape == (1500, 1, 28, 28)
+
+
+def test_catalog_dataset_missing_from_store_says_how_to_get_it():
+    with pytest.raises(DatasetError, match="ganctl download mnist"):
+        datasets.load("mnist", 28)
+
+
+def test_unknown_dataset_suggests_names():
+    with pytest.raises(DatasetError, match="did you mean 'mnist'|Did you mean 'mnist'"):
+        datasets.load("mnsit", 28)
+
+
+def test_folder_with_class_subfolders_gives_labels(tmp_path):
+    make_image_folder(tmp_path / "pets", n=9, classes=["cat", "dog", "emu"])
+    data = datasets.load(str(tmp_path / "pets"), 16)
+    assert data.images.shape == (9, 3, 16, 16)
+    assert data.classes == ("cat", "dog", "emu")
+    assert data.labels.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # files are read in path order
+
+
+def test_flat_grayscale_folder_is_one_channel_without_labels(tmp_path):
+    make_image_folder(tmp_path / "g", n=4, mode="L")
+    data = datasets.load(str(tmp_path / "g"), 8)
+    assert data.images.shape == (4, 1, 8, 8) and data.labels is None
+
+
+def test_mixed_sizes_are_centre_cropped(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "mixed"
+    root.mkdir()
+    # a wide image: white square in the middle, black side bands that the centre crop removes
+    img = Image.new("RGB", (30, 10), (0, 0, 0))
+    img.paste((255, 255, 255), (10, 0, 20, 10))
+    img.save(root / "wide.png")
+    Image.new("RGB", (7, 13), (255, 255, 255)).save(root / "tall.png")
+    data = datasets.load(str(root), 10)
+    assert data.images.shape == (2, 3, 10, 10)
+    assert int(data.images.min()) >= 250  # no black band survived
+
+
+def test_unreadable_files_are_named_and_skipped(tmp_path):
+    make_image_folder(tmp_path / "f", n=3)
+    (tmp_path / "f" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    warnings = []
+    data = datasets.load(str(tmp_path / "f"), 8, warn=warnings.append)
+    assert len(data) == 3
+    assert len(warnings) == 1 and "broken.jpg" in warnings[0]
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(DatasetError, match="no images found"):
+        datasets.load(str(tmp_path / "empty"), 8)
+
+
+def test_catalog_entries_have_checksums_and_sizes():
+    for entry in catalog.CATALOG.values():
+        for f in entry.files:
+            assert f.size and f.size > 0
+            assert f.checksum and f.checksum.split(":")[0] in ("md5", "sha256")
+        assert len(entry.classes) == 10
+
+
+def test_mirror_replaces_published_urls(monkeypatch):
+    e = catalog.get("mnist")
+    assert catalog.mirrors_for(e) == list(e.mirrors)
+    assert catalog.mirrors_for(e, "http://127.0.0.1:1/m/") == ["http://127.0.0.1:1/m/"]
+    monkeypatch.setenv("GANCTL_MIRROR", "http://127.0.0.1:2/")
+    assert catalog.mirrors_for(e) == ["http://127.0.0.1:2/"]

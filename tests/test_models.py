@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ganctl import models, registry
+from ganctl.config import make_config
+from ganctl.errors import UnknownNameError
+from ganctl.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_dcgan_shapes(size):
+    G = DCGANGenerator(z_dim=8, channels=3, image_size=size, features=4)
+    D = DCGANDiscriminator(channels=3, image_size=size, features=4)
+    with torch.no_grad():
+        x = G(torch.randn(5, 8))
+    assert x.shape == (5, 3, size, size)
+    assert float(x.abs().max()) <= 1.0
+    assert D(x).shape == (5,)
+
+
+def test_dcgan_64_matches_the_seed_topology():
+    # FidanVural/GAN: CT(100,1024) 1024->512->256->128 -> C; D 64->128->256->512 -> 1
+    G = DCGANGenerator(100, 1, 64, 64)
+    convs = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(100, 1024), (1024, 512), (512, 256), (256, 128), (128, 1)]
+    assert [c.bias is None for c in convs] == [True, True, True, True, False]
+    D = DCGANDiscriminator(1, 64, 64)
+    dconvs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in dconvs] == [(1, 64), (64, 128), (128, 256), (256, 512), (512, 1)]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) and m.num_features == 64 for m in D.modules())
+
+
+def test_dcgan_rejects_sizes_that_are_not_powers_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        DCGANGenerator(8, 1, 48, 4)
+
+
+def test_instance_norm_critic_option():
+    D = DCGANDiscriminator(1, 32, 4, norm="instance")
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in D.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+
+
+def test_unknown_family_suggests():
+    with pytest.raises(UnknownNameError, match="Did you mean 'dcgan'"):
+        registry.get("dcgn")
+
+
+@pytest.mark.parametrize("family", registry.names())
+def test_every_preset_builds_and_runs(family):
+    fam = registry.get(family)
+    for key, preset in fam.presets.items():
+        assert preset.source, f"{family}/{key} has no source"
+        channels = 3 if key in ("rgb", "celeba") else 1
+        cfg = make_config(family, "digits", "t", channels=channels, classes=None, preset_key=key)
+        G = models.build_generator(cfg.arch, cfg.generator)
+        D = models.build_discriminator(cfg.arch, cfg.discriminator)
+        G.eval()
+        D.eval()
+        with torch.no_grad():
+            x = G(torch.randn(2, cfg.z_dim))
+            assert x.shape == (2, channels, cfg.image_size, cfg.image_size)
+            assert D(x).shape == (2,)
+
+
+def test_mlp_gan_presets_follow_the_seeds():
+    p = registry.get("gan").presets["mnist"]
+    assert (p.z_dim, p.batch_size, p.lr, p.betas, p.epochs) == (64, 64, 2e-4, (0.9, 0.999), 100)
+    assert p.objective == {"real_label": 0.9, "d_reduction": "sum"}
+    d = registry.get("dcgan").presets["mnist"]
+    assert (d.image_size, d.batch_size, d.lr, d.z_dim) == (64, 128, 2e-4, 100)
+    c = registry.get("dcgan").presets["celeba"]
+    assert (c.lr, c.betas, c.batch_size) == (5e-5, (0.5, 0.999), 64)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import pytest
+
+from ganctl import store
+from ganctl.errors import StoreError, UnknownNameError
+
+
+def test_home_is_resolved_at_call_time(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANCTL_HOME", str(tmp_path / "a"))
+    assert store.home() == (tmp_path / "a").resolve()
+    monkeypatch.setenv("GANCTL_HOME", str(tmp_path / "b"))
+    assert store.runs_dir() == (tmp_path / "b").resolve() / "runs"
+
+
+def test_home_defaults_to_platformdirs(monkeypatch):
+    from platformdirs import user_data_path
+
+    monkeypatch.delenv("GANCTL_HOME")
+    assert store.home() == user_data_path("ganctl", appauthor=False)
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", "..", ".hidden", "", "x" * 101, "a b", "-rf", "a\\b"])
+def test_names_that_could_escape_are_refused(bad):
+    with pytest.raises(StoreError):
+        store.check_name(bad)
+
+
+@pytest.mark.parametrize("good", ["digits", "run-2", "My_run.v1", "0"])
+def test_plain_names_are_accepted(good):
+    assert store.check_name(good) == good
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    dest = tmp_path / "f.bin"
+    with pytest.raises(RuntimeError):
+        with store.atomic_path(dest) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("crash mid-write")
+    assert list(tmp_path.iterdir()) == []
+    store.atomic_write(dest, b"whole")
+    assert dest.read_bytes() == b"whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_atomic_dir_is_renamed_only_when_complete(tmp_path):
+    with pytest.raises(ValueError):
+        with store.atomic_dir(tmp_path / "ck") as tmp:
+            (tmp / "a").write_text("x")
+            raise ValueError
+    assert not (tmp_path / "ck").exists() and list(tmp_path.iterdir()) == []
+    with store.atomic_dir(tmp_path / "ck") as tmp:
+        (tmp / "a").write_text("x")
+    assert (tmp_path / "ck" / "a").read_text() == "x"
+
+
+def _fake_run(family, name, created):
+    path = store.run_path(family, name)
+    path.mkdir(parents=True)
+    store.atomic_write_json(path / "config.json", {"created": created, "dataset": "digits", "epochs": 1})
+    return path
+
+
+def test_runs_are_listed_newest_last_and_found_by_name():
+    _fake_run("dcgan", "b", "2026-01-02T00:00:00")
+    _fake_run("dcgan", "a", "2026-01-01T00:00:00")
+    _fake_run("gan", "c", "2026-01-03T00:00:00")
+    assert [r.id for r in store.list_runs()] == ["dcgan/a", "dcgan/b", "gan/c"]
+    assert store.newest_run("dcgan").name == "b"
+    assert store.find_run("gan/c").family == "gan"
+    assert store.find_run("a", "dcgan").id == "dcgan/a"
+    with pytest.raises(UnknownNameError, match="dcgan/a"):
+        store.find_run("zzz", "dcgan")
+
+
+def test_next_run_name_numbers_duplicates():
+    assert store.next_run_name("gan", "digits") == "digits"
+    _fake_run("gan", "digits", "x")
+    assert store.next_run_name("gan", "digits") == "digits-2"
+    assert store.next_run_name("gan", "my photos!") == "my-photos"
+
+
+def test_delete_run_removes_everything():
+    path = _fake_run("gan", "x", "t")
+    (path / "checkpoints").mkdir()
+    (path / "checkpoints" / "w").write_bytes(b"1" * 10)
+    store.delete_run(store.find_run("gan/x"))
+    assert not path.exists()
+    assert list(path.parent.iterdir()) == []
