@@ -79,6 +79,10 @@ def rm(
     for r in found:
         if not str(r.path.resolve()).startswith(str(store.runs_dir().resolve())):
             raise GanctlError(f"{r.path} is not a run in the store ({store.runs_dir()}); ganctl only deletes its own runs")
+    import sys
+
+    if not (yes or dry_run or sys.stdin.isatty()):
+        raise GanctlError("refusing to delete without confirmation: pass --yes (or --dry-run to see what would go)")
     total = sum(store.dir_size(r.path) for r in found)
     for r in found:
         ui.info(f"{r.id}  {store.human_size(store.dir_size(r.path))}  {r.path}")
@@ -86,10 +90,6 @@ def rm(
         ui.info(f"Dry run: would free {store.human_size(total)}; no files were deleted.")
         return
     if not yes:
-        import sys
-
-        if not sys.stdin.isatty():
-            raise GanctlError("refusing to delete without confirmation: pass --yes")
         if not typer.confirm(f"Delete {len(found)} run(s), {store.human_size(total)}?", default=False, err=True):
             raise typer.Exit(1)
     for r in found:

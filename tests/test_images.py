@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from ganctl import images, inference
+
+
+def test_grid_layout_and_values():
+    x = torch.stack([torch.full((1, 4, 4), v) for v in (-1.0, 0.0, 1.0)])
+    g = images.grid(images.to_uint8(x), nrow=2, padding=1)
+    assert g.shape == (1, 2 * 5 + 1, 2 * 5 + 1)
+    assert g[0, 1, 1] == 0 and g[0, 1, 6] == 128 and g[0, 6, 1] == 255
+
+
+def test_small_images_are_enlarged_without_blur(tmp_path):
+    x = torch.rand(4, 3, 8, 8) * 2 - 1
+    path = images.save_grid(x, tmp_path / "g.png", nrow=2)
+    img = Image.open(path)
+    assert img.size[0] >= 2 * images.MIN_CELL and img.mode == "RGB"
+
+
+def test_gif_plays_forward_and_back(tmp_path):
+    frames = torch.linspace(-1, 1, 5).view(5, 1, 1, 1, 1).expand(5, 2, 1, 8, 8)
+    path = images.save_gif(frames, tmp_path / "a.gif")
+    anim = Image.open(path)
+    assert anim.n_frames == 8  # 5 forward + 3 back (ends not repeated)
+
+
+def test_loss_chart_draws(tmp_path):
+    path = images.loss_chart({"d_loss": [1.0, 0.5, 0.25] * 300, "g_loss": [0.1 * i for i in range(900)]}, tmp_path / "l.png")
+    img = Image.open(path)
+    assert img.size == (720, 360)
+    colours = {c for _, c in img.getcolors(100000)}
+    assert (31, 119, 180) in colours and (214, 39, 40) in colours
+
+
+def test_lerp_includes_both_ends_and_slerp_keeps_norm():
+    a, b = torch.randn(16), torch.randn(16)
+    path = inference.interpolate(a, b, 10, "lerp")
+    assert path.shape == (10, 16)
+    assert torch.allclose(path[0], a) and torch.allclose(path[-1], b)
+    assert torch.allclose(path[5] - path[4], path[1] - path[0], atol=1e-6)
+    b2 = b / b.norm() * a.norm()
+    s = inference.interpolate(a, b2, 7, "slerp")
+    assert torch.allclose(s[0], a, atol=1e-5) and torch.allclose(s[-1], b2, atol=1e-5)
+    assert torch.allclose(s.norm(dim=1), a.norm().expand(7), rtol=1e-4)
+
+
+def test_latents_depend_only_on_the_seed():
+    assert torch.equal(inference.latents(4, 8, 3), inference.latents(4, 8, 3))
+    assert not torch.equal(inference.latents(4, 8, 3), inference.latents(4, 8, 4))
