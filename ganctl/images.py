@@ -100,12 +100,12 @@ def loss_chart(series: dict[str, Sequence[float]], path: Path, title: str = "", 
     n_steps = max(len(v) for v in series.values())
     draw.text((left, h - bottom + 8), "step 0", fill=(80, 80, 80))
     draw.text((left + pw - 70, h - bottom + 8), f"step {n_steps}", fill=(80, 80, 80))
-    for (name, v), color in zip(binned.items(), colors):
+    for v, color in zip(binned.values(), colors, strict=False):
         pts = [(left + pw * i / max(1, len(v) - 1), top + ph - ph * (y - lo) / (hi - lo)) for i, y in enumerate(v)]
         if len(pts) > 1:
             draw.line(pts, fill=color, width=2)
     x = left + 8
-    for name, color in zip(binned, colors):
+    for name, color in zip(binned, colors, strict=False):
         draw.rectangle([x, 8, x + 12, 18], fill=color)
         draw.text((x + 16, 7), name, fill=(0, 0, 0))
         x += 24 + 7 * len(name)

@@ -38,7 +38,7 @@ def weights(run_dir, tag):
 
 
 def assert_same_weights(a, b):
-    for sa, sb in zip(a, b):
+    for sa, sb in zip(a, b, strict=False):
         assert sa.keys() == sb.keys()
         for k in sa:
             assert torch.equal(sa[k], sb[k]), k
