@@ -1,0 +1,124 @@
+"""Train model families on the built-in digits set with their default settings, as a user would.
+
+Runs ``ganctl train FAMILY --dataset digits`` in a fresh store for each family, then reports the
+final epoch's losses, the time per epoch on this machine, and copies the last sample grid to
+docs/benchmarks/. With --write, replaces the matching section of docs/benchmarks.md.
+
+    python benchmarks/train_digits.py                 # every family
+    python benchmarks/train_digits.py gan dcgan --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+BEGIN, END = "<!-- train_digits:begin -->", "<!-- train_digits:end -->"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return f"{cpu}, {os.cpu_count()} cores, GPU: {gpu}, torch {torch.__version__}"
+
+
+def bench(family: str, extra: list[str]) -> dict:
+    home = Path(tempfile.mkdtemp(prefix=f"ganctl-bench-{family}-"))
+    env = {**os.environ, "GANCTL_HOME": str(home), "GANCTL_DISABLE_PROGRESS_BARS": "1"}
+    cmd = [sys.executable, "-m", "ganctl", "train", family, "--dataset", "digits", "--name", "bench", *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+    run = home / "runs" / family / "bench"
+    cfg = json.loads((run / "config.json").read_text())
+    epoch_secs = [float(m) for m in re.findall(r"^epoch \d+/\d+ .* ([0-9.]+)s [0-9]+ img/s$", proc.stderr, re.M)]
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    last_epoch = [r for r in rows if r["epoch"] == rows[-1]["epoch"]]
+    keys = [k for k in last_epoch[0] if k not in ("step", "epoch")]
+    final = {k: sum(r[k] for r in last_epoch if k in r) / max(1, sum(k in r for r in last_epoch)) for k in keys}
+    grid = sorted((run / "samples").glob("epoch_*.png"))[-1]
+    out = DOCS / "benchmarks" / f"{family}-digits.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(grid, out)
+    shutil.rmtree(home, ignore_errors=True)
+    return {
+        "family": family,
+        "epochs": cfg["epochs"],
+        "batch": cfg["batch_size"],
+        "size": cfg["image_size"],
+        "sec_per_epoch": sum(epoch_secs) / len(epoch_secs),
+        "wall": wall,
+        "final": final,
+        "grid": out.relative_to(DOCS).as_posix(),
+    }
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| model | epochs | batch | size | s/epoch (training) | total wall time | final-epoch mean losses | last samples |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        losses = ", ".join(f"{k} {v:.3f}" for k, v in r["final"].items())
+        lines.append(
+            f"| {r['family']} | {r['epochs']} | {r['batch']} | {r['size']} | {r['sec_per_epoch']:.2f} | "
+            f"{r['wall'] / 60:.1f} min | {losses} | ![{r['family']}]({r['grid']}) |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("families", nargs="*", help="default: every registered family")
+    ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    ap.add_argument("--extra", default="", help="extra train options, e.g. '--epochs 2' for a quick check")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from ganctl import registry
+
+    families = args.families or registry.names()
+    results = []
+    for fam in families:
+        print(f"training {fam} on digits ...", file=sys.stderr, flush=True)
+        results.append(bench(fam, args.extra.split()))
+    section = (
+        f"{BEGIN}\n"
+        f"Machine: {machine()}. Command: `python benchmarks/train_digits.py {' '.join(families)} --write` "
+        f"(each family: `ganctl train FAMILY --dataset digits` with its defaults, in a fresh store).\n\n"
+        f"{table(results)}\n{END}"
+    )
+    print(section)
+    if args.write:
+        path = DOCS / "benchmarks.md"
+        text = path.read_text() if path.exists() else "# Benchmarks\n"
+        if BEGIN in text:
+            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
+        else:
+            text = text.rstrip() + "\n\n## Training on digits with the defaults\n\n" + section + "\n"
+        path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
