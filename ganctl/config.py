@@ -67,6 +67,7 @@ def make_config(
     lr: float | None = None,
     seed: int = 0,
     image_size: int | None = None,
+    objective_overrides: dict | None = None,
 ) -> TrainConfig:
     """Registry defaults for (family, dataset), overridden by whatever the user gave."""
     fam = registry.get(family)
@@ -94,7 +95,7 @@ def make_config(
         generator=g,
         discriminator=d,
         objective=fam.objective,
-        objective_args=dict(p.objective),
+        objective_args={**p.objective, **(objective_overrides or {})},
         init=dict(p.init),
         classes=classes,
         preset=preset_key,

@@ -187,8 +187,9 @@ def train(
                     if channels_last:
                         real = real.contiguous(memory_format=torch.channels_last)
                     labels = y_all[idx].to(rt.device) if y_all is not None else None
-                    m = obj.d_step(real, labels)
-                    if (step + 1) % obj.n_critic == 0:
+                    g_now = (step + 1) % obj.n_critic == 0
+                    m = obj.d_step(real, labels, for_g=g_now)
+                    if g_now:
                         m.update(obj.g_step(real, labels))
                     step += 1
                     row = {"step": step, "epoch": epoch + 1, **{k: round(float(v), 6) for k, v in m.items()}}
@@ -218,7 +219,7 @@ def train(
 
 def _summarise(rows: list[dict], seconds: float, images_seen: int) -> dict[str, float]:
     out: dict[str, float] = {}
-    for key in rows[0] if rows else ():
+    for key in dict.fromkeys(k for r in rows for k in r):
         if key not in ("step", "epoch"):
             vals = [r[key] for r in rows if key in r]
             out[key] = sum(vals) / len(vals)
@@ -235,7 +236,8 @@ def _epoch_outputs(run_dir, epoch, G, fixed_z, fixed_y, rows, cfg) -> None:
     G.train(was_training)
     nrow = len(cfg.classes) if fixed_y is not None else 8
     images.save_grid(fake, run_dir / "samples" / f"epoch_{epoch + 1:04d}.png", nrow=nrow)
-    series = {k: [r[k] for r in rows if k in r] for k in ("d_loss", "g_loss")}
+    keys = dict.fromkeys(k for r in rows[-50:] for k in r if k not in ("step", "epoch", "d_real", "d_fake"))
+    series = {k: [r[k] for r in rows if k in r] for k in keys}
     images.loss_chart(series, run_dir / "losses.png", title=f"{cfg.family} on {Path(cfg.dataset).name}")
 
 

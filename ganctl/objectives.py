@@ -55,7 +55,9 @@ class Objective:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
-    def d_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def d_step(self, real: torch.Tensor, labels: torch.Tensor | None, for_g: bool = True) -> dict[str, torch.Tensor]:
+        """One discriminator/critic update. ``for_g``: a generator step follows on this batch,
+        so keep the fakes' graph for it (otherwise they are generated without one)."""
         raise NotImplementedError
 
     def g_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -77,7 +79,7 @@ class BCEObjective(Objective):
     def _bce(self, logits: torch.Tensor, target: float) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits, target, dtype=torch.float32))
 
-    def d_step(self, real, labels):
+    def d_step(self, real, labels, for_g=True):
         fake_labels = self.fake_labels(labels)
         with self.rt.autocast():
             fake = self.G(self.latent(real.shape[0]), fake_labels)
@@ -107,7 +109,72 @@ class BCEObjective(Objective):
         return {"g_loss": loss.detach()}
 
 
-OBJECTIVES = {"bce": BCEObjective}
+def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """WGAN-GP penalty (Gulrajani et al., 2017): mean over samples of (||grad_x D(x_hat)||_2 - 1)^2,
+    with x_hat on the straight line between each real and fake image at a per-sample U(0, 1)
+    position and the norm taken per sample (not over the whole batch). Computed in fp32."""
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+    x_hat = (eps * real.float() + (1 - eps) * fake.float()).requires_grad_(True)
+    with torch.autocast(real.device.type, enabled=False):
+        out = D(x_hat, labels)
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+class WassersteinObjective(Objective):
+    """WGAN (Arjovsky et al., 2017) with weight clipping, or WGAN-GP with the gradient penalty.
+
+    The critic maximises E[C(real)] - E[C(fake)] (the Wasserstein estimate); the generator
+    minimises -E[C(fake)]. ``n_critic`` critic steps per generator step (the engine calls g_step
+    after every n_critic-th batch, so each critic step sees a fresh real batch, as in the paper).
+    """
+
+    def __init__(self, G, D, cfg, rt):
+        super().__init__(G, D, cfg, rt)
+        args = cfg.objective_args
+        self.n_critic = int(args.get("n_critic", 5))
+        self.clip = args.get("clip")
+        self.lambda_gp = args.get("lambda_gp")
+
+    def d_step(self, real, labels, for_g=True):
+        fake_labels = self.fake_labels(labels)
+        real_labels = labels if self.G_conditional else None
+        with torch.set_grad_enabled(for_g):
+            with self.rt.autocast():
+                fake = self.G(self.latent(real.shape[0]), fake_labels)
+        with self.rt.autocast():
+            c_real = self.D(real, real_labels).float().mean()
+            c_fake = self.D(fake.detach(), fake_labels).float().mean()
+        wasserstein = c_real - c_fake
+        loss = -wasserstein
+        metrics = {}
+        if self.lambda_gp:
+            gp = gradient_penalty(self.D, real, fake.detach(), real_labels)
+            loss = loss + self.lambda_gp * gp
+            metrics["gp"] = gp.detach()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        if self.clip:
+            with torch.no_grad():
+                for p in self.D.parameters():
+                    p.clamp_(-self.clip, self.clip)
+        if for_g:  # the generator step reuses the last critic step's fakes, as both seeds do
+            self._fake, self._fake_labels = fake, fake_labels
+        return {"critic_loss": loss.detach(), "wasserstein": wasserstein.detach(), **metrics}
+
+    def g_step(self, real, labels):
+        fake, fake_labels = self._fake, self._fake_labels
+        self._fake = self._fake_labels = None
+        with self.rt.autocast():
+            loss = -self.D(fake, fake_labels).float().mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return {"g_loss": loss.detach()}
+
+
+OBJECTIVES = {"bce": BCEObjective, "wasserstein": WassersteinObjective}
 
 
 def build(G: nn.Module, D: nn.Module, cfg: TrainConfig, rt: Runtime) -> Objective:

@@ -138,8 +138,8 @@ DCGAN = Family(
     presets=_presets(
         mnist=_DCGAN_MNIST,
         fashion_mnist=_DCGAN_MNIST,
-        # 8x8 digits gain nothing from 64x64: 32x32 drops one block and costs a quarter of the
-        # compute. Batch 64 gives 23 steps an epoch on 1,500 images. With so few steps the
+        # 8x8 digits gain nothing from 64x64 or 64 base features: 32x32 with 32 features costs
+        # about a tenth of the compute. Batch 64 gives 23 steps an epoch on 1,500 images. With so few steps the
         # seeds' init (norm gammas ~ N(0, 0.02)) leaves samples flat grey for the first epochs,
         # so digits uses the DCGAN paper's settings: gammas ~ N(1, 0.02), Adam betas (0.5, 0.999).
         digits=Preset(
@@ -151,6 +151,8 @@ DCGAN = Family(
                 "epochs": 30,
                 "betas": (0.5, 0.999),
                 "init": dict(bn_gamma_mean=1.0),
+                "generator": dict(features=32),
+                "discriminator": dict(features=32, norm="batch"),
             }
         ),
         default=_DCGAN_MNIST,
@@ -158,6 +160,70 @@ DCGAN = Family(
         celeba=_DCGAN_RGB,
     ),
 )
+
+# ---------------------------------------------------------------- wgan, wgan-gp
+
+# WGAN with weight clipping (FidanVural/GAN wgan.py, VedantG-02 WGAN): the DCGAN generator, the
+# DCGAN discriminator with batch norm and no sigmoid as critic, RMSprop 5e-5 for both, 5 critic
+# steps per generator step, every critic parameter clipped to +-0.01, batch 64, z 100.
+_WGAN_BASE = dict(
+    z_dim=100,
+    batch_size=64,
+    lr=5e-5,
+    optimizer="rmsprop",
+    generator=dict(features=64),
+    discriminator=dict(features=64, norm="batch"),
+    objective=dict(n_critic=5, clip=0.01),
+    init=dict(bn_gamma_mean=0.0),
+)
+# WGAN-GP (VedantG-02 WGAN-GP; FidanVural's model file): instance norm (affine) in the critic,
+# since the penalty is per sample and batch norm would couple the samples; Adam 1e-4 with betas
+# (0.0, 0.9); lambda 10; 5 critic steps. Fidan's training script imported the batch-norm critic
+# by mistake (seed-models.md section 8); we use the instance-norm one both model files define.
+_WGANGP_BASE = dict(
+    _WGAN_BASE,
+    lr=1e-4,
+    betas=(0.0, 0.9),
+    optimizer="adam",
+    discriminator=dict(features=64, norm="instance"),
+    objective=dict(n_critic=5, lambda_gp=10.0),
+)
+# digits: 32x32 as for dcgan; with 5 critic steps the generator gets 1 step per 5 batches, so
+# more epochs than MNIST, whose epochs are 40x longer.
+_DIGITS = dict(image_size=32, init=dict(bn_gamma_mean=1.0), generator=dict(features=32))
+
+WGAN = Family(
+    name="wgan",
+    summary="Wasserstein GAN with weight clipping (Arjovsky et al., 2017)",
+    arch="dcgan",
+    objective="wasserstein",
+    conditional=False,
+    presets=_presets(
+        mnist=Preset(source="FidanVural/GAN wgan_training.py on MNIST at 64x64; 15 epochs (its README)", image_size=64, epochs=15, **_WGAN_BASE),
+        fashion_mnist=Preset(source="FidanVural/GAN wgan_training.py settings at 64x64; 15 epochs", image_size=64, epochs=15, **_WGAN_BASE),
+        digits=Preset(source="FidanVural/GAN WGAN settings at 32x32, 32 features, for digits", epochs=150, **{**_WGAN_BASE, **_DIGITS, "discriminator": dict(features=32, norm="batch")}),
+        default=Preset(source="FidanVural/GAN WGAN settings (MNIST, 64x64)", image_size=64, epochs=15, **_WGAN_BASE),
+        rgb=Preset(source="VedantG-02/pytorch-PlayGround WGAN (faces, 64x64 RGB), 30 epochs", image_size=64, epochs=30, **_WGAN_BASE),
+        celeba=Preset(source="VedantG-02/pytorch-PlayGround WGAN (faces, 64x64 RGB), 30 epochs", image_size=64, epochs=30, **_WGAN_BASE),
+    ),
+)
+
+WGAN_GP = Family(
+    name="wgan-gp",
+    summary="Wasserstein GAN with gradient penalty (Gulrajani et al., 2017)",
+    arch="dcgan",
+    objective="wasserstein",
+    conditional=False,
+    presets=_presets(
+        mnist=Preset(source="FidanVural/GAN wgan_gp_training.py on MNIST at 64x64, 50 epochs", image_size=64, epochs=50, **_WGANGP_BASE),
+        fashion_mnist=Preset(source="FidanVural/GAN WGAN-GP settings at 64x64, 50 epochs", image_size=64, epochs=50, **_WGANGP_BASE),
+        digits=Preset(source="FidanVural/GAN WGAN-GP settings at 32x32, 32 features, for digits", epochs=150, **{**_WGANGP_BASE, **_DIGITS, "discriminator": dict(features=32, norm="instance")}),
+        default=Preset(source="FidanVural/GAN WGAN-GP settings (MNIST, 64x64)", image_size=64, epochs=50, **_WGANGP_BASE),
+        rgb=Preset(source="VedantG-02/pytorch-PlayGround WGAN-GP (faces, 64x64 RGB), 30 epochs", image_size=64, epochs=30, **_WGANGP_BASE),
+        celeba=Preset(source="VedantG-02/pytorch-PlayGround WGAN-GP (faces, 64x64 RGB), 30 epochs", image_size=64, epochs=30, **_WGANGP_BASE),
+    ),
+)
+
 
 def _register(*families: Family) -> MappingProxyType:
     table: dict[str, Family] = {}
@@ -168,7 +234,7 @@ def _register(*families: Family) -> MappingProxyType:
     return MappingProxyType(table)
 
 
-FAMILIES: MappingProxyType = _register(GAN, DCGAN)
+FAMILIES: MappingProxyType = _register(GAN, DCGAN, WGAN, WGAN_GP)
 
 
 def names() -> list[str]:

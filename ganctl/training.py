@@ -31,6 +31,24 @@ def load_training_data(
     return datasets.load(spec, image_size, channels, warn=warn)
 
 
+_WASSERSTEIN_ONLY = {"n_critic": "--n-critic", "clip": "--clip", "lambda_gp": "--lambda-gp"}
+
+
+def _objective_overrides(fam: registry.Family, **given) -> dict:
+    """--n-critic / --clip / --lambda-gp: only for the Wasserstein families, and in range."""
+    given = {k: v for k, v in given.items() if v is not None}
+    for key in given:
+        if fam.objective != "wasserstein":
+            raise GanctlError(f"{_WASSERSTEIN_ONLY[key]} applies to wgan and wgan-gp, not {fam.name}")
+    if given.get("n_critic", 1) < 1:
+        raise GanctlError("--n-critic must be at least 1")
+    if given.get("clip", 1.0) <= 0:
+        raise GanctlError("--clip must be positive")
+    if given.get("lambda_gp", 0.0) < 0:
+        raise GanctlError("--lambda-gp must be 0 or more")
+    return given
+
+
 def _resume_config(family: str, name: str | None, epochs: int | None, given: dict) -> tuple[TrainConfig, Path]:
     if name:
         run = store.find_run(name, family)
@@ -64,6 +82,9 @@ def run_training(
     name: str | None = None,
     resume: bool = False,
     mirror: str | None = None,
+    n_critic: int | None = None,
+    clip: float | None = None,
+    lambda_gp: float | None = None,
     reporter: Reporter | None = None,
     progress_for: Callable | None = None,
     warn: Callable[[str], None] | None = None,
@@ -77,11 +98,15 @@ def run_training(
         raise GanctlError("--lr must be positive")
     if image_size is not None and image_size < 8:
         raise GanctlError("--image-size must be at least 8")
+    overrides = _objective_overrides(fam, n_critic=n_critic, clip=clip, lambda_gp=lambda_gp)
     rt = runtime.resolve(device, precision)
 
     if resume:
         given = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size}
         cfg, run_dir = _resume_config(family, name, epochs, given)
+        for key, value in overrides.items():
+            if cfg.objective_args.get(key) != value:
+                raise GanctlError(f"--resume continues run {cfg.run_name} with its own {key} ({cfg.objective_args.get(key)}); leave out that option")
         if dataset is not None and dataset != cfg.dataset and Path(dataset).expanduser().resolve() != Path(cfg.dataset):
             raise GanctlError(f"--resume continues run {cfg.run_name} on its own dataset ({cfg.dataset}); leave out --dataset")
         data = load_training_data(cfg.dataset, cfg.image_size, cfg.channels, mirror, progress_for, warn)
@@ -123,6 +148,7 @@ def run_training(
         lr=lr,
         seed=seed if seed is not None else 0,
         image_size=size,
+        objective_overrides=overrides,
     )
     run_dir = store.run_path(family, run_name)
     return train(cfg, data, run_dir, rt, reporter, resume=False)

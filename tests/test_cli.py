@@ -148,7 +148,9 @@ def test_ganctl_home_holds_everything(faces, tmp_path, monkeypatch):
         (["train", "dcgan", "--dataset", "./no/such/folder"], "does not exist"),
         (["train", "dcgan", "--dataset", "digits", "--device", "tpu"], "unknown device"),
         (["sample", "dcgan"], "no dcgan run"),
-        (["sample", "wgan"], "unknown model"),
+        (["sample", "stylegan"], "unknown model"),
+        (["train", "dcgan", "--dataset", "digits", "--clip", "0.1"], "applies to wgan"),
+        (["train", "wgan", "--dataset", "digits", "--n-critic", "0"], "at least 1"),
         (["interpolate", "dcgan", "--method", "cubic"], "lerp or slerp"),
         (["train", "gan", "--resume"], "no gan run to resume"),
         (["rm", "nothing"], "no run named"),
@@ -191,3 +193,19 @@ def test_a_truncated_weights_file_in_a_run_is_reported(faces, tmp_path, _isolate
     assert "generator.safetensors" in line
     assert not (tmp_path / "x.png").exists()
     assert torch.__version__  # torch is importable in tests; the CLI import-time check is in test_smoke
+
+
+@pytest.mark.parametrize("family", ["wgan", "wgan-gp"])
+def test_wasserstein_on_rgb_folder_with_a_corrupt_file(family, faces, tmp_path):
+    (faces / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    r = invoke("train", family, "--dataset", faces, *FAST, "--n-critic", "2")
+    assert r.exit_code == 0, r.output
+    assert "corrupt.jpg" in r.stderr and "skipped 1 unreadable" in r.stderr
+    assert "wasserstein=" in r.stderr and "critic_loss=" in r.stderr
+    assert ("gp=" in r.stderr) == (family == "wgan-gp")
+    grid = tmp_path / f"{family}.png"
+    r = invoke("sample", family, "-n", 4, "-o", grid)
+    assert r.exit_code == 0, r.output
+    assert Image.open(grid).mode == "RGB"
+    r = invoke("interpolate", family, "--steps", 3, "-o", tmp_path / f"{family}.gif")
+    assert r.exit_code == 0, r.output

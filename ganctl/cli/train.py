@@ -15,19 +15,26 @@ Examples:
 
   ganctl train dcgan --dataset ./my_images --image-size 64
 
+  ganctl train wgan-gp --dataset ./faces --epochs 1
+
+  ganctl train wgan --dataset digits --n-critic 3 --clip 0.02
+
   ganctl train dcgan --resume --epochs 30
 """
 
 
 def train(
     model: str = typer.Argument(..., help="Model family (see 'ganctl list').", autocompletion=completion.models),
-    dataset: str = typer.Option(None, "--dataset", "-d", help="Catalog name (digits, mnist, fashion-mnist) or a folder of images.", rich_help_panel="Data", autocompletion=completion.datasets),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Catalog name (digits, mnist, fashion-mnist, celeba) or a folder of images (searched recursively; sub-folders give class labels).", rich_help_panel="Data", autocompletion=completion.datasets),
     image_size: int = typer.Option(None, "--image-size", help="Train at this size (default: the family's for this dataset).", rich_help_panel="Data"),
     mirror: str = typer.Option(None, "--mirror", envvar="GANCTL_MIRROR", help="Base URL to download the dataset from instead of the published ones.", rich_help_panel="Data"),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Total epochs (default: the family's for this dataset). With --resume, the new total.", rich_help_panel="Training"),
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="Images per batch.", rich_help_panel="Training"),
     lr: float = typer.Option(None, "--lr", help="Learning rate of both networks.", rich_help_panel="Training"),
     seed: int = typer.Option(None, "--seed", help="Seed for weights, noise and batch order [default: 0].", rich_help_panel="Training"),
+    n_critic: int = typer.Option(None, "--n-critic", help="Critic steps per generator step (wgan, wgan-gp) [default: 5].", rich_help_panel="Wasserstein"),
+    clip: float = typer.Option(None, "--clip", help="Clip every critic weight to +-CLIP after each critic step (wgan) [default: 0.01].", rich_help_panel="Wasserstein"),
+    lambda_gp: float = typer.Option(None, "--lambda-gp", help="Gradient penalty weight (wgan-gp) [default: 10].", rich_help_panel="Wasserstein"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16 (auto: bf16 where the hardware runs it fast).", rich_help_panel="Hardware"),
     name: str = typer.Option(None, "--name", "-n", help="Run name (default: the dataset's name, numbered).", rich_help_panel="Run"),
@@ -51,6 +58,9 @@ def train(
         name=name,
         resume=resume,
         mirror=mirror,
+        n_critic=n_critic,
+        clip=clip,
+        lambda_gp=lambda_gp,
         reporter=ui.TrainProgress(quiet=quiet),
         progress_for=progress.for_file,
         warn=ui.warn,

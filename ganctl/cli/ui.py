@@ -39,8 +39,12 @@ def bars_enabled() -> bool:
     return err().is_terminal
 
 
-def fmt_metrics(m: dict, keys=("d_loss", "g_loss", "d_real", "d_fake")) -> str:
-    return " ".join(f"{k}={m[k]:.3f}" for k in keys if k in m)
+_NOT_METRICS = {"step", "epoch", "seconds", "images_per_s"}
+
+
+def fmt_metrics(m: dict) -> str:
+    """Every loss the objective reports: D/G for BCE; critic, Wasserstein estimate, GP for WGANs."""
+    return " ".join(f"{k}={v:.3f}" for k, v in m.items() if k not in _NOT_METRICS)
 
 
 class TrainProgress:
