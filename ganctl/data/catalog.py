@@ -21,7 +21,7 @@ PACKAGE_DATA = Path(__file__).parent
 class CatalogEntry:
     name: str
     summary: str
-    layout: str  # "idx": MNIST-style gzipped IDX files; "embedded": shipped in the package
+    layout: str  # "idx": gzipped IDX files; "embedded": in the package; "zip": an archive of images
     channels: int
     native_size: int
     classes: tuple[str, ...]
@@ -30,6 +30,7 @@ class CatalogEntry:
     source: str = ""
     license: str = ""
     split_files: dict = field(default_factory=dict)  # split -> (images file, labels file)
+    image_folder: str = ""  # "zip" layout: the folder of images inside the extracted archive
 
     @property
     def download_size(self) -> int:
@@ -43,6 +44,8 @@ class CatalogEntry:
         return PACKAGE_DATA if self.layout == "embedded" else datasets_dir() / self.name
 
     def is_present(self) -> bool:
+        if self.layout == "zip":
+            return (self.local_dir() / self.image_folder).is_dir()
         return all((self.local_dir() / f.name).is_file() for f in self.files) if self.files else True
 
 
@@ -104,6 +107,27 @@ CATALOG: dict[str, CatalogEntry] = {
             license="MIT",
             split_files=_IDX_SPLITS,
         ),
+        CatalogEntry(
+            name="celeba",
+            summary="CelebA aligned faces, 202,599 178x218 RGB photos (trained centre-cropped, 64x64)",
+            layout="zip",
+            channels=3,
+            native_size=178,
+            classes=(),
+            files=(
+                # published on Google Drive only (torchvision uses the same file id and MD5);
+                # --mirror URL fetches <URL>/img_align_celeba.zip instead
+                RemoteFile(
+                    "img_align_celeba.zip",
+                    None,
+                    "md5:00d2c5bc6d35e252742224ab0c1e8fcb",
+                    url="https://drive.usercontent.google.com/download?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM&export=download&confirm=t",
+                ),
+            ),
+            source="Liu, Luo, Wang & Tang (2015), CUHK Multimedia Lab",
+            license="non-commercial research use only (see the CelebA agreement)",
+            image_folder="img_align_celeba",
+        ),
     )
 }
 
@@ -117,4 +141,6 @@ def get(name: str) -> CatalogEntry:
 def mirrors_for(entry: CatalogEntry, mirror: str | None = None) -> list[str]:
     """Base URLs to try: an explicit --mirror (or GANCTL_MIRROR) replaces the published ones."""
     mirror = mirror or os.environ.get("GANCTL_MIRROR")
-    return [mirror] if mirror else list(entry.mirrors)
+    if mirror:
+        return [mirror]
+    return list(entry.mirrors) or [f.url for f in entry.files if f.url][:1]

@@ -121,6 +121,39 @@ def _center_square(img):
     return img.crop((left, top, left + s, top + s))
 
 
+def _decode(path: Path, image_size: int):
+    """-> (HxWx3 uint8 tensor, is_grayscale) or (None, error)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            if img.format == "JPEG":  # decode at a reduced scale straight away (JPEG DCT scaling)
+                img.draft("RGB", (image_size, image_size))
+            img.load()
+            gray = img.mode in ("L", "1", "I", "I;16", "LA")
+            img = img.convert("RGBA") if img.mode in ("P", "LA", "PA") else img
+            rgb = img.convert("RGB") if img.mode != "RGB" else img
+            rgb = _center_square(rgb).resize((image_size, image_size), Image.Resampling.BICUBIC)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        return None, e
+    return torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(image_size, image_size, 3), gray
+
+
+# folders with at least this many images are decoded once and cached in the store
+CACHE_MIN_FILES = 1000
+
+
+def _cache_path(root: Path, files: list[Path], image_size: int) -> Path:
+    import hashlib
+    import json
+
+    from ganctl.store import datasets_dir
+
+    listing = [(str(p.relative_to(root)), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]
+    key = hashlib.sha256(json.dumps([str(root.resolve()), image_size, listing]).encode()).hexdigest()[:32]
+    return datasets_dir() / ".cache" / f"folder-{key}.safetensors"
+
+
 def load_folder(
     root: Path,
     image_size: int,
@@ -131,9 +164,11 @@ def load_folder(
 
     When every image lies inside a first-level sub-folder and there are at least two of them,
     the sub-folder names are the class labels (the torchvision ImageFolder convention).
-    Files that cannot be decoded are reported by name through ``warn`` and left out.
+    Files that cannot be decoded are reported by name through ``warn`` and left out. Large
+    folders are decoded once (in parallel threads) and cached in the store, keyed by the file
+    list with sizes and modification times, so an edited folder is decoded again.
     """
-    from PIL import Image, UnidentifiedImageError
+    import json
 
     root = Path(root)
     if not root.is_dir():
@@ -145,53 +180,90 @@ def load_folder(
             f"no images found in {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, "
             "in sub-folders too). Point --dataset at a folder that holds image files."
         )
-    tops = {p.relative_to(root).parts[0] for p in files}
-    labelled = all(len(p.relative_to(root).parts) > 1 for p in files) and len(tops) >= 2
-    classes = tuple(sorted(tops)) if labelled else None
+    cache = _cache_path(root, files, image_size) if len(files) >= CACHE_MIN_FILES else None
+    if cache is not None and cache.is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file, safe_open
 
-    decoded, labels, bad = [], [], []
-    grayscale_only = True
-    for path in files:
         try:
-            with Image.open(path) as img:
-                img.load()
-                if img.mode not in ("L", "1", "I", "I;16", "LA"):
-                    grayscale_only = False
-                img = img.convert("RGBA") if img.mode in ("P", "LA", "PA") else img
-                rgb = img.convert("RGB") if img.mode != "RGB" else img
-                rgb = _center_square(rgb).resize((image_size, image_size), Image.Resampling.BICUBIC)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-            bad.append((path, e))
-            continue
-        decoded.append(torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(image_size, image_size, 3))
-        if classes:
-            labels.append(classes.index(path.relative_to(root).parts[0]))
+            tensors = load_file(str(cache))
+            with safe_open(str(cache), framework="pt") as f:
+                meta = json.loads(f.metadata()["ganctl"])
+            images, labels, classes = tensors["images"], tensors.get("labels"), meta["classes"]
+            bad, grayscale_only = meta["bad"], meta["grayscale_only"]
+        except (SafetensorError, OSError, KeyError, ValueError):
+            cache.unlink(missing_ok=True)
+            return load_folder(root, image_size, channels, warn)
+        classes = tuple(classes) if classes else None
+    else:
+        images, labels, classes, bad, grayscale_only = _decode_all(root, files, image_size)
+        if cache is not None:
+            from safetensors.torch import save_file
+
+            from ganctl.store import atomic_path
+
+            meta = {"classes": list(classes) if classes else None, "bad": bad, "grayscale_only": grayscale_only}
+            tensors = {"images": images} | ({"labels": labels} if labels is not None else {})
+            with atomic_path(cache) as tmp:
+                save_file(tensors, str(tmp), metadata={"ganctl": json.dumps(meta)})
     if bad and warn:
-        names = ", ".join(str(p.relative_to(root)) for p, _ in bad[:10])
+        names = ", ".join(bad[:10])
         more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
         warn(f"skipped {len(bad)} unreadable file(s) in {root}: {names}{more}")
-    if not decoded:
-        raise DatasetError(f"none of the {len(files)} image files in {root} could be read")
-    images = torch.stack(decoded).permute(0, 3, 1, 2).contiguous()
     if channels is None:
         channels = 1 if grayscale_only else 3
-    images = to_channels(images, channels)
     return ImageData(
         name=root.name,
-        images=images,
-        labels=torch.tensor(labels, dtype=torch.long) if classes else None,
+        images=to_channels(images, channels),
+        labels=labels,
         classes=classes,
         source=str(root.resolve()),
     )
+
+
+def _decode_all(root: Path, files: list[Path], image_size: int):
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    tops = {p.relative_to(root).parts[0] for p in files}
+    labelled = all(len(p.relative_to(root).parts) > 1 for p in files) and len(tops) >= 2
+    classes = tuple(sorted(tops)) if labelled else None
+    # PIL releases the GIL while decoding, so threads use every core
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = list(pool.map(lambda p: _decode(p, image_size), files, chunksize=64))
+    decoded, labels, bad = [], [], []
+    grayscale_only = True
+    for path, (tensor, info) in zip(files, results, strict=True):
+        if tensor is None:
+            bad.append(str(path.relative_to(root)))
+            continue
+        grayscale_only = grayscale_only and info
+        decoded.append(tensor)
+        if classes:
+            labels.append(classes.index(path.relative_to(root).parts[0]))
+    if not decoded:
+        raise DatasetError(f"none of the {len(files)} image files in {root} could be read")
+    images = torch.stack(decoded).permute(0, 3, 1, 2).contiguous()
+    return images, torch.tensor(labels, dtype=torch.long) if classes else None, classes, bad, grayscale_only
 
 
 # ---------------------------------------------------------------- entry point
 
 
 def load_catalog(
-    entry: catalog.CatalogEntry, image_size: int, channels: int | None = None, split: str = "train"
+    entry: catalog.CatalogEntry,
+    image_size: int,
+    channels: int | None = None,
+    split: str = "train",
+    warn: WarnFn | None = None,
 ) -> ImageData:
     directory = entry.local_dir()
+    if entry.layout == "zip":
+        if not entry.is_present():
+            raise DatasetError(f"dataset {entry.name!r} is not in the store: run 'ganctl download {entry.name}'")
+        data = load_folder(directory / entry.image_folder, image_size, channels or entry.channels, warn)
+        data.name = entry.name
+        return data
     if entry.name == "digits":
         images, labels = _load_idx_pair(directory, *entry.split_files["all"])
         cut = images.shape[0] - DIGITS_TEST
@@ -222,4 +294,4 @@ def load(spec: str, image_size: int, channels: int | None = None, split: str = "
     if spec not in catalog.CATALOG:
         err = did_you_mean("dataset", spec, sorted(catalog.CATALOG))
         raise DatasetError(f"{err} Or give the path of a folder of images.")
-    return load_catalog(catalog.CATALOG[spec], image_size, channels, split)
+    return load_catalog(catalog.CATALOG[spec], image_size, channels, split, warn)

@@ -40,6 +40,7 @@ class RemoteFile:
     name: str
     size: int | None = None
     checksum: str | None = None  # "md5:<hex>" or "sha256:<hex>", as the publisher gives it
+    url: str | None = None  # where the publisher serves it, when that is not <base>/<name>
 
 
 def _hasher(checksum: str | None):
@@ -98,7 +99,7 @@ def download(
     errors: list[str] = []
     bad = False
     for base in bases:
-        url = join_url(base, remote.name)
+        url = base if base == remote.url else join_url(base, remote.name)
         for attempt in range(retries + 1):
             if attempt:
                 time.sleep(backoff * 2 ** (attempt - 1))

@@ -1,0 +1,78 @@
+"""Safe archive extraction: nothing lands outside the target, and nothing half-extracted is kept.
+
+Entries that are absolute, contain '..', or are links (symbolic or hard) are refused before a
+single byte is written; extraction goes to a temporary folder renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from ganctl.errors import DatasetError
+from ganctl.store import atomic_dir
+
+
+def _check_member(name: str, archive: Path) -> None:
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or name.startswith(("/", "\\")) or ".." in p.parts or (p.parts and ":" in p.parts[0]):
+        raise DatasetError(f"{archive.name} has an unsafe entry {name!r} (absolute or '..'): refused, nothing was extracted")
+
+
+def extract(archive: Path, dest: Path) -> Path:
+    """Extract a .zip or .tar(.gz) archive into the new folder ``dest`` (which must not exist)."""
+    archive = Path(archive)
+    try:
+        if zipfile.is_zipfile(archive):
+            return _extract_zip(archive, dest)
+        if tarfile.is_tarfile(archive):
+            return _extract_tar(archive, dest)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
+        if isinstance(e, OSError) and not isinstance(e, EOFError) and e.errno is not None:
+            raise
+        raise DatasetError(f"{archive.name} is damaged ({e}): delete it and download again") from e
+    raise DatasetError(f"{archive.name} is neither a zip nor a tar archive: delete it and download again")
+
+
+def _extract_zip(archive: Path, dest: Path) -> Path:
+    with zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        for info in infos:
+            _check_member(info.filename, archive)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise DatasetError(f"{archive.name} has a link entry {info.filename!r}: refused, nothing was extracted")
+        with atomic_dir(dest) as tmp:
+            for info in infos:
+                target = tmp / info.filename
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+    return dest
+
+
+def _extract_tar(archive: Path, dest: Path) -> Path:
+    with tarfile.open(archive) as tf:
+        members = tf.getmembers()  # reads the whole archive: a truncated one fails here
+        for m in members:
+            _check_member(m.name, archive)
+            if m.issym() or m.islnk():
+                raise DatasetError(f"{archive.name} has a link entry {m.name!r}: refused, nothing was extracted")
+            if not (m.isfile() or m.isdir()):
+                raise DatasetError(f"{archive.name} has a special entry {m.name!r}: refused, nothing was extracted")
+        with atomic_dir(dest) as tmp:
+            for m in members:
+                target = tmp / m.name
+                if m.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tf.extractfile(m)
+                with src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+    return dest
