@@ -78,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 10  # a stuck client cannot keep a handler thread (and teardown) waiting forever
     server: _HTTPServer
 
-    def log_message(self, format, *args):  # noqa: A002 - keep test output quiet
+    def log_message(self, format, *args):  # keep test output quiet
         pass
 
     def do_GET(self):
