@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganctl import __version__, registry
@@ -36,6 +36,8 @@ class TrainConfig:
     preset_source: str
     created: str = ""
     ganctl_version: str = __version__
+    data_args: dict = field(default_factory=dict)  # pix2pix: direction, load_size
+    eval_every: int = 0  # epochs between quality evaluations (0: never)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -68,14 +70,24 @@ def make_config(
     seed: int = 0,
     image_size: int | None = None,
     objective_overrides: dict | None = None,
+    arch: str | None = None,
+    generator_overrides: dict | None = None,
+    discriminator_overrides: dict | None = None,
+    data_overrides: dict | None = None,
+    eval_every: int = 0,
 ) -> TrainConfig:
     """Registry defaults for (family, dataset), overridden by whatever the user gave."""
     fam = registry.get(family)
-    p = fam.presets[preset_key]
+    arch_name, objective, presets = fam.variant(arch)
+    p = presets[preset_key]
     size = image_size or p.image_size
     num_classes = len(classes) if (fam.conditional and classes) else 0
-    g = dict(z_dim=p.z_dim, channels=channels, image_size=size, **p.generator)
-    d = dict(channels=channels, image_size=size, **p.discriminator)
+    if arch_name == "pix2pix":  # image in, image out: the discriminator sees both side by side
+        g = dict(in_channels=channels, out_channels=channels, **{**p.generator, **(generator_overrides or {})})
+        d = dict(in_channels=2 * channels, **{**p.discriminator, **(discriminator_overrides or {})})
+    else:
+        g = dict(z_dim=p.z_dim, channels=channels, image_size=size, **{**p.generator, **(generator_overrides or {})})
+        d = dict(channels=channels, image_size=size, **{**p.discriminator, **(discriminator_overrides or {})})
     if num_classes:
         g["num_classes"] = d["num_classes"] = num_classes
     return TrainConfig(
@@ -91,14 +103,16 @@ def make_config(
         image_size=size,
         channels=channels,
         z_dim=p.z_dim,
-        arch=fam.arch,
+        arch=arch_name,
         generator=g,
         discriminator=d,
-        objective=fam.objective,
+        objective=objective,
         objective_args={**p.objective, **(objective_overrides or {})},
         init=dict(p.init),
         classes=classes,
         preset=preset_key,
         preset_source=p.source,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        data_args={**p.data, **{k: v for k, v in (data_overrides or {}).items() if v is not None}},
+        eval_every=eval_every,
     )

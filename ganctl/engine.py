@@ -21,14 +21,11 @@ from typing import Protocol
 
 import torch
 
-from ganctl import __version__, checkpoint, images, inference, models, objectives
+from ganctl import __version__, checkpoint, images, models, objectives, tasks
 from ganctl.config import TrainConfig
-from ganctl.data.datasets import ImageData
 from ganctl.errors import CheckpointError
 from ganctl.runtime import Runtime
 from ganctl.store import atomic_write, atomic_write_json
-
-SAMPLE_GRID = 64  # fixed-noise images in each epoch's grid
 
 
 class Reporter(Protocol):
@@ -58,8 +55,11 @@ class TrainResult:
 
 
 def generator_meta(cfg: TrainConfig) -> dict:
-    """What ``sample``/``interpolate`` need to rebuild the generator from its file alone."""
-    return {
+    """What ``sample``/``interpolate``/``translate`` need to rebuild the generator from its file alone."""
+    extra = {}
+    if cfg.arch == "pix2pix":
+        extra = {"direction": cfg.data_args.get("direction"), "load_size": cfg.data_args.get("load_size")}
+    return {**extra,
         "family": cfg.family,
         "arch": cfg.arch,
         "generator": cfg.generator,
@@ -127,12 +127,14 @@ def _read_metrics(path: Path, upto_step: int) -> list[dict]:
 
 def train(
     cfg: TrainConfig,
-    data: ImageData,
+    data,
     run_dir: Path,
     rt: Runtime,
     reporter: Reporter | None = None,
     resume: bool = False,
+    val_data=None,
 ) -> TrainResult:
+    """Train ``cfg`` on ``data`` (an ImageData, or PairedData with ``val_data`` for pix2pix)."""
     reporter = reporter or NullReporter()
     run_dir = Path(run_dir)
     torch.manual_seed(cfg.seed)
@@ -161,16 +163,13 @@ def train(
         atomic_write(metrics_path, b"")
         rows = []
 
-    x_all = data.images
-    y_all = data.labels if obj.G_conditional else None
-    if rt.device.type != "cpu" and x_all.numel() < 2**31:  # small data: keep it on the GPU
-        x_all = x_all.to(rt.device)
-        y_all = y_all.to(rt.device) if y_all is not None else None
-    n = len(x_all)
+    if cfg.arch == "pix2pix":
+        task = tasks.PairedTask(cfg, data, val_data if val_data is not None else data, rt, channels_last)
+    else:
+        task = tasks.ImageTask(cfg, data, rt, obj.G_conditional, channels_last)
+    n = len(task)
     bs = min(cfg.batch_size, n)
     batches = n // bs  # drop the last partial batch: tiny batches upset batch norm
-    fixed_z = inference.latents(SAMPLE_GRID, cfg.z_dim, seed=cfg.seed).to(rt.device)
-    fixed_y = inference.grid_labels(SAMPLE_GRID, len(cfg.classes)).to(rt.device) if obj.G_conditional else None
 
     reporter.start(cfg, rt, batches, start_epoch, start_batch)
     metrics_file = open(metrics_path, "a")
@@ -178,19 +177,16 @@ def train(
     try:
         with _deferred_sigint() as stop:
             for epoch in range(start_epoch, cfg.epochs):
-                perm = epoch_permutation(cfg.seed, epoch, n).to(x_all.device)
+                perm = epoch_permutation(cfg.seed, epoch, n)
                 first = start_batch if epoch == start_epoch else 0
+                obj.set_epoch(epoch)
                 t0, epoch_rows = time.perf_counter(), []
                 for b in range(first, batches):
-                    idx = perm[b * bs : (b + 1) * bs]
-                    real = x_all[idx].to(rt.device, non_blocking=True).float().div_(127.5).sub_(1.0)
-                    if channels_last:
-                        real = real.contiguous(memory_format=torch.channels_last)
-                    labels = y_all[idx].to(rt.device) if y_all is not None else None
+                    batch = task.batch(perm[b * bs : (b + 1) * bs], epoch, b)
                     g_now = (step + 1) % obj.n_critic == 0
-                    m = obj.d_step(real, labels, for_g=g_now)
+                    m = obj.d_step(batch, for_g=g_now)
                     if g_now:
-                        m.update(obj.g_step(real, labels))
+                        m.update(obj.g_step(batch))
                     step += 1
                     row = {"step": step, "epoch": epoch + 1, **{k: round(float(v), 6) for k, v in m.items()}}
                     rows.append(row)
@@ -205,7 +201,15 @@ def train(
                 metrics_file.flush()
                 seconds = time.perf_counter() - t0
                 summary = _summarise(epoch_rows, seconds, (batches - first) * bs)
-                _epoch_outputs(run_dir, epoch, G, fixed_z, fixed_y, rows, cfg)
+                extra = task.epoch_outputs(run_dir, epoch, G)
+                if extra:  # validation / evaluation numbers: one more metrics row, at this step
+                    extra = {k: round(v, 6) for k, v in extra.items()}
+                    row = {"step": step, "epoch": epoch + 1, **extra}
+                    rows.append(row)
+                    metrics_file.write(json.dumps(row) + "\n")
+                    metrics_file.flush()
+                    summary.update(extra)
+                _loss_chart(run_dir, rows, cfg)
                 last_ckpt = _save(run_dir, f"epoch_{epoch + 1:04d}", G, D, obj, cfg, epoch + 1, 0, step)
                 reporter.epoch_end(epoch, summary)
                 if stop[0]:
@@ -228,15 +232,11 @@ def _summarise(rows: list[dict], seconds: float, images_seen: int) -> dict[str, 
     return out
 
 
-def _epoch_outputs(run_dir, epoch, G, fixed_z, fixed_y, rows, cfg) -> None:
-    was_training = G.training
-    G.eval()
-    with torch.no_grad():
-        fake = G(fixed_z, fixed_y).float()
-    G.train(was_training)
-    nrow = len(cfg.classes) if fixed_y is not None else 8
-    images.save_grid(fake, run_dir / "samples" / f"epoch_{epoch + 1:04d}.png", nrow=nrow)
-    keys = dict.fromkeys(k for r in rows[-50:] for k in r if k not in ("step", "epoch", "d_real", "d_fake"))
+_NOT_CHARTED = ("step", "epoch", "d_real", "d_fake")
+
+
+def _loss_chart(run_dir, rows, cfg) -> None:
+    keys = dict.fromkeys(k for r in rows[-50:] for k in r if k not in _NOT_CHARTED and not k.startswith(("val_", "eval_")))
     series = {k: [r[k] for r in rows if k in r] for k in keys}
     images.loss_chart(series, run_dir / "losses.png", title=f"{cfg.family} on {Path(cfg.dataset).name}")
 

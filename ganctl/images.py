@@ -53,10 +53,26 @@ def save_image(img: Image.Image, path: Path) -> Path:
     return path
 
 
-def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
-    """[-1, 1] images -> one grid picture."""
+def save_grid(images: torch.Tensor, path: Path, nrow: int = 8, row_labels: Sequence[str] | None = None) -> Path:
+    """[-1, 1] images -> one grid picture; ``row_labels`` writes a name left of each row."""
     u8 = to_uint8(images)
-    return save_image(to_pil(grid(u8, nrow), MIN_CELL, u8.shape[-1]), path)
+    img = to_pil(grid(u8, nrow), MIN_CELL, u8.shape[-1])
+    if row_labels:
+        img = label_rows(img, row_labels, rows=-(-len(u8) // min(nrow, len(u8))))
+    return save_image(img, path)
+
+
+def label_rows(img: Image.Image, labels: Sequence[str], rows: int) -> Image.Image:
+    """Add a white margin on the left with one label per row (class names of a conditional grid)."""
+    labels = [str(x) for x in labels][:rows]
+    margin = 8 + 6 * max(len(x) for x in labels)
+    out = Image.new(img.mode, (img.width + margin, img.height), 255 if img.mode == "L" else (255, 255, 255))
+    out.paste(img, (margin, 0))
+    draw = ImageDraw.Draw(out)
+    row_h = img.height / rows
+    for r, text in enumerate(labels):
+        draw.text((4, r * row_h + row_h / 2 - 5), text, fill=0 if img.mode == "L" else (0, 0, 0))
+    return out
 
 
 def save_each(images: torch.Tensor, folder: Path, stem: str = "sample") -> list[Path]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,35 @@ def grid_labels(n: int, num_classes: int) -> torch.Tensor:
     """Labels for a grid with one row per class: 0,0,..,1,1,.. (n // classes columns each)."""
     per = max(1, n // num_classes)
     return torch.arange(num_classes).repeat_interleave(per)[:n]
+
+
+@contextlib.contextmanager
+def paper_mode(net: nn.Module, seed: int | None = None) -> Iterator[nn.Module]:
+    """Run a generator as pix2pix does at test time (paper section 3.3, the official test.py
+    without --eval): dropout active and batch norm normalising with the statistics of the batch
+    itself, without touching the stored running statistics. ``seed`` fixes the dropout masks
+    (the global RNG state is restored afterwards, so training randomness is unaffected)."""
+    saved = []
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            saved.append((m, m.training, m.track_running_stats, m.running_mean, m.running_var))
+            # with no running statistics, batch norm uses the batch's own in any mode
+            m.track_running_stats, m.running_mean, m.running_var = False, None, None
+        elif isinstance(m, nn.modules.dropout._DropoutNd):
+            saved.append((m, m.training, None, None, None))
+            m.train(True)
+    try:
+        with contextlib.ExitStack() as stack:
+            if seed is not None:
+                cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+                stack.enter_context(torch.random.fork_rng(devices=cuda))
+                torch.manual_seed(seed)
+            yield net
+    finally:
+        for m, training, track, mean, var in saved:
+            m.train(training)
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.track_running_stats, m.running_mean, m.running_var = track, mean, var
 
 
 @dataclass
@@ -85,6 +116,35 @@ def generate(gen: LoadedGenerator, z: torch.Tensor, labels: torch.Tensor | None 
     return torch.cat(out)
 
 
+@torch.no_grad()
+def generate_embedded(gen: LoadedGenerator, z: torch.Tensor, emb: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """[-1, 1] images for latents and label embeddings (conditional generators only)."""
+    dev = next(gen.net.parameters()).device
+    out = []
+    for i in range(0, len(z), batch):
+        out.append(gen.net.forward_embedded(z[i : i + batch].to(dev), emb[i : i + batch].to(dev)).float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def label_embedding(gen: LoadedGenerator, label: int) -> torch.Tensor:
+    dev = next(gen.net.parameters()).device
+    return gen.net.embed(torch.tensor([label], device=dev))[0].float().cpu()
+
+
+def resolve_label(spec: str, classes: list[str] | tuple[str, ...]) -> int:
+    """A class name (case-insensitive) or an index -> the index; anything else is an error that
+    lists the valid labels."""
+    names = [str(c) for c in classes]
+    for i, name in enumerate(names):
+        if spec.strip().lower() == name.lower():
+            return i
+    if spec.strip().lstrip("-").isdigit() and 0 <= int(spec) < len(names):
+        return int(spec)
+    valid = ", ".join(f"{i} ({n})" if n != str(i) else n for i, n in enumerate(names))
+    raise GanctlError(f"unknown label {spec!r} for this model: use a class name or index, one of {valid}")
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation (Shoemake 1985; White 2016 for GAN latents), per row."""
     an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
@@ -106,3 +166,66 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, method: str = "ler
     if method == "slerp":
         return slerp(a.expand(steps, -1), b.expand(steps, -1), t)
     raise GanctlError(f"unknown --method {method!r}: use lerp or slerp")
+
+
+# ---------------------------------------------------------------- pix2pix translation
+
+TRANSLATE_MODES = ("paper", "eval")
+
+
+def prepare_image(img, channels: int, multiple: int, size: int | None = None) -> torch.Tensor:
+    """Any PIL image -> (1, C, H', W') in [-1, 1] at a size the U-Net takes.
+
+    Grayscale, palette and images with transparency are converted (transparent parts on white);
+    each side is resized to the nearest multiple of ``multiple`` (at least one), or to
+    ``size`` x ``size`` when given, bicubic as the official loader.
+    """
+    from PIL import Image
+
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    img = img.convert("L" if channels == 1 else "RGB")
+    if size:
+        w2 = h2 = size
+    else:
+        w2 = max(multiple, round(img.width / multiple) * multiple)
+        h2 = max(multiple, round(img.height / multiple) * multiple)
+    if (w2, h2) != img.size:
+        img = img.resize((w2, h2), Image.Resampling.BICUBIC)
+    t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(h2, w2, channels)
+    return t.permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
+
+
+def translate_image(gen: LoadedGenerator, img, mode: str = "paper", seed: int = 0, size: int | None = None):
+    """Translate one PIL image with a pix2pix generator; the result has the input's resolution.
+
+    ``mode="paper"``: dropout on and batch statistics, as the paper and the official test script
+    (seeded, so the same seed gives the same output); ``mode="eval"``: the deterministic network
+    with stored statistics and no dropout.
+    """
+    from PIL import Image
+
+    if mode not in TRANSLATE_MODES:
+        raise GanctlError(f"unknown --mode {mode!r}: use paper or eval")
+    net = gen.net
+    g = gen.meta["generator"]
+    multiple = 2 ** int(g["num_downs"])
+    if size is not None and (size < multiple or size % multiple):
+        raise GanctlError(f"--size must be a multiple of {multiple} for this model (got {size})")
+    x = prepare_image(img, int(g["in_channels"]), multiple, size)
+    dev = next(net.parameters()).device
+    with torch.no_grad():
+        if mode == "paper":
+            with paper_mode(net, seed=seed):
+                y = net(x.to(dev))
+        else:
+            net.eval()
+            y = net(x.to(dev))
+    u8 = ((y[0].float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    arr = u8.permute(1, 2, 0).contiguous()
+    out = Image.frombytes("L" if arr.shape[2] == 1 else "RGB", (arr.shape[1], arr.shape[0]), arr.numpy().tobytes())
+    if out.size != img.size:
+        out = out.resize(img.size, Image.Resampling.BICUBIC)
+    return out

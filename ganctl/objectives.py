@@ -55,12 +55,15 @@ class Objective:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
-    def d_step(self, real: torch.Tensor, labels: torch.Tensor | None, for_g: bool = True) -> dict[str, torch.Tensor]:
+    def set_epoch(self, epoch: int) -> None:
+        """Called before each epoch (0-based); objectives with a learning-rate schedule set it here."""
+
+    def d_step(self, batch: dict, for_g: bool = True) -> dict[str, torch.Tensor]:
         """One discriminator/critic update. ``for_g``: a generator step follows on this batch,
         so keep the fakes' graph for it (otherwise they are generated without one)."""
         raise NotImplementedError
 
-    def g_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def g_step(self, batch: dict) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
 
@@ -79,7 +82,8 @@ class BCEObjective(Objective):
     def _bce(self, logits: torch.Tensor, target: float) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits, target, dtype=torch.float32))
 
-    def d_step(self, real, labels, for_g=True):
+    def d_step(self, batch, for_g=True):
+        real, labels = batch["real"], batch["labels"]
         fake_labels = self.fake_labels(labels)
         with self.rt.autocast():
             fake = self.G(self.latent(real.shape[0]), fake_labels)
@@ -98,7 +102,7 @@ class BCEObjective(Objective):
             "d_fake": torch.sigmoid(d_fake.detach().float()).mean(),
         }
 
-    def g_step(self, real, labels):
+    def g_step(self, batch):
         fake, fake_labels = self._fake, self._fake_labels
         self._fake = self._fake_labels = None
         with self.rt.autocast():
@@ -136,7 +140,8 @@ class WassersteinObjective(Objective):
         self.clip = args.get("clip")
         self.lambda_gp = args.get("lambda_gp")
 
-    def d_step(self, real, labels, for_g=True):
+    def d_step(self, batch, for_g=True):
+        real, labels = batch["real"], batch["labels"]
         fake_labels = self.fake_labels(labels)
         real_labels = labels if self.G_conditional else None
         with torch.set_grad_enabled(for_g):
@@ -163,7 +168,7 @@ class WassersteinObjective(Objective):
             self._fake, self._fake_labels = fake, fake_labels
         return {"critic_loss": loss.detach(), "wasserstein": wasserstein.detach(), **metrics}
 
-    def g_step(self, real, labels):
+    def g_step(self, batch):
         fake, fake_labels = self._fake, self._fake_labels
         self._fake = self._fake_labels = None
         with self.rt.autocast():
@@ -174,7 +179,80 @@ class WassersteinObjective(Objective):
         return {"g_loss": loss.detach()}
 
 
-OBJECTIVES = {"bce": BCEObjective, "wasserstein": WassersteinObjective}
+class Pix2PixObjective(Objective):
+    """pix2pix (Isola et al., 2017), as the official code trains it.
+
+    D sees (input, image) pairs and learns real vs generated on its 30x30 patch map with BCE on
+    logits, its loss halved; G minimises the non-saturating GAN loss plus ``lambda_l1`` times the
+    L1 distance to the target. ``gan=False`` trains G with L1 alone (the paper's L1 ablation);
+    ``lambda_l1=0`` with the GAN loss alone. The learning rate is constant, then decays linearly
+    to zero over the last ``epochs_decay`` epochs (the official 'linear' policy, stepped per epoch).
+    """
+
+    def __init__(self, G, D, cfg, rt):
+        super().__init__(G, D, cfg, rt)
+        args = cfg.objective_args
+        self.lambda_l1 = float(args.get("lambda_l1", 100.0))
+        self.gan = bool(args.get("gan", True))
+        self.epochs_decay = int(args.get("epochs_decay", 0))
+
+    @property
+    def G_conditional(self) -> bool:
+        return False
+
+    def lr_factor(self, epoch: int) -> float:
+        """Official linear policy: epoch N (1-based) runs at 1 - max(0, N - n_const) / (decay + 1)."""
+        n_const = self.cfg.epochs - self.epochs_decay
+        return 1.0 - max(0, epoch + 1 - n_const) / (self.epochs_decay + 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        lr = self.cfg.lr * self.lr_factor(epoch)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    def _bce(self, logits: torch.Tensor, target: float) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits.float(), torch.full(logits.shape, target, device=logits.device))
+
+    def d_step(self, batch, for_g=True):
+        x, y = batch["input"], batch["target"]
+        with self.rt.autocast():
+            fake = self.G(x)
+        self._fake = fake
+        if not self.gan:
+            return {}
+        with self.rt.autocast():
+            d_fake = self.D(x, fake.detach())
+            d_real = self.D(x, y)
+        loss_fake, loss_real = self._bce(d_fake, 0.0), self._bce(d_real, 1.0)
+        loss = 0.5 * (loss_fake + loss_real)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
+
+    def g_step(self, batch):
+        x, y = batch["input"], batch["target"]
+        fake, self._fake = self._fake, None
+        metrics = {}
+        loss = torch.zeros((), device=fake.device)
+        if self.gan:
+            self.D.requires_grad_(False)  # G's step needs gradients through D, not of D
+            with self.rt.autocast():
+                g_gan = self._bce(self.D(x, fake), 1.0)
+            self.D.requires_grad_(True)
+            loss = loss + g_gan
+            metrics["g_gan"] = g_gan.detach()
+        g_l1 = (fake.float() - y.float()).abs().mean() * self.lambda_l1
+        loss = loss + g_l1
+        metrics["g_l1"] = g_l1.detach()  # already times lambda, as the official log
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return metrics
+
+
+OBJECTIVES = {"bce": BCEObjective, "wasserstein": WassersteinObjective, "pix2pix": Pix2PixObjective}
 
 
 def build(G: nn.Module, D: nn.Module, cfg: TrainConfig, rt: Runtime) -> Objective:

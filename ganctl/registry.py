@@ -27,6 +27,17 @@ class Preset:
     discriminator: dict = field(default_factory=dict)
     objective: dict = field(default_factory=dict)
     init: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # how batches are prepared (pix2pix: direction, load and crop size)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An alternative architecture of a family (``--arch``), with its own objective and presets."""
+
+    arch: str
+    objective: str
+    summary: str
+    presets: MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -37,13 +48,28 @@ class Family:
     objective: str  # key into ganctl.objectives
     conditional: bool
     presets: MappingProxyType  # dataset key -> Preset; "default" for grayscale folders, "rgb" for colour
+    variants: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # --arch NAME -> Variant (the default arch is `arch`)
+    paired: bool = False  # trains on (input, target) image pairs, not on single images
 
-    def preset_for(self, dataset: str, channels: int | None = None) -> tuple[str, Preset]:
+    def arch_names(self) -> list[str]:
+        return [self.arch, *self.variants]
+
+    def variant(self, arch: str | None) -> tuple[str, str, MappingProxyType]:
+        """(arch, objective, presets) for ``--arch`` (None: the family's default)."""
+        if arch is None or arch == self.arch:
+            return self.arch, self.objective, self.presets
+        if arch not in self.variants:
+            raise did_you_mean(f"--arch for {self.name}", arch, self.arch_names())
+        v = self.variants[arch]
+        return v.arch, v.objective, v.presets
+
+    def preset_for(self, dataset: str, channels: int | None = None, arch: str | None = None) -> tuple[str, Preset]:
         """The preset for a catalog dataset name, else by channel count for folders."""
-        if dataset in self.presets:
-            return dataset, self.presets[dataset]
-        key = "rgb" if channels == 3 and "rgb" in self.presets else "default"
-        return key, self.presets[key]
+        _, _, presets = self.variant(arch)
+        if dataset in presets:
+            return dataset, presets[dataset]
+        key = "rgb" if channels == 3 and "rgb" in presets else "default"
+        return key, presets[key]
 
 
 def _presets(**kw: Preset) -> MappingProxyType:
@@ -225,6 +251,127 @@ WGAN_GP = Family(
 )
 
 
+# ---------------------------------------------------------------- cgan
+
+# vanerk03/CGAN (its README states these): z 100, Embedding(10, 10) joined after z in G and after
+# the flattened image in D; G 256-256 ReLU; D 256-784 LReLU 0.2; BCE with D loss halved; fakes
+# made for the batch's real labels; Adam 3e-4 with default betas; batch 32; 50 epochs on MNIST.
+# Its discriminator puts a LeakyReLU on the logit (seed-models.md section 8): not copied.
+_CGAN_MNIST = Preset(
+    source="vanerk03/CGAN MNIST_MLP_cgan (MNIST, 28x28), 50 epochs",
+    image_size=28,
+    epochs=50,
+    batch_size=32,
+    lr=3e-4,
+    z_dim=100,
+    generator=dict(hidden=(256, 256), batch_norm=False, dropout=0.0, slope=0.0, embed_dim=10),
+    discriminator=dict(hidden=(256, 784), dropout=0.0, slope=0.2, embed_dim=10),
+    objective=dict(real_label=1.0, d_reduction="mean"),
+)
+
+# FidanVural/GAN cgan.py: a conditional WGAN-GP at 64x64 with 16 base features; the label is a
+# 100-number embedding joined to z, and a 64x64 plane joined to the critic's input; instance norm
+# in the critic; Adam 1e-4 betas (0, 0.9); lambda 10; 5 critic steps; batch 64; 20 epochs.
+_CGAN_CONV_MNIST = Preset(
+    source="FidanVural/GAN cgan_training.py (conditional WGAN-GP, MNIST at 64x64), 20 epochs",
+    image_size=64,
+    epochs=20,
+    batch_size=64,
+    lr=1e-4,
+    betas=(0.0, 0.9),
+    z_dim=100,
+    generator=dict(features=16, embed_dim=100),
+    discriminator=dict(features=16, norm="instance"),
+    objective=dict(n_critic=5, lambda_gp=10.0),
+    init=dict(bn_gamma_mean=0.0),
+)
+
+CGAN = Family(
+    name="cgan",
+    summary="class-conditional GAN (Mirza & Osindero, 2014); --arch conv: conditional WGAN-GP",
+    arch="mlp",
+    objective="bce",
+    conditional=True,
+    presets=_presets(
+        mnist=_CGAN_MNIST,
+        fashion_mnist=_CGAN_MNIST,
+        # 1,500 digits give 47 batches of 32 an epoch (MNIST: 1,875): more epochs, same networks
+        digits=Preset(**{**_CGAN_MNIST.__dict__, "epochs": 200, "source": "vanerk03/CGAN MNIST preset; epochs set for digits' 1,500 images"}),
+        default=_CGAN_MNIST,
+        rgb=Preset(**{**_CGAN_MNIST.__dict__, "image_size": 32, "source": "vanerk03/CGAN settings at 32x32 RGB (no seed trains cgan on colour)"}),
+    ),
+    variants=MappingProxyType(
+        {
+            "conv": Variant(
+                arch="cdcgan",
+                objective="wasserstein",
+                summary="conditional WGAN-GP with DCGAN networks (FidanVural/GAN)",
+                presets=_presets(
+                    mnist=_CGAN_CONV_MNIST,
+                    fashion_mnist=_CGAN_CONV_MNIST,
+                    digits=Preset(**{**_CGAN_CONV_MNIST.__dict__, "image_size": 32, "epochs": 100, "init": dict(bn_gamma_mean=1.0),
+                                     "source": "FidanVural/GAN conditional WGAN-GP settings at 32x32, for digits"}),
+                    default=_CGAN_CONV_MNIST,
+                    rgb=_CGAN_CONV_MNIST,
+                ),
+            )
+        }
+    ),
+)
+
+# ---------------------------------------------------------------- pix2pix
+
+# The official implementation (junyanz/pytorch-CycleGAN-and-pix2pix) and the paper (Isola et al.,
+# 2017): U-Net-256 and the 70x70 PatchGAN with batch norm, BCE-with-logits with D's loss halved,
+# lambda_L1 100, Adam 2e-4 betas (0.5, 0.999), batch 1, N(0, 0.02) init with BN gammas N(1, 0.02),
+# jitter: resize to 286, the same random 256 crop and flip on both sides. `epochs` is the total;
+# the learning rate is constant, then decays linearly to zero over the last `epochs_decay`.
+_PIX2PIX = Preset(
+    source="pix2pix paper and official code: 100 + 100 epochs, batch 1",
+    image_size=256,
+    epochs=200,
+    batch_size=1,
+    lr=2e-4,
+    betas=(0.5, 0.999),
+    z_dim=0,
+    generator=dict(ngf=64, num_downs=8, norm="batch", dropout=True),
+    discriminator=dict(ndf=64, n_layers=3, norm="batch"),
+    objective=dict(lambda_l1=100.0, gan=True, epochs_decay=100),
+    data=dict(direction="AtoB", load_size=286),
+)
+
+
+def _p2p(source: str, epochs: int, direction: str | None, batch_size: int = 1) -> Preset:
+    # direction None: the dataset's own default (the catalog says which side is the input)
+    return Preset(**{**_PIX2PIX.__dict__, "source": source, "epochs": epochs, "batch_size": batch_size,
+                     "objective": {**_PIX2PIX.objective, "epochs_decay": epochs // 2},
+                     "data": {**_PIX2PIX.data, "direction": direction}})
+
+
+PIX2PIX = Family(
+    name="pix2pix",
+    summary="image-to-image translation with a conditional GAN (Isola et al., 2017)",
+    arch="pix2pix",
+    objective="pix2pix",
+    conditional=False,
+    paired=True,
+    presets=_presets(
+        # labels -> photo; 200 epochs (the paper, the official defaults, lmg1404's README)
+        facades=_p2p("pix2pix paper/official code, facades labels->photo (BtoA), 200 epochs", 200, "BtoA"),
+        # map -> aerial photo; 40 epochs as the seed vanerk03/CGAN (the paper trained 200)
+        maps=_p2p("vanerk03/CGAN maps run (map->aerial, BtoA), 40 epochs; recipe of the paper", 40, "BtoA"),
+        # paper appendix 6.2: edges2shoes and edges2handbags 15 epochs, night2day 17, batch 4
+        edges2shoes=_p2p("pix2pix paper appendix: edges->shoes, 15 epochs, batch 4", 15, "AtoB", 4),
+        edges2handbags=_p2p("pix2pix paper appendix: edges->handbags, 15 epochs, batch 4", 15, "AtoB", 4),
+        night2day=_p2p("pix2pix paper appendix: night->day, 17 epochs, batch 4", 17, "AtoB", 4),
+        # generated offline set (64 pairs): short runs for the quickstart, tests and benchmarks
+        synthetic_facades=_p2p("pix2pix recipe on ganctl's generated facades (labels -> rendering), 20 epochs", 20, None),
+        # a folder: the official defaults; the direction is AtoB unless the data says otherwise
+        default=_p2p("pix2pix paper/official defaults: 100 + 100 epochs, batch 1", 200, None),
+    ),
+)
+
+
 def _register(*families: Family) -> MappingProxyType:
     table: dict[str, Family] = {}
     for f in families:
@@ -234,7 +381,7 @@ def _register(*families: Family) -> MappingProxyType:
     return MappingProxyType(table)
 
 
-FAMILIES: MappingProxyType = _register(GAN, DCGAN, WGAN, WGAN_GP)
+FAMILIES: MappingProxyType = _register(GAN, DCGAN, WGAN, WGAN_GP, CGAN, PIX2PIX)
 
 
 def names() -> list[str]:

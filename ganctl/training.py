@@ -32,14 +32,45 @@ def load_training_data(
 
 
 _WASSERSTEIN_ONLY = {"n_critic": "--n-critic", "clip": "--clip", "lambda_gp": "--lambda-gp"}
+_PIX2PIX_ONLY = {
+    "lambda_l1": "--lambda-l1", "no_gan": "--no-gan", "epochs_decay": "--epochs-decay", "direction": "--direction",
+    "ngf": "--ngf", "ndf": "--ndf",
+}
 
 
-def _objective_overrides(fam: registry.Family, **given) -> dict:
+def load_paired_data(spec: str, image_size: int, load_size: int, mirror, progress_for, warn):
+    """pix2pix: (train pairs at the jitter's load size, validation pairs at the training size)."""
+    from ganctl.data import paired
+
+    if not datasets.is_path_like(spec) and spec in catalog.CATALOG:
+        entry = catalog.CATALOG[spec]
+        if not entry.paired:
+            paired_sets = ", ".join(catalog.paired_names())
+            raise DatasetError(f"{spec} holds single images, not pairs: pix2pix trains on {paired_sets}, or a folder of pairs")
+        if not entry.is_present():
+            if warn:
+                verb = "generating" if entry.layout == "generated" else "downloading"
+                warn(f"dataset {spec!r} is not in the store yet: {verb} it")
+            fetch.fetch(entry, mirror, progress_for)
+    train = paired.load_paired(spec, "train", load_size, warn=warn)
+    val = None
+    for split in ("val", "test"):
+        try:
+            val = paired.load_paired(spec, split, image_size, warn=warn)
+            break
+        except DatasetError:
+            continue
+    if val is None:  # a folder with one split: score on (unjittered) training pairs
+        val = paired.load_paired(spec, "train", image_size, warn=warn)
+    return train, val
+
+
+def _objective_overrides(fam: registry.Family, objective: str, **given) -> dict:
     """--n-critic / --clip / --lambda-gp: only for the Wasserstein families, and in range."""
     given = {k: v for k, v in given.items() if v is not None}
     for key in given:
-        if fam.objective != "wasserstein":
-            raise GanctlError(f"{_WASSERSTEIN_ONLY[key]} applies to wgan and wgan-gp, not {fam.name}")
+        if objective != "wasserstein":
+            raise GanctlError(f"{_WASSERSTEIN_ONLY[key]} applies to wgan, wgan-gp and cgan --arch conv, not {fam.name}")
     if given.get("n_critic", 1) < 1:
         raise GanctlError("--n-critic must be at least 1")
     if given.get("clip", 1.0) <= 0:
@@ -85,6 +116,14 @@ def run_training(
     n_critic: int | None = None,
     clip: float | None = None,
     lambda_gp: float | None = None,
+    arch: str | None = None,
+    eval_every: int | None = None,
+    direction: str | None = None,
+    epochs_decay: int | None = None,
+    lambda_l1: float | None = None,
+    no_gan: bool = False,
+    ngf: int | None = None,
+    ndf: int | None = None,
     reporter: Reporter | None = None,
     progress_for: Callable | None = None,
     warn: Callable[[str], None] | None = None,
@@ -98,20 +137,44 @@ def run_training(
         raise GanctlError("--lr must be positive")
     if image_size is not None and image_size < 8:
         raise GanctlError("--image-size must be at least 8")
-    overrides = _objective_overrides(fam, n_critic=n_critic, clip=clip, lambda_gp=lambda_gp)
+    if eval_every is not None and eval_every < 0:
+        raise GanctlError("--eval-every must be 0 (never) or more")
+    arch_name, objective, _ = fam.variant(arch)
+    overrides = _objective_overrides(fam, objective, n_critic=n_critic, clip=clip, lambda_gp=lambda_gp)
+    p2p = {"lambda_l1": lambda_l1, "no_gan": no_gan or None, "epochs_decay": epochs_decay, "direction": direction, "ngf": ngf, "ndf": ndf}
+    for key, value in p2p.items():
+        if value is not None and not fam.paired:
+            raise GanctlError(f"{_PIX2PIX_ONLY[key]} applies to pix2pix, not {family}")
+    if fam.paired:
+        _check_pix2pix_options(direction, epochs_decay, lambda_l1, no_gan, ngf, ndf, epochs)
+        if lambda_l1 is not None:
+            overrides["lambda_l1"] = lambda_l1
+        if no_gan:
+            overrides["gan"] = False
+    if eval_every and fam.paired:
+        raise GanctlError("--eval-every applies to the image families; pix2pix records validation L1/PSNR/SSIM every epoch")
     rt = runtime.resolve(device, precision)
 
     if resume:
-        given = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size}
+        given = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size, "arch": arch_name if arch else None}
         cfg, run_dir = _resume_config(family, name, epochs, given)
         for key, value in overrides.items():
             if cfg.objective_args.get(key) != value:
                 raise GanctlError(f"--resume continues run {cfg.run_name} with its own {key} ({cfg.objective_args.get(key)}); leave out that option")
         if dataset is not None and dataset != cfg.dataset and Path(dataset).expanduser().resolve() != Path(cfg.dataset):
             raise GanctlError(f"--resume continues run {cfg.run_name} on its own dataset ({cfg.dataset}); leave out --dataset")
-        data = load_training_data(cfg.dataset, cfg.image_size, cfg.channels, mirror, progress_for, warn)
+        if eval_every is not None:
+            cfg = replace(cfg, eval_every=eval_every)
+        if fam.paired:
+            if epochs_decay is not None:
+                cfg = replace(cfg, objective_args={**cfg.objective_args, "epochs_decay": epochs_decay})
+            if cfg.objective_args.get("epochs_decay", 0) >= cfg.epochs:
+                raise GanctlError(f"--epochs-decay ({cfg.objective_args['epochs_decay']}) must be smaller than --epochs ({cfg.epochs})")
+            data, val = load_paired_data(cfg.dataset, cfg.image_size, cfg.data_args["load_size"], mirror, progress_for, warn)
+        else:
+            data, val = load_training_data(cfg.dataset, cfg.image_size, cfg.channels, mirror, progress_for, warn), None
         store.atomic_write_json(run_dir / "config.json", cfg.to_json())
-        return train(cfg, data, run_dir, rt, reporter, resume=True)
+        return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val)
 
     if dataset is None:
         raise GanctlError(f"say what to train on: 'ganctl train {family} --dataset digits' (or mnist, or a folder)")
@@ -123,14 +186,25 @@ def run_training(
                 "choose another --name, or delete it with 'ganctl rm'"
             )
     is_folder = datasets.is_path_like(dataset)
+    if fam.paired:
+        return _start_pix2pix(
+            fam, dataset, is_folder, name, rt, reporter, mirror, progress_for, warn,
+            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size, direction=direction,
+            epochs_decay=epochs_decay, overrides=overrides, ngf=ngf, ndf=ndf,
+        )
     # load at the requested size (or the family's default for this dataset), then pick the preset
-    key0, p0 = fam.preset_for(dataset)
+    key0, p0 = fam.preset_for(dataset, arch=arch)
     data = load_training_data(dataset, image_size or p0.image_size, None, mirror, progress_for, warn)
-    key, preset = fam.preset_for(dataset, data.channels)
+    if fam.conditional and not data.classes:
+        raise DatasetError(
+            f"{family} learns one image distribution per class, and {dataset} has no labels: use digits, mnist, "
+            "fashion-mnist, or a folder with one sub-folder per class"
+        )
+    key, preset = fam.preset_for(dataset, data.channels, arch=arch)
     size = image_size or preset.image_size
     if data.image_size != size:
         data.images = datasets.resize_uint8(data.images, size)
-    if fam.arch == "dcgan" and (size & (size - 1) or size < 16):
+    if arch_name in ("dcgan", "cdcgan") and (size & (size - 1) or size < 16):
         raise GanctlError(f"{family} needs --image-size to be a power of two from 16 up (got {size})")
     if len(data) < 2:
         raise DatasetError(f"{dataset} holds {len(data)} image(s): a GAN needs at least 2")
@@ -149,6 +223,56 @@ def run_training(
         seed=seed if seed is not None else 0,
         image_size=size,
         objective_overrides=overrides,
+        arch=arch,
+        eval_every=eval_every or 0,
     )
     run_dir = store.run_path(family, run_name)
     return train(cfg, data, run_dir, rt, reporter, resume=False)
+
+
+def _check_pix2pix_options(direction, epochs_decay, lambda_l1, no_gan, ngf, ndf, epochs) -> None:
+    if direction is not None and direction not in ("AtoB", "BtoA"):
+        raise GanctlError(f"--direction must be AtoB or BtoA (got {direction!r})")
+    if epochs_decay is not None and epochs_decay < 0:
+        raise GanctlError("--epochs-decay must be 0 or more")
+    if epochs is not None and epochs_decay is not None and epochs_decay >= epochs:
+        raise GanctlError(f"--epochs-decay ({epochs_decay}) must be smaller than --epochs ({epochs}): --epochs is the total")
+    if lambda_l1 is not None and lambda_l1 < 0:
+        raise GanctlError("--lambda-l1 must be 0 or more")
+    if no_gan and lambda_l1 == 0:
+        raise GanctlError("--no-gan with --lambda-l1 0 leaves nothing to learn: drop one of them")
+    for flag, v in (("--ngf", ngf), ("--ndf", ndf)):
+        if v is not None and v < 1:
+            raise GanctlError(f"{flag} must be at least 1")
+
+
+def _start_pix2pix(fam, dataset, is_folder, name, rt, reporter, mirror, progress_for, warn, *, epochs, batch_size, lr,
+                   seed, image_size, direction, epochs_decay, overrides, ngf, ndf) -> TrainResult:
+    key, preset = fam.preset_for(dataset)
+    size = image_size or preset.image_size
+    # U-Net-256 for 256-pixel crops (8 downsamplings to 1x1), U-Net-128 for 128 (7), and so on
+    num_downs = size.bit_length() - 1
+    if size & (size - 1) or not 32 <= size <= 1024:
+        raise GanctlError(f"pix2pix needs --image-size to be a power of two from 32 to 1024 (got {size})")
+    # the paper's jitter resizes to 286 for 256 crops: keep that ratio at other sizes
+    load_size = round(size * 286 / 256)
+    train_pairs, val_pairs = load_paired_data(dataset, size, load_size, mirror, progress_for, warn)
+    if len(train_pairs) < 1:
+        raise DatasetError(f"{dataset} holds no training pairs")
+    entry = catalog.CATALOG.get(dataset) if not is_folder else None
+    direction = direction or preset.data.get("direction") or getattr(train_pairs, "default_direction", "") or (entry.default_direction if entry else "") or "AtoB"
+    dataset_id = str(Path(dataset).expanduser().resolve()) if is_folder else dataset
+    run_name = name or store.next_run_name(fam.name, train_pairs.name)
+    total = epochs if epochs is not None else preset.epochs
+    decay = epochs_decay if epochs_decay is not None else (total // 2 if epochs is not None else preset.objective["epochs_decay"])
+    if decay >= total:
+        raise GanctlError(f"--epochs-decay ({decay}) must be smaller than --epochs ({total}): --epochs is the total")
+    channels = train_pairs.channels
+    g_over = {"num_downs": num_downs, **({"ngf": ngf} if ngf else {})}
+    cfg = make_config(
+        fam.name, dataset_id, run_name, channels=channels, classes=None, preset_key=key, epochs=total,
+        batch_size=batch_size, lr=lr, seed=seed if seed is not None else 0, image_size=size,
+        objective_overrides={**overrides, "epochs_decay": decay}, generator_overrides=g_over,
+        discriminator_overrides={"ndf": ndf} if ndf else None, data_overrides={"direction": direction, "load_size": load_size},
+    )
+    return train(cfg, train_pairs, store.run_path(fam.name, run_name), rt, reporter, resume=False, val_data=val_pairs)

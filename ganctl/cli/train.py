@@ -19,15 +19,26 @@ Examples:
 
   ganctl train wgan --dataset digits --n-critic 3 --clip 0.02
 
+  ganctl train cgan --dataset digits --eval-every 50
+
+  ganctl train cgan --arch conv --dataset fashion-mnist
+
+  ganctl train pix2pix --dataset synthetic-facades --epochs 2
+
+  ganctl train pix2pix --dataset maps --epochs 40
+
+  ganctl train pix2pix --dataset ./my_pairs --direction BtoA --epochs 100 --epochs-decay 50
+
   ganctl train dcgan --resume --epochs 30
 """
 
 
 def train(
     model: str = typer.Argument(..., help="Model family (see 'ganctl list').", autocompletion=completion.models),
-    dataset: str = typer.Option(None, "--dataset", "-d", help="Catalog name (digits, mnist, fashion-mnist, celeba) or a folder of images (searched recursively; sub-folders give class labels).", rich_help_panel="Data", autocompletion=completion.datasets),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Catalog name (digits, mnist, fashion-mnist, celeba; pix2pix: facades, maps, ..., synthetic-facades) or a folder of images (searched recursively; sub-folders give class labels) or of pairs.", rich_help_panel="Data", autocompletion=completion.datasets),
     image_size: int = typer.Option(None, "--image-size", help="Train at this size (default: the family's for this dataset).", rich_help_panel="Data"),
     mirror: str = typer.Option(None, "--mirror", envvar="GANCTL_MIRROR", help="Base URL to download the dataset from instead of the published ones.", rich_help_panel="Data"),
+    arch: str = typer.Option(None, "--arch", help="Architecture variant (cgan: mlp [default] or conv).", rich_help_panel="Training"),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Total epochs (default: the family's for this dataset). With --resume, the new total.", rich_help_panel="Training"),
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="Images per batch.", rich_help_panel="Training"),
     lr: float = typer.Option(None, "--lr", help="Learning rate of both networks.", rich_help_panel="Training"),
@@ -35,6 +46,13 @@ def train(
     n_critic: int = typer.Option(None, "--n-critic", help="Critic steps per generator step (wgan, wgan-gp) [default: 5].", rich_help_panel="Wasserstein"),
     clip: float = typer.Option(None, "--clip", help="Clip every critic weight to +-CLIP after each critic step (wgan) [default: 0.01].", rich_help_panel="Wasserstein"),
     lambda_gp: float = typer.Option(None, "--lambda-gp", help="Gradient penalty weight (wgan-gp) [default: 10].", rich_help_panel="Wasserstein"),
+    direction: str = typer.Option(None, "--direction", help="AtoB or BtoA: which side of each pair is the input (default: the dataset's).", rich_help_panel="pix2pix"),
+    epochs_decay: int = typer.Option(None, "--epochs-decay", help="Of the --epochs, how many at the end decay the learning rate linearly to 0 [default: half].", rich_help_panel="pix2pix"),
+    lambda_l1: float = typer.Option(None, "--lambda-l1", help="Weight of the L1 loss; 0 trains with the GAN loss alone [default: 100].", rich_help_panel="pix2pix"),
+    no_gan: bool = typer.Option(False, "--no-gan", help="Train the generator with the L1 loss alone (no discriminator).", rich_help_panel="pix2pix"),
+    ngf: int = typer.Option(None, "--ngf", help="Generator base width [default: 64].", rich_help_panel="pix2pix"),
+    ndf: int = typer.Option(None, "--ndf", help="Discriminator base width [default: 64].", rich_help_panel="pix2pix"),
+    eval_every: int = typer.Option(None, "--eval-every", help="Run 'ganctl evaluate' every N epochs and record the numbers (labelled datasets).", rich_help_panel="Training"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32 or bf16 (auto: bf16 where the hardware runs it fast).", rich_help_panel="Hardware"),
     name: str = typer.Option(None, "--name", "-n", help="Run name (default: the dataset's name, numbered).", rich_help_panel="Run"),
@@ -61,6 +79,14 @@ def train(
         n_critic=n_critic,
         clip=clip,
         lambda_gp=lambda_gp,
+        arch=arch,
+        eval_every=eval_every,
+        direction=direction,
+        epochs_decay=epochs_decay,
+        lambda_l1=lambda_l1,
+        no_gan=no_gan,
+        ngf=ngf,
+        ndf=ndf,
         reporter=ui.TrainProgress(quiet=quiet),
         progress_for=progress.for_file,
         warn=ui.warn,
@@ -76,7 +102,8 @@ def train(
     if result.checkpoint is None and resume:
         ui.info(f"run {rid} already has its {result.epochs_done} epochs: pass --epochs N to train further")
     elif not quiet:
-        ui.info(f"done: run {rid}; sample it with 'ganctl sample {model} --run {result.run_dir.name}'")
+        verb = "translate with it: 'ganctl translate IMAGE -o OUT --run" if model == "pix2pix" else f"sample it with 'ganctl sample {model} --run"
+        ui.info(f"done: run {rid}; {verb} {result.run_dir.name}'")
     ui.result(result.run_dir)
 
 

@@ -168,3 +168,33 @@ class DownloadProgress:
 
                 secs = time.perf_counter() - self._t0
                 info(f"fetched {self.name}: {human_size(self._got)} in {secs:.1f}s")
+
+
+class ItemProgress:
+    """A bar over N items (images to translate) on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, description: str):
+        self.total, self.description, self.progress = total, description, None
+
+    def __enter__(self) -> ItemProgress:
+        if bars_enabled() and self.total > 1:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=err(), transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(self.description, total=self.total)
+        return self
+
+    def advance(self) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+    def message(self, text: str) -> None:
+        (self.progress.console.print if self.progress is not None else warn)(text)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()

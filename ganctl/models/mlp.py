@@ -51,9 +51,13 @@ class MLPGenerator(nn.Module):
         layers += [nn.Linear(width, math.prod(self.out_shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
+    def forward_embedded(self, z: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """Generate from latents and label embeddings (vanerk03/CGAN order: cat([z, emb]))."""
+        return self.net(torch.cat([z, emb.to(z.dtype)], dim=1)).view(z.shape[0], *self.out_shape)
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
-            z = torch.cat([z, self.embed(labels)], dim=1)
+            return self.forward_embedded(z, self.embed(labels))
         return self.net(z).view(z.shape[0], *self.out_shape)
 
 
