@@ -47,8 +47,13 @@ class ImageTask:
             x = x.to(rt.device)
             y = y.to(rt.device) if y is not None else None
         self.x, self.y = x, y
-        self.fixed_z = inference.latents(SAMPLE_GRID, cfg.z_dim, seed=cfg.seed).to(rt.device)
-        self.fixed_y = inference.grid_labels(SAMPLE_GRID, len(cfg.classes)).to(rt.device) if conditional else None
+        n = SAMPLE_GRID
+        self.fixed_y = None
+        if conditional:  # one row per class
+            self.per_row = max(1, SAMPLE_GRID // len(cfg.classes))
+            n = self.per_row * len(cfg.classes)
+            self.fixed_y = inference.grid_labels(n, len(cfg.classes)).to(rt.device)
+        self.fixed_z = inference.latents(n, cfg.z_dim, seed=cfg.seed).to(rt.device)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -66,8 +71,7 @@ class ImageTask:
         G.train(was_training)
         path = run_dir / "samples" / f"epoch_{epoch + 1:04d}.png"
         if self.fixed_y is not None:
-            per = SAMPLE_GRID // len(self.cfg.classes)
-            images.save_grid(fake[: per * len(self.cfg.classes)], path, nrow=per, row_labels=list(self.cfg.classes))
+            images.save_grid(fake, path, nrow=self.per_row, row_labels=list(self.cfg.classes))
         else:
             images.save_grid(fake, path, nrow=8)
         if self.cfg.eval_every and (epoch + 1) % self.cfg.eval_every == 0:
