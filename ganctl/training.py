@@ -24,6 +24,8 @@ def load_training_data(
     """A catalog dataset (downloaded first when missing) or a folder of images."""
     if not datasets.is_path_like(spec) and spec in catalog.CATALOG:
         entry = catalog.CATALOG[spec]
+        if entry.paired:
+            raise DatasetError(f"{spec} is a set of image pairs for pix2pix: 'ganctl train pix2pix --dataset {spec}'")
         if not entry.is_present():
             if warn:
                 warn(f"dataset {spec!r} is not in the store yet: downloading it")

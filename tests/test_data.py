@@ -103,6 +103,10 @@ def test_empty_folder_is_an_error(tmp_path):
 
 def test_catalog_entries_have_checksums_and_sizes():
     for entry in catalog.CATALOG.values():
+        if entry.paired:  # pix2pix archives publish no checksums: counts are verified instead
+            assert entry.expected_counts and entry.default_direction in ("AtoB", "BtoA")
+            assert all(f.checksum is None for f in entry.files)
+            continue
         for f in entry.files:
             assert f.checksum and f.checksum.split(":")[0] in ("md5", "sha256")
             if entry.layout == "idx":

@@ -298,11 +298,6 @@ def test_fetch_uses_the_file_url_when_the_entry_has_no_mirrors(http_server, tmp_
     assert folder == (tmp_path / "home").resolve() / "datasets" / "single"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="catalog.mirrors_for() returns only the first file's url as the base for every file, so "
-    "download() requests '<first url>/<second name>' for the second file",
-)
 def test_fetch_uses_each_files_own_url(http_server, tmp_path):
     from ganctl.data import fetch
 

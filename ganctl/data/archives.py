@@ -2,16 +2,18 @@
 
 Entries that are absolute, contain '..', or are links (symbolic or hard) are refused before a
 single byte is written; extraction goes to a temporary folder renamed into place at the end.
+A compressed tar is read to its very end (the gzip trailer's CRC and length included) before
+anything is written, so a truncated or corrupt download is reported, never half-extracted.
 """
 
 from __future__ import annotations
 
-import shutil
 import stat
 import tarfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from ganctl.data.download import ProgressFn
 from ganctl.errors import DatasetError
 from ganctl.store import atomic_dir
 
@@ -22,14 +24,17 @@ def _check_member(name: str, archive: Path) -> None:
         raise DatasetError(f"{archive.name} has an unsafe entry {name!r} (absolute or '..'): refused, nothing was extracted")
 
 
-def extract(archive: Path, dest: Path) -> Path:
-    """Extract a .zip or .tar(.gz) archive into the new folder ``dest`` (which must not exist)."""
+def extract(archive: Path, dest: Path, progress: ProgressFn | None = None) -> Path:
+    """Extract a .zip or .tar(.gz) archive into the new folder ``dest`` (which must not exist).
+
+    ``progress`` gets the downloader's events, counted in bytes written.
+    """
     archive = Path(archive)
     try:
         if zipfile.is_zipfile(archive):
-            return _extract_zip(archive, dest)
+            return _extract_zip(archive, dest, progress)
         if tarfile.is_tarfile(archive):
-            return _extract_tar(archive, dest)
+            return _extract_tar(archive, dest, progress)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
         if isinstance(e, OSError) and not isinstance(e, EOFError) and e.errno is not None:
             raise
@@ -37,42 +42,73 @@ def extract(archive: Path, dest: Path) -> Path:
     raise DatasetError(f"{archive.name} is neither a zip nor a tar archive: delete it and download again")
 
 
-def _extract_zip(archive: Path, dest: Path) -> Path:
+class _Progress:
+    """Report bytes written; the bar's end says nothing was 'fetched' (complete=False)."""
+
+    def __init__(self, progress: ProgressFn | None, total: int):
+        self.progress = progress
+        if progress:
+            progress("start", total=total, resumed=0)
+
+    def copy(self, src, out) -> None:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+            if self.progress:
+                self.progress("advance", n=len(chunk))
+
+    def end(self) -> None:
+        if self.progress:
+            self.progress("end", complete=False)
+
+
+def _extract_zip(archive: Path, dest: Path, progress: ProgressFn | None = None) -> Path:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
         for info in infos:
             _check_member(info.filename, archive)
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise DatasetError(f"{archive.name} has a link entry {info.filename!r}: refused, nothing was extracted")
-        with atomic_dir(dest) as tmp:
-            for info in infos:
-                target = tmp / info.filename
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
+        bar = _Progress(progress, sum(i.file_size for i in infos))
+        try:
+            with atomic_dir(dest) as tmp:
+                for info in infos:
+                    target = tmp / info.filename
+                    if info.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(info) as src, open(target, "wb") as out:
+                        bar.copy(src, out)
+        finally:
+            bar.end()
     return dest
 
 
-def _extract_tar(archive: Path, dest: Path) -> Path:
+def _extract_tar(archive: Path, dest: Path, progress: ProgressFn | None = None) -> Path:
     with tarfile.open(archive) as tf:
-        members = tf.getmembers()  # reads the whole archive: a truncated one fails here
+        members = tf.getmembers()  # reads every header: an archive cut short before its end fails here
         for m in members:
             _check_member(m.name, archive)
             if m.issym() or m.islnk():
                 raise DatasetError(f"{archive.name} has a link entry {m.name!r}: refused, nothing was extracted")
             if not (m.isfile() or m.isdir()):
                 raise DatasetError(f"{archive.name} has a special entry {m.name!r}: refused, nothing was extracted")
-        with atomic_dir(dest) as tmp:
-            for m in members:
-                target = tmp / m.name
-                if m.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tf.extractfile(m)
-                with src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
+        # tar stops at its end-of-archive block; read on to the end of the compressed stream, so
+        # a cut-off gzip trailer or a CRC mismatch fails too (EOFError / BadGzipFile)
+        while tf.fileobj.read(1 << 20):
+            pass
+        bar = _Progress(progress, sum(m.size for m in members if m.isfile()))
+        try:
+            with atomic_dir(dest) as tmp:
+                for m in members:
+                    target = tmp / m.name
+                    if m.isdir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    src = tf.extractfile(m)
+                    with src, open(target, "wb") as out:
+                        bar.copy(src, out)
+        finally:
+            bar.end()
     return dest

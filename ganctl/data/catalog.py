@@ -1,7 +1,9 @@
 """The datasets ganctl knows by name: where they are published and how to check them.
 
 Plain data, no torch. Checksums are the ones the publishers give (MNIST and Fashion-MNIST publish
-MD5s; torchvision's loaders carry the same values).
+MD5s; torchvision's loaders carry the same values). The pix2pix archives have no published
+checksums: they are checked by reading them to the end and counting the images of each split, and
+the sha256 of what was downloaded is recorded next to the extracted dataset.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ PACKAGE_DATA = Path(__file__).parent
 class CatalogEntry:
     name: str
     summary: str
-    layout: str  # "idx": gzipped IDX files; "embedded": in the package; "zip": an archive of images
+    # "idx": gzipped IDX files; "embedded": in the package; "zip": an archive of images;
+    # "pix2pix": one NAME.tar.gz of side-by-side A|B images in split folders; "generated": made by
+    # ganctl on first use; "manual": cannot be downloaded (``instructions`` says how to prepare it)
+    layout: str
     channels: int
     native_size: int
     classes: tuple[str, ...]
@@ -30,11 +35,17 @@ class CatalogEntry:
     source: str = ""
     license: str = ""
     split_files: dict = field(default_factory=dict)  # split -> (images file, labels file)
-    image_folder: str = ""  # "zip" layout: the folder of images inside the extracted archive
+    image_folder: str = ""  # "zip", "pix2pix", "generated": the folder of images inside local_dir()
+    paired: bool = False  # A|B image pairs (pix2pix), not a set of single images
+    default_direction: str = ""  # paired sets: "AtoB" or "BtoA", the translation usually trained
+    expected_counts: dict = field(default_factory=dict)  # paired sets: split -> number of pairs
+    approx_size: int | None = None  # bytes, for listings, when no exact size is published
+    instructions: str = ""  # "manual" layout: how to prepare the dataset by hand
 
     @property
     def download_size(self) -> int:
-        return sum(f.size or 0 for f in self.files)
+        exact = sum(f.size or 0 for f in self.files)
+        return exact or self.approx_size or 0
 
     @property
     def downloadable(self) -> bool:
@@ -43,8 +54,15 @@ class CatalogEntry:
     def local_dir(self) -> Path:
         return PACKAGE_DATA if self.layout == "embedded" else datasets_dir() / self.name
 
+    def data_dir(self) -> Path:
+        """The folder that holds the images once the dataset is in the store."""
+        return self.local_dir() / self.image_folder if self.image_folder else self.local_dir()
+
     def is_present(self) -> bool:
-        if self.layout == "zip":
+        if self.layout == "manual":
+            return False
+        if self.layout in ("zip", "pix2pix", "generated"):
+            # only ever renamed into place whole and verified, so its existence is enough
             return (self.local_dir() / self.image_folder).is_dir()
         return all((self.local_dir() / f.name).is_file() for f in self.files) if self.files else True
 
@@ -53,6 +71,52 @@ _IDX_SPLITS = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+
+
+PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/"
+
+# name, summary, approximate archive size (the server's listing; no exact sizes or checksums are
+# published), pairs per split (the counts commonly cited for the official archives), default
+# direction (the one the pix2pix docs and pretrained models use), side of one half, source.
+# A is the left half of each image, B the right half.
+_PIX2PIX = (
+    ("facades", "CMP Facades photo|label pairs, 400 train / 100 val / 106 test, 256x256", 30_000_000,
+     {"train": 400, "val": 100, "test": 106}, "BtoA", 256,
+     "CMP Facade Database (Tylecek & Sara, 2013)"),
+    ("maps", "aerial photo|Google map pairs of New York, 1,096 train / 1,098 val, 600x600", 250_000_000,
+     {"train": 1096, "val": 1098}, "BtoA", 600,
+     "scraped from Google Maps by the pix2pix authors"),
+    ("edges2shoes", "HED edges|photo pairs of shoes, 49,825 train / 200 val, 256x256", 2_200_000_000,
+     {"train": 49825, "val": 200}, "AtoB", 256,
+     "UT Zappos50K (Yu & Grauman, 2014), edges by HED"),
+    ("edges2handbags", "HED edges|photo pairs of handbags, 138,567 train / 200 val, 256x256", 8_600_000_000,
+     {"train": 138567, "val": 200}, "AtoB", 256,
+     "iGAN handbags (Zhu et al., 2016, from Amazon), edges by HED"),
+    ("night2day", "night|day webcam pairs, 17,823 train / 2,287 val / 10,348 test, 256x256", 2_000_000_000,
+     {"train": 17823, "val": 2287, "test": 10348}, "AtoB", 256,
+     "Transient Attributes (Laffont et al., 2014)"),
+)
+
+
+def _pix2pix(name, summary, size, counts, direction, native, source) -> CatalogEntry:
+    return CatalogEntry(
+        name=name,
+        summary=summary,
+        layout="pix2pix",
+        channels=3,
+        native_size=native,
+        classes=(),
+        files=(RemoteFile(f"{name}.tar.gz"),),  # no size: only an approximate one is known
+        mirrors=(PIX2PIX_URL,),
+        source=f"pix2pix (Isola et al., 2017) archive of {source}",
+        license=f"research use; the terms of the original source apply ({source})",
+        image_folder=name,  # the archive holds NAME/train/..., moved into place as is
+        paired=True,
+        default_direction=direction,
+        expected_counts=counts,
+        approx_size=size,
+    )
+
 
 CATALOG: dict[str, CatalogEntry] = {
     e.name: e
@@ -128,6 +192,46 @@ CATALOG: dict[str, CatalogEntry] = {
             license="non-commercial research use only (see the CelebA agreement)",
             image_folder="img_align_celeba",
         ),
+        *(
+            _pix2pix(name, summary, size, counts, direction, native, source)
+            for name, summary, size, counts, direction, native, source in _PIX2PIX
+        ),
+        CatalogEntry(
+            name="cityscapes",
+            summary="Cityscapes photo|label pairs for pix2pix, 2,975 train / 500 val, 256x256",
+            layout="manual",
+            channels=3,
+            native_size=256,
+            classes=(),
+            source="Cordts et al. (2016), the Cityscapes dataset; pairs as made by the pix2pix authors' "
+            "datasets/prepare_cityscapes_dataset.py",
+            license="Cityscapes terms of use: registration required, no redistribution",
+            paired=True,
+            default_direction="BtoA",
+            expected_counts={"train": 2975, "val": 500},
+            instructions=(
+                "cityscapes cannot be downloaded by ganctl (its licence forbids redistribution): register at "
+                "https://www.cityscapes-dataset.com, download gtFine_trainvaltest.zip and "
+                "leftImg8bit_trainvaltest.zip, build 512x256 side-by-side photo|label pairs in train/ and val/ "
+                "folders (the pix2pix repository's datasets/prepare_cityscapes_dataset.py does this), "
+                "then pass that folder with --dataset PATH"
+            ),
+        ),
+        CatalogEntry(
+            name="synthetic-facades",
+            summary="synthetic facade renderings|label maps, 64 train / 16 val / 16 test, 256x256",
+            layout="generated",
+            channels=3,
+            native_size=256,
+            classes=(),
+            source="generated deterministically by ganctl (ganctl.data.paired.synthetic_facades, seed 0)",
+            license="CC0 (no rights reserved)",
+            # bump the version when the generator's output changes, so stale copies are not used
+            image_folder="v1",
+            paired=True,
+            default_direction="BtoA",  # A = rendering (left), B = label map (right), as in facades
+            expected_counts={"train": 64, "val": 16, "test": 16},
+        ),
     )
 }
 
@@ -138,9 +242,19 @@ def get(name: str) -> CatalogEntry:
     return CATALOG[name]
 
 
-def mirrors_for(entry: CatalogEntry, mirror: str | None = None) -> list[str]:
-    """Base URLs to try: an explicit --mirror (or GANCTL_MIRROR) replaces the published ones."""
+def paired_names() -> list[str]:
+    return sorted(n for n, e in CATALOG.items() if e.paired)
+
+
+def mirrors_for(entry: CatalogEntry, mirror: str | None = None, remote: RemoteFile | None = None) -> list[str]:
+    """Base URLs to try for ``remote`` (or for the entry as a whole).
+
+    An explicit --mirror (or GANCTL_MIRROR) replaces the published ones. A file published at its
+    own URL is fetched from that URL first, then from the entry's mirrors.
+    """
     mirror = mirror or os.environ.get("GANCTL_MIRROR")
     if mirror:
         return [mirror]
+    if remote is not None and remote.url:
+        return [remote.url, *entry.mirrors]
     return list(entry.mirrors) or [f.url for f in entry.files if f.url][:1]

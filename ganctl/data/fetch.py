@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ganctl.data import catalog
 from ganctl.data.archives import extract
-from ganctl.data.download import ProgressFn, download
+from ganctl.data.download import ProgressFn, download, file_digest
 from ganctl.errors import DatasetError
-from ganctl.store import datasets_dir, ensure_cache_dir
+from ganctl.store import atomic_write_json, datasets_dir, ensure_cache_dir
+
+# written into a pix2pix dataset's folder: what was downloaded, since no checksums are published
+DOWNLOAD_RECORD = "download.json"
 
 
 def fetch(
@@ -17,20 +22,32 @@ def fetch(
     mirror: str | None = None,
     progress_for: Callable[[str], ProgressFn] | None = None,
 ) -> Path:
-    """Download every missing file of ``entry``; return its folder in the store."""
+    """Download every missing file of ``entry``; return its folder in the store.
+
+    For pix2pix datasets and ``synthetic-facades`` that is the folder of split folders (train/...)
+    that ``load_paired`` reads.
+    """
+    if entry.layout == "manual":
+        raise DatasetError(entry.instructions)
+    if entry.layout == "generated":
+        from ganctl.data.paired import ensure_synthetic_facades
+
+        return ensure_synthetic_facades(entry)
     if not entry.downloadable:
         if entry.layout == "embedded":
             return entry.local_dir()
         raise DatasetError(f"dataset {entry.name!r} cannot be downloaded")
     ensure_cache_dir(datasets_dir())
+    if entry.layout == "pix2pix":
+        return _fetch_pix2pix(entry, mirror, progress_for)
     target = entry.local_dir()
     if entry.is_present():
         return target
-    bases = catalog.mirrors_for(entry, mirror)
     for remote in entry.files:
         dest = target / remote.name
         if dest.is_file():
             continue
+        bases = catalog.mirrors_for(entry, mirror, remote)
         download(remote, bases, dest, progress=progress_for(remote.name) if progress_for else None)
     if entry.layout == "zip":
         _unpack(entry, target)
@@ -39,8 +56,6 @@ def fetch(
 
 def _unpack(entry: catalog.CatalogEntry, target: Path) -> None:
     """Extract the (verified) archive, move its image folder into place, drop the archive."""
-    import shutil
-
     archive = target / entry.files[0].name
     staging = target / ".extracting"
     shutil.rmtree(staging, ignore_errors=True)
@@ -52,3 +67,99 @@ def _unpack(entry: catalog.CatalogEntry, target: Path) -> None:
     inner.rename(target / entry.image_folder)
     shutil.rmtree(staging, ignore_errors=True)
     archive.unlink()  # verified and extracted; it can be downloaded again
+
+
+# ---------------------------------------------------------------- pix2pix archives
+
+
+def _fetch_pix2pix(
+    entry: catalog.CatalogEntry,
+    mirror: str | None,
+    progress_for: Callable[[str], ProgressFn] | None,
+) -> Path:
+    """NAME.tar.gz -> datasets/NAME/NAME/{train,val,test}/ with download.json, or an error and no dataset.
+
+    The archive is downloaded next to where it is extracted (``NAME.tar.gz.incomplete`` while in
+    flight, so an interrupted transfer resumes on the next run), read to its end and extracted
+    safely into a staging folder, its split folders counted against the catalog, and only then
+    renamed into place. An archive that is damaged or unsafe is deleted (the next run downloads it
+    again); one whose image counts differ is kept, since downloading it again would give the same
+    file: the error says where it is.
+    """
+    target = entry.local_dir()
+    final = entry.data_dir()
+    (remote,) = entry.files
+    archive = target / remote.name
+    if final.is_dir():
+        archive.unlink(missing_ok=True)  # left by a run stopped between install and clean-up
+        return final
+    staging = target / ".extracting"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if not archive.is_file():
+            bases = catalog.mirrors_for(entry, mirror, remote)
+            download(remote, bases, archive, progress=progress_for(remote.name) if progress_for else None)
+        try:
+            extract(archive, staging, progress_for(f"{remote.name} (extracting)") if progress_for else None)
+        except DatasetError as e:  # damaged, or entries that would land outside the folder
+            archive.unlink(missing_ok=True)
+            why = str(e).removesuffix(": delete it and download again")
+            raise DatasetError(f"{why}. The archive was deleted: run the same command again to download it afresh, "
+                               "or pass --mirror URL") from e
+        inner = _dataset_folder(staging, entry)
+        if inner is None:
+            archive.unlink(missing_ok=True)
+            raise DatasetError(
+                f"{remote.name} holds no {entry.image_folder}/ folder with "
+                f"{' or '.join(s + '/' for s in entry.expected_counts)}: it is not the {entry.name} archive. "
+                "It was deleted: run the same command again, or pass --mirror URL"
+            )
+        _verify_counts(entry, inner, archive)
+        atomic_write_json(inner / DOWNLOAD_RECORD, {
+            "dataset": entry.name,
+            "file": remote.name,
+            "size": archive.stat().st_size,
+            "sha256": file_digest(archive),
+            "sources": catalog.mirrors_for(entry, mirror, remote),
+            "pairs": {s: entry.expected_counts[s] for s in entry.expected_counts},
+            "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        inner.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not final.is_dir():
+            _remove_if_empty(target)
+    archive.unlink()  # extracted and verified; it can be downloaded again
+    return final
+
+
+def _dataset_folder(staging: Path, entry: catalog.CatalogEntry) -> Path | None:
+    """NAME/ inside the archive (the official layout), or the archive's root if the splits lie there."""
+    for folder in (staging / entry.image_folder, staging):
+        if any((folder / s).is_dir() for s in entry.expected_counts):
+            return folder
+    return None
+
+
+def _verify_counts(entry: catalog.CatalogEntry, inner: Path, archive: Path) -> None:
+    from ganctl.data.paired import pair_counts
+
+    found = pair_counts(inner)
+    expected = entry.expected_counts
+    if any(found.get(s) != n for s, n in expected.items()):
+        def show(counts):
+            return ", ".join(f"{s} {counts[s]:,}" if s in counts else f"no {s}/" for s in expected)
+
+        raise DatasetError(
+            f"{archive.name} does not hold the expected {entry.name} images: expected {show(expected)}; "
+            f"found {show(found)}. Nothing was installed; the archive is kept as {archive} (downloading it again "
+            "would give the same file): extract it and pass the folder with --dataset PATH, or delete it and "
+            "run the command again with --mirror URL"
+        )
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
