@@ -192,3 +192,13 @@ def test_cgan_conv_on_a_class_folder(tmp_path):
     assert Image.open(out).mode == "RGB"
     r = invoke("interpolate", "cgan", "--label", "cat", "--to-label", "dog", "--steps", 3, "-o", tmp_path / "w.png")
     assert r.exit_code == 0, r.output
+
+
+def test_eval_every_records_quality_during_training(tmp_path):
+    r = invoke("train", "cgan", "--dataset", "digits", "--epochs", 2, "--batch-size", 128, "--image-size", 8, "--eval-every", 2)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in (tmp_path / "ganctl-home" / "runs" / "cgan" / "digits" / "metrics.jsonl").read_text().splitlines()]
+    evals = [x for x in rows if "eval_frechet_distance" in x]
+    assert [x["epoch"] for x in evals] == [2]  # every 2nd epoch only
+    assert evals[0]["eval_frechet_distance"] > 0 and 0 <= evals[0]["eval_label_accuracy"] <= 1
+    assert "eval_label_accuracy" in r.stderr  # shown in the epoch line

@@ -14,6 +14,9 @@ from ganctl import checkpoint, engine, inference, objectives, runtime, tasks
 from ganctl.cli import app
 from ganctl.config import make_config
 from ganctl.data import paired
+from tests import httpserver
+
+http_server = httpserver.http_server  # the fixture, for this module
 
 runner = CliRunner()
 CPU = runtime.Runtime(torch.device("cpu"), "fp32")
@@ -241,3 +244,37 @@ def test_translate_errors(tmp_path):
 
 def test_sample_refuses_pix2pix(with_run, tmp_path):
     assert "ganctl translate" in error_line(invoke("sample", "pix2pix", "-o", tmp_path / "x.png"))
+
+
+def test_train_maps_downloads_then_follows_the_recipe(http_server, monkeypatch, tmp_path, _isolated_store):
+    """'ganctl train pix2pix --dataset maps --epochs N' against a served archive in the official
+    layout: download, verify, then the maps preset (BtoA, 286 jitter, batch 1, linear decay)."""
+    import dataclasses
+    import io
+
+    from ganctl.data import catalog
+    from tests.test_pix2pix_download import _targz
+
+    def pair(seed):
+        img = Image.new("RGB", (128, 64), (seed * 40 % 256, 100, 30))
+        img.paste((10, 200, seed * 70 % 256), (64, 0, 128, 64))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG")
+        return buf.getvalue()
+
+    counts = {"train": 2, "val": 2}
+    entries = {f"maps/{s}/{i}.jpg": pair(i + 7 * k) for k, (s, n) in enumerate(counts.items()) for i in range(1, n + 1)}
+    http_server.files["maps.tar.gz"] = _targz(entries)
+    monkeypatch.setitem(catalog.CATALOG, "maps", dataclasses.replace(catalog.CATALOG["maps"], expected_counts=counts))
+    monkeypatch.setattr(tasks, "VAL_PAIRS", 1)
+    r = invoke("train", "pix2pix", "--dataset", "maps", "--epochs", 4, "--mirror", http_server.url, "--image-size", 32,
+               "--ngf", 2, "--ndf", 2)
+    assert r.exit_code == 0, r.output
+    assert [q.path for q in http_server.requests] == ["maps.tar.gz"]
+    run = _isolated_store.resolve() / "runs" / "pix2pix" / "maps"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["epochs"] == 4 and cfg["batch_size"] == 1 and cfg["data_args"]["direction"] == "BtoA"
+    assert cfg["objective_args"]["epochs_decay"] == 2 and cfg["data_args"]["load_size"] == 36
+    assert cfg["preset"] == "maps" and cfg["lr"] == 2e-4 and cfg["objective_args"]["lambda_l1"] == 100.0
+    assert (run / "checkpoints" / "epoch_0004").is_dir()
+    assert len([x for x in rows(run) if "g_l1" in x]) == 8  # 4 epochs of 2 pairs at batch 1

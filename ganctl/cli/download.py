@@ -14,14 +14,20 @@ Examples:
   ganctl download mnist
 
   ganctl download fashion-mnist --mirror https://my.mirror.example/fashion/
+
+  ganctl download facades         (pix2pix pairs: train/, val/, test/ of A|B images)
+
+  ganctl download facades_label2photo     (official pretrained pix2pix weights)
+
+  ganctl download edges2shoes_pretrained  (the model; 'edges2shoes' is the dataset)
 """
 
 
 def download(
-    name: str = typer.Argument(None, help="Dataset to fetch; leave out to list them.", autocompletion=completion.datasets),
+    name: str = typer.Argument(None, help="Dataset or pretrained model to fetch; leave out to list them.", autocompletion=completion.datasets),
     mirror: str = typer.Option(None, "--mirror", envvar="GANCTL_MIRROR", help="Base URL that serves the same file names."),
 ) -> None:
-    """Download a dataset into the store (verified against its published checksums)."""
+    """Download a dataset into the store (verified against its published checksums, or its image counts)."""
     from ganctl.data import catalog, fetch
     from ganctl.store import human_size
 
@@ -34,10 +40,25 @@ def download(
         for e in catalog.CATALOG.values():
             if e.layout == "embedded":
                 status, size = "built in", "-"
+            elif e.layout == "generated":
+                status, size = ("in store" if e.is_present() else "generated on first use"), "-"
+            elif e.layout == "manual":
+                status, size = "prepare by hand", "-"
             else:
-                status, size = ("in store" if e.is_present() else "not downloaded"), human_size(e.download_size)
+                exact = all(f.size for f in e.files)
+                size = ("" if exact else "~") + human_size(e.download_size) if e.download_size else "unknown"
+                status = "in store" if e.is_present() else "not downloaded"
             table.add_row(e.name, size, status, e.summary)
         ui.err().print(table)
+        _list_pretrained()
+        return
+    if name not in catalog.CATALOG:  # datasets first: 'edges2shoes' is the dataset, edges2shoes_pretrained the model
+        from ganctl import pretrained
+        from ganctl.errors import did_you_mean
+
+        if pretrained.find(name) is None:
+            raise did_you_mean("dataset or pretrained model", name, [*catalog.CATALOG, *_pretrained_names()])
+        _download_pretrained(name, mirror)
         return
     entry = catalog.get(name)
     if entry.layout == "embedded":
@@ -46,8 +67,47 @@ def download(
         return
     if entry.is_present():
         ui.info(f"{name} is already in the store")
+    elif entry.layout == "generated":
+        ui.info(f"{name} is made by ganctl, not downloaded: generating it")
     progress = ui.DownloadProgress()
     path = fetch.fetch(entry, mirror, progress.for_file)
+    ui.result(path)
+
+
+def _pretrained_names() -> list[str]:
+    """The name that downloads each official model: NAME, or NAME_pretrained where a dataset is NAME."""
+    from ganctl import pretrained
+
+    return [m.download_name for m in pretrained.CATALOG.values()]
+
+
+def _list_pretrained() -> None:
+    from rich.table import Table
+
+    from ganctl import pretrained
+    from ganctl.store import human_size
+
+    table = Table(title="Pretrained pix2pix models (official weights)", title_justify="left", box=None, pad_edge=False)
+    for col in ("name", "size", "status", "direction", "description", "trained on"):
+        table.add_column(col, no_wrap=col in ("name", "size"))
+    for shown, m in zip(_pretrained_names(), pretrained.CATALOG.values(), strict=True):
+        present = (pretrained.model_dir(m.name) / pretrained.GENERATOR).is_file()
+        table.add_row(shown, "~" + human_size(pretrained.APPROX_FILE_SIZE), "in store" if present else "not downloaded",
+                      m.direction, m.description, m.dataset)
+    ui.err().print()
+    ui.err().print(table)
+
+
+def _download_pretrained(name: str, mirror: str | None) -> None:
+    from ganctl import pretrained
+    from ganctl.pix2pix_official import architecture_summary
+
+    model = pretrained.lookup(name)
+    if (pretrained.model_dir(model.name) / pretrained.GENERATOR).is_file():
+        ui.info(f"{model.name} is already in the store")
+    path = pretrained.fetch(name, mirror, ui.DownloadProgress().for_file)
+    meta = pretrained.read_meta(path)
+    ui.info(f"{model.name}: {model.description} ({meta['direction']}), {architecture_summary(meta['generator'])}")
     ui.result(path)
 
 

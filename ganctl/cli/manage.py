@@ -38,6 +38,8 @@ def list_(
         data.add_row(e.name, "built in" if e.layout == "embedded" else ("yes" if present else "no"), store.human_size(size) if size else "-")
     con.print(data)
     con.print()
+    _print_pretrained(con)
+    con.print()
     table = Table(title=f"Runs in {store.runs_dir()}", title_justify="left", box=None, pad_edge=False)
     for col in ("run", "dataset", "epochs", "created", "size"):
         table.add_column(col)
@@ -46,6 +48,26 @@ def list_(
         done = _epochs_done(r.path)
         table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "), store.human_size(store.dir_size(r.path)))
     con.print(table if runs else f"No runs yet in {store.runs_dir()}: try 'ganctl train dcgan --dataset digits --epochs 2'.")
+
+
+def _print_pretrained(con) -> None:
+    """The pretrained generators in the store (downloaded or imported)."""
+    from rich.table import Table
+
+    from ganctl import pretrained, store
+
+    found = pretrained.installed()
+    if not found:
+        con.print(f"No pretrained models in {store.pretrained_dir()}: 'ganctl download' lists the official ones.")
+        return
+    table = Table(title=f"Pretrained models in {store.pretrained_dir()}", title_justify="left", box=None, pad_edge=False)
+    for col in ("name", "direction", "description", "source", "size"):
+        table.add_column(col, no_wrap=col == "name")
+    for m in found:
+        meta = m["meta"]
+        table.add_row(m["name"], meta.get("direction") or "-", meta.get("description") or "(unreadable metadata)",
+                      meta.get("source_url") or "-", store.human_size(m["path"].stat().st_size))
+    con.print(table)
 
 
 def _epochs_done(run_dir) -> int:
