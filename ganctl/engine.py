@@ -148,7 +148,15 @@ def train(
     if channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
-    obj = objectives.build(G, D, cfg, rt)
+    G_run, D_run = G, D
+    if rt.compile:
+        # the objective trains compiled wrappers that share the parameters; checkpoints and
+        # samples use the plain modules. The gradient penalty differentiates twice, which
+        # compiled graphs do not support, so a WGAN-GP critic runs eagerly.
+        G_run = torch.compile(G)
+        if not cfg.objective_args.get("lambda_gp"):
+            D_run = torch.compile(D)
+    obj = objectives.build(G_run, D_run, cfg, rt)
 
     start_epoch = start_batch = step = 0
     metrics_path = run_dir / "metrics.jsonl"

@@ -15,9 +15,8 @@ from ganctl.errors import GanctlError
 from ganctl.runtime import Runtime
 
 
-def make_optimizer(cfg: TrainConfig, params, device: torch.device) -> torch.optim.Optimizer:
-    # foreach kernels batch the per-parameter updates; they are the default on CUDA only
-    fast = dict(foreach=True)
+def make_optimizer(cfg: TrainConfig, params, rt: Runtime) -> torch.optim.Optimizer:
+    fast = rt.optimizer_flags()
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, **fast)
     if cfg.optimizer == "rmsprop":
@@ -32,8 +31,10 @@ class Objective:
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: TrainConfig, rt: Runtime):
         self.G, self.D, self.cfg, self.rt = G, D, cfg, rt
-        self.opt_g = make_optimizer(cfg, G.parameters(), rt.device)
-        self.opt_d = make_optimizer(cfg, D.parameters(), rt.device)
+        self.opt_g = make_optimizer(cfg, G.parameters(), rt)
+        self.opt_d = make_optimizer(cfg, D.parameters(), rt)
+        # fp16: one loss scaler per network, each updated after its own step
+        self.scale_g, self.scale_d = rt.grad_scaler(), rt.grad_scaler()
         self._fake: torch.Tensor | None = None
         self._fake_labels: torch.Tensor | None = None
 
@@ -54,6 +55,18 @@ class Objective:
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    def update(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        """zero_grad, backward, step (through the fp16 loss scaler when there is one)."""
+        scaler = self.scale_g if opt is self.opt_g else self.scale_d
+        opt.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+            return
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
 
     def set_epoch(self, epoch: int) -> None:
         """Called before each epoch (0-based); objectives with a learning-rate schedule set it here."""
@@ -90,9 +103,7 @@ class BCEObjective(Objective):
             d_real = self.D(real, labels if self.G_conditional else None)
             d_fake = self.D(fake.detach(), fake_labels)
             loss = (self._bce(d_real, self.real_label) + self._bce(d_fake, 0.0)) * self.d_scale
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        self.update(loss, self.opt_d)
         # The generator step reuses this batch of fakes (one G forward per iteration, as in
         # pytorch/examples dcgan and the seeds).
         self._fake, self._fake_labels = fake, fake_labels
@@ -107,9 +118,7 @@ class BCEObjective(Objective):
         self._fake = self._fake_labels = None
         with self.rt.autocast():
             loss = self._bce(self.D(fake, fake_labels), self.real_label)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
+        self.update(loss, self.opt_g)
         return {"g_loss": loss.detach()}
 
 
@@ -157,9 +166,7 @@ class WassersteinObjective(Objective):
             gp = gradient_penalty(self.D, real, fake.detach(), real_labels)
             loss = loss + self.lambda_gp * gp
             metrics["gp"] = gp.detach()
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        self.update(loss, self.opt_d)
         if self.clip:
             with torch.no_grad():
                 for p in self.D.parameters():
@@ -173,9 +180,7 @@ class WassersteinObjective(Objective):
         self._fake = self._fake_labels = None
         with self.rt.autocast():
             loss = -self.D(fake, fake_labels).float().mean()
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
+        self.update(loss, self.opt_g)
         return {"g_loss": loss.detach()}
 
 
@@ -226,9 +231,7 @@ class Pix2PixObjective(Objective):
             d_real = self.D(x, y)
         loss_fake, loss_real = self._bce(d_fake, 0.0), self._bce(d_real, 1.0)
         loss = 0.5 * (loss_fake + loss_real)
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        self.update(loss, self.opt_d)
         return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach()}
 
     def g_step(self, batch):
@@ -246,9 +249,7 @@ class Pix2PixObjective(Objective):
         g_l1 = (fake.float() - y.float()).abs().mean() * self.lambda_l1
         loss = loss + g_l1
         metrics["g_l1"] = g_l1.detach()  # already times lambda, as the official log
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
+        self.update(loss, self.opt_g)
         return metrics
 
 

@@ -10,25 +10,49 @@ import torch
 from ganctl.errors import GanctlError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
-    precision: str  # "fp32" or "bf16"
+    precision: str  # "fp32", "bf16" or "fp16" (autocast; fp16 with loss scaling)
+    compile: bool = False  # torch.compile the networks
 
     @property
     def dtype(self) -> torch.dtype | None:
-        return torch.bfloat16 if self.precision == "bf16" else None
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
 
     def autocast(self):
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def describe(self) -> str:
-        return f"{device_name(self.device)}, {self.precision}"
+    def grad_scaler(self):
+        """fp16 needs loss scaling (its exponent range is narrow); bf16 and fp32 do not."""
+        if self.precision != "fp16":
+            return None
+        return torch.amp.GradScaler(self.device.type)
+
+    def optimizer_flags(self) -> dict:
+        """Fused Adam/RMSprop kernels on CUDA (one launch for every parameter); foreach on the
+        CPU, where it batches the per-parameter updates (not the default there)."""
+        return {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+
+    def fast_paths(self, convolutional: bool) -> list[str]:
+        """What this runtime turns on, for the start-of-training line and ``ganctl env``."""
+        paths = [self.precision if self.precision != "fp32" else "fp32"]
+        if convolutional and self.device.type in ("cpu", "cuda"):
+            paths.append("channels_last")
+        paths.append("fused optimizers" if self.device.type == "cuda" else "foreach optimizers")
+        if self.device.type == "cuda" and convolutional:
+            paths.append("cudnn.benchmark")
+        if self.compile:
+            paths.append("torch.compile")
+        return paths
+
+    def describe(self, convolutional: bool = True) -> str:
+        return f"{device_name(self.device)}, {', '.join(self.fast_paths(convolutional))}"
 
 
 def resolve_device(requested: str = "auto") -> torch.device:
@@ -66,6 +90,10 @@ def cpu_has_fast_bf16() -> bool:
 def resolve_precision(requested: str, device: torch.device) -> str:
     if requested not in PRECISIONS:
         raise GanctlError(f"unknown precision {requested!r}: use one of {', '.join(PRECISIONS)}")
+    if requested == "fp16" and device.type == "cpu":
+        raise GanctlError("--precision fp16 is for GPUs; on the CPU use bf16 (or auto, which picks it where it is fast)")
+    if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise GanctlError("this GPU has no bf16: use --precision fp16 or fp32")
     if requested != "auto":
         return requested
     if device.type == "cuda":
@@ -75,9 +103,14 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return "fp32"
 
 
-def resolve(device: str = "auto", precision: str = "auto") -> Runtime:
+def resolve(device: str = "auto", precision: str = "auto", compile: bool = False) -> Runtime:
     dev = resolve_device(device)
-    return Runtime(dev, resolve_precision(precision, dev))
+    if dev.type == "cuda":
+        # the same shapes every step: let cuDNN pick the fastest convolution algorithms once
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return Runtime(dev, resolve_precision(precision, dev), compile)
 
 
 def device_name(device: torch.device) -> str:

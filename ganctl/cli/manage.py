@@ -139,6 +139,7 @@ def env() -> None:
         ("cpu", f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}, fast bf16: {'yes' if runtime.cpu_has_fast_bf16() else 'no'}"),
         ("cuda", f"{torch.version.cuda} - {torch.cuda.device_count()} GPU(s)" + (f": {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "") if torch.version.cuda else "not built with CUDA"),
         ("training device", rt.describe()),
+        ("fast paths", "convolutional models: " + ", ".join(rt.fast_paths(True)) + "; fully connected: " + ", ".join(rt.fast_paths(False))),
         ("GANCTL_HOME", store.home()),
         ("datasets", store.datasets_dir()),
         ("runs", store.runs_dir()),

@@ -59,7 +59,7 @@ class TrainProgress:
         self.cfg, self.batches = cfg, batches
         info(
             f"training {cfg.family} on {cfg.dataset} ({cfg.image_size}x{cfg.image_size}, "
-            f"{cfg.channels} channel{'s' if cfg.channels > 1 else ''}) - {rt.describe()} - "
+            f"{cfg.channels} channel{'s' if cfg.channels > 1 else ''}) - {rt.describe(cfg.arch != 'mlp')} - "
             f"{cfg.epochs} epochs of {batches} batches of {cfg.batch_size}"
         )
         if self.quiet or not bars_enabled():
