@@ -79,7 +79,8 @@ class ImageTask:
             from ganctl.engine import generator_meta
 
             res = evaluate.evaluate_during_training(G, generator_meta(self.cfg), seed=self.cfg.seed, device=self.rt.device)
-            return {f"eval_{k}": float(v) for k, v in res.items() if isinstance(v, (int, float)) and k != "n"}
+            keep = ("frechet_distance", "real_train_vs_test_frechet_distance", "label_accuracy")
+            return {f"eval_{k}": float(res[k]) for k in keep if res.get(k) is not None}
         return {}
 
 

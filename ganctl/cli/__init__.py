@@ -63,7 +63,7 @@ class _Group(TyperGroup):
 app = typer.Typer(
     cls=_Group,
     no_args_is_help=True,
-    help="Train and use generative adversarial networks: GAN, DCGAN, and more.",
+    help="Train and use generative adversarial networks: GAN, DCGAN, WGAN, conditional GAN and pix2pix.",
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
@@ -79,15 +79,18 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", "-V", help="Print the version and exit.", callback=_version, is_eager=True),
 ) -> None:
-    """Train and use generative adversarial networks: GAN, DCGAN, and more."""
+    """Train and use generative adversarial networks: GAN, DCGAN, WGAN, conditional GAN and pix2pix."""
 
 
 from ganctl.cli import download as _download  # noqa: E402
+from ganctl.cli import evaluate as _evaluate  # noqa: E402
 from ganctl.cli import generate as _generate  # noqa: E402
 from ganctl.cli import manage as _manage  # noqa: E402
+from ganctl.cli import pretrained as _pretrained  # noqa: E402
 from ganctl.cli import train as _train  # noqa: E402
+from ganctl.cli import translate as _translate  # noqa: E402
 
-for _module in (_train, _generate, _download, _manage):
+for _module in (_train, _evaluate, _generate, _translate, _download, _pretrained, _manage):
     _module.register(app)
 
 
