@@ -244,7 +244,8 @@ _NOT_CHARTED = ("step", "epoch", "d_real", "d_fake")
 
 
 def _loss_chart(run_dir, rows, cfg) -> None:
-    keys = dict.fromkeys(k for r in rows[-50:] for k in r if k not in _NOT_CHARTED and not k.startswith(("val_", "eval_")))
+    skip = ("step", "epoch") if cfg.arch == "pix2pix" else _NOT_CHARTED  # pix2pix's d_real/d_fake are losses
+    keys = dict.fromkeys(k for r in rows[-50:] for k in r if k not in skip and not k.startswith(("val_", "eval_")))
     series = {k: [r[k] for r in rows if k in r] for k in keys}
     images.loss_chart(series, run_dir / "losses.png", title=f"{cfg.family} on {Path(cfg.dataset).name}")
 

@@ -98,7 +98,9 @@ def load_generator(path: Path, device: torch.device, family: str | None = None) 
     if "arch" not in meta or "generator" not in meta:
         raise CheckpointError(f"{path} is not a ganctl generator (its metadata names no architecture)")
     if family and meta.get("family") != family:
-        raise GanctlError(f"{path} holds a {meta.get('family')!r} generator, not {family!r}: use 'ganctl sample {meta.get('family')}'")
+        other = meta.get("family")
+        use = "ganctl translate IMAGE --checkpoint PATH" if other == "pix2pix" else f"ganctl sample {other}"
+        raise GanctlError(f"{path} holds a {other!r} generator, not {family!r}: use '{use}'")
     net = models.build_generator(meta["arch"], meta["generator"])
     checkpoint.load_weights(path, net)
     net.to(device).eval()

@@ -16,7 +16,7 @@ from ganctl.runtime import Runtime
 
 
 def make_optimizer(cfg: TrainConfig, params, rt: Runtime) -> torch.optim.Optimizer:
-    fast = rt.optimizer_flags()
+    fast = rt.optimizer_flags(cfg.optimizer)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, **fast)
     if cfg.optimizer == "rmsprop":

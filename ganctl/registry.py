@@ -295,7 +295,7 @@ CGAN = Family(
     presets=_presets(
         mnist=_CGAN_MNIST,
         fashion_mnist=_CGAN_MNIST,
-        # 1,500 digits give 47 batches of 32 an epoch (MNIST: 1,875): more epochs, same networks
+        # 1,500 digits give 46 batches of 32 an epoch (MNIST: 1,875): more epochs, same networks
         digits=Preset(**{**_CGAN_MNIST.__dict__, "epochs": 200, "source": "vanerk03/CGAN MNIST preset; epochs set for digits' 1,500 images"}),
         default=_CGAN_MNIST,
         rgb=Preset(**{**_CGAN_MNIST.__dict__, "image_size": 32, "source": "vanerk03/CGAN settings at 32x32 RGB (no seed trains cgan on colour)"}),

@@ -34,17 +34,19 @@ class Runtime:
             return None
         return torch.amp.GradScaler(self.device.type)
 
-    def optimizer_flags(self) -> dict:
-        """Fused Adam/RMSprop kernels on CUDA (one launch for every parameter); foreach on the
-        CPU, where it batches the per-parameter updates (not the default there)."""
-        return {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+    def optimizer_flags(self, optimizer: str = "adam") -> dict:
+        """Fused Adam (one kernel over every parameter) on CUDA and the CPU; RMSprop has no
+        fused kernel, so foreach (per-parameter updates batched; not the CPU's default)."""
+        if optimizer == "adam" and self.device.type in ("cuda", "cpu"):
+            return {"fused": True}
+        return {"foreach": True}
 
     def fast_paths(self, convolutional: bool) -> list[str]:
         """What this runtime turns on, for the start-of-training line and ``ganctl env``."""
         paths = [self.precision if self.precision != "fp32" else "fp32"]
         if convolutional and self.device.type in ("cpu", "cuda"):
             paths.append("channels_last")
-        paths.append("fused optimizers" if self.device.type == "cuda" else "foreach optimizers")
+        paths.append("fused Adam (foreach RMSprop)" if self.device.type in ("cuda", "cpu") else "foreach optimizers")
         if self.device.type == "cuda" and convolutional:
             paths.append("cudnn.benchmark")
         if self.compile:

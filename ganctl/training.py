@@ -166,6 +166,10 @@ def run_training(
                 raise GanctlError(f"--resume continues run {cfg.run_name} with its own {key} ({cfg.objective_args.get(key)}); leave out that option")
         if dataset is not None and dataset != cfg.dataset and Path(dataset).expanduser().resolve() != Path(cfg.dataset):
             raise GanctlError(f"--resume continues run {cfg.run_name} on its own dataset ({cfg.dataset}); leave out --dataset")
+        for flag, have, want in (("--direction", cfg.data_args.get("direction"), direction),
+                                 ("--ngf", cfg.generator.get("ngf"), ngf), ("--ndf", cfg.discriminator.get("ndf"), ndf)):
+            if want is not None and want != have:
+                raise GanctlError(f"--resume continues run {cfg.run_name} with its own {flag[2:]} ({have}); leave out {flag}")
         if eval_every is not None:
             cfg = replace(cfg, eval_every=eval_every)
         if fam.paired:
@@ -198,6 +202,11 @@ def run_training(
     # load at the requested size (or the family's default for this dataset), then pick the preset
     key0, p0 = fam.preset_for(dataset, arch=arch)
     data = load_training_data(dataset, image_size or p0.image_size, None, mirror, progress_for, warn)
+    if eval_every and not data.classes:
+        raise DatasetError(
+            f"--eval-every scores samples with a classifier trained on the dataset's labels, and {dataset} has none: "
+            "leave it out, or use digits, mnist, fashion-mnist or a folder with one sub-folder per class"
+        )
     if fam.conditional and not data.classes:
         raise DatasetError(
             f"{family} learns one image distribution per class, and {dataset} has no labels: use digits, mnist, "

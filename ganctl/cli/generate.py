@@ -67,6 +67,8 @@ def _load(model: str, run: str | None, checkpoint: Path | None, device: str):
     else:
         info = store.find_run(run, model) if run else store.newest_run(model)
         if info is None:
+            if registry.get(model).paired:
+                raise GanctlError("pix2pix translates images rather than sampling noise: use 'ganctl translate IMAGE -o OUT'")
             raise GanctlError(f"there is no {model} run in {store.runs_dir()}: train one with 'ganctl train {model} --dataset digits', or pass --checkpoint")
         gen = inference.load_generator(inference.generator_file(info), dev, family=model)
         how = "" if run else "newest run, "
@@ -90,7 +92,7 @@ def _is_folder_target(out: str) -> bool:
 def sample(
     model: str = _MODEL,
     n: int = typer.Option(64, "--num", "-n", help="How many images."),
-    output: str = typer.Option(None, "--output", "-o", help="Grid image to write, or a folder (existing, or ending in /) for one PNG per image [default: MODEL_samples.png]."),
+    output: str = typer.Option(None, "--output", "-o", help="Grid image to write, or a folder (existing, or ending in /) for one PNG per image (default: MODEL_samples.png)."),
     seed: int = _SEED,
     nrow: int = typer.Option(None, "--nrow", help="Images per grid row (default: square-ish; one row per class for conditional models)."),
     label: str = _LABEL,
@@ -149,7 +151,7 @@ def interpolate(
     steps: int = typer.Option(10, "--steps", help="Frames from one end to the other, both ends included."),
     method: str = typer.Option("lerp", "--method", help="lerp (straight line) or slerp (great circle)."),
     rows: int = typer.Option(1, "--rows", help="Independent walks, one per row."),
-    output: str = typer.Option(None, "--output", "-o", help="PNG strip, or .gif animation [default: MODEL_interpolation.png]."),
+    output: str = typer.Option(None, "--output", "-o", help="PNG strip, or .gif animation (default: MODEL_interpolation.png)."),
     seed: int = _SEED,
     label: str = _LABEL,
     to_label: str = typer.Option(None, "--to-label", help="With --label: keep the latent point and move from --label to this class instead.", rich_help_panel="Conditional models"),

@@ -90,10 +90,10 @@ def _open(path: Path):
 
 def translate(
     source: Path = typer.Argument(..., help="An image, or a folder of images (searched recursively)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Output image; a folder when SOURCE is a folder [default: SOURCE_translated.png or SOURCE_translated/]."),
+    output: str = typer.Option(None, "--output", "-o", help="Output image; a folder when SOURCE is a folder (default: SOURCE_translated.png or SOURCE_translated/)."),
     mode: str = typer.Option("paper", "--mode", help="paper: dropout and batch statistics at test time, as the paper and the official test script; eval: the deterministic network."),
     seed: int = typer.Option(0, "--seed", "-s", help="Seed for the dropout of --mode paper (same seed, same output)."),
-    size: int = typer.Option(None, "--size", help="Working resolution (a multiple of 256 for U-Net-256) [default: each side rounded to the nearest multiple]."),
+    size: int = typer.Option(None, "--size", help="Working resolution (a multiple of 256 for U-Net-256) (default: each side rounded to the nearest multiple)."),
     run: str = typer.Option(None, "--run", "-r", help="pix2pix run name or folder (default: the newest pix2pix run).", rich_help_panel="Model"),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A generator .safetensors file, checkpoint folder or run folder.", rich_help_panel="Model"),
     pretrained: str = typer.Option(None, "--pretrained", "-p", help="A pretrained model in the store (see 'ganctl download').", rich_help_panel="Model"),
@@ -113,8 +113,8 @@ def translate(
     folder = source.is_dir()
     if not folder:
         first = _open(files[0])  # an unreadable input fails before the model is loaded
-    out = output or (source.parent / (source.name + "_translated" if folder else source.stem + "_translated.png"))
-    if not folder and (out.is_dir() or str(output or "").endswith(("/", "\\"))):
+    out = Path(output) if output else source.parent / (source.name + "_translated" if folder else source.stem + "_translated.png")
+    if not folder and (out.is_dir() or (output or "").endswith(("/", "\\"))):
         out = out / (source.stem + ".png")
     if folder and out.exists() and not out.is_dir():
         raise GanctlError(f"{out} is a file: with a folder of inputs, -o names a folder")

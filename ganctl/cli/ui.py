@@ -42,6 +42,10 @@ def bars_enabled() -> bool:
 _NOT_METRICS = {"step", "epoch", "seconds", "images_per_s"}
 
 
+def _rate(x: float) -> str:
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
+
+
 def fmt_metrics(m: dict) -> str:
     """Every loss the objective reports: D/G for BCE; critic, Wasserstein estimate, GP for WGANs."""
     return " ".join(f"{k}={v:.3f}" for k, v in m.items() if k not in _NOT_METRICS)
@@ -60,7 +64,7 @@ class TrainProgress:
         info(
             f"training {cfg.family} on {cfg.dataset} ({cfg.image_size}x{cfg.image_size}, "
             f"{cfg.channels} channel{'s' if cfg.channels > 1 else ''}) - {rt.describe(cfg.arch != 'mlp')} - "
-            f"{cfg.epochs} epochs of {batches} batches of {cfg.batch_size}"
+            f"{cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''} of {batches} batch{'es' if batches != 1 else ''} of {cfg.batch_size}"
         )
         if self.quiet or not bars_enabled():
             return
@@ -103,7 +107,7 @@ class TrainProgress:
     def epoch_end(self, epoch, summary) -> None:
         line = (
             f"epoch {epoch + 1}/{self.cfg.epochs} {fmt_metrics(summary)} "
-            f"{summary['seconds']:.1f}s {summary['images_per_s']:.0f} img/s"
+            f"{summary['seconds']:.1f}s {_rate(summary['images_per_s'])} img/s"
         )
         if self.progress is not None:
             self.progress.console.print(line)
