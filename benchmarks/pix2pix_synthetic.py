@@ -25,11 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-BEGIN, END = "<!-- pix2pix_synthetic:begin -->", "<!-- pix2pix_synthetic:end -->"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from train_digits import machine  # noqa: E402
+from report import machine, write_section  # noqa: E402
 
 
 def baseline(home: Path, image_size: int, direction: str) -> dict:
@@ -77,7 +76,6 @@ def main() -> None:
     shutil.rmtree(home, ignore_errors=True)
 
     lines = [
-        f"{BEGIN}",
         f"Machine: {machine()}. Command: `python benchmarks/pix2pix_synthetic.py"
         f"{f' --epochs {args.epochs}' if args.epochs else ''}{f' --extra {args.extra!r}' if args.extra else ''} --write`.",
         f"Run: `{header.strip()}`; {iters} iterations an epoch, "
@@ -89,18 +87,11 @@ def main() -> None:
     ]
     for r, s in zip(val, secs, strict=False):
         lines.append(f"| {r['epoch']} | {r['val_l1']:.4f} | {r['val_psnr']:.2f} | {r['val_ssim']:.3f} | {s:.1f} |")
-    lines += ["", f"Last epoch, input | output | target: ![pix2pix]({pic.relative_to(DOCS).as_posix()})", END]
+    lines += ["", f"Last epoch, input | output | target: ![pix2pix]({pic.relative_to(DOCS).as_posix()})"]
     section = "\n".join(lines)
     print(section)
     if args.write:
-        path = DOCS / "benchmarks.md"
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-        else:
-            text = text.rstrip() + "\n\n## pix2pix on synthetic-facades\n\n" + section + "\n"
-        path.write_text(text)
-
+        write_section("pix2pix_synthetic", "## pix2pix on synthetic-facades", section)
 
 if __name__ == "__main__":
     main()

@@ -48,7 +48,8 @@ HEADING = "## Speed: ganctl against plain PyTorch"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from train_digits import machine  # noqa: E402
+from report import machine  # noqa: E402
+from report import write_section as _write  # noqa: E402
 
 from ganctl.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights  # noqa: E402
 from ganctl.models.pix2pix import PatchGANDiscriminator, UNetGenerator, init_pix2pix_weights  # noqa: E402
@@ -527,14 +528,8 @@ def section(results: dict[str, dict], device: torch.device, command: str) -> str
 
 
 def write_section(text: str) -> Path:
-    path = DOCS / "benchmarks.md"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"  # read now: others write other sections
-    if BEGIN in current and END in current:
-        current = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: text, current, count=1, flags=re.S)
-    else:
-        current = current.rstrip() + f"\n\n{HEADING}\n\n{text}\n"
-    path.write_text(current)
-    return path
+    body = text.replace(BEGIN, "").replace(END, "")
+    return _write("speed", HEADING, body)
 
 
 def resolve_device(requested: str) -> torch.device:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -24,22 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-BEGIN, END = "<!-- train_digits:begin -->", "<!-- train_digits:end -->"
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return f"{cpu}, {os.cpu_count()} cores, GPU: {gpu}, torch {torch.__version__}"
+from report import machine, write_section  # noqa: E402
 
 
 def bench(spec: str, extra: list[str]) -> dict:
@@ -118,23 +104,16 @@ def main() -> None:
         print(f"training {fam} on digits ...", file=sys.stderr, flush=True)
         results.append(bench(fam, args.extra.split()))
     section = (
-        f"{BEGIN}\n"
         f"Machine: {machine()}. Command: `python benchmarks/train_digits.py {' '.join(families)} --write` "
         f"(each family: `ganctl train FAMILY --dataset digits` with its defaults, in a fresh store, then "
         f"`ganctl evaluate FAMILY/bench -n 2000`: Frechet distance of 2,000 samples to digits' 297 test images in the "
         f"features of a classifier trained on its 1,500 training images; the real floor is the same distance "
         f"for real training images).\n\n"
-        f"{table(results)}\n{END}"
+        f"{table(results)}"
     )
     print(section)
     if args.write:
-        path = DOCS / "benchmarks.md"
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-        else:
-            text = text.rstrip() + "\n\n## Training on digits with the defaults\n\n" + section + "\n"
-        path.write_text(text)
+        write_section("train_digits", "## Training on digits with the defaults", section)
 
 
 if __name__ == "__main__":

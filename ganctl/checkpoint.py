@@ -51,13 +51,15 @@ def read_meta(path: Path) -> dict:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
 
 
-def load_weights(path: Path, module: nn.Module) -> None:
+def load_weights(path: Path, module: nn.Module, assign: bool = False) -> None:
+    """Load weights strictly; ``assign`` takes the file's tensors as they are (for a module built
+    on the meta device, which skips initialising weights that are overwritten anyway)."""
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it may be truncated") from e
     try:
-        module.load_state_dict(state)
+        module.load_state_dict(state, assign=assign)
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         raise CheckpointError(f"{path} does not fit this model: {first[1].strip() if len(first) > 1 else first[0]}") from e

@@ -101,8 +101,9 @@ def load_generator(path: Path, device: torch.device, family: str | None = None) 
         other = meta.get("family")
         use = "ganctl translate IMAGE --checkpoint PATH" if other == "pix2pix" else f"ganctl sample {other}"
         raise GanctlError(f"{path} holds a {other!r} generator, not {family!r}: use '{use}'")
-    net = models.build_generator(meta["arch"], meta["generator"])
-    checkpoint.load_weights(path, net)
+    with torch.device("meta"):  # no time spent initialising weights the file replaces
+        net = models.build_generator(meta["arch"], meta["generator"])
+    checkpoint.load_weights(path, net, assign=True)
     net.to(device).eval()
     return LoadedGenerator(net, meta, path)
 

@@ -40,3 +40,23 @@ def make_image_folder(root, n=12, size=(20, 24), mode="RGB", classes=None, seed=
         Image.frombytes(mode, (w, h), data).save(path)
         paths.append(path)
     return paths
+
+
+def invoke(*args):
+    """Run the CLI in-process (typer's CliRunner) with every argument as a string."""
+    from typer.testing import CliRunner
+
+    from ganctl.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def error_line(result, code=1):
+    """The command failed with ``code`` and one 'error:' line, the last thing on stderr (info lines
+    such as 'using run ...' may come before it), and no traceback. Returns the line."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    return errors[0]

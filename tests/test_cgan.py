@@ -5,31 +5,17 @@ import json
 import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
 from ganctl import inference, objectives, registry, runtime
-from ganctl.cli import app
 from ganctl.config import make_config
 from ganctl.errors import GanctlError
 from ganctl.models.conditional import ConditionalDCGANCritic, ConditionalDCGANGenerator
 from ganctl.models.mlp import MLPGenerator
-from tests.conftest import make_image_folder
+from tests.conftest import error_line, invoke, make_image_folder
 
-runner = CliRunner()
 CPU = runtime.Runtime(torch.device("cpu"), "fp32")
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr  # info lines may come first
-    return errors[0]
 
 
 def test_cgan_presets_follow_vanerk_and_fidan():
@@ -146,9 +132,9 @@ def test_label_reaches_the_generator(with_run, tmp_path, monkeypatch):
 
 
 def test_unknown_label_lists_the_valid_ones(with_run, tmp_path):
-    line = one_error_line(invoke("sample", "cgan", "--label", "sneaker", "-o", tmp_path / "x.png"))
+    line = error_line(invoke("sample", "cgan", "--label", "sneaker", "-o", tmp_path / "x.png"))
     assert "unknown label 'sneaker'" in line and "0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in line
-    line = one_error_line(invoke("interpolate", "cgan", "--label", 11, "-o", tmp_path / "x.png"))
+    line = error_line(invoke("interpolate", "cgan", "--label", 11, "-o", tmp_path / "x.png"))
     assert "unknown label '11'" in line
 
 
@@ -162,20 +148,20 @@ def test_interpolate_with_fixed_label_and_between_labels(with_run, tmp_path):
     assert r.exit_code == 0, r.output
     w, h = Image.open(strip).size
     assert w > 5 * h
-    line = one_error_line(invoke("interpolate", "cgan", "--to-label", 8, "-o", strip))
+    line = error_line(invoke("interpolate", "cgan", "--to-label", 8, "-o", strip))
     assert "--to-label needs --label" in line
 
 
 def test_label_on_an_unconditional_model_is_refused(tmp_path):
     r = invoke("train", "gan", "--dataset", "digits", "--epochs", 1, "--batch-size", 64)
     assert r.exit_code == 0, r.output
-    line = one_error_line(invoke("sample", "gan", "--label", 3, "-o", tmp_path / "x.png"))
+    line = error_line(invoke("sample", "gan", "--label", 3, "-o", tmp_path / "x.png"))
     assert "needs a conditional model" in line
 
 
 def test_cgan_needs_labels(tmp_path):
     make_image_folder(tmp_path / "flat", n=6, size=(8, 8))
-    line = one_error_line(invoke("train", "cgan", "--dataset", tmp_path / "flat", "--epochs", 1))
+    line = error_line(invoke("train", "cgan", "--dataset", tmp_path / "flat", "--epochs", 1))
     assert "has no labels" in line
 
 

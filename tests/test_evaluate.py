@@ -7,30 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 from ganctl import evaluate as ev
 from ganctl import inference
-from ganctl.cli import app
 from ganctl.data import datasets
 from ganctl.errors import DatasetError, GanctlError
-from tests.conftest import make_image_folder
+from tests.conftest import error_line, invoke, make_image_folder
 
-runner = CliRunner()
 SIZE = 16  # every digits test here runs at 16 px: one classifier, trained once per session
 CPU = torch.device("cpu")
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_error_line(result, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    return lines[0]
 
 
 # ---------------------------------------------------------------- Frechet distance
@@ -302,10 +289,10 @@ def test_evaluate_command_on_a_trained_run(cached_classifier, _isolated_store):
 
 
 def test_evaluate_command_errors(tmp_path, _isolated_store):
-    assert "no run named 'nope'" in one_error_line(invoke("evaluate", "nope"))
-    assert "at least 2" in one_error_line(invoke("evaluate", "nope", "-n", 1))
+    assert "no run named 'nope'" in error_line(invoke("evaluate", "nope"))
+    assert "at least 2" in error_line(invoke("evaluate", "nope", "-n", 1))
     make_image_folder(tmp_path / "flat", n=16, size=(12, 12))
     r = invoke("train", "dcgan", "--dataset", tmp_path / "flat", "--epochs", 1, "--batch-size", 8, "--image-size", 16)
     assert r.exit_code == 0, r.output
-    line = one_error_line(invoke("evaluate", "dcgan/flat", "-n", 20))
+    line = error_line(invoke("evaluate", "dcgan/flat", "-n", 20))
     assert "labelled dataset" in line and "one sub-folder per class" in line

@@ -8,33 +8,20 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
 from ganctl import checkpoint, engine, inference, objectives, runtime, tasks
-from ganctl.cli import app
 from ganctl.config import make_config
 from ganctl.data import paired
 from tests import httpserver
+from tests.conftest import error_line, invoke
 
 http_server = httpserver.http_server  # the fixture, for this module
 
-runner = CliRunner()
 CPU = runtime.Runtime(torch.device("cpu"), "fp32")
 # 64-pixel crops (U-Net-64), 4 base channels, 8 pairs a batch: an epoch of synthetic-facades in ~1 s
 TINY = ["--image-size", 64, "--ngf", 4, "--ndf", 4, "--batch-size", 8]
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def error_line(result, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    return errors[0]
 
 
 def rows(run_dir):

@@ -13,3 +13,11 @@ def datasets(incomplete: str) -> list[str]:
     from ganctl.data.catalog import CATALOG
 
     return [n for n in CATALOG if n.startswith(incomplete)]
+
+
+def downloadables(incomplete: str) -> list[str]:
+    """Datasets and pretrained models (their `_pretrained` names where a dataset has the same name)."""
+    from ganctl import pretrained
+
+    models = [m.download_name for m in pretrained.CATALOG.values()]
+    return datasets(incomplete) + [n for n in models if n.startswith(incomplete)]

@@ -24,7 +24,7 @@ Examples:
 
 
 def download(
-    name: str = typer.Argument(None, help="Dataset or pretrained model to fetch; leave out to list them.", autocompletion=completion.datasets),
+    name: str = typer.Argument(None, help="Dataset or pretrained model to fetch; leave out to list them.", autocompletion=completion.downloadables),
     mirror: str = typer.Option(None, "--mirror", envvar="GANCTL_MIRROR", help="Base URL that serves the same file names."),
 ) -> None:
     """Download a dataset into the store (verified against its published checksums, or its image counts)."""
