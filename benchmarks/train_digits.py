@@ -103,18 +103,35 @@ def main() -> None:
     for fam in families:
         print(f"training {fam} on digits ...", file=sys.stderr, flush=True)
         results.append(bench(fam, args.extra.split()))
+    rows = table(results).splitlines()
+    if args.write:  # rows of families not run this time stay as they were
+        rows = merge_rows(rows, previous_rows())
     section = (
-        f"Machine: {machine()}. Command: `python benchmarks/train_digits.py {' '.join(families)} --write` "
-        f"(each family: `ganctl train FAMILY --dataset digits` with its defaults, in a fresh store, then "
-        f"`ganctl evaluate FAMILY/bench -n 2000`: Frechet distance of 2,000 samples to digits' 297 test images in the "
-        f"features of a classifier trained on its 1,500 training images; the real floor is the same distance "
-        f"for real training images).\n\n"
-        f"{table(results)}"
+        f"Machine: {machine()}. Command: `python benchmarks/train_digits.py [FAMILY ...] --write`, which replaces the "
+        f"rows of the families it runs (each family: `ganctl train FAMILY --dataset digits` with its defaults, in a fresh "
+        f"store, then `ganctl evaluate FAMILY/bench -n 2000`: Frechet distance of 2,000 samples to digits' 297 test "
+        f"images in the features of a classifier trained on its 1,500 training images; the real floor is the same "
+        f"distance for real training images; label accuracy: how often that classifier sees the requested digit).\n\n"
+        + "\n".join(rows)
     )
     print(section)
     if args.write:
         write_section("train_digits", "## Training on digits with the defaults", section)
 
+
+def previous_rows() -> list[str]:
+    path = DOCS / "benchmarks.md"
+    text = path.read_text() if path.exists() else ""
+    m = re.search(r"<!-- train_digits:begin -->(.*?)<!-- train_digits:end -->", text, re.S)
+    return [ln for ln in m.group(1).splitlines() if ln.startswith("|")] if m else []
+
+
+def merge_rows(new: list[str], old: list[str]) -> list[str]:
+    """The table of ``new`` with ``old``'s rows for the models ``new`` lacks, in ``old``'s order."""
+    key = lambda row: row.split("|")[1].strip()  # noqa: E731
+    fresh = {key(r): r for r in new[2:]}
+    merged = [fresh.pop(key(r), r) for r in old[2:]]
+    return new[:2] + merged + list(fresh.values())
 
 if __name__ == "__main__":
     main()
