@@ -67,7 +67,7 @@ def main() -> None:
     header = proc.stderr.splitlines()[[i for i, ln in enumerate(proc.stderr.splitlines()) if ln.startswith("training ")][0]]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in rows if "val_l1" in r]
-    secs = [float(s) for s in re.findall(r"^epoch \d+/\d+ .* ([0-9.]+)s [0-9]+ img/s$", proc.stderr, re.M)]
+    secs = [float(s) for s in re.findall(r"^epoch \d+/\d+ .* ([0-9.]+)s [0-9.]+ img/s$", proc.stderr, re.M)]
     iters = len([r for r in rows if "g_l1" in r and r["epoch"] == 1])
     base = baseline(home, cfg["image_size"], cfg["data_args"]["direction"])
     pic = DOCS / "benchmarks" / "pix2pix-synthetic-facades.png"

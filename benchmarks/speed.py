@@ -129,12 +129,14 @@ def ganctl_throughput(stderr: str, run_dir: Path, skip: int = 1) -> dict:
         steps.setdefault(row["epoch"], set()).add(row["step"])  # validation rows repeat a step
     images = seconds = 0.0
     timed = []
-    for m in re.finditer(r"^epoch (\d+)/\d+\b.*?\s([0-9.]+)s ([0-9]+) img/s\s*$", stderr, re.M):
-        epoch, secs, ips = int(m.group(1)), float(m.group(2)), int(m.group(3))
+    for m in re.finditer(r"^epoch (\d+)/\d+\b.*?\s([0-9.]+)s ([0-9.]+) img/s\s*$", stderr, re.M):
+        epoch, secs, ips = int(m.group(1)), float(m.group(2)), float(m.group(3))
         if epoch <= skip:
             continue
         n = len(steps[epoch]) * batch
-        if ips > 0 and 0.5 / ips < 0.05 / max(secs, 1e-9):
+        # relative rounding error: rates print as integers from 100 up, else to 3 significant digits
+        ips_err = 0.5 / ips if ips >= 100 else 0.005
+        if ips > 0 and ips_err < 0.05 / max(secs, 1e-9):
             secs = n / ips
         images, seconds = images + n, seconds + secs
         timed.append(epoch)
