@@ -60,3 +60,22 @@ def error_line(result, code=1):
     errors = [ln for ln in lines if ln.startswith("error:")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
     return errors[0]
+
+
+def targz(entries: dict, links: tuple = ()) -> bytes:
+    """A .tar.gz (bytes) of ``entries`` (name -> content) and symbolic ``links`` (name, target)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for name, target in links:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tf.addfile(info)
+    return buf.getvalue()

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 import zipfile
 
 import pytest
 
 from ganctl.data.archives import extract
 from ganctl.errors import DatasetError
+from tests.conftest import targz
 
 
 def _zip(path, entries):
@@ -19,16 +18,7 @@ def _zip(path, entries):
 
 
 def _tar(path, entries, links=()):
-    with tarfile.open(path, "w:gz") as tf:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        for name, target in links:
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.SYMTYPE
-            info.linkname = target
-            tf.addfile(info)
+    path.write_bytes(targz(entries, tuple(links)))
     return path
 
 

@@ -18,6 +18,7 @@ from ganctl.data import catalog
 from ganctl.data.download import RemoteFile, download
 from ganctl.errors import DownloadError
 from tests import httpserver
+from tests.conftest import error_line
 
 http_server = httpserver.http_server  # the fixture, for this module
 
@@ -385,13 +386,7 @@ def tiny_mnist(http_server, monkeypatch):
     return sets
 
 
-def _error_line(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == errors[0]
-    return errors[0]
+_error_line = error_line
 
 
 def test_cli_download_mnist_then_load(http_server, tiny_mnist, tmp_path):

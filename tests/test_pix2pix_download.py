@@ -8,7 +8,6 @@ import io
 import json
 import os
 import random
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from ganctl.data import catalog, fetch
 from ganctl.data.paired import load_paired
 from ganctl.errors import DatasetError, DownloadError
 from tests import httpserver
+from tests.conftest import error_line, targz
 
 http_server = httpserver.http_server  # the fixture, for this module
 
@@ -39,19 +39,7 @@ def _jpeg(seed: int) -> bytes:
     return buf.getvalue()
 
 
-def _targz(entries: dict[str, bytes], links: tuple[tuple[str, str], ...] = ()) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        for name, target in links:
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.SYMTYPE
-            info.linkname = target
-            tf.addfile(info)
-    return buf.getvalue()
+_targz = targz
 
 
 def _official(counts: dict[str, int] = COUNTS, top: str = "facades") -> dict[str, bytes]:
@@ -84,13 +72,7 @@ def _store_listing() -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")) if root.exists() else []
 
 
-def _error_line(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == errors[0]
-    return errors[0]
+_error_line = error_line
 
 
 # ---------------------------------------------------------------- success
