@@ -453,6 +453,77 @@ def bench_help(sz: Sizes) -> dict:
     return {"ganctl": ours, "baseline": base, "how": f"median of {sz.help_runs} runs after an untimed one"}
 
 
+# ---------------------------------------------------------------- the hardware's ceiling
+
+
+def peak_gflops(device: torch.device, dtype: torch.dtype, runs: int = 5) -> float:
+    """The device's convolution rate in GFLOP/s: the best of two large 3x3 convolutions in
+    channels_last (oneDNN on the CPU, cuDNN on a GPU), the median of ``runs`` timings each. This is
+    the kind of work (a) and (b) are made of, at a size where the library reaches its peak."""
+    import torch.nn.functional as F
+
+    batch, repeat = (16, 1) if device.type == "cpu" else (256, 20)
+    best = 0.0
+    for channels, size in ((256, 32), (512, 16)):
+        x = torch.randn(batch, channels, size, size, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(channels, channels, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        flop = 2 * batch * channels * channels * 9 * size * size * repeat
+        for _ in range(2):
+            F.conv2d(x, w, padding=1)
+        times = []
+        for _ in range(runs):
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                F.conv2d(x, w, padding=1)
+            sync(device)
+            times.append(time.perf_counter() - t0)
+        best = max(best, flop / statistics.median(times) / 1e9)
+    return best
+
+
+def step_gflop(key: str) -> float:
+    """Convolution and matmul GFLOP of one training image in (a) or (b): one D step and one G step
+    of the baseline's networks and losses, counted on the meta device (shapes only, nothing runs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        if key == "a":
+            G = UNetGenerator(3, 3, ngf=64, num_downs=8, norm="batch", dropout=True)
+            D = PatchGANDiscriminator(6, ndf=64, n_layers=3, norm="batch")
+            batch, x, y = 1, torch.randn(1, 3, 256, 256), torch.randn(1, 3, 256, 256)
+        else:
+            G = DCGANGenerator(z_dim=100, channels=1, image_size=64, features=64)
+            D = DCGANDiscriminator(channels=1, image_size=64, features=64, norm="batch")
+            batch, y = 128, torch.randn(128, 1, 64, 64)
+        with FlopCounterMode(display=False) as counter:
+            if key == "a":
+                fake = G(x)
+                (D(x, fake.detach()).mean() + D(x, y).mean()).backward()
+                set_requires_grad(D, False)
+                (D(x, fake).mean() + (fake - y).abs().mean()).backward()
+            else:
+                fake = G(torch.randn(batch, 100, 1, 1))
+                (D(y).mean() + D(fake.detach()).mean()).backward()
+                D(fake).mean().backward()
+    return counter.get_total_flops() / batch / 1e9
+
+
+def ceiling(results: dict[str, dict], device: torch.device) -> dict:
+    """How fast (a) and (b) could run at all on this device: its bf16 and fp32 convolution peaks, and the
+    work per training image. A speed-up target above best/baseline cannot be met by any software."""
+    low = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    peak32, peak_low = peak_gflops(device, torch.float32), peak_gflops(device, low)
+    out = {"fp32": peak32, "low": peak_low, "low_name": str(low).removeprefix("torch."), "rows": {}}
+    for key in ("a", "b"):
+        if key in results:
+            r, gflop = results[key], step_gflop(key)
+            best = peak_low / gflop
+            out["rows"][key] = {"gflop": gflop, "best": best, "ganctl": r["ganctl"] * gflop, "baseline": r["baseline"] * gflop,
+                                "best_ratio": best / r["baseline"]}
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -509,7 +580,29 @@ def details(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def section(results: dict[str, dict], device: torch.device, command: str) -> str:
+def ceiling_table(c: dict) -> str:
+    if not c["rows"]:
+        return ""
+    low = c["low_name"]
+    lines = [
+        f"What the hardware allows: the measured convolution peak of this device is {c['fp32']:,.0f} GFLOP/s in fp32 "
+        f"and {c['low']:,.0f} GFLOP/s in {low} ({c['low'] / c['fp32']:.2f}x). Work per training image is counted "
+        "with `torch.utils.flop_counter` over one D step and one G step of the networks above.",
+        "",
+        f"| training | GFLOP per image | ganctl GFLOP/s (of the {low} peak) | plain PyTorch GFLOP/s (of the fp32 peak) "
+        f"| img/s with every FLOP at the {low} peak | the most speed-up the hardware allows |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, r in c["rows"].items():
+        title = ROWS[key][0].split(",")[0]
+        lines.append(
+            f"| {title} | {_num(r['gflop'])} | {_num(r['ganctl'])} ({r['ganctl'] / c['low']:.0%}) | "
+            f"{_num(r['baseline'])} ({r['baseline'] / c['fp32']:.0%}) | {_num(r['best'])} | {r['best_ratio']:.2f}x |"
+        )
+    return "\n".join(lines) + "\n\n"
+
+
+def section(results: dict[str, dict], device: torch.device, command: str, roof: dict | None = None) -> str:
     import torchvision
 
     return (
@@ -524,7 +617,8 @@ def section(results: dict[str, dict], device: torch.device, command: str) -> str
         "state: ganctl's first epoch and the baseline's first iterations are not timed, and ganctl's epoch "
         "time covers the batch loop only (not the validation after it).\n\n"
         f"{table(results, device)}\n\n"
-        f"{details(results)}\n"
+        f"{details(results)}\n\n"
+        f"{ceiling_table(roof) if roof else ''}"
         f"{END}"
     )
 
@@ -587,8 +681,9 @@ def main() -> None:
             r = results[key]
             print(f"  ganctl {_num(r['ganctl'])}, baseline {_num(r['baseline'])} {ROWS[key][1]} "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    roof = ceiling(results, device) if {"a", "b"} & set(results) else None
     command = shlex.join(["python", "benchmarks/speed.py", *sys.argv[1:]])
-    text = section(results, device, command)
+    text = section(results, device, command, roof)
     print(text)
     if args.write:
         print(f"wrote {write_section(text)}", file=sys.stderr)
