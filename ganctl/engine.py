@@ -191,6 +191,8 @@ def train(
                 t0, epoch_rows = time.perf_counter(), []
                 for b in range(first, batches):
                     batch = task.batch(perm[b * bs : (b + 1) * bs], epoch, b)
+                    if b + 1 < batches:  # the next batch is prepared while this one trains
+                        task.prefetch(perm[(b + 1) * bs : (b + 2) * bs], epoch, b + 1)
                     g_now = (step + 1) % obj.n_critic == 0
                     m = obj.d_step(batch, for_g=g_now)
                     if g_now:

@@ -122,7 +122,7 @@ def keep_freed_memory() -> bool:
     own mmap and returns it on free. A training step frees and allocates the same weight-sized
     buffers every time (a bf16 copy of each weight, its gradient, the fp32 cast of that
     gradient), so each step page-faults and zeroes them afresh. On the pix2pix U-Net at batch 1
-    (54M parameters) that was about 15% of the step on the 2-core test machine
+    (54M parameters) that was about 12% of the step on the 2-core test machine
     (docs/benchmarks.md). Raising the mmap and trim thresholds keeps freed memory in the heap for
     reuse: the cost is that the process keeps its peak memory until it exits, as a training
     run does anyway. Intel's CPU guide for PyTorch gets the same by preloading jemalloc or

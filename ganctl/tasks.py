@@ -15,6 +15,7 @@ Randomness that decides batches (order, crops, flips) comes from generators seed
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import torch
@@ -57,6 +58,9 @@ class ImageTask:
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def prefetch(self, idx: torch.Tensor, epoch: int, b: int) -> None:
+        """Nothing to do ahead: the images are decoded in memory (on the GPU when there is one)."""
 
     def batch(self, idx: torch.Tensor, epoch: int, b: int) -> dict:
         idx = idx.to(self.x.device)
@@ -144,6 +148,8 @@ class PairedTask:
             self.a, self.b = train.a.to(rt.device), train.b.to(rt.device)
         self.direction = cfg.data_args["direction"]
         self.crop = cfg.image_size
+        self._ahead_pool: ThreadPoolExecutor | None = None
+        self._ahead: tuple[tuple, Future] | None = None
         # validation pairs are resized straight to the training size (load = crop, as the
         # official test script), held once on the device
         n_val = min(VAL_PAIRS, len(val))
@@ -155,14 +161,45 @@ class PairedTask:
     def __len__(self) -> int:
         return len(self.train_data)
 
+    def prefetch(self, idx: torch.Tensor, epoch: int, b: int) -> None:
+        """Start preparing batch ``b`` of ``epoch`` while the current one trains.
+
+        Only a set too large to hold decoded (:class:`~ganctl.data.paired.LazyPairedData`) has work
+        to do ahead: reading and decoding the JPEGs, the crop and flip, and on a GPU the copy into
+        pinned memory, so that the copy to the device does not wait for the CPU. A DataLoader's
+        workers do this for the seeds; here one thread runs a batch ahead, and the decoding inside
+        it uses the set's own thread pool (sized to the machine).
+        """
+        if self.on_device or not getattr(self.train_data, "lazy", False):
+            return
+        if self._ahead_pool is None:
+            self._ahead_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganctl-prefetch")
+        key = (tuple(idx.tolist()), epoch, b)
+        self._ahead = (key, self._ahead_pool.submit(self._host_batch, idx.cpu(), epoch, b))
+
+    def _host_batch(self, idx: torch.Tensor, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, target) uint8 on the CPU: decoded, jittered, pinned when a GPU will take them."""
+        a, bb = self.train_data.batch(idx)
+        a, bb = self._jitter(a, bb, self.crop, batch_generator(self.cfg.seed, epoch, b))
+        x, y = orient(a, bb, self.direction)
+        if self.rt.device.type == "cuda":
+            x, y = x.pin_memory(), y.pin_memory()
+        return x, y
+
     def batch(self, idx: torch.Tensor, epoch: int, b: int) -> dict:
         if self.on_device:
             idx = idx.to(self.rt.device)
             a, bb = self.a[idx], self.b[idx]
+            a, bb = self._jitter(a, bb, self.crop, batch_generator(self.cfg.seed, epoch, b))
+            x, y = orient(a, bb, self.direction)
         else:
-            a, bb = self.train_data.batch(idx.cpu())
-        a, bb = self._jitter(a, bb, self.crop, batch_generator(self.cfg.seed, epoch, b))
-        x, y = orient(a, bb, self.direction)
+            ahead, self._ahead = self._ahead, None
+            if ahead is not None and ahead[0] == (tuple(idx.tolist()), epoch, b):
+                x, y = ahead[1].result()  # a decoding error is raised here, for this batch
+            else:
+                if ahead is not None:  # not the batch asked for (never in the engine's loop)
+                    wait([ahead[1]])
+                x, y = self._host_batch(idx.cpu(), epoch, b)
         return {"input": to_unit(x, self.rt.device, self.channels_last), "target": to_unit(y, self.rt.device, self.channels_last)}
 
     def epoch_outputs(self, run_dir: Path, epoch: int, G: torch.nn.Module) -> dict[str, float]:
