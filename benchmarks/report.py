@@ -12,13 +12,18 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    if flags:  # what bf16 runs on: AMX tiles (Intel Sapphire Rapids on), AVX-512 BF16, or neither
+        bf16 = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16")) if flag in flags]
+        cpu += f" (bf16: {' and '.join(bf16) if bf16 else 'emulated'}{'' if 'amx_bf16' in flags else ', no AMX'})"
     import torch
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
