@@ -118,19 +118,25 @@ class _InterruptAt:
             os.kill(os.getpid(), signal.SIGINT)
 
 
+def _same_as_interrupted_and_resumed(cfg, full_data, split_data, val, tmp_path, at):
+    """Train ``cfg`` straight through on ``full_data``, and on ``split_data`` with a Ctrl-C after
+    batch ``at`` and a resume; both must end with identical weights and metrics."""
+    engine.train(cfg, full_data, tmp_path / "full", CPU, val_data=val)
+    res = engine.train(cfg, split_data, tmp_path / "split", CPU, val_data=val, reporter=_InterruptAt(*at))
+    assert res.interrupted
+    engine.train(cfg, split_data, tmp_path / "split", CPU, resume=True, val_data=val)
+    last = f"epoch_{cfg.epochs:04d}"
+    for name in (checkpoint.GENERATOR, checkpoint.DISCRIMINATOR):
+        a = load_file(tmp_path / "full" / "checkpoints" / last / name)
+        b = load_file(tmp_path / "split" / "checkpoints" / last / name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert rows(tmp_path / "full") == rows(tmp_path / "split")
+
+
 def test_ctrl_c_and_resume_give_the_same_weights(pairs32, tmp_path):
     # dropout masks, jitter, batch order and the learning-rate schedule all continue exactly
     train, val = pairs32
-    cfg = _tiny_cfg(2)
-    engine.train(cfg, train, tmp_path / "full", CPU, val_data=val)
-    res = engine.train(cfg, train, tmp_path / "split", CPU, val_data=val, reporter=_InterruptAt(1, 3))
-    assert res.interrupted
-    engine.train(cfg, train, tmp_path / "split", CPU, resume=True, val_data=val)
-    for name in (checkpoint.GENERATOR, checkpoint.DISCRIMINATOR):
-        a = load_file(tmp_path / "full" / "checkpoints" / "epoch_0002" / name)
-        b = load_file(tmp_path / "split" / "checkpoints" / "epoch_0002" / name)
-        assert all(torch.equal(a[k], b[k]) for k in a)
-    assert rows(tmp_path / "full") == rows(tmp_path / "split")
+    _same_as_interrupted_and_resumed(_tiny_cfg(2), train, train, val, tmp_path, at=(1, 3))
 
 
 def test_a_set_decoded_per_batch_trains_exactly_like_one_held_in_memory(pairs32, tmp_path, monkeypatch):
@@ -151,16 +157,7 @@ def test_a_set_decoded_per_batch_trains_exactly_like_one_held_in_memory(pairs32,
         return host_batch(self, *args)
 
     monkeypatch.setattr(tasks.PairedTask, "_host_batch", spy)
-    cfg = _tiny_cfg(2)
-    engine.train(cfg, train, tmp_path / "eager", CPU, val_data=val)
-    res = engine.train(cfg, lazy, tmp_path / "lazy", CPU, val_data=val, reporter=_InterruptAt(0, 2))
-    assert res.interrupted
-    engine.train(cfg, lazy, tmp_path / "lazy", CPU, resume=True, val_data=val)
-    for name in (checkpoint.GENERATOR, checkpoint.DISCRIMINATOR):
-        a = load_file(tmp_path / "eager" / "checkpoints" / "epoch_0002" / name)
-        b = load_file(tmp_path / "lazy" / "checkpoints" / "epoch_0002" / name)
-        assert all(torch.equal(a[k], b[k]) for k in a)
-    assert rows(tmp_path / "eager") == rows(tmp_path / "lazy")
+    _same_as_interrupted_and_resumed(_tiny_cfg(2), train, lazy, val, tmp_path, at=(0, 2))
     ahead = [t for t in threads if t.startswith("ganctl-prefetch")]
     # every lazy batch but the first of each (re)started epoch came from the prefetch thread
     batches = len(train) // 8
