@@ -118,15 +118,16 @@ _allocator_tuned = False
 def keep_freed_memory() -> bool:
     """Stop glibc handing large freed blocks back to the kernel; True where that is now so.
 
-    By default glibc serves every block over 32 MB (or the dynamic threshold below it) with its
-    own mmap and returns it on free. A training step frees and allocates the same weight-sized
-    buffers every time (a bf16 copy of each weight, its gradient, the fp32 cast of that
-    gradient), so each step page-faults and zeroes them afresh. On the pix2pix U-Net at batch 1
-    (54M parameters) that was about 12% of the step on the 2-core test machine
-    (docs/benchmarks.md). Raising the mmap and trim thresholds keeps freed memory in the heap for
-    reuse: the cost is that the process keeps its peak memory until it exits, as a training
-    run does anyway. Intel's CPU guide for PyTorch gets the same by preloading jemalloc or
-    tcmalloc; this needs neither. A no-op on anything but Linux with glibc.
+    By default glibc serves large blocks (from 128 KB; the threshold adapts up to 32 MB) with
+    their own mmap and unmaps them on free. A training step frees and allocates the same
+    weight-sized buffers every time (a bf16 copy of each weight, its gradient, the fp32 cast of
+    that gradient), so each step page-faults and zeroes them afresh. Raising the mmap and trim
+    thresholds keeps freed memory in the heap for reuse; the cost is that the process keeps its
+    peak memory until it exits, as a training run does anyway. On the pix2pix U-Net at batch 1
+    (54M parameters) steps ran about 10% faster with it on the 2-core test machine
+    (``benchmarks/profile_step.py pix2pix`` against ``--allocator default``). Intel's CPU guide
+    for PyTorch gets the same by preloading jemalloc or tcmalloc; this needs neither. A no-op on
+    anything but Linux with glibc.
     """
     global _allocator_tuned
     if _allocator_tuned:
