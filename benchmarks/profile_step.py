@@ -8,6 +8,8 @@ that makes, and the operators that took the most time.
     python benchmarks/profile_step.py pix2pix
     python benchmarks/profile_step.py dcgan --precision fp32
     python benchmarks/profile_step.py pix2pix --allocator default   # glibc's malloc as it comes
+    python benchmarks/profile_step.py pix2pix --weights conv-only   # other weight layouts
+    python benchmarks/profile_step.py pix2pix --compile             # torch.compile (slow start)
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=0, help="timed steps (default: 20 for pix2pix, 8 for dcgan)")
     ap.add_argument("--allocator", choices=("tuned", "default"), default="tuned",
                     help="tuned: ganctl's malloc setting (what training does); default: glibc's own")
+    ap.add_argument("--weights", choices=("channels_last", "nchw", "conv-only"), default="channels_last",
+                    help="weight memory format: what training does (channels_last), none, or Conv2d only "
+                         "(transposed-convolution weights NCHW); the batches are channels_last in all three")
+    ap.add_argument("--compile", action="store_true", help="torch.compile both networks")
     ap.add_argument("--top", type=int, default=15, help="operators to list (0: no profile)")
     args = ap.parse_args()
 
@@ -53,9 +59,12 @@ def main() -> None:
     models.init_weights(cfg.arch, G, cfg.init)
     models.init_weights(cfg.arch, D, cfg.init)
     fmt = torch.channels_last if engine.uses_channels_last(cfg, rt) else torch.contiguous_format
-    G.to(memory_format=fmt)
-    D.to(memory_format=fmt)
-    obj = objectives.build(G, D, cfg, rt)
+    for net in (G, D):
+        for m in net.modules():
+            transposed = isinstance(m, torch.nn.ConvTranspose2d)
+            if args.weights == "channels_last" or (args.weights == "conv-only" and not transposed):
+                m.to(memory_format=fmt)
+    obj = objectives.build(torch.compile(G) if args.compile else G, torch.compile(D) if args.compile else D, cfg, rt)
 
     def image() -> torch.Tensor:
         return torch.rand(batch_size, *shape).mul_(2).sub_(1).contiguous(memory_format=fmt)
@@ -78,7 +87,8 @@ def main() -> None:
         step()
     seconds = (time.perf_counter() - t0) / steps
     gflop = counter.get_total_flops() / 1e9
-    print(f"{args.model}: {rt.describe()}, allocator {args.allocator}")
+    print(f"{args.model}: {rt.describe()}, allocator {args.allocator}, weights {args.weights}"
+          f"{', compiled' if args.compile else ''}")
     print(f"{batch_size / seconds:.2f} img/s, {seconds * 1000:.0f} ms per step, {gflop:.1f} GFLOP per step, "
           f"{gflop / seconds:.0f} GFLOP/s")
     if args.top:
