@@ -151,6 +151,14 @@ def ganctl_throughput(stderr: str, run_dir: Path, skip: int = 1) -> dict:
     }
 
 
+def ganctl_train(home: Path, args: list[str], device: torch.device, sz: Sizes) -> dict:
+    """``ganctl train ARGS`` as run "bench" in the store ``home``: its steady-state throughput
+    (:func:`ganctl_throughput`) and the whole run's wall seconds (``wall``)."""
+    cmd = [*GANCTL, "train", *args, "--epochs", str(sz.epochs), "--name", "bench", "--device", device.type, *sz.extra]
+    proc, wall = run(cmd, store_env(home))
+    return {**ganctl_throughput(proc.stderr, home / "runs" / args[0] / "bench"), "wall": wall}
+
+
 def forever(loader: DataLoader):
     """Batches of ``loader``, epoch after epoch (a new iterator each epoch, as a training loop makes)."""
     while True:
@@ -269,14 +277,10 @@ def baseline_pix2pix(folder: Path, device: torch.device, warmup: int, iters: int
 
 def bench_pix2pix(work: Path, device: torch.device, sz: Sizes) -> dict:
     folder = write_pairs(work / "pairs", sz.pairs, n_val=4)
-    home = work / "store-a"
-    cmd = [*GANCTL, "train", "pix2pix", "--dataset", str(folder), "--direction", "BtoA", "--epochs", str(sz.epochs),
-           "--name", "bench", "--device", device.type, *sz.extra]
-    proc, wall = run(cmd, store_env(home))
-    ours = ganctl_throughput(proc.stderr, home / "runs" / "pix2pix" / "bench")
+    ours = ganctl_train(work / "store-a", ["pix2pix", "--dataset", str(folder), "--direction", "BtoA"], device, sz)
     base, workers = baseline_pix2pix(folder, device, sz.warmup, sz.iters)
     return {
-        "ganctl": ours["img_s"], "baseline": base, "ganctl_runtime": ours["runtime"], "ganctl_wall": wall,
+        "ganctl": ours["img_s"], "baseline": base, "ganctl_runtime": ours["runtime"], "ganctl_wall": ours["wall"],
         "how": (f"{sz.pairs} JPEG pairs; ganctl: epochs {_span(ours['timed_epochs'])} of {sz.epochs} "
                 f"({ours['timed_images']} iterations); baseline: {sz.iters} iterations after {sz.warmup}, "
                 f"DataLoader num_workers={workers}"),
@@ -374,13 +378,10 @@ def baseline_dcgan(root: Path, device: torch.device, warmup: int, iters: int) ->
 def bench_dcgan(work: Path, device: torch.device, sz: Sizes) -> dict:
     home, tv_root = work / "store-b", work / "torchvision"
     write_mnist(home, tv_root, sz.images)
-    cmd = [*GANCTL, "train", "dcgan", "--dataset", "mnist", "--epochs", str(sz.epochs), "--batch-size", "128",
-           "--name", "bench", "--device", device.type, *sz.extra]
-    proc, wall = run(cmd, store_env(home))
-    ours = ganctl_throughput(proc.stderr, home / "runs" / "dcgan" / "bench")
+    ours = ganctl_train(home, ["dcgan", "--dataset", "mnist", "--batch-size", "128"], device, sz)
     base, workers = baseline_dcgan(tv_root, device, sz.warmup, sz.iters)
     return {
-        "ganctl": ours["img_s"], "baseline": base, "ganctl_runtime": ours["runtime"], "ganctl_wall": wall,
+        "ganctl": ours["img_s"], "baseline": base, "ganctl_runtime": ours["runtime"], "ganctl_wall": ours["wall"],
         "how": (f"{sz.images:,} images; ganctl: epochs {_span(ours['timed_epochs'])} of {sz.epochs} "
                 f"({ours['timed_images']:,} images); baseline: {sz.iters} batches after {sz.warmup}, "
                 f"DataLoader num_workers={workers}"),

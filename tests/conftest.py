@@ -51,6 +51,17 @@ def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
 
 
+def train_in_own_store(tmp_path_factory, *args):
+    """``ganctl train ARGS`` once, in a store of its own, for module-scoped fixtures (the autouse
+    store fixture is per test and not active yet). Returns the store's root."""
+    home = tmp_path_factory.mktemp("store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANCTL_HOME", str(home))
+        r = invoke("train", *args)
+    assert r.exit_code == 0, r.output
+    return home
+
+
 def error_line(result, code=1):
     """The command failed with ``code`` and one 'error:' line, the last thing on stderr (info lines
     such as 'using run ...' may come before it), and no traceback. Returns the line."""

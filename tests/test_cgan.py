@@ -11,7 +11,7 @@ from ganctl.config import make_config
 from ganctl.errors import GanctlError
 from ganctl.models.conditional import ConditionalDCGANCritic, ConditionalDCGANGenerator
 from ganctl.models.mlp import MLPGenerator
-from tests.conftest import error_line, invoke, make_image_folder
+from tests.conftest import error_line, invoke, make_image_folder, train_in_own_store
 
 CPU = runtime.Runtime(torch.device("cpu"), "fp32")
 
@@ -84,13 +84,7 @@ def test_resolve_label_by_name_or_index():
 @pytest.fixture(scope="module")
 def cgan_run(tmp_path_factory):
     """One tiny cgan run on digits, shared by the CLI tests below."""
-    home = tmp_path_factory.mktemp("store")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GANCTL_HOME", str(home))
-    r = invoke("train", "cgan", "--dataset", "digits", "--epochs", 1, "--batch-size", 64, "--image-size", 8)
-    mp.undo()
-    assert r.exit_code == 0, r.output
-    return home
+    return train_in_own_store(tmp_path_factory, "cgan", "--dataset", "digits", "--epochs", 1, "--batch-size", 64, "--image-size", 8)
 
 
 @pytest.fixture

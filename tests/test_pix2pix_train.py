@@ -13,7 +13,7 @@ from ganctl import checkpoint, engine, inference, objectives, runtime, tasks
 from ganctl.config import make_config
 from ganctl.data import paired
 from tests import httpserver
-from tests.conftest import error_line, invoke
+from tests.conftest import error_line, invoke, train_in_own_store
 
 http_server = httpserver.http_server  # the fixture, for this module
 
@@ -31,13 +31,7 @@ def rows(run_dir):
 @pytest.fixture(scope="module")
 def p2p_store(tmp_path_factory):
     """One tiny pix2pix run on the generated facades, shared by the tests that only read it."""
-    home = tmp_path_factory.mktemp("store")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GANCTL_HOME", str(home))
-    r = invoke("train", "pix2pix", "--dataset", "synthetic-facades", "--epochs", 2, *TINY)
-    mp.undo()
-    assert r.exit_code == 0, r.output
-    return home
+    return train_in_own_store(tmp_path_factory, "pix2pix", "--dataset", "synthetic-facades", "--epochs", 2, *TINY)
 
 
 @pytest.fixture

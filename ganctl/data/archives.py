@@ -11,7 +11,10 @@ from __future__ import annotations
 import stat
 import tarfile
 import zipfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from ganctl.data.download import ProgressFn
 from ganctl.errors import DatasetError
@@ -61,6 +64,26 @@ class _Progress:
             self.progress("end", complete=False)
 
 
+def _write_entries(dest: Path, entries: list[tuple[str, Callable[[], BinaryIO] | None]], total: int,
+                   progress: ProgressFn | None) -> Path:
+    """Write checked ``entries`` (name, opener of its bytes; None for a folder) into ``dest``,
+    through a temporary folder renamed into place at the end."""
+    bar = _Progress(progress, total)
+    try:
+        with atomic_dir(dest) as tmp:
+            for name, open_src in entries:
+                target = tmp / name
+                if open_src is None:
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open_src() as src, open(target, "wb") as out:
+                    bar.copy(src, out)
+    finally:
+        bar.end()
+    return dest
+
+
 def _extract_zip(archive: Path, dest: Path, progress: ProgressFn | None = None) -> Path:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
@@ -68,20 +91,8 @@ def _extract_zip(archive: Path, dest: Path, progress: ProgressFn | None = None) 
             _check_member(info.filename, archive)
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise DatasetError(f"{archive.name} has a link entry {info.filename!r}: refused, nothing was extracted")
-        bar = _Progress(progress, sum(i.file_size for i in infos))
-        try:
-            with atomic_dir(dest) as tmp:
-                for info in infos:
-                    target = tmp / info.filename
-                    if info.is_dir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, open(target, "wb") as out:
-                        bar.copy(src, out)
-        finally:
-            bar.end()
-    return dest
+        entries = [(i.filename, None if i.is_dir() else partial(zf.open, i)) for i in infos]
+        return _write_entries(dest, entries, sum(i.file_size for i in infos), progress)
 
 
 def _extract_tar(archive: Path, dest: Path, progress: ProgressFn | None = None) -> Path:
@@ -97,18 +108,5 @@ def _extract_tar(archive: Path, dest: Path, progress: ProgressFn | None = None) 
         # a cut-off gzip trailer or a CRC mismatch fails too (EOFError / BadGzipFile)
         while tf.fileobj.read(1 << 20):
             pass
-        bar = _Progress(progress, sum(m.size for m in members if m.isfile()))
-        try:
-            with atomic_dir(dest) as tmp:
-                for m in members:
-                    target = tmp / m.name
-                    if m.isdir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    src = tf.extractfile(m)
-                    with src, open(target, "wb") as out:
-                        bar.copy(src, out)
-        finally:
-            bar.end()
-    return dest
+        entries = [(m.name, None if m.isdir() else partial(tf.extractfile, m)) for m in members]
+        return _write_entries(dest, entries, sum(m.size for m in members if m.isfile()), progress)
