@@ -54,16 +54,18 @@ def load_paired_data(spec: str, image_size: int, load_size: int, mirror, progres
                 verb = "generating" if entry.layout == "generated" else "downloading"
                 warn(f"dataset {spec!r} is not in the store yet: {verb} it")
             fetch.fetch(entry, mirror, progress_for)
+    from ganctl.tasks import VAL_PAIRS
+
     train = paired.load_paired(spec, "train", load_size, warn=warn)
     val = None
-    for split in ("val", "test"):
+    for split in ("val", "test"):  # only the pairs validation scores are decoded
         try:
-            val = paired.load_paired(spec, split, image_size, warn=warn)
+            val = paired.load_paired(spec, split, image_size, warn=warn, limit=VAL_PAIRS)
             break
         except DatasetError:
             continue
     if val is None:  # a folder with one split: score on (unjittered) training pairs
-        val = paired.load_paired(spec, "train", image_size, warn=warn)
+        val = paired.load_paired(spec, "train", image_size, warn=warn, limit=VAL_PAIRS)
     return train, val
 
 

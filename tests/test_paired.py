@@ -180,6 +180,15 @@ def test_a_and_b_with_different_split_folders_is_an_error(tmp_path):
         load_paired(str(root), load_size=8)
 
 
+def test_limit_decodes_only_the_first_pairs(tmp_path):
+    root = tmp_path / "pairs"
+    _aligned_folder(root, {"train": 5}, w=14, h=10)
+    full = load_paired(str(root), load_size=12)
+    first = load_paired(str(root), load_size=12, limit=2)
+    assert len(first) == 2 and first.files == full.files[:2]
+    assert torch.equal(first.a, full.a[:2]) and torch.equal(first.b, full.b[:2])
+
+
 # ---------------------------------------------------------------- lazy decoding
 
 

@@ -341,12 +341,14 @@ def load_paired(
     warn: WarnFn | None = None,
     *,
     memory_budget: int | None = None,
+    limit: int | None = None,
 ) -> PairedData:
     """One split of a paired dataset: a catalog name (already in the store) or a folder.
 
     A split that is missing falls back to its stand-in (val <-> test) with a warning; otherwise
     the error lists the splits there are. Sets whose decoded size exceeds ``memory_budget``
-    (default :data:`MEMORY_BUDGET`) come back as :class:`LazyPairedData`.
+    (default :data:`MEMORY_BUDGET`) come back as :class:`LazyPairedData`. ``limit``: only the
+    first pairs (in file order) are decoded, e.g. the few that validation scores.
     """
     if load_size < 1:
         raise DatasetError(f"load size must be positive, not {load_size}")
@@ -367,6 +369,7 @@ def load_paired(
             f"no images in {root / where if where != '.' else root} (looked for "
             f"{', '.join(sorted(IMAGE_SUFFIXES))}, in sub-folders too)"
         )
+    pairs = pairs[:limit]
     files = [p.name for p in pairs]
     source = str(root.resolve())
     budget = MEMORY_BUDGET if memory_budget is None else memory_budget
