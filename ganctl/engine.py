@@ -80,9 +80,7 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
 
 
 def uses_channels_last(cfg: TrainConfig, rt: Runtime) -> bool:
-    # convolutions run faster in NHWC with oneDNN (CPU) and cuDNN; measured 1.25x on a 2-core
-    # AVX2 CPU for the DCGAN discriminator step
-    return cfg.arch != "mlp" and rt.device.type in ("cpu", "cuda")
+    return rt.channels_last(cfg.arch != "mlp")
 
 
 @contextmanager

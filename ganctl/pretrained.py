@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganctl.data.download import ProgressFn, RemoteFile, download, file_digest, join_url
+from ganctl.data.download import ProgressFn, RemoteFile, download, file_digest, join_url, looks_like_html
 from ganctl.errors import CheckpointError, GanctlError, StoreError, UnknownNameError, did_you_mean
-from ganctl.store import atomic_dir, check_name, pretrained_dir
+from ganctl.store import atomic_dir, check_name, pretrained_dir, remove_if_empty
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/"
 GENERATOR = "generator.safetensors"  # the same file name as in a training checkpoint
@@ -84,6 +84,11 @@ CATALOG: dict[str, PretrainedModel] = {
     )
 }
 APPROX_FILE_SIZE = 217_700_000  # bytes of one official unet_256 file, for listings
+
+
+def download_names() -> list[str]:
+    """The name that downloads each model: NAME, or NAME_pretrained where a dataset is NAME."""
+    return [m.download_name for m in CATALOG.values()]
 
 
 def names() -> list[str]:
@@ -210,7 +215,7 @@ def fetch(
                 description=model.description, source=url, force=False,
             )
         except CheckpointError as e:
-            html = _looks_like_html(original)
+            html = looks_like_html(original)
             original.unlink(missing_ok=True)
             if html:
                 raise CheckpointError(
@@ -226,7 +231,7 @@ def fetch(
             if final.is_file():
                 original.unlink(missing_ok=True)
     finally:
-        _remove_if_empty(root)
+        remove_if_empty(root)
 
 
 def import_file(
@@ -322,22 +327,6 @@ def _unet(arch: dict, state: dict, where: str):
         first = str(e).strip().splitlines()
         raise CheckpointError(f"{where} does not fit {arch}: {first[-1].strip()}") from e
     return net
-
-
-def _looks_like_html(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(512).lstrip().lower()
-    except OSError:
-        return False
-    return head.startswith((b"<!doctype html", b"<html"))
-
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------- export

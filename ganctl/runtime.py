@@ -44,10 +44,15 @@ class Runtime:
             return {"fused": True}
         return {"foreach": True}
 
+    def channels_last(self, convolutional: bool = True) -> bool:
+        """NHWC for convolutions: oneDNN (CPU) and cuDNN run them faster in it (measured 1.25x on a
+        2-core AVX2 CPU for the DCGAN discriminator step)."""
+        return convolutional and self.device.type in ("cpu", "cuda")
+
     def fast_paths(self, convolutional: bool) -> list[str]:
         """What this runtime turns on, for the start-of-training line and ``ganctl env``."""
-        paths = [self.precision if self.precision != "fp32" else "fp32"]
-        if convolutional and self.device.type in ("cpu", "cuda"):
+        paths = [self.precision]
+        if self.channels_last(convolutional):
             paths.append("channels_last")
         paths.append("fused Adam (foreach RMSprop)" if self.device.type in ("cuda", "cpu") else "foreach optimizers")
         if self.device.type == "cuda" and convolutional:

@@ -104,6 +104,14 @@ def atomic_write_json(dest: Path, obj: object) -> Path:
     return atomic_write(dest, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` if it is an empty directory (left by a failed download); else leave it."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
 @contextlib.contextmanager
 def atomic_dir(dest: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``dest``; it becomes ``dest`` only when the block succeeds.

@@ -19,5 +19,4 @@ def downloadables(incomplete: str) -> list[str]:
     """Datasets and pretrained models (their `_pretrained` names where a dataset has the same name)."""
     from ganctl import pretrained
 
-    models = [m.download_name for m in pretrained.CATALOG.values()]
-    return datasets(incomplete) + [n for n in models if n.startswith(incomplete)]
+    return datasets(incomplete) + [n for n in pretrained.download_names() if n.startswith(incomplete)]

@@ -57,7 +57,7 @@ def download(
         from ganctl.errors import did_you_mean
 
         if pretrained.find(name) is None:
-            raise did_you_mean("dataset or pretrained model", name, [*catalog.CATALOG, *_pretrained_names()])
+            raise did_you_mean("dataset or pretrained model", name, [*catalog.CATALOG, *pretrained.download_names()])
         _download_pretrained(name, mirror)
         return
     entry = catalog.get(name)
@@ -74,13 +74,6 @@ def download(
     ui.result(path)
 
 
-def _pretrained_names() -> list[str]:
-    """The name that downloads each official model: NAME, or NAME_pretrained where a dataset is NAME."""
-    from ganctl import pretrained
-
-    return [m.download_name for m in pretrained.CATALOG.values()]
-
-
 def _list_pretrained() -> None:
     from rich.table import Table
 
@@ -90,7 +83,7 @@ def _list_pretrained() -> None:
     table = Table(title="Pretrained pix2pix models (official weights)", title_justify="left", box=None, pad_edge=False)
     for col in ("name", "size", "status", "direction", "description", "trained on"):
         table.add_column(col, no_wrap=col in ("name", "size"))
-    for shown, m in zip(_pretrained_names(), pretrained.CATALOG.values(), strict=True):
+    for shown, m in zip(pretrained.download_names(), pretrained.CATALOG.values(), strict=True):
         present = (pretrained.model_dir(m.name) / pretrained.GENERATOR).is_file()
         table.add_row(shown, "~" + human_size(pretrained.APPROX_FILE_SIZE), "in store" if present else "not downloaded",
                       m.direction, m.description, m.dataset)

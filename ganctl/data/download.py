@@ -71,9 +71,13 @@ def _open(url: str, start: int, timeout: float):
     return urllib.request.urlopen(req, timeout=timeout)
 
 
-def _looks_like_html(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(512).lstrip().lower()
+def looks_like_html(path: Path) -> bool:
+    """True when ``path`` starts like an HTML page (a login or error page served in place of a file)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512).lstrip().lower()
+    except OSError:
+        return False
     return head.startswith((b"<!doctype html", b"<html"))
 
 
@@ -198,7 +202,7 @@ def _verify(part: Path, remote: RemoteFile, url: str) -> None:
             if h.hexdigest() != expected:
                 problem = f"{h.name} {h.hexdigest()}, expected {expected}"
     if problem:
-        html = " (the server sent an HTML page, not the file)" if _looks_like_html(part) else ""
+        html = " (the server sent an HTML page, not the file)" if looks_like_html(part) else ""
         part.unlink()
         raise _BadFile(
             f"{remote.name} from {url} failed verification: {problem}{html}. "

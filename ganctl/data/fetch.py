@@ -11,7 +11,7 @@ from ganctl.data import catalog
 from ganctl.data.archives import extract
 from ganctl.data.download import ProgressFn, download, file_digest
 from ganctl.errors import DatasetError
-from ganctl.store import atomic_write_json, datasets_dir, ensure_cache_dir
+from ganctl.store import atomic_write_json, datasets_dir, ensure_cache_dir, remove_if_empty
 
 # written into a pix2pix dataset's folder: what was downloaded, since no checksums are published
 DOWNLOAD_RECORD = "download.json"
@@ -128,7 +128,7 @@ def _fetch_pix2pix(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if not final.is_dir():
-            _remove_if_empty(target)
+            remove_if_empty(target)
     archive.unlink()  # extracted and verified; it can be downloaded again
     return final
 
@@ -157,9 +157,3 @@ def _verify_counts(entry: catalog.CatalogEntry, inner: Path, archive: Path) -> N
             "run the command again with --mirror URL"
         )
 
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
