@@ -58,7 +58,8 @@ def _load(model: str, run: str | None, checkpoint: Path | None, device: str):
     from ganctl import inference, registry, runtime, store
     from ganctl.errors import GanctlError
 
-    registry.get(model)  # unknown family: a did-you-mean error
+    if registry.get(model).paired:  # an unknown family is a did-you-mean error here
+        raise GanctlError("pix2pix translates images rather than sampling noise: use 'ganctl translate IMAGE -o OUT'")
     if run and checkpoint:
         raise GanctlError("give --run or --checkpoint, not both")
     dev = runtime.resolve_device(device)
@@ -67,8 +68,6 @@ def _load(model: str, run: str | None, checkpoint: Path | None, device: str):
     else:
         info = store.find_run(run, model) if run else store.newest_run(model)
         if info is None:
-            if registry.get(model).paired:
-                raise GanctlError("pix2pix translates images rather than sampling noise: use 'ganctl translate IMAGE -o OUT'")
             raise GanctlError(f"there is no {model} run in {store.runs_dir()}: train one with 'ganctl train {model} --dataset digits', or pass --checkpoint")
         gen = inference.load_generator(inference.generator_file(info), dev, family=model)
         how = "" if run else "newest run, "
@@ -113,7 +112,6 @@ def sample(
     if nrow is not None and nrow < 1:
         raise GanctlError("--nrow must be at least 1")
     gen = _load(model, run, checkpoint, device)
-    _reject_pix2pix(gen)
     y = _label(gen, label)
     row_labels = None
     if y is not None:
@@ -137,13 +135,6 @@ def sample(
         return
     images.save_grid(fake, Path(out), nrow=nrow or math.ceil(math.sqrt(n)), row_labels=row_labels)
     ui.result(Path(out))
-
-
-def _reject_pix2pix(gen) -> None:
-    from ganctl.errors import GanctlError
-
-    if gen.meta.get("arch") == "pix2pix":
-        raise GanctlError("pix2pix translates images rather than sampling noise: use 'ganctl translate IMAGE -o OUT'")
 
 
 def interpolate(
@@ -178,7 +169,6 @@ def interpolate(
     if to_label is not None and label is None:
         raise GanctlError("--to-label needs --label: the class to start from")
     gen = _load(model, run, checkpoint, device)
-    _reject_pix2pix(gen)
     y0, y1 = _label(gen, label), _label(gen, to_label)
     ends = inference.latents(2 * rows, gen.z_dim, _seed(seed))
     if y1 is not None:
