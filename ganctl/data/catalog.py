@@ -61,9 +61,9 @@ class CatalogEntry:
     def is_present(self) -> bool:
         if self.layout == "manual":
             return False
-        if self.layout in ("zip", "pix2pix", "generated"):
+        if self.image_folder:  # zip, pix2pix and generated sets
             # only ever renamed into place whole and verified, so its existence is enough
-            return (self.local_dir() / self.image_folder).is_dir()
+            return self.data_dir().is_dir()
         return all((self.local_dir() / f.name).is_file() for f in self.files) if self.files else True
 
 
@@ -192,10 +192,7 @@ CATALOG: dict[str, CatalogEntry] = {
             license="non-commercial research use only (see the CelebA agreement)",
             image_folder="img_align_celeba",
         ),
-        *(
-            _pix2pix(name, summary, size, counts, direction, native, source)
-            for name, summary, size, counts, direction, native, source in _PIX2PIX
-        ),
+        *(_pix2pix(*row) for row in _PIX2PIX),
         CatalogEntry(
             name="cityscapes",
             summary="Cityscapes photo|label pairs for pix2pix, 2,975 train / 500 val, 256x256",

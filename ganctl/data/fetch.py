@@ -95,9 +95,9 @@ def _fetch_pix2pix(
         return final
     staging = target / ".extracting"
     shutil.rmtree(staging, ignore_errors=True)
+    bases = catalog.mirrors_for(entry, mirror, remote)
     try:
         if not archive.is_file():
-            bases = catalog.mirrors_for(entry, mirror, remote)
             download(remote, bases, archive, progress=progress_for(remote.name) if progress_for else None)
         try:
             extract(archive, staging, progress_for(f"{remote.name} (extracting)") if progress_for else None)
@@ -120,8 +120,8 @@ def _fetch_pix2pix(
             "file": remote.name,
             "size": archive.stat().st_size,
             "sha256": file_digest(archive),
-            "sources": catalog.mirrors_for(entry, mirror, remote),
-            "pairs": {s: entry.expected_counts[s] for s in entry.expected_counts},
+            "sources": bases,
+            "pairs": dict(entry.expected_counts),
             "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
         inner.rename(final)

@@ -94,7 +94,6 @@ class LazyPairedData(PairedData):
     pairs: list[_Pair] = field(default_factory=list, repr=False)
     size: int = 286
     root: Path = Path(".")
-    workers: int = 0
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False, compare=False)
 
     lazy = True
@@ -110,7 +109,7 @@ class LazyPairedData(PairedData):
     def batch(self, indices: torch.Tensor | Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.workers or _workers(), thread_name_prefix="ganctl-pairs")
+            self._pool = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="ganctl-pairs")
         return _decode_pairs([self.pairs[i] for i in idx], self.size, self.root, self._pool)
 
     def __del__(self):
@@ -224,9 +223,7 @@ def _pairs(root: Path, split_dir) -> list[_Pair]:
 def pair_counts(folder: Path) -> dict[str, int]:
     """Pairs per split of a folder in either layout (files are listed, not decoded)."""
     folder = Path(folder)
-    if _is_ab(folder):
-        return {s: len(_pairs(folder, d)) for s, d in _ab_split_dirs(folder).items()}
-    return {s: len(_image_files(d)) for s, d in _split_dirs(folder).items()}
+    return {s: len(_pairs(folder, d)) for s, d in _all_splits(folder).items()}
 
 
 def _choose_split(root: Path, split: str, warn: WarnFn | None):
@@ -403,10 +400,10 @@ def _paired_entry(spec: str) -> catalog.CatalogEntry:
 
 
 def _catalog_folder(entry: catalog.CatalogEntry) -> Path:
-    if entry.layout == "manual":
-        raise DatasetError(entry.instructions)
-    if entry.layout == "generated":
-        return ensure_synthetic_facades(entry)
+    if entry.layout in ("manual", "generated"):  # fetch explains the one and generates the other
+        from ganctl.data import fetch
+
+        return fetch.fetch(entry)
     if not entry.is_present():
         raise DatasetError(f"dataset {entry.name!r} is not in the store: run 'ganctl download {entry.name}'")
     return entry.data_dir()
@@ -663,9 +660,8 @@ def write_synthetic_facades(dest: Path, counts: dict[str, int], size: int = 256,
     return dest
 
 
-def ensure_synthetic_facades(entry: catalog.CatalogEntry | None = None) -> Path:
+def ensure_synthetic_facades(entry: catalog.CatalogEntry) -> Path:
     """The synthetic-facades folder in the store, generated on first use."""
-    entry = entry or catalog.CATALOG["synthetic-facades"]
     dest = entry.data_dir()
     if dest.is_dir():
         return dest
