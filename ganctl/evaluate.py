@@ -393,6 +393,30 @@ def _check_classes(splits: RealSplits, classes) -> None:
 # ---------------------------------------------------------------- evaluation
 
 
+@dataclass
+class _Reference:
+    """What a score is measured against, the same for every generator of one dataset and size:
+    the real splits, the classifier, and its features of the test split and of ``n`` training
+    images (the real floor)."""
+
+    splits: RealSplits
+    model: DatasetClassifier
+    info: dict
+    f_test: torch.Tensor
+    f_train: torch.Tensor
+
+
+def _reference(dataset: str, size: int, channels: int, n: int, seed: int, device: torch.device,
+               progress: ProgressFn | None) -> _Reference:
+    splits = load_splits(dataset, size, channels, progress)
+    model, info = _classifier_for(splits, device, progress)
+    f_test, _ = _features_and_logits(model, splits.test.images, device)
+    # the floor: real training images, as many as generated (when there are that many)
+    pick = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(seed))[:n]
+    f_train, _ = _features_and_logits(model, splits.train.images[pick], device)
+    return _Reference(splits, model, info, f_test, f_train)
+
+
 def evaluate_generator(
     gen: inference.LoadedGenerator,
     *,
@@ -400,10 +424,12 @@ def evaluate_generator(
     seed: int = 0,
     device: torch.device | str,
     progress: ProgressFn | None = None,
+    references: dict | None = None,
 ) -> dict:
     """Frechet distance of ``n`` generated images to the real test split, the real floor, and
     (conditional generators) the label accuracy. The dataset, size and channels come from the
-    generator's metadata."""
+    generator's metadata. ``references``: a dict kept by the caller across calls (training
+    evaluates every few epochs), so the splits are loaded and the real features computed once."""
     if n < 2:
         raise GanctlError("-n must be at least 2 (a covariance needs two samples)")
     device = torch.device(device)
@@ -419,12 +445,17 @@ def evaluate_generator(
         raise CheckpointError(f"{gen.path} does not say which dataset it was trained on: it cannot be evaluated")
     size, channels = int(size), int(channels)
     conditional = bool(meta.get("conditional"))
-    splits = load_splits(dataset, size, channels, progress)
+    key = (dataset, size, channels, n, seed, str(device))
+    ref = references.get(key) if references is not None else None
+    if ref is None:
+        ref = _reference(dataset, size, channels, n, seed, device, progress)
+        if references is not None:
+            references[key] = ref
+    splits, model, info = ref.splits, ref.model, ref.info
     if conditional:
         _check_classes(splits, meta.get("classes"))
     elif meta.get("classes") and tuple(meta["classes"]) != splits.classes and progress:
         progress(f"note: the classes of {dataset} changed since this model was trained")
-    model, info = _classifier_for(splits, device, progress)
     num_classes = len(splits.classes)
 
     labels = torch.arange(n) % num_classes if conditional else None
@@ -437,14 +468,9 @@ def evaluate_generator(
         raise CheckpointError(f"{gen.path} generates {tuple(fake.shape[1:])} images, its metadata says ({channels}, {size}, {size})")
 
     f_fake, logits = _features_and_logits(model, fake.clamp(-1, 1), device)
-    f_test, _ = _features_and_logits(model, splits.test.images, device)
-    # the floor: real training images, as many as generated (when there are that many)
-    pick = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(seed))[:n]
-    f_train, _ = _features_and_logits(model, splits.train.images[pick], device)
-
     result = {
-        "frechet_distance": round(frechet_distance(f_fake, f_test), 4),
-        "real_train_vs_test_frechet_distance": round(frechet_distance(f_train, f_test), 4),
+        "frechet_distance": round(frechet_distance(f_fake, ref.f_test), 4),
+        "real_train_vs_test_frechet_distance": round(frechet_distance(ref.f_train, ref.f_test), 4),
         "label_accuracy": round(float((logits.argmax(1) == labels).float().mean()), 4) if conditional else None,
         "classifier_test_accuracy": info["test_accuracy"],
         "n": n,
@@ -513,8 +539,10 @@ def evaluate_during_training(
     seed: int = 0,
     device: torch.device | str,
     progress: ProgressFn | None = None,
+    references: dict | None = None,
 ) -> dict:
-    """Evaluate the in-memory generator ``G`` (``meta`` as engine.generator_meta gives it).
+    """Evaluate the in-memory generator ``G`` (``meta`` as engine.generator_meta gives it);
+    ``references`` as for :func:`evaluate_generator`.
 
     G is put in eval mode for the measurement and back in its former mode after. No global random
     state is used, so a training run that evaluates every few epochs still resumes exactly.
@@ -523,6 +551,6 @@ def evaluate_during_training(
     G.eval()
     try:
         gen = inference.LoadedGenerator(G, meta, Path(f"<{meta.get('run') or 'generator'} in training>"))
-        return evaluate_generator(gen, n=n, seed=seed, device=device, progress=progress)
+        return evaluate_generator(gen, n=n, seed=seed, device=device, progress=progress, references=references)
     finally:
         G.train(was_training)

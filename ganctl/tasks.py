@@ -55,6 +55,7 @@ class ImageTask:
             n = self.per_row * len(cfg.classes)
             self.fixed_y = inference.grid_labels(n, len(cfg.classes)).to(rt.device)
         self.fixed_z = inference.latents(n, cfg.z_dim, seed=cfg.seed).to(rt.device)
+        self._eval_references: dict = {}  # real splits and features, loaded at the first evaluation
 
     def __len__(self) -> int:
         return len(self.x)
@@ -82,7 +83,8 @@ class ImageTask:
             from ganctl import evaluate
             from ganctl.engine import generator_meta
 
-            res = evaluate.evaluate_during_training(G, generator_meta(self.cfg), seed=self.cfg.seed, device=self.rt.device)
+            res = evaluate.evaluate_during_training(G, generator_meta(self.cfg), seed=self.cfg.seed, device=self.rt.device,
+                                                    references=self._eval_references)
             keep = ("frechet_distance", "real_train_vs_test_frechet_distance", "label_accuracy")
             return {f"eval_{k}": float(res[k]) for k in keep if res.get(k) is not None}
         return {}

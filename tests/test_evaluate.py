@@ -232,6 +232,20 @@ def test_evaluate_during_training_restores_mode_and_random_state(cached_classifi
     assert not G.training
 
 
+def test_repeated_evaluations_load_the_real_data_once(cached_classifier, digits_test, monkeypatch):
+    # training evaluates every few epochs: the splits and real features are kept between calls
+    meta = _fake(ImagePool(digits_test.images)).meta
+    loads = []
+    load_splits = ev.load_splits
+    monkeypatch.setattr(ev, "load_splits", lambda *a, **k: loads.append(a) or load_splits(*a, **k))
+    references = {}  # a new pool each time: ImagePool hands out its images in turn
+    first = ev.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU, references=references)
+    again = ev.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU, references=references)
+    fresh = ev.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU)
+    assert len(loads) == 2  # the first call and the one without a cache
+    assert first == again == fresh
+
+
 def test_folder_datasets_hold_out_every_tenth_image_per_class(tmp_path, monkeypatch):
     labels = torch.tensor([0] * 25 + [1] * 3 + [2] * 1)
     mask = ev._holdout(labels, 3)
