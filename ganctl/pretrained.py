@@ -342,9 +342,10 @@ def resolve_generator(path: str | Path) -> Path:
     return src
 
 
-def export(generator_path: str | Path, out_path: str | Path) -> Path:
+def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict]:
     """Write a ganctl pix2pix generator (a generator.safetensors, or a folder holding one) as an
-    official ``.pth`` that the official ``UnetGenerator`` loads strictly; return the file written.
+    official ``.pth`` that the official ``UnetGenerator`` loads strictly; return the file written
+    and the generator's ganctl metadata.
 
     ``out_path`` may be a folder (or end in '/'): the file is then ``latest_net_G.pth`` inside it,
     the name the official ``test.py`` loads from ``checkpoints/NAME/``.
@@ -370,7 +371,7 @@ def export(generator_path: str | Path, out_path: str | Path) -> Path:
     out = Path(out_path).expanduser()
     if out.is_dir() or str(out_path).endswith(("/", os.sep)):
         out = out / OFFICIAL_FILE
-    return save_official_file(ganctl_to_official(net.state_dict(), arch), out)
+    return save_official_file(ganctl_to_official(net.state_dict(), arch), out), meta
 
 
 def official_options(meta: dict) -> str:

@@ -66,9 +66,7 @@ def export(
         from ganctl.inference import generator_file
 
         src = generator_file(store.find_run(run))
-    src = pretrained.resolve_generator(src)
-    out = pretrained.export(src, output)
-    meta = pretrained.read_meta(src)
+    out, meta = pretrained.export(src, output)
     ui.info(f"official test.py options: {pretrained.official_options(meta)}")
     depth = meta["generator"]["num_downs"]
     if depth not in (7, 8):
