@@ -9,6 +9,7 @@ that makes, and the operators that took the most time.
     python benchmarks/profile_step.py dcgan --precision fp32
     python benchmarks/profile_step.py pix2pix --allocator default   # glibc's malloc as it comes
     python benchmarks/profile_step.py pix2pix --weights conv-only   # other weight layouts
+    python benchmarks/profile_step.py dcgan --convs native          # no small-map convolutions as GEMMs
     python benchmarks/profile_step.py pix2pix --compile             # torch.compile (slow start)
 """
 
@@ -26,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from ganctl import engine, models, objectives, runtime  # noqa: E402
 from ganctl.config import make_config  # noqa: E402
+from ganctl.models import layers  # noqa: E402
 
 SETUPS = {
     "pix2pix": (dict(family="pix2pix", dataset="facades", channels=3, preset_key="facades"), 1, (3, 256, 256)),
@@ -43,10 +45,13 @@ def main() -> None:
     ap.add_argument("--weights", choices=("channels_last", "nchw", "conv-only"), default="channels_last",
                     help="weight memory format: what training does (channels_last), none, or Conv2d only "
                          "(transposed-convolution weights NCHW); the batches are channels_last in all three")
+    ap.add_argument("--convs", choices=("gemm", "native"), default="gemm",
+                    help="gemm: small-map convolutions as matrix products (what training does); native: all oneDNN")
     ap.add_argument("--compile", action="store_true", help="torch.compile both networks")
     ap.add_argument("--top", type=int, default=15, help="operators to list (0: no profile)")
     args = ap.parse_args()
 
+    layers.set_gemm(args.convs == "gemm")
     if args.allocator == "tuned":
         runtime.keep_freed_memory()
     rt = runtime.Runtime(torch.device("cpu"), runtime.resolve_precision(args.precision, torch.device("cpu")))
@@ -87,7 +92,7 @@ def main() -> None:
         step()
     seconds = (time.perf_counter() - t0) / steps
     gflop = counter.get_total_flops() / 1e9
-    print(f"{args.model}: {rt.describe()}, allocator {args.allocator}, weights {args.weights}"
+    print(f"{args.model}: {rt.describe()}, allocator {args.allocator}, weights {args.weights}, convs {args.convs}"
           f"{', compiled' if args.compile else ''}")
     print(f"{batch_size / seconds:.2f} img/s, {seconds * 1000:.0f} ms per step, {gflop:.1f} GFLOP per step, "
           f"{gflop / seconds:.0f} GFLOP/s")

@@ -6,6 +6,8 @@ it knows nothing about which GAN it trains (the pattern of lucidrains' diffusion
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,6 +24,21 @@ def make_optimizer(cfg: TrainConfig, params, rt: Runtime) -> torch.optim.Optimiz
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, **fast)
     raise GanctlError(f"unknown optimizer {cfg.optimizer!r} in the run's config")
+
+
+@contextlib.contextmanager
+def frozen(net: nn.Module):
+    """Forward passes inside build no gradient for ``net``'s parameters. The generator's loss needs
+    gradients through D, not of D: without this, every G step also computes D's weight gradients,
+    which the next D step throws away (set_requires_grad in the official pix2pix code)."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class Objective:
@@ -116,7 +133,7 @@ class BCEObjective(Objective):
     def g_step(self, batch):
         fake, fake_labels = self._fake, self._fake_labels
         self._fake = self._fake_labels = None
-        with self.rt.autocast():
+        with frozen(self.D), self.rt.autocast():
             loss = self._bce(self.D(fake, fake_labels), self.real_label)
         self.update(loss, self.opt_g)
         return {"g_loss": loss.detach()}
@@ -178,7 +195,7 @@ class WassersteinObjective(Objective):
     def g_step(self, batch):
         fake, fake_labels = self._fake, self._fake_labels
         self._fake = self._fake_labels = None
-        with self.rt.autocast():
+        with frozen(self.D), self.rt.autocast():
             loss = -self.D(fake, fake_labels).float().mean()
         self.update(loss, self.opt_g)
         return {"g_loss": loss.detach()}
@@ -240,10 +257,8 @@ class Pix2PixObjective(Objective):
         metrics = {}
         loss = torch.zeros((), device=fake.device)
         if self.gan:
-            self.D.requires_grad_(False)  # G's step needs gradients through D, not of D
-            with self.rt.autocast():
+            with frozen(self.D), self.rt.autocast():
                 g_gan = self._bce(self.D(x, fake), 1.0)
-            self.D.requires_grad_(True)
             loss = loss + g_gan
             metrics["g_gan"] = g_gan.detach()
         g_l1 = (fake.float() - y.float()).abs().mean() * self.lambda_l1

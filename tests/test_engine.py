@@ -160,3 +160,33 @@ def test_a_pickle_that_carries_code_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="cannot be read safely"):
         checkpoint.load_trainer(ck)
     assert not os.path.exists("/tmp/ganctl-pwned-by-pickle")
+
+
+@pytest.mark.parametrize("family", ["gan", "dcgan", "wgan-gp"])
+def test_generator_step_leaves_the_discriminator_gradients_alone(family, digits16):
+    """G's step backpropagates through D without computing D's weight gradients (the next D step
+    would throw them away): D's gradients after g_step are exactly those its own step left, and
+    D's parameters still require grad."""
+    from ganctl import models, objectives
+
+    cfg = tiny_cfg("dcgan" if family == "wgan-gp" else family, digits16, 1)
+    if family == "wgan-gp":
+        cfg = replace(make_config("wgan-gp", "digits", "t", channels=1, classes=None, preset_key="digits",
+                                  epochs=1, batch_size=8, image_size=16),
+                      generator={**cfg.generator}, discriminator={**cfg.discriminator, "norm": "instance"})
+    torch.manual_seed(0)
+    G = models.build_generator(cfg.arch, cfg.generator)
+    D = models.build_discriminator(cfg.arch, cfg.discriminator)
+    obj = objectives.build(G, D, cfg, CPU)
+    real = torch.as_tensor(digits16.images[:8]).float().div(127.5).sub(1).reshape(8, 1, 16, 16)
+    if cfg.arch == "mlp":
+        real = real.flatten(1)
+    batch = {"real": real, "labels": None}
+    obj.d_step(batch)
+    after_d = {n: p.grad.clone() for n, p in D.named_parameters()}
+    g_before = [p.detach().clone() for p in G.parameters()]
+    obj.g_step(batch)
+    for n, p in D.named_parameters():
+        assert p.requires_grad, n
+        assert torch.equal(p.grad, after_d[n]), n
+    assert any(not torch.equal(a, p) for a, p in zip(g_before, G.parameters(), strict=True))  # G did learn

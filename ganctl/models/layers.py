@@ -1,0 +1,218 @@
+"""Convolutions on small feature maps as plain matrix products (CPU).
+
+oneDNN, PyTorch's CPU convolution library, is slow where a layer has many channels and few
+positions: the 4x4 -> 8x8 transposed convolution of the DCGAN generator at batch 128 computes its
+weight gradient at a quarter of the machine's bf16 rate, and the U-Net's 1x1 to 8x8 layers at
+batch 1 spend 5-40 ms per weight gradient that is worth under 2 ms of arithmetic
+(``benchmarks/profile_step.py --convs native`` against the default). Such a layer is one matrix
+product with the image patches (``unfold``) or into them (``fold``), where the channels are the
+long dimensions and the positions the short one. :class:`Conv2d` and :class:`ConvTranspose2d`
+compute exactly what ``nn.Conv2d`` and ``nn.ConvTranspose2d`` compute, with the same parameters
+and state_dict keys, and take that route when the batch times the positions of the smaller map is
+at most :data:`GEMM_POSITIONS`, on the CPU; everywhere else they are the ``nn`` modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_enabled = True
+_forced: Route | None = None  # benchmarks/profile_step.py measures each product both ways
+
+
+def set_gemm(enabled: bool) -> bool:
+    """Turn the matrix route on or off (benchmarks compare the two); returns the previous setting."""
+    global _enabled
+    previous, _enabled = _enabled, enabled
+    return previous
+
+
+def gemm_enabled() -> bool:
+    return _enabled
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which of a convolution's three products run as matrix products (the rest go to oneDNN)."""
+
+    output: bool
+    input_grad: bool
+    weight_grad: bool
+
+
+def route_for(positions: int, batch: int, transposed: bool) -> Route | None:
+    """The route for a layer whose smaller map has ``positions`` per image (None: all oneDNN).
+
+    Measured per product in bf16 (``benchmarks/gemm_convs.py``): oneDNN's weight gradient is
+    slow wherever a map has at most 16 positions (2x at 4x4 and batch 128, 3-10x at batch 1) or the
+    batch holds at most 64; the output and input gradient only where the batch holds at most 16
+    positions (64 for a transposed layer's input gradient).
+    """
+    rows = positions * batch
+    route = Route(
+        output=rows <= 16,
+        input_grad=rows <= (64 if transposed else 16),
+        weight_grad=positions <= 16 or rows <= 64,
+    )
+    return route if route.output or route.input_grad or route.weight_grad else None
+
+
+def _route(module: nn.Module, x: torch.Tensor, transposed: bool) -> Route | None:
+    bf16 = x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+    if not (_enabled and bf16 and x.device.type == "cpu" and x.dim() == 4 and module.groups == 1
+            and module.dilation == (1, 1) and module.padding_mode == "zeros" and not isinstance(module.padding, str)):
+        return None
+    if transposed:
+        if module.output_padding != (0, 0):
+            return None
+        positions = x.shape[2] * x.shape[3]
+    else:
+        (k0, k1), (s0, s1), (p0, p1) = module.kernel_size, module.stride, module.padding
+        positions = ((x.shape[2] + 2 * p0 - k0) // s0 + 1) * ((x.shape[3] + 2 * p1 - k1) // s1 + 1)
+    if _forced is not None:
+        return _forced
+    return route_for(positions, x.shape[0], transposed)
+
+
+def _low_precision(*tensors):
+    """Autocast's cast for a CPU matrix product, done here because unfold and fold are not on its lists."""
+    if torch.is_autocast_enabled("cpu"):
+        dtype = torch.get_autocast_dtype("cpu")
+        return tuple(t if t is None else t.to(dtype) for t in tensors)
+    return tensors
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B*H*W, C), one row per position (free for a channels_last tensor)."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def _from_rows(rows: torch.Tensor, b: int, h: int, w: int) -> torch.Tensor:
+    """(B*H*W, C) -> (B, C, H, W) laid out channels_last (no copy)."""
+    return rows.view(b, h, w, -1).permute(0, 3, 1, 2)
+
+
+def _patches(x: torch.Tensor, k, stride, padding, cmajor: bool) -> torch.Tensor:
+    """Every kernel-sized patch of x as a row: (B*L, C*kh*kw) channel-major (``cmajor``, pairs with
+    an NCHW-contiguous weight viewed as (out, C*kh*kw)) or (B*L, kh*kw*C) position-major (pairs with
+    a channels_last weight): the weight is then used without a copy."""
+    b, c = x.shape[:2]
+    cols = F.unfold(x, k, padding=padding, stride=stride)  # (B, C*kh*kw, L)
+    positions = cols.shape[-1]
+    if cmajor:
+        return cols.transpose(1, 2).reshape(b * positions, -1)
+    return cols.view(b, c, k[0] * k[1], positions).permute(0, 3, 2, 1).reshape(b * positions, -1)
+
+
+def _unpatch(rows: torch.Tensor, b: int, c: int, size, k, stride, padding, cmajor: bool) -> torch.Tensor:
+    """The adjoint of :func:`_patches`: sum patch rows back into a (B, C, H, W) map (channels_last)."""
+    positions = rows.shape[0] // b
+    if cmajor:
+        cols = rows.view(b, positions, -1).transpose(1, 2)
+    else:
+        cols = rows.view(b, positions, k[0] * k[1], c).permute(0, 3, 2, 1).reshape(b, -1, positions)
+    return F.fold(cols, size, k, padding=padding, stride=stride).contiguous(memory_format=torch.channels_last)
+
+
+def _kernel_rows(weight: torch.Tensor, cmajor: bool) -> torch.Tensor:
+    """(A, B, kh, kw) -> (A, B*kh*kw) or (A, kh*kw*B): a view of a weight in the matching layout."""
+    if cmajor:
+        return weight.reshape(weight.shape[0], -1)
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def _kernel_from_rows(rows: torch.Tensor, shape, cmajor: bool) -> torch.Tensor:
+    """The inverse of :func:`_kernel_rows`: a weight gradient in its weight's layout."""
+    if cmajor:
+        return rows.view(shape)
+    a, bb, kh, kw = shape
+    return rows.view(a, kh, kw, bb).permute(0, 3, 1, 2)
+
+
+class _Conv(torch.autograd.Function):
+    """conv2d (``transposed`` False, weight (out, in, kh, kw)) or conv_transpose2d (weight (in, out,
+    kh, kw)) with stride and padding, each of the three products (output, input gradient, weight
+    gradient) computed by oneDNN or as a matrix product, as ``route`` says."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, transposed, route):
+        ctx.save_for_backward(x, weight)
+        ctx.geometry = (stride, padding, transposed, route, bias is not None)
+        if not route.output:
+            conv = F.conv_transpose2d if transposed else F.conv2d
+            return conv(x, weight, bias, stride, padding)
+        b, _, h, w = x.shape
+        k = weight.shape[2:]
+        cm = weight.is_contiguous()
+        if transposed:
+            size = ((h - 1) * stride[0] - 2 * padding[0] + k[0], (w - 1) * stride[1] - 2 * padding[1] + k[1])
+            out = _unpatch(_rows(x) @ _kernel_rows(weight, cm), b, weight.shape[1], size, k, stride, padding, cm)
+            return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
+        ho = (h + 2 * padding[0] - k[0]) // stride[0] + 1
+        wo = (w + 2 * padding[1] - k[1]) // stride[1] + 1
+        # written through a row view into a channels_last tensor, so the output is no view (the
+        # in-place activations after it could not modify a view made inside a Function)
+        out = torch.empty((b, weight.shape[0], ho, wo), dtype=x.dtype, memory_format=torch.channels_last)
+        torch.mm(_patches(x, k, stride, padding, cm), _kernel_rows(weight, cm).t(), out=_rows(out))
+        return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        stride, padding, transposed, route, has_bias = ctx.geometry
+        grad = grad.to(weight.dtype)
+        k = weight.shape[2:]
+        cm = weight.is_contiguous()
+        grad_x = grad_w = grad_b = None
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        if transposed:
+            # y = x W scattered into the output's patches: dx = patches(dy) W^T, dW = x^T patches(dy)
+            patches = _patches(grad, k, stride, padding, cm) if (need_x and route.input_grad) or (need_w and route.weight_grad) else None
+            if need_x and route.input_grad:
+                grad_x = _from_rows(patches @ _kernel_rows(weight, cm).t(), x.shape[0], x.shape[2], x.shape[3])
+            if need_w and route.weight_grad:
+                grad_w = _kernel_from_rows(_rows(x).t() @ patches, weight.shape, cm)
+        else:
+            # y = patches(x) W^T: dx = unpatch(dy W), dW = dy^T patches(x)
+            rows = _rows(grad)
+            if need_x and route.input_grad:
+                grad_x = _unpatch(rows @ _kernel_rows(weight, cm), x.shape[0], x.shape[1], x.shape[2:], k, stride, padding, cm)
+            if need_w and route.weight_grad:
+                grad_w = _kernel_from_rows(rows.t() @ _patches(x, k, stride, padding, cm), weight.shape, cm)
+        native = ((need_x and not route.input_grad), (need_w and not route.weight_grad))
+        if any(native):
+            nx, nw, _ = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, list(stride), list(padding), [1, 1], transposed, [0, 0], 1, [*native, False])
+            grad_x = nx if native[0] else grad_x
+            grad_w = nw if native[1] else grad_w
+        if has_bias and need_b:
+            grad_b = grad.sum((0, 2, 3))
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` that runs as matrix products on small CPU feature maps (see the module doc)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        route = _route(self, x, transposed=False)
+        if route is None:
+            return super().forward(x)
+        x, w, b = _low_precision(x, self.weight, self.bias)
+        with torch.autocast("cpu", enabled=False):
+            return _Conv.apply(x, w, b, self.stride, self.padding, False, route)
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` that runs as matrix products on small CPU feature maps."""
+
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+        route = _route(self, x, transposed=True) if output_size is None else None
+        if route is None:
+            return super().forward(x, output_size)
+        x, w, b = _low_precision(x, self.weight, self.bias)
+        with torch.autocast("cpu", enabled=False):
+            return _Conv.apply(x, w, b, self.stride, self.padding, True, route)

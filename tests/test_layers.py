@@ -1,0 +1,121 @@
+"""Convolutions on small maps as matrix products (ganctl.models.layers): the same maths as nn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd import gradcheck, gradgradcheck
+
+from ganctl.models import layers
+from ganctl.models.layers import Route, _Conv
+
+ROUTES = [Route(True, True, True), Route(False, False, True), Route(True, False, False), Route(False, True, False)]
+# (in, out, size, kernel, stride, padding): the DCGAN/pix2pix shape, an odd map, a stride-1 layer
+GEOMETRIES = [(3, 4, 4, 4, 2, 1), (2, 3, 5, 3, 1, 1), (3, 2, 3, 4, 1, 1)]
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format], ids=["channels_last", "nchw"])
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"out{r.output:d}-dx{r.input_grad:d}-dw{r.weight_grad:d}")
+def test_every_route_is_the_convolution_and_its_derivatives(transposed, fmt, route):
+    """In float64: the output equals F.conv2d / F.conv_transpose2d, and the first and second
+    derivatives (the WGAN-GP penalty differentiates the input gradient) pass gradcheck."""
+    torch.manual_seed(0)
+    for cin, cout, size, k, s, p in GEOMETRIES:
+        x = torch.randn(2, cin, size, size, dtype=torch.double).contiguous(memory_format=torch.channels_last).requires_grad_()
+        shape = (cin, cout, k, k) if transposed else (cout, cin, k, k)
+        w = torch.randn(shape, dtype=torch.double).contiguous(memory_format=fmt).requires_grad_()
+        b = torch.randn(cout, dtype=torch.double, requires_grad=True)
+
+        def conv(x, w, b, s=s, p=p):
+            return _Conv.apply(x, w, b, (s, s), (p, p), transposed, route)
+
+        reference = (F.conv_transpose2d if transposed else F.conv2d)(x, w, b, s, p)
+        torch.testing.assert_close(conv(x, w, b), reference)
+        assert gradcheck(conv, (x, w, b))
+        assert gradgradcheck(conv, (x, w, b))
+
+
+def test_the_rule_routes_small_maps_only():
+    # DCGAN generator at batch 128: the 4x4 input's weight gradient only; 8x8 and up stay in oneDNN
+    assert layers.route_for(16, 128, transposed=True) == Route(False, False, True)
+    assert layers.route_for(64, 128, transposed=True) is None
+    # the U-Net's innermost layers at batch 1: all three products
+    assert layers.route_for(1, 1, transposed=False) == Route(True, True, True)
+    assert layers.route_for(64, 1, transposed=True) == Route(False, True, True)
+    assert layers.route_for(256, 1, transposed=False) is None
+
+
+def _pair(transposed: bool, cin: int, cout: int, bias: bool):
+    """A ganctl layer and an nn layer with the same weights."""
+    torch.manual_seed(1)
+    ours = (layers.ConvTranspose2d if transposed else layers.Conv2d)(cin, cout, 4, 2, 1, bias=bias)
+    theirs = (nn.ConvTranspose2d if transposed else nn.Conv2d)(cin, cout, 4, 2, 1, bias=bias)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    theirs.load_state_dict(ours.state_dict())
+    return ours.to(memory_format=torch.channels_last), theirs.to(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("transposed,cin,cout,size", [(True, 64, 32, 2), (False, 32, 64, 4), (True, 16, 8, 8)])
+def test_layers_under_bf16_autocast_match_nn(transposed, cin, cout, size):
+    ours, theirs = _pair(transposed, cin, cout, bias=True)
+    x = torch.randn(1, cin, size, size).contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y1, y2 = ours(x1), theirs(x2)
+    assert type(y1.grad_fn).__name__ == "_ConvBackward"  # the matrix route was taken
+    assert y1.dtype == y2.dtype == torch.bfloat16
+    grad = torch.randn_like(y2, dtype=torch.float32)
+    y1.float().backward(grad)
+    y2.float().backward(grad)
+    torch.testing.assert_close(y1.float(), y2.float(), atol=0.05, rtol=0.02)
+    torch.testing.assert_close(x1.grad, x2.grad, atol=0.05, rtol=0.02)
+    for a, b in ((ours.weight, theirs.weight), (ours.bias, theirs.bias)):
+        assert a.grad.dtype == torch.float32 and a.grad.shape == b.grad.shape
+        torch.testing.assert_close(a.grad, b.grad, atol=0.05, rtol=0.02)
+
+
+def test_fp32_switched_off_and_large_maps_stay_with_onednn():
+    ours, _ = _pair(False, 8, 16, bias=False)
+    small = torch.randn(1, 8, 4, 4, requires_grad=True)
+    assert type(ours(small).grad_fn).__name__ != "_ConvBackward"  # fp32: nn's own path
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert type(ours(small).grad_fn).__name__ == "_ConvBackward"
+        assert type(ours(torch.randn(8, 8, 64, 64)).grad_fn).__name__ != "_ConvBackward"
+        previous = layers.set_gemm(False)
+        try:
+            assert type(ours(small).grad_fn).__name__ != "_ConvBackward"
+        finally:
+            layers.set_gemm(previous)
+
+
+def test_unet_step_in_bf16_is_as_close_to_fp32_as_onednn_is():
+    """The whole U-Net, whose 1x1 to 8x8 layers take the matrix route (some followed by in-place
+    ReLUs): its bf16 gradients are as far from the fp32 ones as oneDNN's bf16 gradients are."""
+    from ganctl.models import UNetGenerator
+
+    torch.manual_seed(0)
+    G = UNetGenerator(3, 3, ngf=8, num_downs=8, norm="batch", dropout=False).to(memory_format=torch.channels_last)
+    x = torch.rand(1, 3, 256, 256).contiguous(memory_format=torch.channels_last) * 2 - 1
+
+    def grads(precision: str, gemm: bool) -> dict[str, torch.Tensor]:
+        previous = layers.set_gemm(gemm)
+        try:
+            G.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = G(x)
+            out.float().square().mean().backward()
+        finally:
+            layers.set_gemm(previous)
+        return {n: p.grad.clone() for n, p in G.named_parameters()}
+
+    exact, ours, onednn = grads("fp32", False), grads("bf16", True), grads("bf16", False)
+
+    def error(g: dict[str, torch.Tensor]) -> float:
+        return max(((g[n] - e).norm() / e.norm().clamp_min(1e-12)).item() for n, e in exact.items())
+
+    # bf16 alone puts the deep layers' gradients of this untrained net 10-35% off fp32, by either
+    # route; a wrong product (a transposed weight, a misplaced patch) would put them 100% off
+    assert error(ours) <= 1.2 * error(onednn) + 0.02
