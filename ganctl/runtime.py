@@ -59,6 +59,11 @@ class Runtime:
             paths.append("cudnn.benchmark")
         if self.compile:
             paths.append("torch.compile")
+        if self.device.type == "cpu" and self.precision == "bf16" and convolutional:
+            from ganctl.models import layers
+
+            if layers.gemm_enabled():
+                paths.append("small-map convs as GEMMs")
         if self.device.type == "cpu" and _allocator_tuned:
             paths.append("malloc keeps freed memory")
         return paths

@@ -46,6 +46,9 @@ def test_the_rule_routes_small_maps_only():
     assert layers.route_for(1, 1, transposed=False) == Route(True, True, True)
     assert layers.route_for(64, 1, transposed=True) == Route(False, True, True)
     assert layers.route_for(256, 1, transposed=False) is None
+    # the MNIST generators' last layer (one output channel): the output only
+    assert layers.route_for(1024, 128, transposed=True, out_channels=1) == Route(True, False, False)
+    assert layers.route_for(1024, 128, transposed=True, out_channels=3) is None
 
 
 def _pair(transposed: bool, cin: int, cout: int, bias: bool):

@@ -76,6 +76,9 @@ def test_fast_paths_name_what_is_on():
     conv, mlp = rt.fast_paths(True), rt.fast_paths(False)
     assert conv[0] == "bf16" and "channels_last" in conv and "torch.compile" in conv
     assert "channels_last" not in mlp
+    gemm = "small-map convs as GEMMs"
+    assert gemm in conv and gemm not in mlp
+    assert gemm not in runtime.Runtime(CPU, "fp32").fast_paths(True)  # the matrix route is bf16-only
 
 
 _FAULTS = r"""

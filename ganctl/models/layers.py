@@ -1,15 +1,19 @@
-"""Convolutions on small feature maps as plain matrix products (CPU).
+"""Convolutions on small feature maps as plain matrix products (CPU, bf16).
 
 oneDNN, PyTorch's CPU convolution library, is slow where a layer has many channels and few
-positions: the 4x4 -> 8x8 transposed convolution of the DCGAN generator at batch 128 computes its
-weight gradient at a quarter of the machine's bf16 rate, and the U-Net's 1x1 to 8x8 layers at
-batch 1 spend 5-40 ms per weight gradient that is worth under 2 ms of arithmetic
-(``benchmarks/profile_step.py --convs native`` against the default). Such a layer is one matrix
-product with the image patches (``unfold``) or into them (``fold``), where the channels are the
-long dimensions and the positions the short one. :class:`Conv2d` and :class:`ConvTranspose2d`
-compute exactly what ``nn.Conv2d`` and ``nn.ConvTranspose2d`` compute, with the same parameters
-and state_dict keys, and take that route when the batch times the positions of the smaller map is
-at most :data:`GEMM_POSITIONS`, on the CPU; everywhere else they are the ``nn`` modules.
+positions. Measured on an AVX-512 BF16 CPU (``benchmarks/gemm_convs.py``):
+
+- The 4x4 -> 8x8 transposed convolution of the DCGAN generator at batch 128 computes its weight
+  gradient at a quarter of the bf16 peak.
+- The U-Net's 1x1 to 8x8 layers at batch 1 spend 8-12 ms per weight gradient that is worth
+  about 3 ms of memory traffic.
+
+Each of a convolution's three products (the output, the input gradient, the weight gradient) is
+one matrix product between the weights and the image patches (``unfold``) or into them
+(``fold``). :class:`Conv2d` and :class:`ConvTranspose2d` compute exactly what ``nn.Conv2d`` and
+``nn.ConvTranspose2d`` compute, with the same parameters and state_dict keys. On the CPU in bf16
+they take that route for the products :func:`route_for` picks; everywhere else, and for the other
+products, they are the ``nn`` modules.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 _enabled = True
-_forced: Route | None = None  # benchmarks/profile_step.py measures each product both ways
+_forced = None  # a Route every eligible layer takes (benchmarks/gemm_convs.py), or None: the rule
 
 
 def set_gemm(enabled: bool) -> bool:
@@ -29,6 +33,12 @@ def set_gemm(enabled: bool) -> bool:
     global _enabled
     previous, _enabled = _enabled, enabled
     return previous
+
+
+def force_route(route: Route | None) -> None:
+    """Make every eligible layer take ``route`` instead of :func:`route_for`'s (None: the rule again)."""
+    global _forced
+    _forced = route
 
 
 def gemm_enabled() -> bool:
@@ -44,17 +54,18 @@ class Route:
     weight_grad: bool
 
 
-def route_for(positions: int, batch: int, transposed: bool) -> Route | None:
+def route_for(positions: int, batch: int, transposed: bool, out_channels: int = 0) -> Route | None:
     """The route for a layer whose smaller map has ``positions`` per image (None: all oneDNN).
 
-    Measured per product in bf16 (``benchmarks/gemm_convs.py``): oneDNN's weight gradient is
-    slow wherever a map has at most 16 positions (2x at 4x4 and batch 128, 3-10x at batch 1) or the
-    batch holds at most 64; the output and input gradient only where the batch holds at most 16
-    positions (64 for a transposed layer's input gradient).
+    From ``benchmarks/gemm_convs.py`` in bf16: oneDNN's weight gradient is slow wherever a map has
+    at most 16 positions (3x at 4x4 and batch 128) or the whole batch at most 64 (2-4x at batch
+    1). Its output and input gradient are slow only where the batch holds at most 16 positions
+    (64 for a transposed layer's input gradient), and for a transposed layer with one output
+    channel (the MNIST generators' last layer: 2.5x).
     """
     rows = positions * batch
     route = Route(
-        output=rows <= 16,
+        output=rows <= 16 or (transposed and out_channels == 1),
         input_grad=rows <= (64 if transposed else 16),
         weight_grad=positions <= 16 or rows <= 64,
     )
@@ -75,7 +86,7 @@ def _route(module: nn.Module, x: torch.Tensor, transposed: bool) -> Route | None
         positions = ((x.shape[2] + 2 * p0 - k0) // s0 + 1) * ((x.shape[3] + 2 * p1 - k1) // s1 + 1)
     if _forced is not None:
         return _forced
-    return route_for(positions, x.shape[0], transposed)
+    return route_for(positions, x.shape[0], transposed, module.out_channels)
 
 
 def _low_precision(*tensors):
