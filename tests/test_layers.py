@@ -122,3 +122,40 @@ def test_unet_step_in_bf16_is_as_close_to_fp32_as_onednn_is():
     # bf16 alone puts the deep layers' gradients of this untrained net 10-35% off fp32, by either
     # route; a wrong product (a transposed weight, a misplaced patch) would put them 100% off
     assert error(ours) <= 1.2 * error(onednn) + 0.02
+
+
+def test_as_plain_nn_keeps_the_parameters_and_drops_the_route():
+    from ganctl.models import DCGANGenerator
+
+    G = DCGANGenerator(z_dim=8, channels=1, image_size=16, features=4)
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    layers.as_plain_nn(G)
+    kinds = {type(m) for m in G.modules()}
+    assert nn.ConvTranspose2d in kinds and layers.ConvTranspose2d not in kinds
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = G(torch.randn(2, 8, requires_grad=True))
+    assert out.shape == (2, 1, 16, 16)
+    assert "_ConvBackward" not in graph_nodes(out)
+
+
+def graph_nodes(t: torch.Tensor) -> set[str]:
+    """The names of every autograd node behind t."""
+    seen, todo, names = set(), [t.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        todo.extend(n for n, _ in node.next_functions)
+    return names
+
+
+def test_a_dcgan_generator_in_bf16_takes_the_route():
+    from ganctl.models import DCGANGenerator
+
+    G = DCGANGenerator(z_dim=8, channels=1, image_size=16, features=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = G(torch.randn(2, 8, requires_grad=True))
+    assert "_ConvBackward" in graph_nodes(out)

@@ -227,3 +227,15 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         x, w, b = _low_precision(x, self.weight, self.bias)
         with torch.autocast("cpu", enabled=False):
             return _Conv.apply(x, w, b, self.stride, self.padding, True, route)
+
+
+def as_plain_nn(net: nn.Module) -> nn.Module:
+    """Turn every layer of this module into its ``nn`` class, in place (the parameters stay): the
+    network then runs on PyTorch's own convolutions everywhere. benchmarks/speed.py builds its
+    plain-PyTorch baseline this way."""
+    for m in net.modules():
+        if type(m) is Conv2d:
+            m.__class__ = nn.Conv2d
+        elif type(m) is ConvTranspose2d:
+            m.__class__ = nn.ConvTranspose2d
+    return net
