@@ -72,18 +72,24 @@ def route_for(positions: int, batch: int, transposed: bool, out_channels: int = 
     return route if route.output or route.input_grad or route.weight_grad else None
 
 
+def _conv_size(size: int, k: int, stride: int, padding: int) -> int:
+    """A convolution's output length along one axis (also a transposed convolution's input length)."""
+    return (size + 2 * padding - k) // stride + 1
+
+
 def _route(module: nn.Module, x: torch.Tensor, transposed: bool) -> Route | None:
-    bf16 = x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
-    if not (_enabled and bf16 and x.device.type == "cpu" and x.dim() == 4 and module.groups == 1
+    if not (_enabled and x.device.type == "cpu" and x.dim() == 4 and module.groups == 1
             and module.dilation == (1, 1) and module.padding_mode == "zeros" and not isinstance(module.padding, str)):
+        return None
+    if not (x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)):
         return None
     if transposed:
         if module.output_padding != (0, 0):
             return None
         positions = x.shape[2] * x.shape[3]
     else:
-        (k0, k1), (s0, s1), (p0, p1) = module.kernel_size, module.stride, module.padding
-        positions = ((x.shape[2] + 2 * p0 - k0) // s0 + 1) * ((x.shape[3] + 2 * p1 - k1) // s1 + 1)
+        k, st, pd = module.kernel_size, module.stride, module.padding
+        positions = _conv_size(x.shape[2], k[0], st[0], pd[0]) * _conv_size(x.shape[3], k[1], st[1], pd[1])
     if _forced is not None:
         return _forced
     return route_for(positions, x.shape[0], transposed, module.out_channels)
@@ -163,8 +169,7 @@ class _Conv(torch.autograd.Function):
             size = ((h - 1) * stride[0] - 2 * padding[0] + k[0], (w - 1) * stride[1] - 2 * padding[1] + k[1])
             out = _unpatch(_rows(x) @ _kernel_rows(weight, cm), b, weight.shape[1], size, k, stride, padding, cm)
             return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
-        ho = (h + 2 * padding[0] - k[0]) // stride[0] + 1
-        wo = (w + 2 * padding[1] - k[1]) // stride[1] + 1
+        ho, wo = _conv_size(h, k[0], stride[0], padding[0]), _conv_size(w, k[1], stride[1], padding[1])
         # written through a row view into a channels_last tensor, so the output is no view (the
         # in-place activations after it could not modify a view made inside a Function)
         out = torch.empty((b, weight.shape[0], ho, wo), dtype=x.dtype, memory_format=torch.channels_last)
@@ -205,16 +210,18 @@ class _Conv(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
+def _apply(module: nn.Module, x: torch.Tensor, transposed: bool, route: Route) -> torch.Tensor:
+    x, w, b = _low_precision(x, module.weight, module.bias)
+    with torch.autocast("cpu", enabled=False):
+        return _Conv.apply(x, w, b, module.stride, module.padding, transposed, route)
+
+
 class Conv2d(nn.Conv2d):
     """``nn.Conv2d`` that runs as matrix products on small CPU feature maps (see the module doc)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         route = _route(self, x, transposed=False)
-        if route is None:
-            return super().forward(x)
-        x, w, b = _low_precision(x, self.weight, self.bias)
-        with torch.autocast("cpu", enabled=False):
-            return _Conv.apply(x, w, b, self.stride, self.padding, False, route)
+        return super().forward(x) if route is None else _apply(self, x, False, route)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
@@ -222,11 +229,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
         route = _route(self, x, transposed=True) if output_size is None else None
-        if route is None:
-            return super().forward(x, output_size)
-        x, w, b = _low_precision(x, self.weight, self.bias)
-        with torch.autocast("cpu", enabled=False):
-            return _Conv.apply(x, w, b, self.stride, self.padding, True, route)
+        return super().forward(x, output_size) if route is None else _apply(self, x, True, route)
 
 
 def as_plain_nn(net: nn.Module) -> nn.Module:
