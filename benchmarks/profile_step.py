@@ -10,6 +10,7 @@ that makes, and the operators that took the most time.
     python benchmarks/profile_step.py pix2pix --allocator default   # glibc's malloc as it comes
     python benchmarks/profile_step.py pix2pix --weights conv-only   # other weight layouts
     python benchmarks/profile_step.py dcgan --convs native          # no small-map convolutions as GEMMs
+    python benchmarks/profile_step.py pix2pix --adam torch          # torch.optim.Adam instead of ganctl's
     python benchmarks/profile_step.py pix2pix --compile             # torch.compile (slow start)
 """
 
@@ -47,6 +48,9 @@ def main() -> None:
                          "(transposed-convolution weights NCHW); the batches are channels_last in all three")
     ap.add_argument("--convs", choices=("gemm", "native"), default="gemm",
                     help="gemm: small-map convolutions as matrix products (what training does); native: all oneDNN")
+    ap.add_argument("--adam", choices=("ganctl", "torch"), default="ganctl",
+                    help="ganctl: ganctl.optim.Adam (what training does); torch: torch.optim.Adam, which copies "
+                         "channels_last weights to contiguous memory and back in every fused update")
     ap.add_argument("--compile", action="store_true", help="torch.compile both networks")
     ap.add_argument("--top", type=int, default=15, help="operators to list (0: no profile)")
     args = ap.parse_args()
@@ -69,6 +73,8 @@ def main() -> None:
             transposed = isinstance(m, torch.nn.ConvTranspose2d)
             if args.weights == "channels_last" or (args.weights == "conv-only" and not transposed):
                 m.to(memory_format=fmt)
+    if args.adam == "torch":
+        objectives.optim.Adam = torch.optim.Adam  # make_optimizer builds torch's own
     obj = objectives.build(torch.compile(G) if args.compile else G, torch.compile(D) if args.compile else D, cfg, rt)
 
     def image() -> torch.Tensor:
@@ -93,7 +99,7 @@ def main() -> None:
     seconds = (time.perf_counter() - t0) / steps
     gflop = counter.get_total_flops() / 1e9
     print(f"{args.model}: {rt.describe()}, allocator {args.allocator}, weights {args.weights}, convs {args.convs}"
-          f"{', compiled' if args.compile else ''}")
+          f", adam {args.adam}{', compiled' if args.compile else ''}")
     print(f"{batch_size / seconds:.2f} img/s, {seconds * 1000:.0f} ms per step, {gflop:.1f} GFLOP per step, "
           f"{gflop / seconds:.0f} GFLOP/s")
     if args.top:

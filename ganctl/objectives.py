@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganctl import optim
 from ganctl.config import TrainConfig
 from ganctl.errors import GanctlError
 from ganctl.runtime import Runtime
@@ -20,7 +21,7 @@ from ganctl.runtime import Runtime
 def make_optimizer(cfg: TrainConfig, params, rt: Runtime) -> torch.optim.Optimizer:
     fast = rt.optimizer_flags(cfg.optimizer)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, **fast)
+        return optim.Adam(params, lr=cfg.lr, betas=cfg.betas, **fast)
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, **fast)
     raise GanctlError(f"unknown optimizer {cfg.optimizer!r} in the run's config")
