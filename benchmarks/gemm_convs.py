@@ -15,6 +15,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,23 +23,59 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ganctl import runtime  # noqa: E402
+from ganctl import models, runtime  # noqa: E402
+from ganctl.config import make_config  # noqa: E402
 from ganctl.models import layers  # noqa: E402
 from ganctl.models.layers import Route  # noqa: E402
 
-# (batch, transposed, in, out, input size): k4 s2 p1 layers
-SHAPES = [
-    # pix2pix U-Net 256, batch 1: decoder then encoder, innermost first
-    *[(1, True, cin, cout, size) for cin, cout, size in ((512, 512, 1), (1024, 512, 2), (1024, 512, 4), (1024, 512, 8), (1024, 256, 16))],
-    *[(1, False, 512, 512, size) for size in (2, 4, 8, 16)],
-    (1, False, 256, 512, 32),
-    # DCGAN 64x64 at batch 128: generator, then discriminator
-    *[(128, True, cin, cout, size) for cin, cout, size in ((1024, 512, 4), (512, 256, 8), (128, 1, 32))],
-    *[(128, False, cin, cout, size) for cin, cout, size in ((128, 256, 16), (256, 512, 8))],
-    # WGAN-GP critic at batch 64
-    (64, True, 1024, 512, 4),
-    (64, False, 256, 512, 8),
-]
+# the trainings whose layers are timed: (family, dataset preset, channels, batch)
+SETUPS = [("pix2pix", "facades", 3, 1), ("dcgan", "mnist", 1, 128), ("wgan-gp", "mnist", 1, 64)]
+
+
+@dataclass(frozen=True)
+class Layer:
+    batch: int
+    transposed: bool
+    cin: int
+    cout: int
+    k: int
+    stride: int
+    padding: int
+    size: int  # input height = width
+
+    def __str__(self) -> str:
+        kind = "convT" if self.transposed else "conv"
+        geometry = "" if (self.k, self.stride, self.padding) == (4, 2, 1) else f" k{self.k}s{self.stride}p{self.padding}"
+        return f"{kind} {self.cin}->{self.cout} {self.size}x{self.size}{geometry} batch {self.batch}"
+
+
+def network_layers() -> list[Layer]:
+    """Every distinct convolution the trainings of SETUPS run, read off a forward pass of their
+    generator and discriminator at the training batch size (hooks on ganctl's layer classes)."""
+    found: dict[Layer, None] = {}
+
+    def hook(m, args, _out):
+        x = args[0]
+        found[Layer(x.shape[0], isinstance(m, torch.nn.ConvTranspose2d), m.in_channels, m.out_channels,
+                    m.kernel_size[0], m.stride[0], m.padding[0], x.shape[2])] = None
+
+    for family, preset, channels, batch in SETUPS:
+        cfg = make_config(family, preset, "bench", channels=channels, classes=None, preset_key=preset, batch_size=batch)
+        G = models.build_generator(cfg.arch, cfg.generator)
+        D = models.build_discriminator(cfg.arch, cfg.discriminator)
+        handles = [m.register_forward_hook(hook) for net in (G, D) for m in net.modules()
+                   if isinstance(m, layers.Conv2d | layers.ConvTranspose2d)]
+        with torch.no_grad():
+            if cfg.arch == "pix2pix":
+                x = torch.zeros(batch, channels, cfg.image_size, cfg.image_size)
+                D(x, G(x))
+            else:
+                D(G(torch.zeros(batch, cfg.z_dim), None), None)
+        for h in handles:
+            h.remove()
+    return list(found)
+
+
 NATIVE = Route(False, False, False)
 
 
@@ -62,11 +99,11 @@ def main() -> None:
     torch.manual_seed(0)
     bf16 = args.precision == "bf16"
     print(f"{runtime.device_name(torch.device('cpu'))}, {args.precision}, median of {args.runs}; ms: oneDNN / matrix product")
-    print(f"{'layer':34s} {'output':>15s} {'input grad':>15s} {'weight grad':>15s}  route_for")
-    for batch, transposed, cin, cout, size in SHAPES:
-        cls = layers.ConvTranspose2d if transposed else layers.Conv2d
-        m = cls(cin, cout, 4, 2, 1, bias=False).to(memory_format=torch.channels_last)
-        x = torch.randn(batch, cin, size, size).contiguous(memory_format=torch.channels_last)
+    print(f"{'layer':40s} {'output':>15s} {'input grad':>15s} {'weight grad':>15s}  route_for")
+    for layer in network_layers():
+        cls = layers.ConvTranspose2d if layer.transposed else layers.Conv2d
+        m = cls(layer.cin, layer.cout, layer.k, layer.stride, layer.padding, bias=False).to(memory_format=torch.channels_last)
+        x = torch.randn(layer.batch, layer.cin, layer.size, layer.size).contiguous(memory_format=torch.channels_last)
 
         def timed(route: Route, wants: str | None, m=m, x=x) -> float:
             layers.force_route(route)
@@ -87,12 +124,13 @@ def main() -> None:
             dw = (timed(NATIVE, "w") - fwd[0], timed(Route(False, False, True), "w") - fwd[0])
         finally:
             layers.force_route(None)
-        positions = size * size if transposed else (size // 2) ** 2
-        rule = layers.route_for(positions, batch, transposed, cout) or NATIVE
+        out_size = layers._conv_size(layer.size, layer.k, layer.stride, layer.padding)
+        positions = layer.size**2 if layer.transposed else out_size**2
+        rule = layers.route_for(positions, layer.batch, layer.transposed, layer.cin, layer.cout) or NATIVE
         picks = "".join(name if on else "-" for name, on in zip("OIW", (rule.output, rule.input_grad, rule.weight_grad), strict=True))
-        name = f"{'convT' if transposed else 'conv'} {cin}->{cout} {size}x{size} batch {batch}"
+        name = str(layer)
         cells = " ".join(f"{a:7.1f}/{b:<7.1f}" for a, b in (fwd, dx, dw))
-        print(f"{name:34s} {cells}  {picks if bf16 else '--- (bf16 only)'}")
+        print(f"{name:40s} {cells}  {picks if bf16 else '--- (bf16 only)'}")
 
 
 if __name__ == "__main__":

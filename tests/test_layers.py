@@ -39,16 +39,25 @@ def test_every_route_is_the_convolution_and_its_derivatives(transposed, fmt, rou
 
 
 def test_the_rule_routes_small_maps_only():
-    # DCGAN generator at batch 128: the 4x4 input's weight gradient only; 8x8 and up stay in oneDNN
-    assert layers.route_for(16, 128, transposed=True) == Route(False, False, True)
-    assert layers.route_for(64, 128, transposed=True) is None
-    # the U-Net's innermost layers at batch 1: all three products
-    assert layers.route_for(1, 1, transposed=False) == Route(True, True, True)
-    assert layers.route_for(64, 1, transposed=True) == Route(False, True, True)
-    assert layers.route_for(256, 1, transposed=False) is None
-    # the MNIST generators' last layer (one output channel): the output only
-    assert layers.route_for(1024, 128, transposed=True, out_channels=1) == Route(True, False, False)
-    assert layers.route_for(1024, 128, transposed=True, out_channels=3) is None
+    # route_for(positions of the smaller map, batch, transposed, in, out)
+    # DCGAN generator at batch 128: all of the 4x4 -> 8x8 layer, the 8x8 layer's weight gradient,
+    # nothing of the 16x16 layer; its last layer (one channel) but for the weight gradient
+    assert layers.route_for(16, 128, True, 1024, 512) == Route(True, True, True)
+    assert layers.route_for(64, 128, True, 512, 256) == Route(False, False, True)
+    assert layers.route_for(256, 128, True, 256, 128) is None
+    assert layers.route_for(1024, 128, True, 128, 1) == Route(True, True, False)
+    assert layers.route_for(1024, 128, True, 128, 3) is None
+    # its discriminator: the one-channel input's gradient of the first layer; nothing of the second
+    assert layers.route_for(1024, 128, False, 1, 64) == Route(False, True, False)
+    assert layers.route_for(256, 128, False, 64, 128) is None
+    # the U-Net at batch 1: all three products of the 1x1 to 8x8 layers; output and weight
+    # gradient of the 32x32 -> 16x16 layer; nothing on 64x64 maps
+    assert layers.route_for(1, 1, False, 512, 512) == Route(True, True, True)
+    assert layers.route_for(64, 1, True, 1024, 512) == Route(True, True, True)
+    assert layers.route_for(256, 1, False, 256, 512) == Route(True, False, True)
+    assert layers.route_for(4096, 1, True, 256, 64) is None
+    # the PatchGAN's last layer (31x31 -> 30x30, one channel): oneDNN
+    assert layers.route_for(900, 1, False, 512, 1) is None
 
 
 def _pair(transposed: bool, cin: int, cout: int, bias: bool):

@@ -54,20 +54,30 @@ class Route:
     weight_grad: bool
 
 
-def route_for(positions: int, batch: int, transposed: bool, out_channels: int = 0) -> Route | None:
+def route_for(positions: int, batch: int, transposed: bool, in_channels: int = 0, out_channels: int = 0) -> Route | None:
     """The route for a layer whose smaller map has ``positions`` per image (None: all oneDNN).
 
-    From ``benchmarks/gemm_convs.py`` in bf16: oneDNN's weight gradient is slow wherever a map has
-    at most 16 positions (3x at 4x4 and batch 128) or the whole batch at most 64 (2-4x at batch
-    1). Its output and input gradient are slow only where the batch holds at most 16 positions
-    (64 for a transposed layer's input gradient), and for a transposed layer with one output
-    channel (the MNIST generators' last layer: 2.5x).
+    ``rows`` = positions x batch is the height of the matrices. From ``benchmarks/gemm_convs.py``
+    in bf16 (every layer of the pix2pix, DCGAN and WGAN-GP trainings, both ways):
+
+    - outputs: the product wins up to 256 rows (the U-Net's 16x16 and smaller maps at batch 1),
+      and on 4x4 maps up to 2048 rows (DCGAN's 4x4 -> 8x8 layer at batch 128: 50 against 68 ms);
+      oneDNN wins from about 1,000 rows of larger maps (the PatchGAN's 31x31 layers, 8x8 maps at
+      batch 128). A transposed layer to one channel (the MNIST generators' last) gains 2.5x.
+    - input gradients: the same for transposed layers. For ordinary ones oneDNN is as fast from
+      about 128 rows, except where the input has one channel (the MNIST discriminators' first
+      layer: 2.9 against 8.2 ms) and so the product is a thin matrix.
+    - weight gradients: oneDNN is slowest here (128 against 48 ms for DCGAN's 4x4 -> 8x8 layer).
+      The product wins up to 1,024 rows, and up to 8,192 on maps of at most 8x8; not for a layer
+      to one channel (a matrix-vector product: the PatchGAN's last layer).
     """
     rows = positions * batch
+    small_map = positions <= 16 and rows <= 2048
+    to_one = out_channels == 1
     route = Route(
-        output=rows <= 16 or (transposed and out_channels == 1),
-        input_grad=rows <= (64 if transposed else 16),
-        weight_grad=positions <= 16 or rows <= 64,
+        output=rows <= 256 or small_map or (transposed and to_one),
+        input_grad=(rows <= 256 or small_map or to_one) if transposed else (rows <= 64 or in_channels == 1),
+        weight_grad=(rows <= 1024 or (positions <= 64 and rows <= 8192)) and not (to_one and rows > 256),
     )
     return route if route.output or route.input_grad or route.weight_grad else None
 
@@ -92,7 +102,7 @@ def _route(module: nn.Module, x: torch.Tensor, transposed: bool) -> Route | None
         positions = _conv_size(x.shape[2], k[0], st[0], pd[0]) * _conv_size(x.shape[3], k[1], st[1], pd[1])
     if _forced is not None:
         return _forced
-    return route_for(positions, x.shape[0], transposed, module.out_channels)
+    return route_for(positions, x.shape[0], transposed, module.in_channels, module.out_channels)
 
 
 def _low_precision(*tensors):
@@ -113,26 +123,56 @@ def _from_rows(rows: torch.Tensor, b: int, h: int, w: int) -> torch.Tensor:
     return rows.view(b, h, w, -1).permute(0, 3, 1, 2)
 
 
-def _patches(x: torch.Tensor, k, stride, padding, cmajor: bool) -> torch.Tensor:
-    """Every kernel-sized patch of x as a row: (B*L, C*kh*kw) channel-major (``cmajor``, pairs with
-    an NCHW-contiguous weight viewed as (out, C*kh*kw)) or (B*L, kh*kw*C) position-major (pairs with
-    a channels_last weight): the weight is then used without a copy."""
-    b, c = x.shape[:2]
-    cols = F.unfold(x, k, padding=padding, stride=stride)  # (B, C*kh*kw, L)
-    positions = cols.shape[-1]
+def _padded_nhwc(x: torch.Tensor, padding) -> torch.Tensor:
+    """x (B, C, H, W) in any layout as a (B, H + 2ph, W + 2pw, C) row-major tensor, zero-padded
+    (no copy for an unpadded channels_last x)."""
+    b, c, h, w = x.shape
+    ph, pw = padding
+    if not (ph or pw):
+        return x.permute(0, 2, 3, 1).contiguous()
+    xp = x.new_zeros((b, h + 2 * ph, w + 2 * pw, c))
+    xp[:, ph:ph + h, pw:pw + w] = x.permute(0, 2, 3, 1)
+    return xp
+
+
+def _patch_view(t: torch.Tensor, k, stride, cmajor: bool) -> torch.Tensor:
+    """Every kernel-sized patch of a padded (B, Hp, Wp, C) row-major tensor, as a strided view
+    (B, Ho, Wo, kh, kw, C), or (B, Ho, Wo, C, kh, kw) with ``cmajor``."""
+    b, hp, wp, c = t.shape
+    ho, wo = _conv_size(hp, k[0], stride[0], 0), _conv_size(wp, k[1], stride[1], 0)
+    sb, sy, sx, sc = t.stride()
+    taps = ((k[0], k[1]), (sy, sx))
     if cmajor:
-        return cols.transpose(1, 2).reshape(b * positions, -1)
-    return cols.view(b, c, k[0] * k[1], positions).permute(0, 3, 2, 1).reshape(b * positions, -1)
+        size, strides = (b, ho, wo, c, *taps[0]), (sb, stride[0] * sy, stride[1] * sx, sc, *taps[1])
+    else:
+        size, strides = (b, ho, wo, *taps[0], c), (sb, stride[0] * sy, stride[1] * sx, *taps[1], sc)
+    return t.as_strided(size, strides, t.storage_offset())
+
+
+def _patches(x: torch.Tensor, k, stride, padding, cmajor: bool) -> torch.Tensor:
+    """Every kernel-sized patch of x as a row: (B*L, kh*kw*C) position-major, which pairs with a
+    channels_last weight, or (B*L, C*kh*kw) channel-major (``cmajor``), which pairs with an
+    NCHW-contiguous weight viewed as (out, C*kh*kw); either way the weight is used without a copy.
+    One gather from the padded NHWC map (``unfold`` and a transpose took 10x longer)."""
+    view = _patch_view(_padded_nhwc(x, padding), k, stride, cmajor)
+    return view.reshape(-1, view[0, 0, 0].numel())
 
 
 def _unpatch(rows: torch.Tensor, b: int, c: int, size, k, stride, padding, cmajor: bool) -> torch.Tensor:
-    """The adjoint of :func:`_patches`: sum patch rows back into a (B, C, H, W) map (channels_last)."""
-    positions = rows.shape[0] // b
-    if cmajor:
-        cols = rows.view(b, positions, -1).transpose(1, 2)
-    else:
-        cols = rows.view(b, positions, k[0] * k[1], c).permute(0, 3, 2, 1).reshape(b, -1, positions)
-    return F.fold(cols, size, k, padding=padding, stride=stride).contiguous(memory_format=torch.channels_last)
+    """The adjoint of :func:`_patches`: sum patch rows back into a (B, C, H, W) map (channels_last).
+    The overlapping patches are summed in fp32 (or wider), one kernel tap at a time, into a padded NHWC map."""
+    h, w = size
+    ph, pw = padding
+    acc = rows.new_zeros((b, h + 2 * ph, w + 2 * pw, c), dtype=torch.promote_types(rows.dtype, torch.float32))
+    dest = _patch_view(acc, k, stride, cmajor)  # the same positions, as a view of the accumulator
+    src = rows.view(dest.shape)
+    for i in range(k[0]):
+        for j in range(k[1]):
+            tap = (slice(None),) * 3 + ((slice(None), i, j) if cmajor else (i, j))
+            dest[tap].add_(src[tap])
+    out = torch.empty((b, c, h, w), dtype=rows.dtype, device=rows.device, memory_format=torch.channels_last)
+    out.permute(0, 2, 3, 1).copy_(acc[:, ph:ph + h, pw:pw + w])
+    return out
 
 
 def _kernel_rows(weight: torch.Tensor, cmajor: bool) -> torch.Tensor:
