@@ -4,16 +4,16 @@ oneDNN, PyTorch's CPU convolution library, is slow where a layer has many channe
 positions. Measured on an AVX-512 BF16 CPU (``benchmarks/gemm_convs.py``):
 
 - The 4x4 -> 8x8 transposed convolution of the DCGAN generator at batch 128 computes its weight
-  gradient at a quarter of the bf16 peak.
-- The U-Net's 1x1 to 8x8 layers at batch 1 spend 8-12 ms per weight gradient that is worth
-  about 3 ms of memory traffic.
+  gradient at a quarter of the bf16 peak (128 ms; 48 ms as a matrix product).
+- The U-Net's 1x1 to 8x8 layers at batch 1 spend 4-12 ms per weight gradient that is worth
+  about 2 ms of memory traffic.
 
 Each of a convolution's three products (the output, the input gradient, the weight gradient) is
-one matrix product between the weights and the image patches (``unfold``) or into them
-(``fold``). :class:`Conv2d` and :class:`ConvTranspose2d` compute exactly what ``nn.Conv2d`` and
-``nn.ConvTranspose2d`` compute, with the same parameters and state_dict keys. On the CPU in bf16
-they take that route for the products :func:`route_for` picks; everywhere else, and for the other
-products, they are the ``nn`` modules.
+one matrix product between the weights and the image patches, or into them (the patches are then
+summed back into the map). :class:`Conv2d` and :class:`ConvTranspose2d` compute exactly what
+``nn.Conv2d`` and ``nn.ConvTranspose2d`` compute, with the same parameters and state_dict keys.
+On the CPU in bf16 they take that route for the products :func:`route_for` picks; everywhere
+else, and for the other products, they are the ``nn`` modules.
 """
 
 from __future__ import annotations
