@@ -38,22 +38,30 @@ class Adam(torch.optim.Adam):
 
     def _init_group(self, group, params_with_grad, *lists):
         has_complex = super()._init_group(group, params_with_grad, *lists)
+        n = len(params_with_grad)
         # The per-parameter lists (gradients, moments, max moments with amsgrad) are those of the
         # parameters' length whose tensors have the parameters' shapes; state_steps are scalars.
-        per_param = [params_with_grad] + [
-            lst for lst in lists
-            if isinstance(lst, list) and len(lst) == len(params_with_grad)
-            and all(isinstance(t, torch.Tensor) and t.shape == p.shape for t, p in zip(lst, params_with_grad, strict=True))
-            and any(t.dim() > 0 for t in lst)
-        ]
+        per_param, others = [params_with_grad], []
+        for lst in lists:
+            if not isinstance(lst, list) or len(lst) != n or n == 0:
+                continue
+            if all(isinstance(t, torch.Tensor) and t.shape == p.shape for t, p in zip(lst, params_with_grad, strict=True)) \
+                    and any(t.dim() > 0 for t in lst):
+                per_param.append(lst)
+            else:
+                others.append(lst)
+        # Anything else of the parameters' length must be the scalar step counts; a list this code
+        # does not know (a later PyTorch's) would be paired by flat index with permuted tensors,
+        # so then nothing is permuted.
+        if any(not all(isinstance(t, torch.Tensor) and t.dim() == 0 for t in lst) for lst in others):
+            return has_complex
         for i, p in enumerate(params_with_grad):
             if p.dim() < 2 or p.is_contiguous():
                 continue
             tensors = [lst[i] for lst in per_param]
             if not _same_layout(tensors):
                 continue
-            view = dense_view(p)
-            if view is p:
+            if dense_view(p) is p:
                 continue
             for lst in per_param:
                 lst[i] = dense_view(lst[i])

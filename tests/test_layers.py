@@ -12,8 +12,9 @@ from ganctl.models import layers
 from ganctl.models.layers import Route, _Conv
 
 ROUTES = [Route(True, True, True), Route(False, False, True), Route(True, False, False), Route(False, True, False)]
-# (in, out, size, kernel, stride, padding): the DCGAN/pix2pix shape, an odd map, a stride-1 layer
-GEOMETRIES = [(3, 4, 4, 4, 2, 1), (2, 3, 5, 3, 1, 1), (3, 2, 3, 4, 1, 1)]
+# (in, out, size, kernel, stride, padding): the DCGAN/pix2pix shape, an odd map, a stride-1 layer,
+# no padding (a DCGAN's first and last layers), a stride that leaves a remainder
+GEOMETRIES = [(3, 4, 4, 4, 2, 1), (2, 3, 5, 3, 1, 1), (3, 2, 3, 4, 1, 1), (2, 3, 4, 4, 1, 0), (2, 2, 5, 2, 2, 0)]
 
 
 @pytest.mark.parametrize("transposed", [False, True])
@@ -36,6 +37,40 @@ def test_every_route_is_the_convolution_and_its_derivatives(transposed, fmt, rou
         torch.testing.assert_close(conv(x, w, b), reference)
         assert gradcheck(conv, (x, w, b))
         assert gradgradcheck(conv, (x, w, b))
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("weights", [torch.contiguous_format, torch.channels_last], ids=["nchw-weights", "cl-weights"])
+@pytest.mark.parametrize("layout", ["nchw", "sliced"])
+def test_other_layouts_and_uneven_geometry(transposed, weights, layout):
+    """The patches are gathered from a padded NHWC copy of whatever comes in: an NCHW input with a
+    channels_last upstream gradient, or views with gaps for both, at batch 1 with an uneven kernel,
+    stride and padding, give PyTorch's results."""
+    torch.manual_seed(0)
+    cin, cout, k, stride, padding = 3, 4, (3, 2), (2, 1), (1, 0)
+    base = torch.randn(1, cin, 7, 8 if layout == "sliced" else 6, dtype=torch.double)
+    x = (base[..., 1:-1] if layout == "sliced" else base).requires_grad_()
+    shape = (cin, cout, *k) if transposed else (cout, cin, *k)
+    w = torch.randn(shape, dtype=torch.double).contiguous(memory_format=weights).requires_grad_()
+    conv = F.conv_transpose2d if transposed else F.conv2d
+    expected = conv(x, w, None, stride, padding)
+    if layout == "sliced":
+        grad = torch.randn(*expected.shape[:3], expected.shape[3] + 3, dtype=torch.double)[..., 2:-1]
+    else:
+        grad = torch.randn(expected.shape, dtype=torch.double).contiguous(memory_format=torch.channels_last)
+    gx, gw = torch.autograd.grad(expected, (x, w), grad)
+    assert not x.is_contiguous(memory_format=torch.channels_last) and not grad.is_contiguous()
+    y = _Conv.apply(x, w, None, stride, padding, transposed, Route(True, True, True))
+    torch.testing.assert_close(y, expected)
+    ours = torch.autograd.grad(y, (x, w), grad)
+    torch.testing.assert_close(ours[0], gx)
+    torch.testing.assert_close(ours[1], gw)
+
+
+def test_a_kernel_larger_than_its_input_is_left_to_nn():
+    conv = layers.Conv2d(2, 2, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(RuntimeError, match="[Kk]ernel size"):
+        conv(torch.randn(1, 2, 1, 1))
 
 
 def test_the_rule_routes_small_maps_only():

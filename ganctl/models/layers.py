@@ -99,14 +99,18 @@ def _route(module: nn.Module, x: torch.Tensor, transposed: bool) -> Route | None
         positions = x.shape[2] * x.shape[3]
     else:
         k, st, pd = module.kernel_size, module.stride, module.padding
-        positions = _conv_size(x.shape[2], k[0], st[0], pd[0]) * _conv_size(x.shape[3], k[1], st[1], pd[1])
+        ho, wo = _conv_size(x.shape[2], k[0], st[0], pd[0]), _conv_size(x.shape[3], k[1], st[1], pd[1])
+        if ho <= 0 or wo <= 0:  # a kernel larger than the padded input: nn's own error says so
+            return None
+        positions = ho * wo
     if _forced is not None:
         return _forced
     return route_for(positions, x.shape[0], transposed, module.in_channels, module.out_channels)
 
 
 def _low_precision(*tensors):
-    """Autocast's cast for a CPU matrix product, done here because unfold and fold are not on its lists."""
+    """Autocast's cast for a CPU matrix product, done here because autocast does not see inside the
+    Function (the patch gathers and the matrix products run with autocast off)."""
     if torch.is_autocast_enabled("cpu"):
         dtype = torch.get_autocast_dtype("cpu")
         return tuple(t if t is None else t.to(dtype) for t in tensors)
@@ -155,7 +159,7 @@ def _patches(x: torch.Tensor, k, stride, padding, cmajor: bool) -> torch.Tensor:
     NCHW-contiguous weight viewed as (out, C*kh*kw); either way the weight is used without a copy.
     One gather from the padded NHWC map (``unfold`` and a transpose took 10x longer)."""
     view = _patch_view(_padded_nhwc(x, padding), k, stride, cmajor)
-    return view.reshape(-1, view[0, 0, 0].numel())
+    return view.reshape(-1, k[0] * k[1] * x.shape[1])
 
 
 def _unpatch(rows: torch.Tensor, b: int, c: int, size, k, stride, padding, cmajor: bool) -> torch.Tensor:
