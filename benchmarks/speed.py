@@ -653,6 +653,24 @@ def write_section(text: str) -> Path:
     return _write("speed", HEADING, body)
 
 
+def make_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+def averaged(rounds: list[dict]) -> dict:
+    """One result from rounds of the same measurement: the mean rates, each round's speed-up listed."""
+    if len(rounds) == 1:
+        return rounds[0]
+    out = dict(rounds[-1])
+    out["ganctl"] = statistics.mean(r["ganctl"] for r in rounds)
+    out["baseline"] = statistics.mean(r["baseline"] for r in rounds)
+    out["ganctl_wall"] = statistics.mean(r["ganctl_wall"] for r in rounds)
+    ratios = ", ".join(f"{r['ganctl'] / r['baseline']:.2f}x" for r in rounds)
+    out["how"] = f"{out['how']}; the mean of {len(rounds)} rounds of both, whose speed-ups were {ratios}"
+    return out
+
+
 def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -673,6 +691,8 @@ def main() -> None:
                        ("iters", "baseline iterations timed in (a), (b)")):
         ap.add_argument(f"--{name}", type=int, default=None, help=f"{what} (default: by device)")
     ap.add_argument("--extra", default="", help="more 'ganctl train' options for (a), (b), e.g. '--precision fp32'")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="(a), (b): rounds of ganctl then the baseline, averaged (default 2: a VM's speed drifts)")
     args = ap.parse_args()
     only = [k.strip() for k in args.only.split(",") if k.strip()]
     if not only or set(only) - set(ROWS):
@@ -685,6 +705,8 @@ def main() -> None:
     sz = Sizes(**{**asdict(sz), **given, "extra": tuple(args.extra.split())})
     if sz.epochs < 2:
         ap.error("--epochs must be at least 2: the first is warm-up")
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     if min(sz.pairs, sz.images // 128, sz.iters) < 1:
         ap.error("--pairs, --iters must be at least 1 and --images at least 128")
 
@@ -702,7 +724,10 @@ def main() -> None:
             work = Path(tmp) / key
             work.mkdir()
             t0 = time.perf_counter()
-            results[key] = benches[key](work)
+            if key in ("a", "b"):
+                results[key] = averaged([benches[key](make_dir(work / f"round{i + 1}")) for i in range(args.rounds)])
+            else:
+                results[key] = benches[key](work)
             r = results[key]
             print(f"  ganctl {_num(r['ganctl'])}, baseline {_num(r['baseline'])} {ROWS[key][1]} "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
