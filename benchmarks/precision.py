@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,18 +86,13 @@ def _pairs(xs: list) -> list[tuple]:
     return [(a, b) for i, a in enumerate(xs) for b in xs[i + 1:]]
 
 
-def _sd(xs: list[float]) -> float:
-    m = _mean(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
-
-
 def quality_verdict(fp32: list[float], bf16: list[float], lower_better: bool) -> tuple[float, float, str]:
     """(bf16 mean - fp32 mean, twice its standard error, verdict). After a few epochs a GAN run in
     one precision has diverged from the same seed's run in the other as far as from another seed's,
     so the two precisions are compared as two samples of runs: their means differ "within the
     noise" when by at most two standard errors (Welch; about a 95% two-sided test)."""
     diff = _mean(bf16) - _mean(fp32)
-    two_se = 2 * math.sqrt(_sd(fp32) ** 2 / len(fp32) + _sd(bf16) ** 2 / len(bf16))
+    two_se = 2 * math.sqrt(statistics.variance(fp32) / len(fp32) + statistics.variance(bf16) / len(bf16))
     if abs(diff) <= two_se + 1e-12:
         return diff, two_se, "within"
     return diff, two_se, "better" if (diff < 0) == lower_better else "worse"

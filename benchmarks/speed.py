@@ -532,7 +532,8 @@ def ceiling(results: dict[str, dict], device: torch.device) -> dict:
     out = {"fp32": peak32, "low": peak_low, "low_name": str(low).removeprefix("torch."), "rows": {}}
     for key in ("a", "b"):
         if key in results:
-            r, gflop, gflop_base = results[key], step_gflop(key, frozen_d=True), step_gflop(key, frozen_d=key == "a")
+            r, gflop = results[key], step_gflop(key, frozen_d=True)
+            gflop_base = gflop if key == "a" else step_gflop(key, frozen_d=False)  # only (b)'s baseline differs
             best = peak_low / gflop
             out["rows"][key] = {"gflop": gflop, "gflop_base": gflop_base, "best": best, "ganctl": r["ganctl"] * gflop,
                                 "baseline": r["baseline"] * gflop_base, "best_ratio": best / r["baseline"],

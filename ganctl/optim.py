@@ -28,8 +28,8 @@ def dense_view(t: torch.Tensor) -> torch.Tensor:
 
 
 def _same_layout(tensors: list[torch.Tensor]) -> bool:
-    first = tensors[0]
-    return all(t.shape == first.shape and t.stride() == first.stride() for t in tensors[1:])
+    """The tensors (of one shape) lie in memory in the same order."""
+    return all(t.stride() == tensors[0].stride() for t in tensors[1:])
 
 
 class Adam(torch.optim.Adam):
@@ -56,13 +56,7 @@ class Adam(torch.optim.Adam):
         if any(not all(isinstance(t, torch.Tensor) and t.dim() == 0 for t in lst) for lst in others):
             return has_complex
         for i, p in enumerate(params_with_grad):
-            if p.dim() < 2 or p.is_contiguous():
-                continue
-            tensors = [lst[i] for lst in per_param]
-            if not _same_layout(tensors):
-                continue
-            if dense_view(p) is p:
-                continue
-            for lst in per_param:
-                lst[i] = dense_view(lst[i])
+            if dense_view(p) is not p and _same_layout([lst[i] for lst in per_param]):
+                for lst in per_param:
+                    lst[i] = dense_view(lst[i])
         return has_complex

@@ -143,14 +143,12 @@ def _patch_view(t: torch.Tensor, k, stride, cmajor: bool) -> torch.Tensor:
     """Every kernel-sized patch of a padded (B, Hp, Wp, C) row-major tensor, as a strided view
     (B, Ho, Wo, kh, kw, C), or (B, Ho, Wo, C, kh, kw) with ``cmajor``."""
     b, hp, wp, c = t.shape
-    ho, wo = _conv_size(hp, k[0], stride[0], 0), _conv_size(wp, k[1], stride[1], 0)
     sb, sy, sx, sc = t.stride()
-    taps = ((k[0], k[1]), (sy, sx))
+    size = (b, _conv_size(hp, k[0], stride[0], 0), _conv_size(wp, k[1], stride[1], 0))
+    strides = (sb, stride[0] * sy, stride[1] * sx)
     if cmajor:
-        size, strides = (b, ho, wo, c, *taps[0]), (sb, stride[0] * sy, stride[1] * sx, sc, *taps[1])
-    else:
-        size, strides = (b, ho, wo, *taps[0], c), (sb, stride[0] * sy, stride[1] * sx, *taps[1], sc)
-    return t.as_strided(size, strides, t.storage_offset())
+        return t.as_strided((*size, c, k[0], k[1]), (*strides, sc, sy, sx), t.storage_offset())
+    return t.as_strided((*size, k[0], k[1], c), (*strides, sy, sx, sc), t.storage_offset())
 
 
 def _patches(x: torch.Tensor, k, stride, padding, cmajor: bool) -> torch.Tensor:
