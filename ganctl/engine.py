@@ -25,7 +25,7 @@ from ganctl import __version__, checkpoint, images, models, objectives, tasks
 from ganctl.config import TrainConfig
 from ganctl.errors import CheckpointError
 from ganctl.runtime import Runtime
-from ganctl.store import atomic_write, atomic_write_json
+from ganctl.store import atomic_write, atomic_write_json, run_lock
 
 
 class Reporter(Protocol):
@@ -132,7 +132,16 @@ def train(
     resume: bool = False,
     val_data=None,
 ) -> TrainResult:
-    """Train ``cfg`` on ``data`` (an ImageData, or PairedData with ``val_data`` for pix2pix)."""
+    """Train ``cfg`` on ``data`` (an ImageData, or PairedData with ``val_data`` for pix2pix).
+
+    The run folder is locked for the whole training: a second trainer (or ``rm``) of the same run
+    is refused before it writes anything, and the lock dies with the process, so a killed run resumes.
+    """
+    with run_lock(Path(run_dir), f"{cfg.family}/{cfg.run_name}", new=not resume):
+        return _train(cfg, data, run_dir, rt, reporter, resume, val_data)
+
+
+def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter, resume, val_data) -> TrainResult:
     reporter = reporter or NullReporter()
     run_dir = Path(run_dir)
     torch.manual_seed(cfg.seed)
@@ -159,6 +168,7 @@ def train(
     start_epoch = start_batch = step = 0
     metrics_path = run_dir / "metrics.jsonl"
     if resume:
+        atomic_write_json(run_dir / "config.json", cfg.to_json())  # --epochs/--eval-every may have changed
         state = _restore(run_dir, G, D, obj, reporter)
         start_epoch, start_batch, step = state.epoch, state.batch, state.step
         rows = _read_metrics(metrics_path, step)

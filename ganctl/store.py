@@ -13,8 +13,9 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,10 +76,61 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+def _output_target(dest: Path) -> tuple[Path, bool]:
+    """(the path to write, whether to write through it) for ``dest``; refuse a folder.
+
+    A symlink is followed, and the file it points to is replaced atomically: users link outputs on
+    purpose (latest.png -> a dated file), and replacing the link with a file would silently cut it.
+    A device, FIFO or socket (``-o /dev/null``, ``-o /dev/stdout`` into a pipe) is opened and written
+    through: renaming a file onto it would replace the node itself.
+    """
+    try:
+        st = os.stat(dest)  # follows symlinks, including /dev/stdout's /proc/self/fd/N
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise StoreError(f"cannot write {dest}: {e.strerror or e}") from e
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"{dest} is a folder, not a file: give a file name (for example {dest / 'out.png'})")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return dest, True
+    if dest.is_symlink():  # to a regular file, or dangling: write beside the file it names
+        target = Path(os.path.realpath(dest))
+        if not target.parent.is_dir():
+            raise StoreError(f"{dest} is a link to {target}, whose folder does not exist: create it or remove the link")
+        return target, False
+    return dest, False
+
+
+@contextlib.contextmanager
+def _write_through(dest: Path) -> Iterator[Path]:
+    """Build the output in a private temporary file, then copy it into the device or FIFO ``dest``."""
+    fd, tmp = tempfile.mkstemp(prefix="ganctl-", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        try:
+            with open(tmp_path, "rb") as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+        except OSError as e:
+            raise StoreError(f"cannot write {dest}: {e.strerror or e}") from e
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only if the block succeeds."""
-    dest = Path(dest)
+    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only if the block succeeds.
+
+    Only regular files are ever replaced: a symlink's target is replaced (the link stays), a device
+    or FIFO is written through, a folder is refused (see :func:`_output_target`).
+    """
+    dest, through = _output_target(Path(dest))
+    if through:
+        with _write_through(dest) as tmp_path:
+            yield tmp_path
+        return
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
@@ -110,6 +162,149 @@ def remove_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:
         pass
+
+
+class LockBusyError(StoreError):
+    """Another process holds the lock; ``pid`` is the holder's, when it wrote it."""
+
+    def __init__(self, message: str, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
+
+
+def _try_lock(fd: int, blocking: bool = False) -> bool:
+    """Take an exclusive lock on the open file ``fd``; False when another holder has it (non-blocking)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: lock the first byte instead
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder_pid(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip() or "x")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+class _Gone(Exception):
+    """The lock file was removed (its folder deleted or renamed) while we opened or waited for it."""
+
+
+def _acquire(path: Path, wait: bool, on_wait: Callable[[int | None], None] | None) -> int:
+    """Open and lock ``path``; return the descriptor (closing it releases the lock)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        raise _Gone() from None
+    try:
+        if not _try_lock(fd):
+            pid = _holder_pid(fd)
+            if not wait:
+                raise LockBusyError(f"{path} is locked by another process (pid {pid})", pid)
+            if on_wait:
+                on_wait(pid)
+            _try_lock(fd, blocking=True)
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise _Gone()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def lock_file(path: Path, *, wait: bool = False, on_wait: Callable[[int | None], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the block.
+
+    The OS releases it when the process dies, even by SIGKILL, so a lock is never stale. The file
+    itself is left in place: deleting a lock file lets a third process lock a fresh one while the
+    second holds the old. Without ``wait``, a held lock raises :class:`LockBusyError` at once;
+    with it, ``on_wait(pid)`` is called once and the call blocks until the holder is done.
+    """
+    path = Path(path)
+    while True:
+        try:
+            fd = _acquire(path, wait, on_wait)
+            break
+        except _Gone:  # the holder replaced or removed the file: take the one there now
+            path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+RUN_LOCK = ".lock"
+
+
+def _busy_message(run_id: str, pid: int | None, then: str) -> str:
+    who = f"another process (pid {pid})" if pid else "another process"
+    return f"run {run_id} is being trained by {who}: wait for it to finish, {then}"
+
+
+@contextlib.contextmanager
+def run_lock(path: Path, run_id: str, *, new: bool = False, then: str = "or use another --name") -> Iterator[None]:
+    """Be the one process writing the run folder ``path`` for the block (train, resume, rm).
+
+    ``new``: the folder is created if missing, and refused if it already holds a run (another
+    process may have started one under the same name since the name was checked). Otherwise the
+    folder must still be there once locked: ``rm`` may have removed it meanwhile.
+    """
+    path = Path(path)
+    created = new and not path.exists()
+    if new:
+        path.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = _acquire(path / RUN_LOCK, False, None)
+    except LockBusyError as e:
+        raise LockBusyError(_busy_message(run_id, e.pid, then), e.pid) from None
+    except _Gone:
+        raise StoreError(f"run {run_id} no longer exists in {path.parent} (was it deleted?)") from None
+    try:
+        if new and (path / "config.json").exists():
+            raise StoreError(
+                f"run {run_id} already exists: pass --resume to continue it, choose another --name, "
+                "or delete it with 'ganctl rm'"
+            )
+        yield
+    except BaseException:
+        if created and not (path / "config.json").exists():  # failed before it became a run: free the name
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+    finally:
+        os.close(fd)
+
+
+def check_run_idle(path: Path, run_id: str, then: str = "or use another --name") -> None:
+    """Refuse at once when a process is training the run at ``path`` (an early, lock-free check)."""
+    try:
+        fd = os.open(Path(path) / RUN_LOCK, os.O_RDWR)
+    except OSError:
+        return  # no lock file: nobody has trained it since locks exist
+    try:
+        if not _try_lock(fd):
+            pid = _holder_pid(fd)
+            raise LockBusyError(_busy_message(run_id, pid, then), pid)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -224,9 +419,23 @@ def next_run_name(family: str, base: str) -> str:
     return name
 
 
+def in_runs_dir(path: Path) -> bool:
+    """True when ``path``, resolved, is a ``runs/FAMILY/NAME`` folder of this store (not a look-alike
+    such as ``runs-backup/...``, and not a link out of the store)."""
+    root = runs_dir().resolve()
+    real = Path(path).resolve()
+    return real.is_relative_to(root) and len(real.relative_to(root).parts) == 2
+
+
 def delete_run(run: RunInfo) -> None:
-    """Remove a run: rename it out of the way first, so a half-deleted run is never listed."""
-    trash = run.path.parent / f".deleting-{run.name}"
-    shutil.rmtree(trash, ignore_errors=True)
-    os.rename(run.path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    """Remove a run: rename it out of the way first, so a half-deleted run is never listed.
+
+    Refused for a folder outside ``runs/`` and for a run another process is training.
+    """
+    if not in_runs_dir(run.path):
+        raise StoreError(f"{run.path} is not a run in the store ({runs_dir()}); ganctl only deletes its own runs")
+    with run_lock(run.path, run.id, then="or stop it, then delete it"):
+        trash = run.path.parent / f".deleting-{run.name}"
+        shutil.rmtree(trash, ignore_errors=True)
+        os.rename(run.path, trash)
+        shutil.rmtree(trash, ignore_errors=True)

@@ -163,6 +163,7 @@ def run_training(
     if resume:
         given = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size, "arch": arch_name if arch else None}
         cfg, run_dir = _resume_config(family, name, epochs, given)
+        store.check_run_idle(run_dir, f"{family}/{cfg.run_name}")  # refused before the data is loaded
         for key, value in overrides.items():
             if cfg.objective_args.get(key) != value:
                 raise GanctlError(f"--resume continues run {cfg.run_name} with its own {key} ({cfg.objective_args.get(key)}); leave out that option")
@@ -182,13 +183,13 @@ def run_training(
             data, val = load_paired_data(cfg.dataset, cfg.image_size, cfg.data_args["load_size"], mirror, progress_for, warn)
         else:
             data, val = load_training_data(cfg.dataset, cfg.image_size, cfg.channels, mirror, progress_for, warn), None
-        store.atomic_write_json(run_dir / "config.json", cfg.to_json())
-        return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val)
+        return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val)  # writes config.json once locked
 
     if dataset is None:
         raise GanctlError(f"say what to train on: 'ganctl train {family} --dataset digits' (or mnist, or a folder)")
     if name is not None:
         store.check_name(name, "run name")
+        store.check_run_idle(store.run_path(family, name), f"{family}/{name}")
         if store.run_path(family, name).exists():
             raise GanctlError(
                 f"run {family}/{name} already exists: pass --resume to continue it, "

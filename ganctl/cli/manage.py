@@ -99,8 +99,9 @@ def rm(
 
     found = [store.find_run(r) for r in runs]
     for r in found:
-        if not str(r.path.resolve()).startswith(str(store.runs_dir().resolve())):
+        if not store.in_runs_dir(r.path):
             raise GanctlError(f"{r.path} is not a run in the store ({store.runs_dir()}); ganctl only deletes its own runs")
+        store.check_run_idle(r.path, r.id, then="or stop it, then delete it")
     import sys
 
     if not (yes or dry_run or sys.stdin.isatty()):

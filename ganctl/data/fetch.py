@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from ganctl.data import catalog
 from ganctl.data.archives import extract
 from ganctl.data.download import ProgressFn, download, file_digest
 from ganctl.errors import DatasetError
-from ganctl.store import atomic_write_json, datasets_dir, ensure_cache_dir, remove_if_empty
+from ganctl.store import atomic_write_json, datasets_dir, ensure_cache_dir, home, lock_file, remove_if_empty
 
 # written into a pix2pix dataset's folder: what was downloaded, since no checksums are published
 DOWNLOAD_RECORD = "download.json"
@@ -25,8 +26,27 @@ def fetch(
     """Download every missing file of ``entry``; return its folder in the store.
 
     For pix2pix datasets and ``synthetic-facades`` that is the folder of split folders (train/...)
-    that ``load_paired`` reads.
+    that ``load_paired`` reads. One process at a time fetches a dataset: a second one waits for the
+    first (they would write the same partial files and staging folder) and then finds it present.
     """
+    if entry.layout in ("manual", "embedded") or (entry.layout != "generated" and not entry.downloadable):
+        return _fetch(entry, mirror, progress_for)
+    locks = home() / ".locks"  # outside datasets/, whose listing is the datasets themselves
+    locks.mkdir(parents=True, exist_ok=True)
+
+    def waiting(pid: int | None) -> None:
+        who = f" (pid {pid})" if pid else ""
+        print(f"waiting for another ganctl{who} to finish downloading {entry.name}", file=sys.stderr, flush=True)
+
+    with lock_file(locks / f"dataset-{entry.name}.lock", wait=True, on_wait=waiting):
+        return _fetch(entry, mirror, progress_for)
+
+
+def _fetch(
+    entry: catalog.CatalogEntry,
+    mirror: str | None,
+    progress_for: Callable[[str], ProgressFn] | None,
+) -> Path:
     if entry.layout == "manual":
         raise DatasetError(entry.instructions)
     if entry.layout == "generated":
