@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,7 @@ def _output_target(dest: Path) -> tuple[Path, bool]:
     except OSError as e:
         raise StoreError(f"cannot write {dest}: {e.strerror or e}") from e
     if st is not None and stat.S_ISDIR(st.st_mode):
-        raise StoreError(f"{dest} is a folder, not a file: give a file name (for example {dest / 'out.png'})")
+        raise StoreError(f"{dest} is a folder, not a file: give the path of a file to write")
     if st is not None and not stat.S_ISREG(st.st_mode):
         return dest, True
     if dest.is_symlink():  # to a regular file, or dangling: write beside the file it names
@@ -179,11 +180,14 @@ def _try_lock(fd: int, blocking: bool = False) -> bool:
     except ImportError:  # Windows: lock the first byte instead
         import msvcrt
 
-        try:
-            msvcrt.locking(fd, msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not blocking:
+                    return False
+                time.sleep(0.5)  # LK_LOCK gives up after 10 s; a download may take longer
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
     except BlockingIOError:
@@ -193,8 +197,9 @@ def _try_lock(fd: int, blocking: bool = False) -> bool:
 
 def _holder_pid(fd: int) -> int | None:
     try:
-        return int(os.pread(fd, 32, 0).decode().strip() or "x")
-    except (OSError, ValueError, AttributeError):
+        os.lseek(fd, 0, os.SEEK_SET)
+        return int(os.read(fd, 32).decode().strip() or "x")
+    except (OSError, ValueError):  # not written yet, or unreadable while locked (Windows)
         return None
 
 
@@ -223,7 +228,8 @@ def _acquire(path: Path, wait: bool, on_wait: Callable[[int | None], None] | Non
         if not same:
             raise _Gone()
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"{os.getpid()}\n".encode())
     except BaseException:
         os.close(fd)
         raise
@@ -240,12 +246,14 @@ def lock_file(path: Path, *, wait: bool = False, on_wait: Callable[[int | None],
     with it, ``on_wait(pid)`` is called once and the call blocks until the holder is done.
     """
     path = Path(path)
-    while True:
+    for _ in range(100):
         try:
             fd = _acquire(path, wait, on_wait)
             break
         except _Gone:  # the holder replaced or removed the file: take the one there now
             path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        raise StoreError(f"cannot lock {path}: it keeps being replaced; is another program deleting it?")
     try:
         yield
     finally:
