@@ -24,7 +24,7 @@ from PIL import Image
 
 from ganctl import store
 from ganctl.errors import GanctlError, StoreError
-from tests.conftest import error_line, invoke, make_image_folder
+from tests.conftest import error_line, invoke, make_image_folder, targz
 
 FAST = ["--epochs", "1", "--batch-size", "8", "--image-size", "16"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -312,12 +312,24 @@ def test_second_ganctl_train_process_is_refused_and_a_killed_one_resumes(faces, 
 # ---------------------------------------------------------------- one download per dataset
 
 
+def _jpeg(split: str, i: int) -> bytes:
+    """A 32x16 A|B pair as a JPEG, different for each (split, i)."""
+    import io
+
+    img = Image.new("RGB", (32, 16), (len(split) * 20, i * 40, 90))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG")
+    return buf.getvalue()
+
+
 def test_two_fetches_of_one_dataset_both_succeed(monkeypatch, capsys):
     import dataclasses
 
     from ganctl.data import catalog, fetch
     from tests import httpserver
-    from tests.test_pix2pix_download import COUNTS, SERVED, _official, _targz
+
+    counts, served = {"train": 3, "val": 2, "test": 1}, "pix2pix/facades.tar.gz"
+    entries = {f"facades/{split}/{i}.jpg": _jpeg(split, i) for split, n in counts.items() for i in range(n)}
 
     real_download = fetch.download
 
@@ -327,8 +339,8 @@ def test_two_fetches_of_one_dataset_both_succeed(monkeypatch, capsys):
 
     monkeypatch.setattr(fetch, "download", slow_download)
     with httpserver.FileServer() as server:
-        server.files[SERVED] = _targz(_official())
-        entry = dataclasses.replace(catalog.CATALOG["facades"], expected_counts=dict(COUNTS),
+        server.files[served] = targz(entries)
+        entry = dataclasses.replace(catalog.CATALOG["facades"], expected_counts=dict(counts),
                                     mirrors=(server.url + "pix2pix/",))
         results: dict[int, object] = {}
 
@@ -345,7 +357,7 @@ def test_two_fetches_of_one_dataset_both_succeed(monkeypatch, capsys):
         for t in threads:
             t.join(60)
         assert results[0] == results[1] == entry.data_dir(), results
-        assert [r.path for r in server.requests] == [SERVED]  # the second reused the first's download
+        assert [r.path for r in server.requests] == [served]  # the second reused the first's download
     assert entry.is_present()
     err = capsys.readouterr().err
     assert f"waiting for another ganctl (pid {os.getpid()}) to finish downloading facades" in err
