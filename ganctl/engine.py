@@ -160,7 +160,8 @@ def train(
     metrics_path = run_dir / "metrics.jsonl"
     if resume:
         state = _restore(run_dir, G, D, obj, reporter)
-        start_epoch, start_batch, step = state.epoch, state.batch, state.step
+        if state is not None:
+            start_epoch, start_batch, step = state.epoch, state.batch, state.step
         rows = _read_metrics(metrics_path, step)
         atomic_write(metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
     else:
@@ -274,7 +275,9 @@ def _save(run_dir, tag, G, D, obj, cfg, epoch, batch, step) -> Path:
     return checkpoint.save(run_dir, tag, G, D, generator_meta(cfg), state)
 
 
-def _restore(run_dir: Path, G, D, obj, reporter) -> checkpoint.TrainerState:
+def _restore(run_dir: Path, G, D, obj, reporter) -> checkpoint.TrainerState | None:
+    """Load the newest checkpoint that loads; None when the run stopped before its first save
+    (it then starts from the beginning, as a fresh run with its seed would)."""
     problems = []
     for gone in checkpoint.clean(run_dir):  # what a killed save or prune left
         reporter.message(f"removed {gone.relative_to(run_dir)} (left by an interrupted save)")
@@ -307,5 +310,7 @@ def _restore(run_dir: Path, G, D, obj, reporter) -> checkpoint.TrainerState:
             torch.mps.set_rng_state(state.rng_mps)
         reporter.message(f"resuming from {ckpt.relative_to(run_dir)} (epoch {state.epoch + 1}, batch {state.batch})")
         return state
-    detail = "; ".join(problems) if problems else "no checkpoints were saved"
-    raise CheckpointError(f"cannot resume {run_dir}: {detail}. Start a new run without --resume.")
+    if not problems:
+        reporter.message("no checkpoint to resume from (the run stopped before its first save): starting it from the beginning")
+        return None
+    raise CheckpointError(f"cannot resume {run_dir}: {'; '.join(problems)}. Start a new run without --resume.")

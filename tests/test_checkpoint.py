@@ -14,9 +14,18 @@ from torch import nn
 
 from ganctl import checkpoint, engine, models, objectives, runtime, store
 from tests.conftest import invoke
-from tests.test_engine import CPU, _InterruptAt, digits16, tiny_cfg  # noqa: F401 (digits16 is a fixture)
+from tests.test_engine import CPU, _InterruptAt, tiny_cfg
 
 COMPLETE = {checkpoint.GENERATOR, checkpoint.DISCRIMINATOR, checkpoint.TRAINER}
+
+
+@pytest.fixture(scope="module")
+def digits16():
+    from ganctl.data import datasets
+
+    data = datasets.load("digits", 16)
+    data.images, data.labels = data.images[:96], data.labels[:96]
+    return data
 
 
 def _nets(seed: int) -> tuple[nn.Module, nn.Module]:
@@ -191,3 +200,25 @@ def test_the_fp16_loss_scaler_state_survives_a_resume(digits16, tmp_path, monkey
     fresh = real_build(G, D, cfg, rt)
     engine._restore(tmp_path / "run", G, D, fresh, _InterruptAt(-1, -1))
     assert [fresh.scale_g.state_dict(), fresh.scale_d.state_dict()] == trained
+
+
+class _DieAt(_InterruptAt):
+    """A hard stop (a second Ctrl-C, or a kill) in the middle of the first epoch."""
+
+    def step(self, epoch, batch, metrics):
+        if (epoch, batch) == self.at:
+            raise KeyboardInterrupt
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(digits16, tmp_path):
+    cfg = tiny_cfg("gan", digits16, epochs=1)
+    engine.train(cfg, digits16, tmp_path / "full", CPU)
+    with pytest.raises(KeyboardInterrupt):
+        engine.train(cfg, digits16, tmp_path / "cut", CPU, reporter=_DieAt(0, 3))
+    rep = _InterruptAt(-1, -1)
+    res = engine.train(cfg, digits16, tmp_path / "cut", CPU, reporter=rep, resume=True)
+    assert res.epochs_done == 1 and any("starting it from the beginning" in m for m in rep.messages)
+    for name in (checkpoint.GENERATOR, checkpoint.DISCRIMINATOR):
+        a, b = (load_file(tmp_path / r / "checkpoints" / "epoch_0001" / name) for r in ("full", "cut"))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "cut" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
