@@ -5,17 +5,36 @@ A checkpoint is a folder ``checkpoints/<tag>/`` with
 - ``generator.safetensors``: self-describing (its metadata holds the architecture), so
   ``ganctl sample --checkpoint generator.safetensors`` needs nothing else;
 - ``discriminator.safetensors``;
-- ``trainer.pt``: optimizer states, epoch/batch/step, and RNG states, for exact resume.
+- ``trainer.pt``: optimizer and fp16 loss-scaler states, epoch/batch/step, and the RNG states of
+  the CPU and of every CUDA/MPS device, for exact resume;
+- ``position.json``: epoch/batch/step again, so ordering checkpoints never reads ``trainer.pt``
+  (the optimizer states: 457 MB for pix2pix). Older checkpoints without it still load.
 
-Folders are written under a temporary name and renamed into place; ``checkpoints/latest`` names
-the newest complete one and is itself replaced atomically. Loading never unpickles code: safetensors
-for weights, ``torch.load(weights_only=True)`` for the rest.
+Every save writes a complete folder under a temporary name (``.<tag>.*.tmp``), moves a folder
+already holding that tag aside (``.old-<tag>``), renames the new one into place, then replaces
+``checkpoints/latest`` atomically: a save is never skipped, so a re-save after a crash replaces a
+stale or truncated copy. Pruned folders are renamed aside (``.prune-<tag>``) before they are
+deleted; :func:`clean` removes what a killed save or prune left behind. A checkpoint that fails
+to load on resume is moved to ``.broken-<tag>`` (kept for inspection, never a candidate again).
+Loading never unpickles code: safetensors for weights, ``torch.load(weights_only=True)`` for the
+rest.
+
+Test hook (fault injection, for tests/test_faults.py and benchmarks/faults.py; not for users):
+every write, fsync and rename of a save or prune is a numbered fault point. With
+``GANCTL_FAULT=save:<n>`` the process SIGKILLs itself right after the n-th point (counted from 1
+over the whole process); ``GANCTL_FAULT=save:<label>`` kills at the first point whose label ends
+with ``<label>`` (e.g. ``epoch_0002:renamed``). ``GANCTL_FAULT_LOG=<file>`` appends every point's
+label to that file.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,12 +44,15 @@ from torch import nn
 
 from ganctl import __version__
 from ganctl.errors import CheckpointError
-from ganctl.store import atomic_dir, atomic_path, atomic_write
+from ganctl.store import _file_mode, atomic_path, atomic_write
 
 GENERATOR = "generator.safetensors"
 DISCRIMINATOR = "discriminator.safetensors"
 TRAINER = "trainer.pt"
+POSITION = "position.json"
 KEEP = 2  # epoch checkpoints kept besides the newest interrupt checkpoint
+# hidden names a save or prune moves folders to; clean() deletes them (not .broken-*: kept for the user)
+_OLD, _PRUNE, _BROKEN = ".old-", ".prune-", ".broken-"
 
 
 def _state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -73,46 +95,169 @@ class TrainerState:
     optimizers: dict
     rng_cpu: torch.Tensor
     rng_cuda: list
+    scalers: dict = field(default_factory=dict)  # fp16 GradScaler states by network; empty otherwise
+    rng_mps: torch.Tensor | None = None
+
+
+# ---------------------------------------------------------------- fault injection (test hook)
+
+_fault_count = 0
+
+
+def _fault(label: str) -> None:
+    """A fault point: see the module docstring. Costs one environment lookup when unarmed."""
+    global _fault_count
+    spec, log = os.environ.get("GANCTL_FAULT", ""), os.environ.get("GANCTL_FAULT_LOG")
+    if not spec and not log:
+        return
+    _fault_count += 1
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{_fault_count} {label}\n")
+    if spec.startswith("save:"):
+        want = spec[5:]
+        if (want.isdigit() and int(want) == _fault_count) or (not want.isdigit() and label.endswith(want)):
+            if hasattr(signal, "SIGKILL"):
+                os.kill(os.getpid(), signal.SIGKILL)
+            os._exit(137)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:  # makes the renames inside durable; not possible everywhere (Windows)
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write(path: Path, label: str, write) -> None:
+    write(path)
+    _fault(f"{label}-written")
+    _fsync_file(path)
+    _fault(f"{label}-synced")
+
+
+# ---------------------------------------------------------------- saving
 
 
 def save(
     run_dir: Path, tag: str, G: nn.Module, D: nn.Module, g_meta: dict, state: TrainerState
 ) -> Path:
+    """Write checkpoint ``tag`` (replacing a folder of that name), point ``latest`` to it, prune."""
     ckpt_root = run_dir / "checkpoints"
+    ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / tag
-    if final.exists():  # re-saving the same position (an interrupt right after an epoch end)
-        return final
-    with atomic_dir(final) as tmp:
-        save_weights(tmp / GENERATOR, G, g_meta)
-        save_weights(tmp / DISCRIMINATOR, D, {"ganctl_version": __version__})
-        with atomic_path(tmp / TRAINER) as t:
-            torch.save(
-                {
-                    "epoch": state.epoch,
-                    "batch": state.batch,
-                    "step": state.step,
-                    "optimizers": state.optimizers,
-                    "rng_cpu": state.rng_cpu,
-                    "rng_cuda": state.rng_cuda,
-                    "ganctl_version": __version__,
-                },
-                t,
-            )
+    trainer = {
+        "epoch": state.epoch,
+        "batch": state.batch,
+        "step": state.step,
+        "optimizers": state.optimizers,
+        "rng_cpu": state.rng_cpu,
+        "rng_cuda": state.rng_cuda,
+        "scalers": state.scalers,
+        "ganctl_version": __version__,
+    }
+    if state.rng_mps is not None:
+        trainer["rng_mps"] = state.rng_mps
+    position = {"epoch": state.epoch, "batch": state.batch, "step": state.step}
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", suffix=".tmp", dir=ckpt_root))
+    try:
+        _fault(f"{tag}:tmp-created")
+        meta_d = {"ganctl_version": __version__}
+        _write(tmp / GENERATOR, f"{tag}:generator", lambda p: save_file(
+            _state(G), str(p), metadata={"ganctl": json.dumps(g_meta, sort_keys=True)}))
+        _write(tmp / DISCRIMINATOR, f"{tag}:discriminator", lambda p: save_file(
+            _state(D), str(p), metadata={"ganctl": json.dumps(meta_d, sort_keys=True)}))
+        _write(tmp / TRAINER, f"{tag}:trainer", lambda p: torch.save(trainer, p))
+        _write(tmp / POSITION, f"{tag}:position", lambda p: p.write_text(json.dumps(position) + "\n"))
+        mode = _file_mode()
+        for f in tmp.iterdir():
+            os.chmod(f, mode)
+        os.chmod(tmp, mode | 0o111)  # mkdtemp makes it 0700
+        _fsync_dir(tmp)
+        _fault(f"{tag}:folder-synced")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    # A folder cannot replace a non-empty one in one rename: the old copy (a save whose `latest`
+    # write was cut short, or a truncated one) goes aside first, for the moment between renames.
+    aside = None
+    if final.exists():
+        aside = ckpt_root / f"{_OLD}{tag}"
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(final, aside)
+        _fault(f"{tag}:old-moved-aside")
+    os.rename(tmp, final)
+    _fault(f"{tag}:renamed")
+    _fsync_dir(ckpt_root)
+    _fault(f"{tag}:root-synced")
     atomic_write(ckpt_root / "latest", (tag + "\n").encode())
+    _fault(f"{tag}:latest-written")
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+        _fault(f"{tag}:old-deleted")
     _prune(ckpt_root, keep=final)
     return final
 
 
-def _prune(ckpt_root: Path, keep: Path) -> None:
-    import shutil
+def _remove(ckpt_root: Path, folder: Path, prefix: str, label: str) -> None:
+    """Rename ``folder`` aside, then delete it: a kill in between or during the deletion leaves
+    a hidden folder for :func:`clean`, never a half-deleted one under a checkpoint's name."""
+    aside = ckpt_root / f"{prefix}{folder.name}"
+    shutil.rmtree(aside, ignore_errors=True)
+    os.rename(folder, aside)
+    _fault(f"{label}:prune-{folder.name}-moved-aside")
+    shutil.rmtree(aside, ignore_errors=True)
+    _fault(f"{label}:prune-{folder.name}-deleted")
 
+
+def _prune(ckpt_root: Path, keep: Path) -> None:
     epochs = sorted(p for p in ckpt_root.glob("epoch_*") if p.is_dir())
-    for old in epochs[:-KEEP]:
-        if old != keep:
-            shutil.rmtree(old, ignore_errors=True)
-    for old in ckpt_root.glob("step_*"):
-        if old != keep and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
+    old = [p for p in epochs[:-KEEP] if p != keep]
+    old += [p for p in sorted(ckpt_root.glob("step_*")) if p != keep and p.is_dir()]
+    for folder in old:
+        _remove(ckpt_root, folder, _PRUNE, keep.name)
+
+
+def clean(run_dir: Path) -> list[Path]:
+    """Delete what killed saves and prunes left under ``checkpoints/`` (temporary folders and
+    files, folders moved aside). Only the trainer of the run may call this. Returns what went."""
+    root = Path(run_dir) / "checkpoints"
+    gone = []
+    if not root.is_dir():
+        return gone
+    for p in root.iterdir():
+        name = p.name
+        if (name.startswith(".") and name.endswith(".tmp")) or name.startswith((_OLD, _PRUNE)):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
+def move_aside(ckpt: Path) -> Path:
+    """Rename a checkpoint that does not load to ``.broken-<tag>`` (replacing an older one of that
+    name): it stops being a candidate, and a later save of its tag starts afresh."""
+    aside = ckpt.parent / f"{_BROKEN}{ckpt.name}"
+    shutil.rmtree(aside, ignore_errors=True)
+    os.rename(ckpt, aside)
+    return aside
+
+
+# ---------------------------------------------------------------- reading
 
 
 def candidates(run_dir: Path) -> list[Path]:
@@ -128,11 +273,28 @@ def candidates(run_dir: Path) -> list[Path]:
     return found
 
 
+def read_position(ckpt: Path) -> dict:
+    """``{"epoch", "batch", "step"}`` of a checkpoint without loading its optimizer states: from
+    ``position.json``, or for checkpoints saved before it existed, from ``trainer.pt`` memory-mapped
+    (its tensors are then never read). Raises CheckpointError when neither is readable."""
+    try:
+        pos = json.loads((ckpt / POSITION).read_text())
+        return {k: int(pos[k]) for k in ("epoch", "batch", "step")}
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{ckpt / POSITION} is unreadable ({e})") from e
+    try:
+        data = torch.load(ckpt / TRAINER, map_location="cpu", weights_only=True, mmap=True)
+        return {k: int(data[k]) for k in ("epoch", "batch", "step")}
+    except Exception as e:
+        raise CheckpointError(f"{ckpt / TRAINER} cannot be read ({type(e).__name__})") from e
+
+
 def _position(p: Path) -> tuple[int, int]:
     try:
-        trainer = torch.load(p / TRAINER, map_location="cpu", weights_only=True)
-        return (trainer["step"], 1 if p.name.startswith("step_") else 0)
-    except Exception:  # unreadable ones sort last; load_trainer reports why
+        return (read_position(p)["step"], 1 if p.name.startswith("step_") else 0)
+    except CheckpointError:  # unreadable ones sort last; load_trainer reports why
         return (-1, 0)
 
 
@@ -147,6 +309,8 @@ def load_trainer(ckpt: Path) -> TrainerState:
             optimizers=data["optimizers"],
             rng_cpu=data["rng_cpu"],
             rng_cuda=list(data["rng_cuda"]),
+            scalers=dict(data.get("scalers") or {}),  # absent before ganctl saved them
+            rng_mps=data.get("rng_mps"),
         )
     except FileNotFoundError as e:
         raise CheckpointError(f"{path} is missing") from e

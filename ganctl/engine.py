@@ -170,7 +170,8 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter, resume,
     if resume:
         atomic_write_json(run_dir / "config.json", cfg.to_json())  # --epochs/--eval-every may have changed
         state = _restore(run_dir, G, D, obj, reporter)
-        start_epoch, start_batch, step = state.epoch, state.batch, state.step
+        if state is not None:
+            start_epoch, start_batch, step = state.epoch, state.batch, state.step
         rows = _read_metrics(metrics_path, step)
         atomic_write(metrics_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
     else:
@@ -260,6 +261,16 @@ def _loss_chart(run_dir, rows, cfg) -> None:
     images.loss_chart(series, run_dir / "losses.png", title=f"{cfg.family} on {Path(cfg.dataset).name}")
 
 
+def _scalers(obj) -> dict:
+    """The objective's fp16 loss scalers by network (none outside fp16)."""
+    pairs = (("generator", getattr(obj, "scale_g", None)), ("discriminator", getattr(obj, "scale_d", None)))
+    return {name: s for name, s in pairs if s is not None}
+
+
+def _mps_available() -> bool:
+    return hasattr(torch, "mps") and hasattr(torch.mps, "get_rng_state") and torch.backends.mps.is_available()
+
+
 def _save(run_dir, tag, G, D, obj, cfg, epoch, batch, step) -> Path:
     state = checkpoint.TrainerState(
         epoch=epoch,
@@ -268,12 +279,18 @@ def _save(run_dir, tag, G, D, obj, cfg, epoch, batch, step) -> Path:
         optimizers={k: o.state_dict() for k, o in obj.optimizers().items()},
         rng_cpu=torch.get_rng_state(),
         rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        scalers={k: s.state_dict() for k, s in _scalers(obj).items()},
+        rng_mps=torch.mps.get_rng_state() if _mps_available() else None,
     )
     return checkpoint.save(run_dir, tag, G, D, generator_meta(cfg), state)
 
 
-def _restore(run_dir: Path, G, D, obj, reporter) -> checkpoint.TrainerState:
+def _restore(run_dir: Path, G, D, obj, reporter) -> checkpoint.TrainerState | None:
+    """Load the newest checkpoint that loads; None when the run stopped before its first save
+    (it then starts from the beginning, as a fresh run with its seed would)."""
     problems = []
+    for gone in checkpoint.clean(run_dir):  # what a killed save or prune left
+        reporter.message(f"removed {gone.relative_to(run_dir)} (left by an interrupted save)")
     for ckpt in checkpoint.candidates(run_dir):
         try:
             checkpoint.load_weights(ckpt / checkpoint.GENERATOR, G)
@@ -281,14 +298,29 @@ def _restore(run_dir: Path, G, D, obj, reporter) -> checkpoint.TrainerState:
             state = checkpoint.load_trainer(ckpt)
             for name, opt in obj.optimizers().items():
                 opt.load_state_dict(state.optimizers[name])
+            for name, scaler in _scalers(obj).items():
+                if name in state.scalers:  # absent in older checkpoints and in non-fp16 runs
+                    scaler.load_state_dict(state.scalers[name])
         except (CheckpointError, KeyError, ValueError) as e:
             problems.append(f"{ckpt.name}: {e}")
-            reporter.message(f"warning: skipping checkpoint {ckpt.name}: {e}")
+            # moved aside, so it is no candidate again and the next save of its tag starts afresh
+            try:
+                where = f"moved to {checkpoint.move_aside(ckpt).relative_to(run_dir)}"
+            except OSError as moving:
+                where = f"could not move it aside: {moving.strerror}"
+            reporter.message(f"warning: skipping checkpoint {ckpt.name}: {e} ({where})")
             continue
         torch.set_rng_state(state.rng_cpu)
         if state.rng_cuda and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state.rng_cuda)
+            # a machine with fewer GPUs than the one that saved gets the states of those it has
+            n = min(len(state.rng_cuda), torch.cuda.device_count())
+            for i in range(n):
+                torch.cuda.set_rng_state(state.rng_cuda[i], i)
+        if state.rng_mps is not None and _mps_available():
+            torch.mps.set_rng_state(state.rng_mps)
         reporter.message(f"resuming from {ckpt.relative_to(run_dir)} (epoch {state.epoch + 1}, batch {state.batch})")
         return state
-    detail = "; ".join(problems) if problems else "no checkpoints were saved"
-    raise CheckpointError(f"cannot resume {run_dir}: {detail}. Start a new run without --resume.")
+    if not problems:
+        reporter.message("no checkpoint to resume from (the run stopped before its first save): starting it from the beginning")
+        return None
+    raise CheckpointError(f"cannot resume {run_dir}: {'; '.join(problems)}. Start a new run without --resume.")

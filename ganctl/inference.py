@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,11 +68,24 @@ class LoadedGenerator:
 
 
 def generator_file(run: RunInfo) -> Path:
-    """The newest readable generator of a run."""
+    """The newest readable generator of a run (the one ``latest`` names if it reads), with a
+    warning on stderr for each newer one that does not."""
+    skipped = []
     for ckpt in checkpoint.candidates(run.path):
         path = ckpt / checkpoint.GENERATOR
-        if path.is_file():
-            return path
+        if not path.is_file():
+            continue
+        try:
+            checkpoint.read_meta(path)  # safetensors checks the header and that the file is complete
+        except CheckpointError as e:
+            skipped.append(str(e))
+            continue
+        for problem in skipped:
+            print(f"warning: skipping {problem}; using {path}", file=sys.stderr)
+        return path
+    if skipped:
+        raise CheckpointError(f"run {run.id} has no readable checkpoint ({'; '.join(skipped)}): "
+                              f"start a new run with 'ganctl train {run.family}'")
     raise CheckpointError(
         f"run {run.id} has no checkpoint yet (it saves one at the end of each epoch): "
         f"train it with 'ganctl train {run.family} --resume --name {run.name}'"

@@ -1,0 +1,324 @@
+"""Kill trainings and check that they resume bit-identically (issue 15, item 10).
+
+A tiny ``ganctl train gan`` run (48 random 8x8 images, 3 batches an epoch) is trained once
+without interruption, recording every fault point of its checkpoint saves (the test hook
+``GANCTL_FAULT`` in ganctl/checkpoint.py). Then, each in a fresh store:
+
+- an injected kill (SIGKILL) at each save point, plus kills at the points only a re-save passes
+  (a checkpoint replaced after a kill between its rename and the ``latest`` write);
+- K kills from outside at random moments of the training.
+
+After each kill the checkpoints are checked (``latest`` names the newest complete checkpoint; no
+incomplete folder under a checkpoint's name), then ``ganctl train gan --resume`` runs to the end
+and its final generator, discriminator and metrics are compared bit for bit with the
+uninterrupted run's.
+
+    python benchmarks/faults.py                      # every save point, 5 random kills
+    python benchmarks/faults.py --random 10 --write  # and update docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+NAME = "f"
+
+
+def make_dataset(root: Path, n: int = 48) -> Path:
+    """n random 8x8 grayscale PNGs (fixed seed)."""
+    from PIL import Image
+
+    rng = random.Random(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.frombytes("L", (8, 8), bytes(rng.randrange(256) for _ in range(64))).save(root / f"img_{i:03d}.png")
+    return root
+
+
+def _env(home: Path, **extra: str) -> dict:
+    """The caller's environment (its thread count too: runs compared bit for bit must use the
+    same), this tree's ganctl, and a store of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GANCTL_")}
+    env.update(GANCTL_HOME=str(home), PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+               PYTHONUNBUFFERED="1", NO_COLOR="1")
+    env.update(extra)
+    return env
+
+
+def train_args(dataset: Path, epochs: int) -> list[str]:
+    return ["train", "gan", "--dataset", str(dataset), "--image-size", "8", "--batch-size", "16", "--epochs", str(epochs),
+            "--device", "cpu", "--precision", "fp32", "--name", NAME]
+
+
+def resume_args(epochs: int) -> list[str]:
+    return ["train", "gan", "--resume", "--name", NAME, "--epochs", str(epochs), "--device", "cpu", "--precision", "fp32"]
+
+
+def ganctl(home: Path, args: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ganctl", *args], env=_env(home, **env), capture_output=True, text=True)
+
+
+def run_dir(home: Path) -> Path:
+    return home / "runs" / "gan" / NAME
+
+
+# ---------------------------------------------------------------- what a run left
+
+
+def _complete(ckpt: Path) -> bool:
+    """Every file of the checkpoint reads in full."""
+    import torch
+    from safetensors.torch import load_file
+
+    try:
+        load_file(ckpt / "generator.safetensors")
+        load_file(ckpt / "discriminator.safetensors")
+        torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=True)
+        return True
+    except Exception:
+        return False
+
+
+def _step(ckpt: Path) -> tuple[int, int]:
+    import torch
+
+    t = torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=True)
+    return (int(t["step"]), 1 if ckpt.name.startswith("step_") else 0)
+
+
+def check_checkpoints(run: Path) -> str:
+    """'ok': ``latest`` names the newest complete checkpoint (or there is none and no ``latest``);
+    'behind': it names a complete one, and a newer complete one exists (a kill between a save's
+    rename and its ``latest`` write; the resume saves that position again); else what is wrong.
+    A folder under a checkpoint's name that is not complete is always wrong."""
+    root = run / "checkpoints"
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
+    broken = [p.name for p in folders if not _complete(p)]
+    if broken:
+        return f"incomplete checkpoint under a final name: {', '.join(broken)}"
+    latest = root / "latest"
+    if not folders:
+        return "ok" if not latest.exists() else "latest names a missing checkpoint"
+    newest = max(folders, key=_step)
+    if not latest.is_file():
+        return "behind"  # the first save, cut between its rename and the first `latest`
+    named = root / latest.read_text().strip()
+    if named not in folders:
+        return f"latest names {named.name}, which is missing"
+    return "ok" if named == newest or _step(named) == _step(newest) else "behind"
+
+
+def final_state(home: Path, epochs: int) -> tuple[dict, list]:
+    from safetensors.torch import load_file
+
+    ck = run_dir(home) / "checkpoints" / f"epoch_{epochs:04d}"
+    tensors = {f"G.{k}": v for k, v in load_file(ck / "generator.safetensors").items()}
+    tensors.update({f"D.{k}": v for k, v in load_file(ck / "discriminator.safetensors").items()})
+    rows = [json.loads(x) for x in (run_dir(home) / "metrics.jsonl").read_text().splitlines()]
+    return tensors, rows
+
+
+def same(a: tuple[dict, list], b: tuple[dict, list]) -> bool:
+    import torch
+
+    return a[0].keys() == b[0].keys() and all(torch.equal(a[0][k], b[0][k]) for k in a[0]) and a[1] == b[1]
+
+
+# ---------------------------------------------------------------- trials
+
+
+@dataclass
+class Reference:
+    dataset: Path
+    epochs: int
+    points: list[str]  # label of fault point n+1
+    state: tuple[dict, list]
+    train_seconds: float
+
+
+def _start(home: Path, args: list[str], **env: str) -> tuple[subprocess.Popen, float]:
+    """Start ``ganctl ARGS``; return it once it printed its start line (data loaded, run folder
+    written), with the time of that line."""
+    proc = subprocess.Popen([sys.executable, "-m", "ganctl", *args], env=_env(home, **env),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if line.startswith("training "):
+            break
+    return proc, time.perf_counter()
+
+
+def reference(workdir: Path, dataset: Path, epochs: int) -> Reference:
+    home = workdir / "reference"
+    log = workdir / "points.log"
+    proc, started = _start(home, train_args(dataset, epochs), GANCTL_FAULT_LOG=str(log))
+    rest = proc.stderr.read()
+    if proc.wait() != 0:
+        raise SystemExit(f"the uninterrupted run failed:\n{rest}")
+    seconds = time.perf_counter() - started
+    points = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
+    return Reference(dataset, epochs, points, final_state(home, epochs), seconds)
+
+
+@dataclass
+class Trial:
+    what: str
+    killed: bool = False
+    checks: list[str] = field(default_factory=list)  # check_checkpoints after each kill
+    resumed: bool = False
+    identical: bool = False
+    latest_final: bool = False
+    detail: str = ""
+
+
+def _finish(home: Path, ref: Reference, t: Trial, chain: list[str]) -> Trial:
+    """Resume until the run is done (each resume of ``chain`` killed at that fault label first)."""
+    for label in [*chain, None]:
+        env = {"GANCTL_FAULT": f"save:{label}"} if label else {}
+        r = ganctl(home, resume_args(ref.epochs), **env)
+        if label:
+            if r.returncode != -signal.SIGKILL:
+                t.detail = f"the resume meant to be killed at {label} ended with {r.returncode}: {r.stderr[-300:]}"
+                return t
+            t.checks.append(check_checkpoints(run_dir(home)))
+        elif r.returncode != 0:
+            t.detail = f"resume failed ({r.returncode}): {r.stderr.strip().splitlines()[-1:]}"
+            return t
+    t.resumed = True
+    t.identical = same(final_state(home, ref.epochs), ref.state)
+    latest = run_dir(home) / "checkpoints" / "latest"
+    t.latest_final = latest.is_file() and latest.read_text().strip() == f"epoch_{ref.epochs:04d}"
+    return t
+
+
+def injected(workdir: Path, ref: Reference, point: int | str, chain: tuple[str, ...] = ()) -> Trial:
+    """Kill the training at fault point ``point`` (a number, or a label suffix), resume to the end."""
+    home = Path(tempfile.mkdtemp(prefix="kill-", dir=workdir))
+    t = Trial(f"save:{point}" + "".join(f" then save:{c}" for c in chain))
+    r = ganctl(home, train_args(ref.dataset, ref.epochs), GANCTL_FAULT=f"save:{point}")
+    if r.returncode != -signal.SIGKILL:
+        t.detail = f"not killed (exit {r.returncode})"
+        return t
+    t.killed = True
+    t.checks.append(check_checkpoints(run_dir(home)))
+    t = _finish(home, ref, t, list(chain))
+    shutil.rmtree(home, ignore_errors=True)
+    return t
+
+
+def random_kill(workdir: Path, ref: Reference, rng: random.Random) -> Trial:
+    """SIGKILL from outside at a random moment after the training started."""
+    home = Path(tempfile.mkdtemp(prefix="rand-", dir=workdir))
+    proc, _ = _start(home, train_args(ref.dataset, ref.epochs))
+    delay = rng.uniform(0, ref.train_seconds)
+    t = Trial(f"random kill {delay:.2f} s after the start line")
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.stderr.close()
+    if proc.wait() != -signal.SIGKILL:
+        t.detail = "finished before the kill"
+        return t
+    t.killed = True
+    t.checks.append(check_checkpoints(run_dir(home)))
+    t = _finish(home, ref, t, [])
+    shutil.rmtree(home, ignore_errors=True)
+    return t
+
+
+def replace_chains(ref: Reference) -> list[tuple[str, tuple[str, ...]]]:
+    """The points only a re-save passes: kill a save between its rename and `latest` (so the resume
+    saves that tag again, replacing it), then kill that re-save at each of its own points."""
+    tag = f"epoch_{ref.epochs:04d}"
+    first = f"{tag}:renamed"
+    labels = ("old-moved-aside", "renamed", "latest-written", "old-deleted")
+    return [(first, (f"{tag}:{label}",)) for label in labels]
+
+
+def summarise(trials: list[Trial]) -> dict:
+    killed = [t for t in trials if t.killed]
+    checks = [c for t in killed for c in t.checks]
+    return {
+        "kills": len(checks),
+        "trials": len(killed),
+        "resumed": sum(t.resumed for t in killed),
+        "bit_identical": sum(t.identical for t in killed),
+        "latest_newest": sum(c == "ok" for c in checks),
+        "latest_behind": sum(c == "behind" for c in checks),
+        "inconsistent": sum(c not in ("ok", "behind") for c in checks),
+        "latest_final": sum(t.latest_final for t in killed),
+        "not_killed": len(trials) - len(killed),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--epochs", type=int, default=3, help="epochs of the run (3: the last save also prunes)")
+    ap.add_argument("--random", type=int, default=5, help="kills at random moments")
+    ap.add_argument("--points", default="all", help="'all' save points, or a comma list of point numbers")
+    ap.add_argument("--no-chains", action="store_true", help="skip the kills of re-saves")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random moments")
+    ap.add_argument("--write", action="store_true", help="update the section in docs/benchmarks.md")
+    args = ap.parse_args()
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    workdir = Path(tempfile.mkdtemp(prefix="ganctl-faults-"))
+    t0 = time.perf_counter()
+    ref = reference(workdir, make_dataset(workdir / "images"), args.epochs)
+    print(f"uninterrupted run: {len(ref.points)} save fault points, training {ref.train_seconds:.1f} s", file=sys.stderr)
+    points = range(1, len(ref.points) + 1) if args.points == "all" else [int(x) for x in args.points.split(",")]
+    plan: list[tuple[str, object]] = [("point", n) for n in points]
+    if not args.no_chains:
+        plan += [("chain", c) for c in replace_chains(ref)]
+    plan += [("random", None)] * args.random
+    rng = random.Random(args.seed)
+    trials = []
+    for kind, what in plan:
+        if kind == "point":
+            t = injected(workdir, ref, what)
+            t.what += f" ({ref.points[what - 1]})"
+        elif kind == "chain":
+            t = injected(workdir, ref, what[0], what[1])
+        else:
+            t = random_kill(workdir, ref, rng)
+        trials.append(t)
+        ok = t.resumed and t.identical and t.latest_final and all(c in ("ok", "behind") for c in t.checks)
+        print(f"{'ok ' if ok else 'BAD'} {t.what}: after kill {t.checks} resumed={t.resumed} identical={t.identical}"
+              f"{' ' + t.detail if t.detail else ''}", file=sys.stderr)
+    s = summarise(trials)
+    minutes = (time.perf_counter() - t0) / 60
+    shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(s))
+    if args.write:
+        from report import machine, write_section
+
+        n_points = len(list(points))
+        body = f"""Measured on {machine()} in {minutes:.0f} min: `python benchmarks/faults.py --epochs {args.epochs} --random {args.random}{'' if args.points == 'all' else ' --points ' + args.points}`.
+A tiny `ganctl train gan` run ({args.epochs} epochs of 3 batches; {len(ref.points)} fault points in its saves) killed with SIGKILL
+at {n_points} save fault points (each write, fsync and rename of a checkpoint save, prune and `latest`), at
+{0 if args.no_chains else len(replace_chains(ref))} points of a re-save (a kill between a save's rename and its `latest` write, then a
+kill of the resume's save of that tag), and at {args.random} random moments; after each, `ganctl train --resume` to the end.
+
+| kills | runs resumed to the end | final weights and metrics bit-identical | `latest` = newest complete checkpoint after the kill | `latest` one save behind (resume redoes that save) | inconsistent checkpoints | `latest` = final checkpoint at the end |
+|---|---|---|---|---|---|---|
+| {s['kills']} | {s['resumed']} of {s['trials']} | {s['bit_identical']} of {s['trials']} | {s['latest_newest']} of {s['kills']} | {s['latest_behind']} | {s['inconsistent']} | {s['latest_final']} of {s['trials']} |
+
+{'' if not s['not_killed'] else f"{s['not_killed']} random kill(s) came after the run had finished and are not counted."}
+"""
+        print(f"wrote {write_section('faults', '## Fault injection: kills and bit-exact resume', body)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

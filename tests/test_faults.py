@@ -1,0 +1,79 @@
+"""Fault injection (issue 15, item 10): a training SIGKILLed inside a checkpoint save, or at a random
+moment, resumes with ``ganctl train --resume`` to the same final weights and metrics, bit for bit,
+and ``latest`` never names an incomplete checkpoint. The harness is benchmarks/faults.py's."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import invoke
+
+_spec = importlib.util.spec_from_file_location("ganctl_bench_faults", Path(__file__).parent.parent / "benchmarks" / "faults.py")
+faults = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = faults  # dataclasses look their module up
+_spec.loader.exec_module(faults)
+
+def test_a_kill_between_the_rename_and_latest_resumes_bit_identically(tmp_path, _isolated_store):
+    """Killed right after the final checkpoint's rename, before `latest`: the old code kept
+    `latest` on the previous epoch forever (the resume's save of that tag was skipped)."""
+    data = faults.make_dataset(tmp_path / "images")
+    args = faults.train_args(data, 2)
+    r = invoke(*args)  # the uninterrupted run, in this process
+    assert r.exit_code == 0, r.output
+    want = faults.final_state(_isolated_store, 2)
+
+    home = tmp_path / "killed"
+    r = faults.ganctl(home, args, GANCTL_FAULT="save:epoch_0002:renamed")
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert faults.check_checkpoints(faults.run_dir(home)) == "behind"  # epoch_0002 in place, latest epoch_0001
+
+    os.environ["GANCTL_HOME"] = str(home)  # the autouse fixture restores it
+    r = invoke(*faults.resume_args(2))
+    assert r.exit_code == 0, r.output
+    assert "resuming from checkpoints/epoch_0001" in r.stderr
+    assert faults.check_checkpoints(faults.run_dir(home)) == "ok"
+    assert (faults.run_dir(home) / "checkpoints" / "latest").read_text().strip() == "epoch_0002"
+    assert faults.same(faults.final_state(home, 2), want)
+    leftovers = [p.name for p in (faults.run_dir(home) / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def _problem(t) -> str | None:
+    if not t.killed:
+        return f"not killed: {t.detail}"
+    if not all(c in ("ok", "behind") for c in t.checks):
+        return f"after the kill: {t.checks}"
+    if not (t.resumed and t.identical and t.latest_final):
+        return f"resumed={t.resumed} identical={t.identical} latest_final={t.latest_final} {t.detail}"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("GANCTL_RUN_SLOW"), reason="slow: set GANCTL_RUN_SLOW=1")
+def test_kills_at_every_save_point_and_at_random_moments(tmp_path):
+    """Every write, fsync and rename of a 3-epoch run's saves and prune, every point of a re-save,
+    and a few random moments (about 10 minutes on 2 cores)."""
+    ref = faults.reference(tmp_path, faults.make_dataset(tmp_path / "images"), 3)
+    assert any(":prune-epoch_0001-moved-aside" in p for p in ref.points)
+    problems = []
+    for n in range(1, len(ref.points) + 1):
+        t = faults.injected(tmp_path, ref, n)
+        if _problem(t):
+            problems.append(f"{n} {ref.points[n - 1]}: {_problem(t)}")
+    for first, then in faults.replace_chains(ref):
+        t = faults.injected(tmp_path, ref, first, then)
+        if _problem(t) or t.checks[0] != "behind":
+            problems.append(f"{first} then {then}: {_problem(t)} {t.checks}")
+    rng = random.Random(0)
+    for _ in range(3):
+        t = faults.random_kill(tmp_path, ref, rng)
+        if t.killed and _problem(t):
+            problems.append(f"{t.what}: {_problem(t)}")
+    assert problems == []
