@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -43,6 +44,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from ganctl import __version__
+from ganctl.config import parse_meta
 from ganctl.errors import CheckpointError
 from ganctl.store import _file_mode, atomic_path, atomic_write
 
@@ -68,23 +70,45 @@ def read_meta(path: Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        return json.loads(meta["ganctl"]) if "ganctl" in meta else {}
     except (SafetensorError, OSError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+    return parse_meta(meta, path)
 
 
 def load_weights(path: Path, module: nn.Module, assign: bool = False) -> None:
     """Load weights strictly; ``assign`` takes the file's tensors as they are (for a module built
-    on the meta device, which skips initialising weights that are overwritten anyway)."""
+    on the meta device, which skips initialising weights that are overwritten anyway).
+
+    Floating-point tensors saved in another precision (a generator exported as fp16, or fp64) are
+    cast to the dtype of the module's own parameters, so the network runs in one dtype."""
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it may be truncated") from e
     try:
+        match_dtypes(state, module)
+    except ValueError as e:
+        raise CheckpointError(f"{path} does not fit this model: {e}") from e
+    try:
         module.load_state_dict(state, assign=assign)
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         raise CheckpointError(f"{path} does not fit this model: {first[1].strip() if len(first) > 1 else first[0]}") from e
+
+
+def match_dtypes(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:
+    """Cast (in place) each floating-point tensor of ``state`` to the dtype of the module's tensor
+    of the same name; integer buffers (batch-norm counts) and unknown keys are left alone. A
+    ValueError names a tensor that holds integers (or booleans) where the module has weights."""
+    own = module.state_dict()
+    for key, t in state.items():
+        want = own.get(key)
+        if want is None or not want.is_floating_point() or t.dtype == want.dtype:
+            continue
+        if not t.is_floating_point():
+            raise ValueError(f"{key} holds {str(t.dtype).removeprefix('torch.')} values, not floating-point weights")
+        state[key] = t.to(want.dtype)
+    return state
 
 
 @dataclass
@@ -315,4 +339,24 @@ def load_trainer(ckpt: Path) -> TrainerState:
     except FileNotFoundError as e:
         raise CheckpointError(f"{path} is missing") from e
     except Exception as e:  # a truncated zip, or a pickle with code in it (refused by weights_only)
-        raise CheckpointError(f"{path} cannot be read safely ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+        raise CheckpointError(f"{path} cannot be read safely: {load_error_reason(e)[0]}") from e
+
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def load_error_reason(e: Exception) -> tuple[str, bool]:
+    """Why ``torch.load(weights_only=True)`` failed, in a few words, and whether it was because the
+    pickle calls code. torch's own text advises loading again with weights_only=False, which would
+    run that code: none of it is kept, only the line that names what was refused."""
+    msg = _ANSI_RE.sub("", str(e)).strip()
+    if "Weights only load failed" not in msg:
+        first = msg.splitlines()[0].strip().rstrip(".") if msg else ""
+        return (f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__), False
+    lines = [ln.strip() for ln in msg.splitlines()[1:] if ln.strip()]
+    detail = next((ln for ln in lines if "weights_only" not in ln and "torch.load" not in ln), "")
+    if "global" in detail.lower():
+        called = re.search(r"GLOBAL ([\w.]+)", detail)
+        what = f" (it calls {called.group(1)})" if called else ""
+        return f"the file contains code ganctl will not run{what}: only tensors are accepted", True
+    return f"it is not a file of plain tensors ({detail.rstrip('.')[:200] or type(e).__name__})", False

@@ -116,9 +116,9 @@ def _read_metrics(path: Path, upto_step: int) -> list[dict]:
         for line in path.read_text().splitlines():
             try:
                 row = json.loads(line)
-            except ValueError:  # a torn last line from a crash
+            except (ValueError, RecursionError):  # a torn last line from a crash
                 continue
-            if row.get("step", 0) <= upto_step:
+            if isinstance(row, dict) and isinstance(row.get("step", 0), int) and row.get("step", 0) <= upto_step:
                 rows.append(row)
     return rows
 

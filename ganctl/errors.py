@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class GanctlError(Exception):
     """Base class: a problem the user can fix. The CLI prints it as one line and exits 1."""
@@ -25,6 +28,41 @@ class CheckpointError(GanctlError):
 
 class StoreError(GanctlError):
     """A store name that is refused, or a store write that failed."""
+
+
+class NoSpaceError(StoreError):
+    """A write that failed because the disk (or the user's quota) is full."""
+
+    def __init__(self, path: str | os.PathLike | None):
+        from pathlib import Path
+
+        from ganctl.store import home
+
+        self.path = path
+        try:
+            in_store = path is not None and Path(path).resolve().is_relative_to(home())
+        except (OSError, RuntimeError):
+            in_store = False
+        advice = "free space or set GANCTL_HOME to another disk" if in_store else "free space or write it to another disk"
+        super().__init__(f"no space left on device writing {path if path is not None else 'a file'}: {advice}")
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(e: BaseException | None) -> bool:
+    """Whether ``e``, or an exception it came from, is a full disk or quota: an OSError ENOSPC or
+    EDQUOT, or a writer's own error that keeps only its text (torch.save raises a RuntimeError in
+    the context of the file object's OSError; safetensors' error says "No space left on device")."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            return True
+        if not isinstance(e, OSError) and any(os.strerror(code) in str(e) for code in _DISK_FULL):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def did_you_mean(kind: str, name: str, choices: list[str] | tuple[str, ...]) -> UnknownNameError:

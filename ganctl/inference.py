@@ -69,7 +69,9 @@ class LoadedGenerator:
 
 def generator_file(run: RunInfo) -> Path:
     """The newest readable generator of a run (the one ``latest`` names if it reads), with a
-    warning on stderr for each newer one that does not."""
+    warning on stderr for each newer one that does not.
+    A StoreError if its config.json is damaged."""
+    run.check()
     skipped = []
     for ckpt in checkpoint.candidates(run.path):
         path = ckpt / checkpoint.GENERATOR
@@ -111,15 +113,37 @@ def load_generator(path: Path, device: torch.device, family: str | None = None) 
     meta = checkpoint.read_meta(path)
     if "arch" not in meta or "generator" not in meta:
         raise CheckpointError(f"{path} is not a ganctl generator (its metadata names no architecture)")
+    check_meta(meta, path)
     if family and meta.get("family") != family:
         other = meta.get("family")
         use = "ganctl translate IMAGE --checkpoint PATH" if other == "pix2pix" else f"ganctl sample {other}"
         raise GanctlError(f"{path} holds a {other!r} generator, not {family!r}: use '{use}'")
-    with torch.device("meta"):  # no time spent initialising weights the file replaces
-        net = models.build_generator(meta["arch"], meta["generator"])
+    try:
+        with torch.device("meta"):  # no time spent initialising weights the file replaces
+            net = models.build_generator(meta["arch"], meta["generator"])
+    except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as e:
+        raise CheckpointError(f"{path} describes no {meta['arch']} generator that can be built ({e})") from e
     checkpoint.load_weights(path, net, assign=True)
     net.to(device).eval()
     return LoadedGenerator(net, meta, path)
+
+
+def check_meta(meta: dict, path: Path) -> None:
+    """A CheckpointError naming ``path`` unless its metadata's fields have the types and ranges a
+    run's config.json would (they are copied from it) and its generator arguments fit its arch."""
+    from ganctl.config import check_fields, type_problem
+
+    try:
+        check_fields(meta, partial=True)
+        models.check_args(meta["arch"], meta["generator"])
+        for key, hint in (("conditional", bool), ("direction", str | None)):
+            want = type_problem(meta.get(key), hint | None)
+            if want:
+                raise ValueError(f"{key} is {meta[key]!r:.40}, not {want}")
+        if meta.get("conditional") and not meta.get("classes"):
+            raise ValueError("it is conditional but lists no classes")
+    except ValueError as e:
+        raise CheckpointError(f"{path} has damaged or foreign ganctl metadata: {e}") from e
 
 
 @torch.no_grad()

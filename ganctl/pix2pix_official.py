@@ -35,7 +35,6 @@ _WRAPPER_KEYS = ("state_dict", "model", "netG")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP and torch.compile
 # model.model. [1.model. [3.model.]*] INDEX.PARAM
 _KEY_RE = re.compile(r"^model\.model\.((?:1\.model\.)(?:3\.model\.)*)?(\d+)\.([A-Za-z_]+)$")
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _MAX_DOWNS = 16  # unet_65536; deeper keys are garbage, and would only exhaust recursion
 
 
@@ -228,17 +227,6 @@ def _unwrap(obj: object) -> object:
     return obj
 
 
-def _reason(e: Exception) -> str:
-    msg = _ANSI_RE.sub("", str(e))
-    if "WeightsUnpickler error:" in msg:  # torch's own text suggests weights_only=False; we never do
-        msg = msg.split("WeightsUnpickler error:", 1)[1]
-        msg = msg.strip().split(". ")[0]
-    else:
-        msg = msg.strip().splitlines()[0] if msg.strip() else ""
-    msg = msg.strip().rstrip(".")
-    return f"{type(e).__name__}: {msg[:200]}" if msg else type(e).__name__
-
-
 def load_official_file(path: str | Path) -> dict[str, torch.Tensor]:
     """Read an official ``.pth`` (a raw state_dict, or one wrapped under state_dict/model/netG).
 
@@ -251,8 +239,13 @@ def load_official_file(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError (code in the pickle), RuntimeError (truncated zip), ...
+        from ganctl.checkpoint import load_error_reason
+
+        reason, code = load_error_reason(e)
+        if code:
+            raise CheckpointError(f"{path} cannot be loaded safely: {reason}; ganctl loads weights only, never code") from e
         raise CheckpointError(
-            f"{path} cannot be loaded safely: {_reason(e)}; ganctl loads weights only, never code, "
+            f"{path} cannot be loaded safely: {reason}; ganctl loads weights only, never code, "
             "so check that it is an official pix2pix .pth and download it again if it is truncated"
         ) from e
     state = _unwrap(obj)

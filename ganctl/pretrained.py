@@ -15,7 +15,6 @@ so ``ganctl list`` and ``ganctl download`` stay fast.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,12 +133,14 @@ def read_meta(path: Path) -> dict:
     torch (safe_open with framework="pt" imports it), so listings stay fast."""
     from safetensors import SafetensorError, safe_open
 
+    from ganctl.config import parse_meta
+
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
-        return json.loads(meta["ganctl"]) if "ganctl" in meta else {}
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+    return parse_meta(meta, path)
 
 
 def installed() -> list[dict]:
@@ -314,15 +315,21 @@ def _unet(arch: dict, state: dict, where: str):
     """A UNetGenerator holding ``state`` (strict), without initialising weights it would overwrite."""
     import torch
 
+    from ganctl.checkpoint import match_dtypes
+    from ganctl.models import check_args
     from ganctl.models.pix2pix import UNetGenerator
 
     try:
+        check_args("pix2pix", arch)
         with torch.device("meta"):
             net = UNetGenerator(**arch)
     except (TypeError, ValueError) as e:  # metadata edited by hand, or from another version
         raise CheckpointError(f"{where} describes no pix2pix U-Net ({arch}): {e}") from e
     try:
+        match_dtypes(state, net)  # fp16/fp64 files: stored and run as the network's float32
         net.load_state_dict(state, strict=True, assign=True)
+    except ValueError as e:
+        raise CheckpointError(f"{where} does not fit {arch}: {e}") from e
     except RuntimeError as e:  # official_to_ganctl promises a fit; this makes sure of it
         first = str(e).strip().splitlines()
         raise CheckpointError(f"{where} does not fit {arch}: {first[-1].strip()}") from e

@@ -18,11 +18,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-from ganctl.errors import StoreError, UnknownNameError
+from ganctl.errors import NoSpaceError, StoreError, UnknownNameError, is_disk_full
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# \Z, not $: '$' also matches before a trailing newline, which would let "run\n" through
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+_NAME_MAX = 100
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This folder holds files ganctl can download again; backup tools may skip it.\n"
@@ -142,9 +145,28 @@ def atomic_path(dest: Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, dest)
-    except BaseException:
+    except BaseException as e:
+        full = _disk_full(e, tmp_path.parent)  # before the unlink frees the space the write took
         tmp_path.unlink(missing_ok=True)
+        if full:
+            raise NoSpaceError(dest) from e
         raise
+
+
+def _disk_full(e: BaseException, folder: Path) -> bool:
+    """Whether a write into ``folder`` failed for want of space. torch.save given a path writes
+    in C++ and raises a bare RuntimeError with no errno, so for that one the filesystem is asked."""
+    if isinstance(e, NoSpaceError):
+        return False  # already says which file
+    if is_disk_full(e):
+        return True
+    if type(e) is RuntimeError:
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < (1 << 20)
+    return False
 
 
 def atomic_write(dest: Path, data: bytes) -> Path:
@@ -329,8 +351,11 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, _file_mode() | 0o111)  # mkdtemp makes it 0700
         os.rename(tmp, dest)
-    except BaseException:
+    except BaseException as e:
+        full = isinstance(e, NoSpaceError) or _disk_full(e, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        if full:  # name the folder being written, not a file inside its temporary name
+            raise NoSpaceError(dest) from e
         raise
 
 
@@ -361,11 +386,32 @@ class RunInfo:
     def id(self) -> str:
         return f"{self.family}/{self.name}"
 
-    def config(self) -> dict:
+    @cached_property
+    def _checked(self) -> tuple[dict, str | None]:
+        from ganctl.config import read_json
+
+        path = self.path / "config.json"
         try:
-            return json.loads((self.path / "config.json").read_text())
-        except (OSError, ValueError):
-            return {}
+            return read_json(path), None
+        except ValueError as e:
+            return {}, f"{path}: {e}"
+        except OSError as e:
+            return {}, f"{path} cannot be read ({e.strerror or e})"
+
+    def config(self) -> dict:
+        """The run's config.json, checked field by field; {} when it is damaged (see :attr:`damage`)."""
+        return self._checked[0]
+
+    @property
+    def damage(self) -> str | None:
+        """Why the run's config.json cannot be used (naming the file), or None when it is sound."""
+        return self._checked[1]
+
+    def check(self) -> RunInfo:
+        """This run, or a StoreError if its config.json is damaged (it can still be listed and removed)."""
+        if self.damage:
+            raise StoreError(f"run {self.id} is damaged: {self.damage}; delete it with 'ganctl rm {self.id}'")
+        return self
 
 
 def run_path(family: str, name: str) -> Path:
@@ -384,6 +430,7 @@ def list_runs(family: str | None = None) -> list[RunInfo]:
         for run in fam_dir.iterdir():
             if run.is_dir() and not run.name.startswith(".") and (run / "config.json").is_file():
                 runs.append(RunInfo(fam_dir.name, run.name, run))
+    # damaged runs have no "created": they sort first, so the newest run is a sound one if any is
     runs.sort(key=lambda r: (r.config().get("created", ""), r.path.stat().st_mtime))
     return runs
 
@@ -400,10 +447,15 @@ def find_run(ref: str, family: str | None = None) -> RunInfo:
         return RunInfo(p.parent.name, p.name, p.resolve())
     if "/" in ref:
         fam, _, name = ref.partition("/")
-        family = fam
+        parts = (fam, name)
     else:
-        name = ref
-    check_name(name, "run name")
+        fam, name, parts = "", ref, (ref,)
+    if ref.count("/") > 1 or not all(_NAME_RE.match(x) and ".." not in x for x in parts):
+        what = "a folder, but not a run folder (it holds no config.json)" if p.is_dir() else "not a run name or run folder"
+        raise UnknownNameError(
+            f"{ref!r} is {what}: give NAME, FAMILY/NAME or the folder of a run ('ganctl list --runs' shows them)"
+        )
+    family = fam or family
     candidates = [r for r in list_runs(family) if r.name == name]
     if not candidates:
         have = [r.id for r in list_runs(family)]
@@ -417,14 +469,18 @@ def find_run(ref: str, family: str | None = None) -> RunInfo:
 
 
 def next_run_name(family: str, base: str) -> str:
-    """'base', then 'base-2', 'base-3', ... whichever is free."""
-    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") or "run"
+    """'base', then 'base-2', 'base-3', ... whichever is free; always a valid run name (a long
+    base is shortened so that it fits the length limit with its suffix)."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base)
+    base = re.sub(r"\.{2,}", ".", base)  # '..' is refused in names
+    base = re.sub(r"^[^A-Za-z0-9]+", "", base).rstrip("-.") or "run"
     parent = runs_dir() / family
-    name, k = base, 1
+    name, k = base[:_NAME_MAX].rstrip("-."), 1
     while (parent / name).exists():
         k += 1
-        name = f"{base}-{k}"
-    return name
+        suffix = f"-{k}"
+        name = base[: _NAME_MAX - len(suffix)].rstrip("-.") + suffix
+    return check_name(name, "run name")
 
 
 def in_runs_dir(path: Path) -> bool:

@@ -91,7 +91,7 @@ def _resume_config(family: str, name: str | None, epochs: int | None, given: dic
         run = store.newest_run(family)
         if run is None:
             raise GanctlError(f"there is no {family} run to resume: start one with 'ganctl train {family} --dataset D'")
-    cfg = TrainConfig.load(run.path / "config.json")
+    cfg = _checked_config(run)
     for key, value in given.items():
         if value is not None and value != getattr(cfg, key):
             raise GanctlError(
@@ -99,8 +99,46 @@ def _resume_config(family: str, name: str | None, epochs: int | None, given: dic
                 f"leave out the {key} option, or start a new run with --name"
             )
     if epochs is not None:
+        need = _epochs_reached(run.path)
+        if epochs < need:
+            raise GanctlError(
+                f"--epochs {epochs} is fewer than run {run.id} has trained ({need} epochs reached): --epochs is the "
+                f"total, so give at least {need}, or leave it out to keep {cfg.epochs}"
+            )
         cfg = replace(cfg, epochs=epochs)
     return cfg, run.path
+
+
+def _checked_config(run: store.RunInfo) -> TrainConfig:
+    """The run's config, with a damaged config.json (or generator arguments that do not fit the
+    arch) reported as one line naming the file."""
+    from ganctl.models import check_args
+
+    run.check()
+    cfg = TrainConfig.from_json(run.config())
+    try:
+        check_args(cfg.arch, cfg.generator, "generator")
+        check_args(cfg.arch, cfg.discriminator, "discriminator")
+    except ValueError as e:
+        raise GanctlError(
+            f"run {run.id} is damaged: {run.path / 'config.json'}: {e}; delete it with 'ganctl rm {run.id}'"
+        ) from e
+    return cfg
+
+
+def _epochs_reached(run_dir: Path) -> int:
+    """The epochs a run's resumable checkpoint has begun: its completed epochs, plus one if it
+    stopped inside an epoch (0 when nothing loads: resuming reports that)."""
+    from ganctl import checkpoint
+    from ganctl.errors import CheckpointError
+
+    for ckpt in checkpoint.candidates(run_dir):
+        try:
+            state = checkpoint.load_trainer(ckpt)
+        except CheckpointError:
+            continue
+        return state.epoch + (1 if state.batch else 0)
+    return 0
 
 
 def run_training(

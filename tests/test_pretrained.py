@@ -387,7 +387,13 @@ def test_export_then_import_is_bit_identical(tmp_path):
 def test_export_a_run_and_a_pretrained_model(tmp_path, _isolated_store):
     run = _isolated_store / "runs" / "pix2pix" / "tiny"
     (run / "checkpoints" / "epoch_0001").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"family": "pix2pix", "dataset": "facades"}))
+    from ganctl import registry
+    from ganctl.config import make_config
+
+    # a complete config.json: a partial one is a damaged run, which export refuses
+    key, _ = registry.get("pix2pix").preset_for("facades")
+    cfg = make_config("pix2pix", "facades", "tiny", channels=3, classes=None, preset_key=key)
+    (run / "config.json").write_text(json.dumps(cfg.to_json()))
     (run / "checkpoints" / "latest").write_text("epoch_0001\n")
     src = pix2pix_generator_file(run / "checkpoints" / "epoch_0001" / "generator.safetensors")
     r = invoke("export", "pix2pix/tiny", "-o", tmp_path / "net_G.pth")

@@ -55,9 +55,15 @@ def test_atomic_dir_is_renamed_only_when_complete(tmp_path):
 
 
 def _fake_run(family, name, created):
+    # a complete config: one with fields missing is listed as damaged (tests/test_store_validation.py)
+    from ganctl import registry
+    from ganctl.config import make_config
+
     path = store.run_path(family, name)
     path.mkdir(parents=True)
-    store.atomic_write_json(path / "config.json", {"created": created, "dataset": "digits", "epochs": 1})
+    key, _ = registry.get(family).preset_for("digits")
+    cfg = make_config(family, "digits", name, channels=1, classes=None, preset_key=key, epochs=1).to_json()
+    store.atomic_write_json(path / "config.json", {**cfg, "created": created})
     return path
 
 

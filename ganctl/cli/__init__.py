@@ -6,7 +6,6 @@ answers fast; each command imports what it needs inside its body.
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 
@@ -14,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from ganctl import __version__
-from ganctl.errors import GanctlError
+from ganctl.errors import GanctlError, NoSpaceError, is_disk_full
 
 
 def _debug() -> bool:
@@ -50,13 +49,15 @@ class _Group(TyperGroup):
         except OSError as e:
             if _debug():
                 raise
-            if e.errno == errno.ENOSPC:
-                _fail(f"no space left on the device{f' writing {e.filename}' if e.filename else ''}: free some space and run the command again")
+            if is_disk_full(e):
+                _fail(str(NoSpaceError(e.filename)))
             where = f": {e.filename}" if e.filename else ""
             _fail(f"{e.strerror or e}{where}")
         except Exception as e:  # a bug: say so in one line, full traceback with GANCTL_DEBUG=1
             if _debug() or _is_cli_control(e):
                 raise
+            if is_disk_full(e):  # a writer that wrapped the OSError (torch, safetensors)
+                _fail(str(NoSpaceError(getattr(e, "filename", None))))
             _fail(f"internal error ({type(e).__name__}: {e}); set GANCTL_DEBUG=1 for the traceback and please report it")
 
 

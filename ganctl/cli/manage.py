@@ -44,6 +44,9 @@ def list_(
     for col in ("run", "dataset", "epochs", "created", "size"):
         table.add_column(col)
     for r in runs:
+        if r.damage:  # shown with its reason; the others are listed as usual
+            table.add_row(r.id, f"damaged: {r.damage}; delete it with 'ganctl rm {r.id}'", "?", "", store.human_size(store.dir_size(r.path)))
+            continue
         cfg = r.config()
         done = _epochs_done(r.path)
         table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "), store.human_size(store.dir_size(r.path)))
@@ -76,7 +79,7 @@ def _epochs_done(run_dir) -> int:
     latest = run_dir / "checkpoints" / "latest"
     try:
         tag = latest.read_text().strip()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return 0
     m = re.match(r"epoch_(\d+)", tag)
     if m:
@@ -84,8 +87,18 @@ def _epochs_done(run_dir) -> int:
     import json
 
     # an interrupt checkpoint: the last completed epoch is in the metrics
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    return max(0, rows[-1]["epoch"] - 1) if rows else 0
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 0
+    for line in reversed(lines):
+        try:  # a crash can leave the last line half-written: use the last whole one
+            epoch = json.loads(line)["epoch"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            continue
+        if isinstance(epoch, int) and not isinstance(epoch, bool):
+            return max(0, epoch - 1)
+    return 0
 
 
 def rm(

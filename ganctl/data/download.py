@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganctl import __version__
-from ganctl.errors import DownloadError
+from ganctl.errors import DownloadError, NoSpaceError, is_disk_full
 
 # progress(event, **fields): event is "start" (total=int|None, resumed=int), "advance" (n=int)
 # or "end" (complete=bool). The CLI turns these into a rich progress bar; the library never imports rich.
@@ -113,6 +113,8 @@ def download(
                 errors.append(f"{url}: {e}")
                 break
             except (OSError, http.client.HTTPException, _Incomplete) as e:
+                if is_disk_full(e):  # not the network's fault: asking again cannot help
+                    raise NoSpaceError(part) from e
                 reason = getattr(e, "reason", None) or e
                 errors.append(f"{url}: {reason}")
                 continue

@@ -17,6 +17,36 @@ _ARCHS = {
 }
 
 
+def check_args(arch: str, args: object, which: str = "generator") -> None:
+    """ValueError saying what is wrong with constructor ``args`` of the ``arch`` network (unknown
+    arch or argument, a missing one, a wrong type, a count below 1), for files read from disk."""
+    import inspect
+    import typing
+
+    from ganctl.config import type_problem
+
+    if arch not in _ARCHS:
+        raise ValueError(f"arch is {arch!r}, not one of {', '.join(_ARCHS)}")
+    if not isinstance(args, dict):
+        raise ValueError(f"{which} is {type(args).__name__}, not an object of arguments")
+    cls = _ARCHS[arch][0 if which == "generator" else 1]
+    hints = typing.get_type_hints(cls.__init__)
+    params = {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
+    for key, value in args.items():
+        if key not in params:
+            raise ValueError(f"{which}.{key} is not an argument of the {arch} {which}")
+        want = type_problem(value, hints.get(key))
+        if want:
+            raise ValueError(f"{which}.{key} is {value!r:.40}, not {want}")
+        counts = value if isinstance(value, (list, tuple)) else [value]
+        low = 0 if key == "num_classes" else 1
+        if any(isinstance(v, int) and not isinstance(v, bool) and v < low for v in counts):
+            raise ValueError(f"{which}.{key} is {value!r:.40}, below its minimum {low}")
+    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in args]
+    if missing:
+        raise ValueError(f"{which} has no {missing[0]!r} argument")
+
+
 def build_generator(arch: str, args: dict) -> nn.Module:
     return _ARCHS[arch][0](**args)
 
