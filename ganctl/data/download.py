@@ -255,7 +255,7 @@ def _fetch(url: str, part: Path, size: int | None, timeout: float, progress: Pro
                     got += len(chunk)
                     if progress:
                         progress("advance", n=len(chunk))
-                    if slow:
+                    if slow and (expected is None or got < expected):
                         slow.check(got - resumed)
         finally:
             if progress:
