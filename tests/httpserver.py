@@ -11,6 +11,8 @@ can:
   then closes the connection;
 - fail: ``fail(path, status, times=K)`` answers ``status`` on the first K requests;
 - serve an HTML error page with status 200 in place of a file: ``serve_html(path)``;
+- trickle: ``trickle(path, chunk=N, delay=S, times=K)`` sends the body N bytes at a time with S
+  seconds between writes on the first K requests (every request if K is None);
 - 404 for anything else.
 
 Every request is recorded in ``server.requests`` as ``Request(method, path, range)``, where
@@ -92,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
         range_header = self.headers.get("Range")
         self.close_connection = True
-        status, truncate_after, ignore_range, html, data = owner._plan(
+        status, truncate_after, ignore_range, html, data, self._trickle = owner._plan(
             Request(self.command, path, range_header)
         )
 
@@ -128,10 +130,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         if send_body:
-            self.wfile.write(body if truncate_after is None else body[:truncate_after])
+            body = body if truncate_after is None else body[:truncate_after]
+            if self._trickle is None:
+                self.wfile.write(body)
+            else:
+                self._write_slowly(body, *self._trickle)
         self.wfile.flush()
         # close_connection is set: the socket is shut down when the handler returns, so a
         # truncated body ends in a clean EOF before Content-Length bytes arrived
+
+    def _write_slowly(self, body: bytes, chunk: int, delay: float) -> None:
+        stopping = self.server.owner._stopping
+        for i in range(0, len(body), chunk):
+            if i and stopping.wait(delay):
+                return  # the server is stopping: end the transfer short
+            try:
+                self.wfile.write(body[i : i + chunk])
+                self.wfile.flush()
+            except OSError:  # the client gave up (as a rate check should)
+                return
 
 
 def _parse_range(header: str, size: int):
@@ -170,6 +187,8 @@ class FileServer:
         self._no_range: set[str] = set()
         self._truncate: dict[str, _Rule] = {}
         self._fail: dict[str, _Rule] = {}
+        self._trickle: dict[str, tuple[_Rule, int, float]] = {}
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -186,6 +205,11 @@ class FileServer:
         with self._lock:
             self._fail[path] = _Rule(status, times)
 
+    def trickle(self, path: str, chunk: int, delay: float, times: int | None = None) -> None:
+        """Send ``path`` ``chunk`` bytes at a time, ``delay`` seconds apart, on the next ``times`` requests."""
+        with self._lock:
+            self._trickle[path] = (_Rule(chunk, times), chunk, delay)
+
     def serve_html(self, path: str) -> None:
         """Answer ``path`` with an HTML error page and status 200 (as captive portals and CDNs do)."""
         with self._lock:
@@ -197,9 +221,9 @@ class FileServer:
             self._no_range.add(path)
 
     def fix(self, path: str | None = None) -> None:
-        """Drop the truncate/fail/html/ignore-range behaviours (of one path, or all)."""
+        """Drop the truncate/fail/trickle/html/ignore-range behaviours (of one path, or all)."""
         with self._lock:
-            for table in (self._truncate, self._fail):
+            for table in (self._truncate, self._fail, self._trickle):
                 if path is None:
                     table.clear()
                 else:
@@ -222,6 +246,7 @@ class FileServer:
     # ------------------------------------------------------------ life cycle
 
     def start(self) -> FileServer:
+        self._stopping.clear()
         self._httpd = _HTTPServer((HOST, 0), _Handler)
         self._httpd.owner = self
         host, port = self._httpd.server_address[:2]
@@ -235,6 +260,7 @@ class FileServer:
     def stop(self) -> None:
         if self._httpd is None:
             return
+        self._stopping.set()
         self._httpd.shutdown()  # stops serve_forever
         self._httpd.server_close()  # closes the listening socket, joins handler threads
         if self._thread is not None:
@@ -259,7 +285,10 @@ class FileServer:
             truncate_after = None
             if status is None and trunc is not None and trunc.take():
                 truncate_after = trunc.value
-            return status, truncate_after, path in self._no_range, path in self._html, self.files.get(path)
+            slow = self._trickle.get(path)
+            trickle = slow[1:] if status is None and slow is not None and slow[0].take() else None
+            return (status, truncate_after, path in self._no_range, path in self._html, self.files.get(path),
+                    trickle)
 
 
 @pytest.fixture

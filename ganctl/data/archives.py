@@ -4,6 +4,11 @@ Entries that are absolute, contain '..', or are links (symbolic or hard) are ref
 single byte is written; extraction goes to a temporary folder renamed into place at the end.
 A compressed tar is read to its very end (the gzip trailer's CRC and length included) before
 anything is written, so a truncated or corrupt download is reported, never half-extracted.
+
+The uncompressed size is capped (a few kilobytes of gzip can hold gigabytes of zeros): the total
+at :data:`MAX_RATIO` times the archive's size (at least :data:`MIN_LIMIT`), each entry at
+:data:`MAX_MEMBER` too. The sizes the headers declare are checked before anything is written, and
+the bytes are counted again as they are written, so a header that understates its entry is caught.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -18,7 +24,37 @@ from typing import BinaryIO
 
 from ganctl.data.download import ProgressFn
 from ganctl.errors import DatasetError
-from ganctl.store import atomic_dir
+from ganctl.store import atomic_dir, human_size
+
+# Image archives barely compress (JPEG, PNG): 20x is generous for them, and small archives may
+# still grow to MIN_LIMIT. No image of a dataset comes near MAX_MEMBER.
+MAX_RATIO = 20
+MIN_LIMIT = 64 << 20
+MAX_MEMBER = 1 << 30
+
+
+def _limits(archive: Path) -> tuple[int, int]:
+    """(largest total, largest entry) in bytes that extracting ``archive`` may write."""
+    total = max(MIN_LIMIT, MAX_RATIO * archive.stat().st_size)
+    return total, min(total, MAX_MEMBER)
+
+
+def _too_big(archive: Path, what: str, limit: int) -> DatasetError:
+    return DatasetError(
+        f"{archive.name} unpacks to more than {human_size(limit)} ({what}), far beyond what a "
+        f"{human_size(archive.stat().st_size)} archive of images holds: refused, nothing was extracted"
+    )
+
+
+def _check_sizes(archive: Path, sizes: list[tuple[str, int]]) -> None:
+    """Refuse before writing when the sizes the headers declare are over :func:`_limits`."""
+    total_limit, member_limit = _limits(archive)
+    for name, size in sizes:
+        if size > member_limit:
+            raise _too_big(archive, f"entry {name!r} alone", member_limit)
+    total = sum(size for _, size in sizes)
+    if total > total_limit:
+        raise _too_big(archive, f"its {len(sizes):,} files together", total_limit)
 
 
 def _check_member(name: str, archive: Path) -> None:
@@ -38,7 +74,7 @@ def extract(archive: Path, dest: Path, progress: ProgressFn | None = None) -> Pa
             return _extract_zip(archive, dest, progress)
         if tarfile.is_tarfile(archive):
             return _extract_tar(archive, dest, progress)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, zlib.error) as e:
         if isinstance(e, OSError) and not isinstance(e, EOFError) and e.errno is not None:
             raise
         raise DatasetError(f"{archive.name} is damaged ({e}): delete it and download again") from e
@@ -46,15 +82,27 @@ def extract(archive: Path, dest: Path, progress: ProgressFn | None = None) -> Pa
 
 
 class _Progress:
-    """Report bytes written; the bar's end says nothing was 'fetched' (complete=False)."""
+    """Report bytes written, and count them against the limits whatever the headers said; the
+    bar's end says nothing was 'fetched' (complete=False)."""
 
-    def __init__(self, progress: ProgressFn | None, total: int):
+    def __init__(self, progress: ProgressFn | None, total: int, archive: Path):
         self.progress = progress
+        self.archive = archive
+        self.total_limit, self.member_limit = _limits(archive)
+        self.written = 0
         if progress:
             progress("start", total=total, resumed=0)
 
-    def copy(self, src, out) -> None:
-        while chunk := src.read(1 << 20):
+    def copy(self, src, out, name: str) -> None:
+        member = 0
+        # read at most one byte past a limit: enough to know it is crossed, never more
+        while chunk := src.read(min(1 << 20, self.member_limit - member + 1, self.total_limit - self.written + 1)):
+            member += len(chunk)
+            self.written += len(chunk)
+            if member > self.member_limit:
+                raise _too_big(self.archive, f"entry {name!r} alone", self.member_limit)
+            if self.written > self.total_limit:
+                raise _too_big(self.archive, "its files together", self.total_limit)
             out.write(chunk)
             if self.progress:
                 self.progress("advance", n=len(chunk))
@@ -64,11 +112,11 @@ class _Progress:
             self.progress("end", complete=False)
 
 
-def _write_entries(dest: Path, entries: list[tuple[str, Callable[[], BinaryIO] | None]], total: int,
+def _write_entries(archive: Path, dest: Path, entries: list[tuple[str, Callable[[], BinaryIO] | None]], total: int,
                    progress: ProgressFn | None) -> Path:
     """Write checked ``entries`` (name, opener of its bytes; None for a folder) into ``dest``,
     through a temporary folder renamed into place at the end."""
-    bar = _Progress(progress, total)
+    bar = _Progress(progress, total, archive)
     try:
         with atomic_dir(dest) as tmp:
             for name, open_src in entries:
@@ -78,7 +126,7 @@ def _write_entries(dest: Path, entries: list[tuple[str, Callable[[], BinaryIO] |
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with open_src() as src, open(target, "wb") as out:
-                    bar.copy(src, out)
+                    bar.copy(src, out, name)
     finally:
         bar.end()
     return dest
@@ -91,8 +139,9 @@ def _extract_zip(archive: Path, dest: Path, progress: ProgressFn | None = None) 
             _check_member(info.filename, archive)
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise DatasetError(f"{archive.name} has a link entry {info.filename!r}: refused, nothing was extracted")
+        _check_sizes(archive, [(i.filename, i.file_size) for i in infos if not i.is_dir()])
         entries = [(i.filename, None if i.is_dir() else partial(zf.open, i)) for i in infos]
-        return _write_entries(dest, entries, sum(i.file_size for i in infos), progress)
+        return _write_entries(archive, dest, entries, sum(i.file_size for i in infos), progress)
 
 
 def _extract_tar(archive: Path, dest: Path, progress: ProgressFn | None = None) -> Path:
@@ -104,9 +153,10 @@ def _extract_tar(archive: Path, dest: Path, progress: ProgressFn | None = None) 
                 raise DatasetError(f"{archive.name} has a link entry {m.name!r}: refused, nothing was extracted")
             if not (m.isfile() or m.isdir()):
                 raise DatasetError(f"{archive.name} has a special entry {m.name!r}: refused, nothing was extracted")
+        _check_sizes(archive, [(m.name, m.size) for m in members if m.isfile()])
         # tar stops at its end-of-archive block; read on to the end of the compressed stream, so
         # a cut-off gzip trailer or a CRC mismatch fails too (EOFError / BadGzipFile)
         while tf.fileobj.read(1 << 20):
             pass
         entries = [(m.name, None if m.isdir() else partial(tf.extractfile, m)) for m in members]
-        return _write_entries(dest, entries, sum(m.size for m in members if m.isfile()), progress)
+        return _write_entries(archive, dest, entries, sum(m.size for m in members if m.isfile()), progress)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ def read_idx(path: Path) -> torch.Tensor:
             count *= d
         if len(body) != count:
             raise ValueError(f"holds {len(body)} bytes of data, its header promises {count}")
-    except (OSError, EOFError, ValueError, struct.error) as e:
+    except (OSError, EOFError, ValueError, struct.error, zlib.error) as e:
         raise DatasetError(
             f"{path} is not a readable IDX file ({e}). Delete it and download the dataset again."
         ) from e

@@ -6,6 +6,12 @@
   it. If every attempt fails, the partial file is kept (under its ``.incomplete`` name) so the next
   run resumes; a file that fails its checksum is deleted.
 - Mirrors: each file is tried at every base URL in turn.
+- A transfer slower than ``GANCTL_DOWNLOAD_MIN_RATE`` bytes/s over the last
+  ``GANCTL_DOWNLOAD_RATE_WINDOW`` seconds is abandoned like a cut one (a socket timeout alone never
+  fires while a server trickles a byte now and then).
+- An archive with no published checksum (.gz, .tgz, .zip) is read through before it is accepted,
+  and a web page served in place of an archive is recognised: either is deleted, and the next
+  mirror is tried.
 
 Only the standard library is used (urllib): the one extra feature we need over a plain GET is
 Range resume, which neither urllib-based helpers nor pooch offer.
@@ -13,12 +19,16 @@ Range resume, which neither urllib-based helpers nor pooch offer.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import os
 import time
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +41,27 @@ from ganctl.errors import DownloadError, NoSpaceError, is_disk_full
 ProgressFn = Callable[..., None]
 
 _CHUNK = 1 << 16
+
+# a file under one of these names is never a web page, whatever the server says
+_ARCHIVE_SUFFIXES = (".gz", ".tgz", ".tar", ".zip")
+
+MIN_RATE_ENV = "GANCTL_DOWNLOAD_MIN_RATE"
+RATE_WINDOW_ENV = "GANCTL_DOWNLOAD_RATE_WINDOW"
+DEFAULT_MIN_RATE = 1024.0  # bytes per second
+DEFAULT_RATE_WINDOW = 30.0  # seconds
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise DownloadError(f"{name}={raw!r} is not a number of 0 or more: fix or unset it")
+    return value
 
 
 @dataclass(frozen=True)
@@ -90,25 +121,35 @@ def download(
     retries: int = 3,
     timeout: float = 30.0,
     backoff: float | None = None,
+    min_rate: float | None = None,
+    rate_window: float | None = None,
 ) -> Path:
     """Fetch ``remote`` into ``dest`` (verified), trying each base URL; return ``dest``.
 
+    An attempt that brings fewer than ``min_rate`` bytes/s over the last ``rate_window`` seconds
+    (defaults: the environment, else 1 KiB/s over 30 s; a rate of 0 turns the check off) is
+    abandoned, its bytes kept for the next attempt to resume.
     Raises :class:`DownloadError` with a message that says what happened and what to do.
     """
     dest = Path(dest)
     if backoff is None:
         backoff = float(os.environ.get("GANCTL_DOWNLOAD_BACKOFF", "1.0"))
+    if min_rate is None:
+        min_rate = _env_number(MIN_RATE_ENV, DEFAULT_MIN_RATE)
+    if rate_window is None:
+        rate_window = _env_number(RATE_WINDOW_ENV, DEFAULT_RATE_WINDOW)
+    slow = _RateGuard(min_rate, rate_window)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".incomplete")
     errors: list[str] = []
-    bad = False
+    bad = None
     for base in bases:
         url = base if base == remote.url else join_url(base, remote.name)
         for attempt in range(retries + 1):
             if attempt:
                 time.sleep(backoff * 2 ** (attempt - 1))
             try:
-                _fetch(url, part, remote.size, timeout, progress)
+                _fetch(url, part, remote.size, timeout, progress, slow)
             except _Permanent as e:  # 404, 403: no point retrying this URL
                 errors.append(f"{url}: {e}")
                 break
@@ -121,13 +162,13 @@ def download(
             try:
                 _verify(part, remote, url)
             except _BadFile as e:  # a wrong file is not fixed by asking again: next mirror
-                errors.append(str(e))
-                bad = True
+                bad = str(e)
+                errors.append(bad)
                 break
             os.replace(part, dest)
             return dest
-    if bad and errors and errors[-1].startswith(remote.name):
-        raise DownloadError(errors[-1])
+    if bad is not None and errors[-1] is bad:
+        raise DownloadError(bad)
     have = part.stat().st_size if part.exists() else 0
     kept = (
         f" {have:,} bytes are kept in {part.name}; run the same command again to resume."
@@ -152,7 +193,36 @@ class _BadFile(Exception):
     pass
 
 
-def _fetch(url: str, part: Path, size: int | None, timeout: float, progress: ProgressFn | None) -> None:
+class _RateGuard:
+    """Abandon an attempt that brings fewer than ``min_rate`` bytes/s over the last ``window`` seconds."""
+
+    def __init__(self, min_rate: float, window: float):
+        self.min_rate = min_rate
+        self.window = window
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def begin(self) -> None:
+        self.samples = deque([(time.monotonic(), 0)])
+
+    def check(self, got: int) -> None:
+        if self.min_rate <= 0 or self.window <= 0:
+            return
+        now = time.monotonic()
+        samples = self.samples
+        samples.append((now, got))
+        # keep one sample at or before the window's start: it is the window's baseline
+        while len(samples) > 1 and samples[1][0] <= now - self.window:
+            samples.popleft()
+        since, base = samples[0]
+        if now - since >= self.window and got - base < self.min_rate * self.window:
+            raise _Incomplete(
+                f"too slow: {got - base:,} bytes in the last {now - since:.0f} s, below the minimum of "
+                f"{self.min_rate:,.0f} bytes/s ({MIN_RATE_ENV}, over {RATE_WINDOW_ENV}={self.window:g} s)"
+            )
+
+
+def _fetch(url: str, part: Path, size: int | None, timeout: float, progress: ProgressFn | None,
+           slow: _RateGuard | None = None) -> None:
     start = part.stat().st_size if part.exists() else 0
     if size is not None and start > size:  # a stale partial file from another version
         part.unlink()
@@ -176,13 +246,19 @@ def _fetch(url: str, part: Path, size: int | None, timeout: float, progress: Pro
             progress("start", total=total, resumed=resumed)
         got = resumed
         expected = total if total is not None else size
+        if slow:
+            slow.begin()
         try:
             with open(part, "ab" if resumed else "wb") as f:
-                while chunk := resp.read(_CHUNK):
+                # read1 returns what has arrived: read() would wait for a whole chunk, and a server
+                # trickling a byte at a time would never give the rate check a turn
+                while chunk := resp.read1(_CHUNK):
                     f.write(chunk)
                     got += len(chunk)
                     if progress:
                         progress("advance", n=len(chunk))
+                    if slow and (expected is None or got < expected):
+                        slow.check(got - resumed)
         finally:
             if progress:
                 progress("end", complete=expected is None or got >= expected)
@@ -203,10 +279,48 @@ def _verify(part: Path, remote: RemoteFile, url: str) -> None:
                     h.update(chunk)
             if h.hexdigest() != expected:
                 problem = f"{h.name} {h.hexdigest()}, expected {expected}"
+    is_archive = remote.name.lower().endswith(_ARCHIVE_SUFFIXES)
+    if (problem or is_archive) and looks_like_html(part):
+        part.unlink()
+        failed = f" that failed verification ({problem})" if problem else ""
+        raise _BadFile(
+            f"the server sent a web page instead of {remote.name}: {url} answered with an HTML page{failed}. "
+            "It was deleted: try again later, or pass --mirror URL for another source."
+        )
     if problem:
-        html = " (the server sent an HTML page, not the file)" if looks_like_html(part) else ""
         part.unlink()
         raise _BadFile(
-            f"{remote.name} from {url} failed verification: {problem}{html}. "
+            f"{remote.name} from {url} failed verification: {problem}. "
             "The file was deleted; try again, or pass --mirror URL for another source."
         )
+    if is_archive and not remote.checksum:
+        damage = _stream_damage(part, remote.name)
+        if damage:
+            part.unlink()
+            raise _BadFile(
+                f"{remote.name} from {url} is damaged ({damage}). The archive was deleted: run the same command "
+                "again to download it afresh, or pass --mirror URL for another source."
+            )
+
+
+def _stream_damage(path: Path, name: str) -> str | None:
+    """Why the compressed stream of an archive with no checksum to check does not read to its end, or None.
+
+    Its size alone says nothing of its bytes; without this, a damaged archive would be kept and
+    fail the same way on every run.
+    """
+    try:
+        if name.lower().endswith((".gz", ".tgz")):
+            with gzip.open(path, "rb") as f:
+                while f.read(1 << 20):
+                    pass
+        elif name.lower().endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                broken = zf.testzip()
+            if broken is not None:
+                return f"entry {broken!r} fails its CRC check"
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as e:
+        if isinstance(e, OSError) and not isinstance(e, (EOFError, gzip.BadGzipFile)) and e.errno is not None:
+            raise  # a disk error, not a damaged file
+        return str(e) or type(e).__name__
+    return None

@@ -79,7 +79,14 @@ def _unpack(entry: catalog.CatalogEntry, target: Path) -> None:
     archive = target / entry.files[0].name
     staging = target / ".extracting"
     shutil.rmtree(staging, ignore_errors=True)
-    extract(archive, staging)
+    try:
+        extract(archive, staging)
+    except DatasetError as e:  # damaged, unsafe or too big: kept, it would fail the same way on every run
+        archive.unlink(missing_ok=True)
+        remove_if_empty(target)
+        why = str(e).removesuffix(": delete it and download again")
+        raise DatasetError(f"{why}. The archive was deleted: run the same command again to download it afresh, "
+                           "or pass --mirror URL") from e
     inner = staging / entry.image_folder
     if not inner.is_dir():
         shutil.rmtree(staging, ignore_errors=True)
