@@ -27,6 +27,27 @@ def grid_labels(n: int, num_classes: int) -> torch.Tensor:
 
 
 @contextlib.contextmanager
+def seeded_rng(device: torch.device | str, seed: int) -> Iterator[None]:
+    """Inside: the CPU's and ``device``'s default generators seeded with ``seed``; afterwards both
+    as they were. Unlike ``torch.manual_seed``, no other device is reseeded (nor queued for
+    seeding when CUDA starts), so a training run's random streams are never changed behind its back."""
+    device = torch.device(device)
+    accel = device.type if device.type not in ("cpu", "meta") else None
+    ids: list[int] = []
+    if accel:
+        mod = torch.get_device_module(accel)
+        ids = [device.index if device.index is not None else (mod.current_device() if hasattr(mod, "current_device") else 0)]
+    with torch.random.fork_rng(devices=ids, device_type=accel):
+        torch.random.default_generator.manual_seed(seed)
+        if accel == "cuda":  # fork_rng has initialised CUDA, so this seeds now, not lazily later
+            with torch.cuda.device(ids[0]):
+                torch.cuda.manual_seed(seed)
+        elif accel:
+            mod.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
 def paper_mode(net: nn.Module, seed: int | None = None) -> Iterator[nn.Module]:
     """Run a generator as pix2pix does at test time (paper section 3.3, the official test.py
     without --eval): dropout active and batch norm normalising with the statistics of the batch
@@ -44,9 +65,8 @@ def paper_mode(net: nn.Module, seed: int | None = None) -> Iterator[nn.Module]:
     try:
         with contextlib.ExitStack() as stack:
             if seed is not None:
-                cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-                stack.enter_context(torch.random.fork_rng(devices=cuda))
-                torch.manual_seed(seed)
+                param = next(net.parameters(), None)
+                stack.enter_context(seeded_rng(param.device if param is not None else torch.device("cpu"), seed))
             yield net
     finally:
         for m, training, track, mean, var in saved:

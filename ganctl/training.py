@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ganctl import registry, runtime, store
+from ganctl import registry, runtime, seeds, store
 from ganctl.config import TrainConfig, make_config
 from ganctl.data import catalog, datasets, fetch
 from ganctl.engine import Reporter, TrainResult, train
@@ -144,6 +144,8 @@ def run_training(
         raise GanctlError("--image-size must be at least 8")
     if eval_every is not None and eval_every < 0:
         raise GanctlError("--eval-every must be 0 (never) or more")
+    if seed is not None:
+        seeds.check(seed)
     arch_name, objective, _ = fam.variant(arch)
     overrides = _objective_overrides(fam, objective, n_critic=n_critic, clip=clip, lambda_gp=lambda_gp)
     p2p = {"lambda_l1": lambda_l1, "no_gan": no_gan or None, "epochs_decay": epochs_decay, "direction": direction, "ngf": ngf, "ndf": ndf}

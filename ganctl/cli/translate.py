@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ganctl import seeds
 from ganctl.cli import ui
 
 EXAMPLES = """
@@ -92,7 +93,7 @@ def translate(
     source: Path = typer.Argument(..., help="An image, or a folder of images (searched recursively)."),
     output: str = typer.Option(None, "--output", "-o", help="Output image; a folder when SOURCE is a folder (default: SOURCE_translated.png or SOURCE_translated/)."),
     mode: str = typer.Option("paper", "--mode", help="paper: dropout and batch statistics at test time, as the paper and the official test script; eval: the deterministic network."),
-    seed: int = typer.Option(0, "--seed", "-s", help="Seed for the dropout of --mode paper (same seed, same output)."),
+    seed: int = typer.Option(0, "--seed", "-s", callback=seeds.option, help="Seed for the dropout of --mode paper (same seed, same output)."),
     size: int = typer.Option(None, "--size", help="Working resolution (a multiple of 256 for U-Net-256) (default: each side rounded to the nearest multiple)."),
     run: str = typer.Option(None, "--run", "-r", help="pix2pix run name or folder (default: the newest pix2pix run).", rich_help_panel="Model"),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A generator .safetensors file, checkpoint folder or run folder.", rich_help_panel="Model"),

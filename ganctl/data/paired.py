@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from ganctl import seeds
 from ganctl.data import catalog
 from ganctl.data.datasets import IMAGE_SUFFIXES, is_path_like
 from ganctl.errors import DatasetError, did_you_mean
@@ -532,7 +533,8 @@ def _hash_noise(h: int, w: int, seed: int) -> torch.Tensor:
     """Per-pixel noise in [-1, 1) from an integer hash of (x, y, seed): the same on every platform."""
     y = torch.arange(h, dtype=torch.int64)[:, None]
     x = torch.arange(w, dtype=torch.int64)[None, :]
-    v = (x * 374761393 + y * 668265263 + seed * 1442695041) & 0xFFFFFFFF
+    # only the low 32 bits count: reduce the seed's term first so any seed fits int64
+    v = (x * 374761393 + y * 668265263 + ((seed * 1442695041) & 0xFFFFFFFF)) & 0xFFFFFFFF
     v = ((v ^ (v >> 13)) * 1274126177) & 0xFFFFFFFF
     v = v ^ (v >> 16)
     return (v & 0xFFFF).float() / 32768.0 - 1.0
@@ -607,7 +609,7 @@ def synthetic_facades(n: int, size: int = 256, seed: int = 0, start: int = 0) ->
     deterministically (per-class materials, pixel-grid textures, cast shadows, light). Pair ``i``
     depends only on ``(seed, start + i)``.
     """
-    keys = [seed * 1_000_003 + start + i for i in range(n)]
+    keys = [seeds.derive(seed, start + i) for i in range(n)]
     rngs = [random.Random(k) for k in keys]
     photos = torch.empty((n, 3, size, size), dtype=torch.uint8)
     labels = torch.empty_like(photos)
