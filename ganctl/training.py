@@ -203,8 +203,8 @@ def run_training(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size, direction=direction,
             epochs_decay=epochs_decay, overrides=overrides, ngf=ngf, ndf=ndf,
         )
-    # load at the requested size (or the family's default for this dataset), then pick the preset
-    key0, p0 = fam.preset_for(dataset, arch=arch)
+    # pick the preset (its size differs for RGB folders) from the headers, then decode at its size
+    key0, p0 = fam.preset_for(dataset, datasets.channels_hint(dataset), arch=arch)
     data = load_training_data(dataset, image_size or p0.image_size, None, mirror, progress_for, warn)
     if eval_every and not data.classes:
         raise DatasetError(
@@ -218,8 +218,8 @@ def run_training(
         )
     key, preset = fam.preset_for(dataset, data.channels, arch=arch)
     size = image_size or preset.image_size
-    if data.image_size != size:
-        data.images = datasets.resize_uint8(data.images, size)
+    if data.image_size != size:  # the headers sampled misjudged the channels: decode again, never upsample
+        data = load_training_data(dataset, size, None, mirror, progress_for, None)
     if arch_name in ("dcgan", "cdcgan") and (size & (size - 1) or size < 16):
         raise GanctlError(f"{family} needs --image-size to be a power of two from 16 up (got {size})")
     if len(data) < 2:

@@ -76,17 +76,14 @@ def _inputs(source: Path) -> list[Path]:
     return [source]
 
 
-def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
+def _open(path: Path, size: int | None, max_pixels: int):
+    """Decode one input; its pixel count is checked from the header first, so a huge image is
+    refused before it takes memory (with --size, only images too large to decode safely are)."""
+    from ganctl import images, inference
 
-    from ganctl.errors import GanctlError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise GanctlError(f"{path} is not a readable image ({e})") from e
+    if size is None:
+        return images.open_image(path, max_pixels=max_pixels, hint=inference.TRANSLATE_SIZE_HINT)
+    return images.open_image(path, hint=": shrink it first")
 
 
 def translate(
@@ -99,6 +96,7 @@ def translate(
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A generator .safetensors file, checkpoint folder or run folder.", rich_help_panel="Model"),
     pretrained: str = typer.Option(None, "--pretrained", "-p", help="A pretrained model in the store (see 'ganctl download').", rich_help_panel="Model"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
+    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse a working resolution above this many pixels (the full U-Net needs about 400 bytes a pixel); --size works at a lower one.", rich_help_panel="Hardware"),
 ) -> None:
     """Translate images with a pix2pix generator (for example label maps to photos).
 
@@ -110,10 +108,11 @@ def translate(
 
     if mode not in inference.TRANSLATE_MODES:
         raise GanctlError(f"unknown --mode {mode!r}: use paper or eval")
+    inference.check_translate_pixels(1, 1, size, max_pixels)  # --size and --max-pixels agree
     files = _inputs(source)
     folder = source.is_dir()
     if not folder:
-        first = _open(files[0])  # an unreadable input fails before the model is loaded
+        first = _open(files[0], size, max_pixels)  # an unreadable or huge input fails before the model is loaded
     out = Path(output) if output else source.parent / (source.name + "_translated" if folder else source.stem + "_translated.png")
     if not folder and (out.is_dir() or (output or "").endswith(("/", "\\"))):
         out = out / (source.stem + ".png")
@@ -121,7 +120,7 @@ def translate(
         raise GanctlError(f"{out} is a file: with a folder of inputs, -o names a folder")
     gen = _model(run, checkpoint, pretrained, device)
     if not folder:
-        images.save_image(inference.translate_image(gen, first, mode, seed, size), out)
+        images.save_image(inference.translate_image(gen, first, mode, seed, size, max_pixels), out)
         ui.result(out)
         return
     failed = []
@@ -129,13 +128,13 @@ def translate(
         for path in files:
             target = out / path.relative_to(source).with_suffix(".png")
             try:
-                img = _open(path)
+                img = _open(path, size, max_pixels)
             except GanctlError as e:
                 failed.append(path)
                 progress.message(f"warning: skipped {e}")
                 progress.advance()
                 continue
-            images.save_image(inference.translate_image(gen, img, mode, seed, size), target)
+            images.save_image(inference.translate_image(gen, img, mode, seed, size, max_pixels), target)
             progress.advance()
     ui.info(f"translated {len(files) - len(failed)} of {len(files)} images into {out}")
     if failed:
