@@ -96,7 +96,8 @@ def translate(
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A generator .safetensors file, checkpoint folder or run folder.", rich_help_panel="Model"),
     pretrained: str = typer.Option(None, "--pretrained", "-p", help="A pretrained model in the store (see 'ganctl download').", rich_help_panel="Model"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
-    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels", help="Refuse a working resolution above this many pixels (the full U-Net needs about 400 bytes a pixel); --size works at a lower one.", rich_help_panel="Hardware"),
+    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels",  # inference.TRANSLATE_MAX_PIXELS (no torch import here)
+                                   help="Refuse a working resolution above this many pixels (the full U-Net needs about 400 bytes a pixel); --size works at a lower one.", rich_help_panel="Hardware"),
 ) -> None:
     """Translate images with a pix2pix generator (for example label maps to photos).
 
