@@ -21,7 +21,7 @@ from typing import Protocol
 
 import torch
 
-from ganctl import __version__, checkpoint, images, models, objectives, tasks
+from ganctl import __version__, checkpoint, images, models, objectives, seeds, tasks
 from ganctl.config import TrainConfig
 from ganctl.errors import CheckpointError
 from ganctl.runtime import Runtime
@@ -75,7 +75,7 @@ def generator_meta(cfg: TrainConfig) -> dict:
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    g = torch.Generator().manual_seed(seeds.derive(seed, epoch))
     return torch.randperm(n, generator=g)
 
 

@@ -262,8 +262,7 @@ def _accuracy(model: DatasetClassifier, data: ImageData, device: torch.device) -
 def _new_classifier(channels: int, num_classes: int) -> DatasetClassifier:
     # its initial weights come from a fixed seed, not the global random stream: building one in
     # the middle of a training run must not change that run's noise (exact resume)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(CLASSIFIER_SEED)
+    with inference.seeded_rng("cpu", CLASSIFIER_SEED):  # built on the CPU, then moved
         return DatasetClassifier(channels, num_classes)
 
 

@@ -1,4 +1,5 @@
-"""The one place images are written: grids, strips, GIFs and the loss chart (atomically)."""
+"""The one place images are read (:func:`open_image`) and written: grids, strips, GIFs and the
+loss chart (atomically)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,102 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
+from ganctl.errors import GanctlError
 from ganctl.store import atomic_path
 
 # Images smaller than this are enlarged (nearest neighbour) when saved, so 8x8 or 28x28 samples
 # are visible in an image viewer without blurring.
 MIN_CELL = 64
+
+
+# ---------------------------------------------------------------- reading
+
+# PIL guards against decompression bombs with a multi-line warning above 89 Mpx and an error above
+# twice that, raised while the header is read. open_image checks the header itself, with a limit
+# its caller chooses and a message that says what to do, so PIL's guard is switched off.
+DECODE_MAX_PIXELS = 2 * 89_478_485  # PIL's default error limit: any image a dataset may hold
+Image.MAX_IMAGE_PIXELS = None
+
+# header modes of single-channel images (16-bit and 32-bit ones included)
+GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_WIDE_GRAY = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
+_ORIENTATION = 0x0112  # the EXIF tag
+
+
+class ImageReadError(GanctlError):
+    """A file that could not be decoded; ``reason`` says why, without the path."""
+
+    def __init__(self, path: Path, reason: str, message: str | None = None):
+        super().__init__(message or f"{path} is not a readable image ({reason})")
+        self.path, self.reason = Path(path), reason
+
+
+def _mpx(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} Mpx"
+
+
+def read_header(path: Path) -> tuple[str, tuple[int, int]]:
+    """(mode, (width, height)) from the file's header, without decoding its pixels; the size is
+    the one :func:`open_image` returns (EXIF rotations by 90 degrees swap it)."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            rotated = img.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+            return img.mode, (img.size[::-1] if rotated else img.size)
+    except UnidentifiedImageError as e:
+        raise ImageReadError(path, "not an image file PIL can read") from e
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageReadError(path, f"bad header: {e}") from e
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """16- and 32-bit grayscale -> 8-bit "L", scaled (65535 is white), not clipped at 255."""
+    if img.mode in _WIDE_GRAY:
+        # PIL reads 16-bit PNGs as I;16 or I: keep the top 8 bits, as PIL reads 48-bit RGB
+        return (img if img.mode == "I" else img.convert("I")).point(lambda v: v * (1 / 256)).convert("L")
+    if img.mode == "F":
+        return img.convert("L")
+    return img
+
+
+def open_image(path: Path, *, max_pixels: int | None = DECODE_MAX_PIXELS, hint: str = "", draft: int | None = None) -> Image.Image:
+    """Decode an image file, the same way for training, pairs and translate.
+
+    Its pixel count is checked from the header before decoding (``max_pixels``; ``hint`` ends the
+    message, saying how to get past it); the EXIF orientation is applied; 16- and 32-bit grayscale
+    is scaled to 8 bits (a 16-bit PNG's 65535 is white, not 255 of it); other modes are kept
+    (palette, alpha) for the caller to convert. ``draft``: for JPEGs, decode at a reduced scale
+    that still covers ``draft`` x ``draft`` pixels (DCT scaling). Raises :class:`ImageReadError`."""
+    from PIL import ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as file:
+            w, h = file.size
+            if max_pixels is not None and w * h > max_pixels:
+                reason = f"{w}x{h} is {_mpx(w * h)}, above the limit of {_mpx(max_pixels)}"
+                raise ImageReadError(path, reason, f"{path} is {w}x{h} ({_mpx(w * h)}), above the limit of {_mpx(max_pixels)}{hint}")
+            if draft and file.format == "JPEG":
+                file.draft("RGB", (draft, draft))
+            file.load()
+            img = to_8bit(ImageOps.exif_transpose(file) or file)
+            return img.copy() if img is file else img  # closing the file frees the original's pixels
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError as e:
+        raise ImageReadError(path, "not an image file PIL can read") from e
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        text = str(e)
+        if "truncated" in text or isinstance(e, EOFError):
+            reason = f"truncated: {text or 'the file ends early'}"
+        elif "mode" in text:
+            reason = f"unsupported pixel format: {text}"
+        else:
+            reason = text or type(e).__name__
+        raise ImageReadError(path, reason) from e
+
+
+# ---------------------------------------------------------------- writing
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

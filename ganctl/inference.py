@@ -28,6 +28,27 @@ def grid_labels(n: int, num_classes: int) -> torch.Tensor:
 
 
 @contextlib.contextmanager
+def seeded_rng(device: torch.device | str, seed: int) -> Iterator[None]:
+    """Inside: the CPU's and ``device``'s default generators seeded with ``seed``; afterwards both
+    as they were. Unlike ``torch.manual_seed``, no other device is reseeded (nor queued for
+    seeding when CUDA starts), so a training run's random streams are never changed behind its back."""
+    device = torch.device(device)
+    accel = device.type if device.type not in ("cpu", "meta") else None
+    ids: list[int] = []
+    if accel:
+        mod = torch.get_device_module(accel)
+        ids = [device.index if device.index is not None else (mod.current_device() if hasattr(mod, "current_device") else 0)]
+    with torch.random.fork_rng(devices=ids, device_type=accel):
+        torch.random.default_generator.manual_seed(seed)
+        if accel == "cuda":  # fork_rng has initialised CUDA, so this seeds now, not lazily later
+            with torch.cuda.device(ids[0]):
+                torch.cuda.manual_seed(seed)
+        elif accel:
+            mod.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
 def paper_mode(net: nn.Module, seed: int | None = None) -> Iterator[nn.Module]:
     """Run a generator as pix2pix does at test time (paper section 3.3, the official test.py
     without --eval): dropout active and batch norm normalising with the statistics of the batch
@@ -45,9 +66,8 @@ def paper_mode(net: nn.Module, seed: int | None = None) -> Iterator[nn.Module]:
     try:
         with contextlib.ExitStack() as stack:
             if seed is not None:
-                cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-                stack.enter_context(torch.random.fork_rng(devices=cuda))
-                torch.manual_seed(seed)
+                param = next(net.parameters(), None)
+                stack.enter_context(seeded_rng(param.device if param is not None else torch.device("cpu"), seed))
             yield net
     finally:
         for m, training, track, mean, var in saved:
@@ -212,6 +232,25 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, steps: int, method: str = "ler
 # ---------------------------------------------------------------- pix2pix translation
 
 TRANSLATE_MODES = ("paper", "eval")
+# 4096 x 4096: the full U-Net needs about 400 bytes a pixel (6.7 GB here); a 12000 x 12000 photo
+# took 330 s and 12 GB even with a tiny model
+TRANSLATE_MAX_PIXELS = 4096 * 4096
+TRANSLATE_SIZE_HINT = (": translate it at a lower resolution with --size 1024 (the output keeps the input's size), "
+                       "or raise --max-pixels (the full U-Net needs about 400 bytes a pixel)")
+
+
+def check_translate_pixels(width: int, height: int, size: int | None, max_pixels: int | None) -> None:
+    """Refuse a translation whose working resolution is above ``max_pixels``, before any work."""
+    if max_pixels is None:
+        return
+    if max_pixels < 1:
+        raise GanctlError(f"--max-pixels must be at least 1 (got {max_pixels})")
+    if size is not None and size * size > max_pixels:
+        raise GanctlError(f"--size {size} works on {size * size:,} pixels, above --max-pixels {max_pixels:,}: "
+                          "give a smaller --size or raise --max-pixels")
+    if size is None and width * height > max_pixels:
+        raise GanctlError(f"the image is {width}x{height} ({width * height / 1e6:.1f} Mpx), above the limit of "
+                          f"{max_pixels / 1e6:.1f} Mpx{TRANSLATE_SIZE_HINT}")
 
 
 def prepare_image(img, channels: int, multiple: int, size: int | None = None) -> torch.Tensor:
@@ -223,6 +262,9 @@ def prepare_image(img, channels: int, multiple: int, size: int | None = None) ->
     """
     from PIL import Image
 
+    from ganctl.images import to_8bit
+
+    img = to_8bit(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -239,12 +281,13 @@ def prepare_image(img, channels: int, multiple: int, size: int | None = None) ->
     return t.permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
 
 
-def translate_image(gen: LoadedGenerator, img, mode: str = "paper", seed: int = 0, size: int | None = None):
+def translate_image(gen: LoadedGenerator, img, mode: str = "paper", seed: int = 0, size: int | None = None,
+                    max_pixels: int | None = TRANSLATE_MAX_PIXELS):
     """Translate one PIL image with a pix2pix generator; the result has the input's resolution.
 
     ``mode="paper"``: dropout on and batch statistics, as the paper and the official test script
     (seeded, so the same seed gives the same output); ``mode="eval"``: the deterministic network
-    with stored statistics and no dropout.
+    with stored statistics and no dropout. A working resolution above ``max_pixels`` is refused.
     """
     from PIL import Image
 
@@ -255,6 +298,7 @@ def translate_image(gen: LoadedGenerator, img, mode: str = "paper", seed: int = 
     multiple = 2 ** int(g["num_downs"])
     if size is not None and (size < multiple or size % multiple):
         raise GanctlError(f"--size must be a multiple of {multiple} for this model (got {size})")
+    check_translate_pixels(img.width, img.height, size, max_pixels)
     x = prepare_image(img, int(g["in_channels"]), multiple, size)
     dev = next(net.parameters()).device
     with torch.no_grad():

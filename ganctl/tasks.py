@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ganctl import images, inference
+from ganctl import images, inference, seeds
 from ganctl.config import TrainConfig
 from ganctl.runtime import Runtime
 
@@ -31,7 +31,7 @@ VAL_SHOWN = 4  # of which shown in the epoch picture
 
 
 def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_033 + batch)
+    return torch.Generator().manual_seed(seeds.derive(seed, epoch, batch))
 
 
 def to_unit(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:

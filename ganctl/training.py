@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ganctl import registry, runtime, store
+from ganctl import registry, runtime, seeds, store
 from ganctl.config import TrainConfig, make_config
 from ganctl.data import catalog, datasets, fetch
 from ganctl.engine import Reporter, TrainResult, train
@@ -182,6 +182,8 @@ def run_training(
         raise GanctlError("--image-size must be at least 8")
     if eval_every is not None and eval_every < 0:
         raise GanctlError("--eval-every must be 0 (never) or more")
+    if seed is not None:
+        seeds.check(seed)
     arch_name, objective, _ = fam.variant(arch)
     overrides = _objective_overrides(fam, objective, n_critic=n_critic, clip=clip, lambda_gp=lambda_gp)
     p2p = {"lambda_l1": lambda_l1, "no_gan": no_gan or None, "epochs_decay": epochs_decay, "direction": direction, "ngf": ngf, "ndf": ndf}
@@ -240,8 +242,8 @@ def run_training(
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size, direction=direction,
             epochs_decay=epochs_decay, overrides=overrides, ngf=ngf, ndf=ndf,
         )
-    # load at the requested size (or the family's default for this dataset), then pick the preset
-    key0, p0 = fam.preset_for(dataset, arch=arch)
+    # pick the preset (its size differs for RGB folders) from the headers, then decode at its size
+    key0, p0 = fam.preset_for(dataset, datasets.channels_hint(dataset), arch=arch)
     data = load_training_data(dataset, image_size or p0.image_size, None, mirror, progress_for, warn)
     if eval_every and not data.classes:
         raise DatasetError(
@@ -255,8 +257,8 @@ def run_training(
         )
     key, preset = fam.preset_for(dataset, data.channels, arch=arch)
     size = image_size or preset.image_size
-    if data.image_size != size:
-        data.images = datasets.resize_uint8(data.images, size)
+    if data.image_size != size:  # the headers sampled misjudged the channels: decode again, never upsample
+        data = load_training_data(dataset, size, None, mirror, progress_for, None)
     if arch_name in ("dcgan", "cdcgan") and (size & (size - 1) or size < 16):
         raise GanctlError(f"{family} needs --image-size to be a power of two from 16 up (got {size})")
     if len(data) < 2:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ganctl import seeds
 from ganctl.cli import ui
 
 EXAMPLES = """
@@ -24,7 +25,7 @@ Examples:
 def evaluate(
     run: str = typer.Argument(..., help="The run: NAME, FAMILY/NAME or a run folder (see 'ganctl list')."),
     n: int = typer.Option(2000, "--num", "-n", help="How many images to generate (and real training images for the reference distance)."),
-    seed: int = typer.Option(0, "--seed", "-s", help="Seed for the latent points: the same seed gives the same number."),
+    seed: int = typer.Option(0, "--seed", "-s", callback=seeds.option, help="Seed for the latent points: the same seed gives the same number."),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="Evaluate this generator file, checkpoint folder, or checkpoint of the run (e.g. epoch_0010) instead of the newest."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
 ) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ganctl import seeds
 from ganctl.cli import completion, ui
 
 SAMPLE_EXAMPLES = """
@@ -37,7 +38,7 @@ Examples:
 _MODEL = typer.Argument(..., help="Model family (see 'ganctl list').", autocompletion=completion.models)
 _RUN = typer.Option(None, "--run", "-r", help="Run name or folder (default: the newest run of MODEL).", rich_help_panel="Model")
 _CKPT = typer.Option(None, "--checkpoint", "-c", help="A generator .safetensors file, checkpoint folder or run folder.", rich_help_panel="Model")
-_SEED = typer.Option(None, "--seed", "-s", help="Seed for the latent points (default: random, and printed).")
+_SEED = typer.Option(None, "--seed", "-s", callback=seeds.option, help="Seed for the latent points (default: random, and printed).")
 _DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware")
 _LABEL = typer.Option(None, "--label", "-l", help="Class to generate (conditional models): a class name or index.", rich_help_panel="Conditional models")
 

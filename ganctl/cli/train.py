@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ganctl import seeds
 from ganctl.cli import completion, ui
 
 EXAMPLES = """
@@ -42,7 +43,7 @@ def train(
     epochs: int = typer.Option(None, "--epochs", "-e", help="Total epochs (default: the family's for this dataset). With --resume, the new total.", rich_help_panel="Training"),
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="Images per batch.", rich_help_panel="Training"),
     lr: float = typer.Option(None, "--lr", help="Learning rate of both networks.", rich_help_panel="Training"),
-    seed: int = typer.Option(None, "--seed", help="Seed for weights, noise and batch order (default: 0).", rich_help_panel="Training"),
+    seed: int = typer.Option(None, "--seed", callback=seeds.option, help="Seed for weights, noise and batch order (default: 0).", rich_help_panel="Training"),
     n_critic: int = typer.Option(None, "--n-critic", help="Critic steps per generator step (wgan, wgan-gp) (default: 5).", rich_help_panel="Wasserstein"),
     clip: float = typer.Option(None, "--clip", help="Clip every critic weight to +-CLIP after each critic step (wgan) (default: 0.01).", rich_help_panel="Wasserstein"),
     lambda_gp: float = typer.Option(None, "--lambda-gp", help="Gradient penalty weight (wgan-gp) (default: 10).", rich_help_panel="Wasserstein"),

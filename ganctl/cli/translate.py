@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ganctl import seeds
 from ganctl.cli import ui
 
 EXAMPLES = """
@@ -75,29 +76,28 @@ def _inputs(source: Path) -> list[Path]:
     return [source]
 
 
-def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
+def _open(path: Path, size: int | None, max_pixels: int):
+    """Decode one input; its pixel count is checked from the header first, so a huge image is
+    refused before it takes memory (with --size, only images too large to decode safely are)."""
+    from ganctl import images, inference
 
-    from ganctl.errors import GanctlError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise GanctlError(f"{path} is not a readable image ({e})") from e
+    if size is None:
+        return images.open_image(path, max_pixels=max_pixels, hint=inference.TRANSLATE_SIZE_HINT)
+    return images.open_image(path, hint=": shrink it first")
 
 
 def translate(
     source: Path = typer.Argument(..., help="An image, or a folder of images (searched recursively)."),
     output: str = typer.Option(None, "--output", "-o", help="Output image; a folder when SOURCE is a folder (default: SOURCE_translated.png or SOURCE_translated/)."),
     mode: str = typer.Option("paper", "--mode", help="paper: dropout and batch statistics at test time, as the paper and the official test script; eval: the deterministic network."),
-    seed: int = typer.Option(0, "--seed", "-s", help="Seed for the dropout of --mode paper (same seed, same output)."),
+    seed: int = typer.Option(0, "--seed", "-s", callback=seeds.option, help="Seed for the dropout of --mode paper (same seed, same output)."),
     size: int = typer.Option(None, "--size", help="Working resolution (a multiple of 256 for U-Net-256) (default: each side rounded to the nearest multiple)."),
     run: str = typer.Option(None, "--run", "-r", help="pix2pix run name or folder (default: the newest pix2pix run).", rich_help_panel="Model"),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A generator .safetensors file, checkpoint folder or run folder.", rich_help_panel="Model"),
     pretrained: str = typer.Option(None, "--pretrained", "-p", help="A pretrained model in the store (see 'ganctl download').", rich_help_panel="Model"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
+    max_pixels: int = typer.Option(4096 * 4096, "--max-pixels",  # inference.TRANSLATE_MAX_PIXELS (no torch import here)
+                                   help="Refuse a working resolution above this many pixels (the full U-Net needs about 400 bytes a pixel); --size works at a lower one.", rich_help_panel="Hardware"),
 ) -> None:
     """Translate images with a pix2pix generator (for example label maps to photos).
 
@@ -109,10 +109,11 @@ def translate(
 
     if mode not in inference.TRANSLATE_MODES:
         raise GanctlError(f"unknown --mode {mode!r}: use paper or eval")
+    inference.check_translate_pixels(1, 1, size, max_pixels)  # --size and --max-pixels agree
     files = _inputs(source)
     folder = source.is_dir()
     if not folder:
-        first = _open(files[0])  # an unreadable input fails before the model is loaded
+        first = _open(files[0], size, max_pixels)  # an unreadable or huge input fails before the model is loaded
     out = Path(output) if output else source.parent / (source.name + "_translated" if folder else source.stem + "_translated.png")
     if not folder and (out.is_dir() or (output or "").endswith(("/", "\\"))):
         out = out / (source.stem + ".png")
@@ -120,7 +121,7 @@ def translate(
         raise GanctlError(f"{out} is a file: with a folder of inputs, -o names a folder")
     gen = _model(run, checkpoint, pretrained, device)
     if not folder:
-        images.save_image(inference.translate_image(gen, first, mode, seed, size), out)
+        images.save_image(inference.translate_image(gen, first, mode, seed, size, max_pixels), out)
         ui.result(out)
         return
     failed = []
@@ -128,13 +129,13 @@ def translate(
         for path in files:
             target = out / path.relative_to(source).with_suffix(".png")
             try:
-                img = _open(path)
+                img = _open(path, size, max_pixels)
             except GanctlError as e:
                 failed.append(path)
                 progress.message(f"warning: skipped {e}")
                 progress.advance()
                 continue
-            images.save_image(inference.translate_image(gen, img, mode, seed, size), target)
+            images.save_image(inference.translate_image(gen, img, mode, seed, size, max_pixels), target)
             progress.advance()
     ui.info(f"translated {len(files) - len(failed)} of {len(files)} images into {out}")
     if failed:

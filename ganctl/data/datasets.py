@@ -123,25 +123,27 @@ def _center_square(img):
 
 
 def _decode(path: Path, image_size: int):
-    """-> (HxWx3 uint8 tensor, is_grayscale) or (None, error)."""
-    from PIL import Image, UnidentifiedImageError
+    """-> (HxWx3 uint8 tensor, is_grayscale) or (None, the reason it cannot be read)."""
+    from PIL import Image
+
+    from ganctl import images
 
     try:
-        with Image.open(path) as img:
-            if img.format == "JPEG":  # decode at a reduced scale straight away (JPEG DCT scaling)
-                img.draft("RGB", (image_size, image_size))
-            img.load()
-            gray = img.mode in ("L", "1", "I", "I;16", "LA")
-            img = img.convert("RGBA") if img.mode in ("P", "LA", "PA") else img
-            rgb = img.convert("RGB") if img.mode != "RGB" else img
-            rgb = _center_square(rgb).resize((image_size, image_size), Image.Resampling.BICUBIC)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        return None, e
+        img = images.open_image(path, draft=image_size)  # JPEGs decode at a reduced scale straight away
+        gray = img.mode in images.GRAY_MODES
+        img = img.convert("RGBA") if img.mode in ("P", "LA", "PA") else img
+        rgb = img.convert("RGB") if img.mode != "RGB" else img
+        rgb = _center_square(rgb).resize((image_size, image_size), Image.Resampling.BICUBIC)
+    except images.ImageReadError as e:
+        return None, e.reason
+    except (OSError, ValueError) as e:  # a mode PIL cannot convert to RGB
+        return None, f"unsupported pixel format: {e}"
     return torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(image_size, image_size, 3), gray
 
 
 # folders with at least this many images are decoded once and cached in the store
 CACHE_MIN_FILES = 1000
+_DECODER = 2
 
 
 def _cache_path(root: Path, files: list[Path], image_size: int) -> Path:
@@ -151,8 +153,40 @@ def _cache_path(root: Path, files: list[Path], image_size: int) -> Path:
     from ganctl.store import datasets_dir
 
     listing = [(str(p.relative_to(root)), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]
-    key = hashlib.sha256(json.dumps([str(root.resolve()), image_size, listing]).encode()).hexdigest()[:32]
+    # the decoder's version is in the key: a cache from before EXIF orientation and 16-bit scaling is not used
+    key = hashlib.sha256(json.dumps([str(root.resolve()), image_size, listing, _DECODER]).encode()).hexdigest()[:32]
     return datasets_dir() / ".cache" / f"folder-{key}.safetensors"
+
+
+def _folder_files(root: Path) -> list[Path]:
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+
+
+# images whose headers decide a folder's channel count before it is decoded
+PROBE_FILES = 32
+
+
+def channels_hint(spec: str) -> int | None:
+    """1 or 3: the channels a dataset will load with, found without decoding it (a folder: from
+    the header modes of up to PROBE_FILES images spread over it; gray only if all are), so the
+    training size can be chosen first. None when it cannot tell."""
+    from ganctl import images
+
+    if not is_path_like(spec):
+        entry = catalog.CATALOG.get(spec)
+        return entry.channels if entry else None
+    root = Path(spec).expanduser()
+    files = _folder_files(root) if root.is_dir() else []
+    modes = []
+    for path in files[:: max(1, len(files) // PROBE_FILES)][:PROBE_FILES]:
+        try:
+            modes.append(images.read_header(path)[0])
+        except images.ImageReadError:
+            continue
+    if not modes:
+        return None
+    return 1 if all(m in images.GRAY_MODES for m in modes) else 3
 
 
 def load_folder(
@@ -174,8 +208,7 @@ def load_folder(
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    files = [p for p in files if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    files = _folder_files(root)
     if not files:
         raise DatasetError(
             f"no images found in {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, "
@@ -208,8 +241,8 @@ def load_folder(
             with atomic_path(cache) as tmp:
                 save_file(tensors, str(tmp), metadata={"ganctl": json.dumps(meta)})
     if bad and warn:
-        names = ", ".join(bad[:10])
-        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        names = "; ".join(bad[:10])
+        more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
         warn(f"skipped {len(bad)} unreadable file(s) in {root}: {names}{more}")
     if channels is None:
         channels = 1 if grayscale_only else 3
@@ -236,7 +269,7 @@ def _decode_all(root: Path, files: list[Path], image_size: int):
     grayscale_only = True
     for path, (tensor, info) in zip(files, results, strict=True):
         if tensor is None:
-            bad.append(str(path.relative_to(root)))
+            bad.append(f"{path.relative_to(root)} ({info})")
             continue
         grayscale_only = grayscale_only and info
         decoded.append(tensor)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from ganctl import seeds
 from ganctl.data import catalog
 from ganctl.data.datasets import IMAGE_SUFFIXES, is_path_like
 from ganctl.errors import DatasetError, did_you_mean
@@ -249,10 +250,10 @@ def _workers() -> int:
 
 
 def _open_rgb(path: Path):
-    from PIL import Image
+    from ganctl import images
 
-    with Image.open(path) as img:
-        return img.convert("RGB")  # as the official loader: grayscale and palette images become RGB
+    # as the official loader: grayscale and palette images become RGB
+    return images.open_image(path).convert("RGB")
 
 
 _READ_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, SyntaxError)
@@ -262,11 +263,15 @@ def _decode_one(pair: _Pair, size: int, root: Path):
     """-> (A, B) as (size, size, 3) uint8 tensors, or a string saying what is wrong with the pair."""
     from PIL import Image
 
+    from ganctl.images import ImageReadError
+
     bicubic = Image.Resampling.BICUBIC
     try:
         ab = _open_rgb(pair.a)
-    except (*_READ_ERRORS, Image.DecompressionBombError) as e:
-        return f"{_rel(pair.a, root)} cannot be read ({e})"
+    except ImageReadError as e:
+        return f"{_rel(pair.a, root)} cannot be read ({e.reason})"
+    except _READ_ERRORS as e:
+        return f"{_rel(pair.a, root)} cannot be read (unsupported pixel format: {e})"
     if pair.b is None:
         w, h = ab.size
         if w < 2:
@@ -276,8 +281,10 @@ def _decode_one(pair: _Pair, size: int, root: Path):
         a = ab
         try:
             b = _open_rgb(pair.b)
-        except (*_READ_ERRORS, Image.DecompressionBombError) as e:
-            return f"{_rel(pair.b, root)} cannot be read ({e})"
+        except ImageReadError as e:
+            return f"{_rel(pair.b, root)} cannot be read ({e.reason})"
+        except _READ_ERRORS as e:
+            return f"{_rel(pair.b, root)} cannot be read (unsupported pixel format: {e})"
         if a.size != b.size:
             return (f"{_rel(pair.a, root)} is {a.size[0]}x{a.size[1]} but {_rel(pair.b, root)} is "
                     f"{b.size[0]}x{b.size[1]}")
@@ -308,16 +315,15 @@ def _decode_pairs(pairs: list[_Pair], size: int, root: Path, pool: ThreadPoolExe
 
 def _check_sizes(pairs: list[_Pair], root: Path, pool: ThreadPoolExecutor) -> None:
     """A/B pairs decoded lazily: compare image sizes from the headers, up front."""
-    from PIL import Image
+    from ganctl import images
 
     def work(pair: _Pair):
         sizes = []
         for path in (pair.a, pair.b):
             try:
-                with Image.open(path) as img:
-                    sizes.append(img.size)
-            except (*_READ_ERRORS, Image.DecompressionBombError) as e:
-                return f"{_rel(path, root)} cannot be read ({e})"
+                sizes.append(images.read_header(path)[1])
+            except images.ImageReadError as e:
+                return f"{_rel(path, root)} cannot be read ({e.reason})"
         if sizes[0] != sizes[1]:
             (aw, ah), (bw, bh) = sizes
             return f"{_rel(pair.a, root)} is {aw}x{ah} but {_rel(pair.b, root)} is {bw}x{bh}"
@@ -532,7 +538,8 @@ def _hash_noise(h: int, w: int, seed: int) -> torch.Tensor:
     """Per-pixel noise in [-1, 1) from an integer hash of (x, y, seed): the same on every platform."""
     y = torch.arange(h, dtype=torch.int64)[:, None]
     x = torch.arange(w, dtype=torch.int64)[None, :]
-    v = (x * 374761393 + y * 668265263 + seed * 1442695041) & 0xFFFFFFFF
+    # only the low 32 bits count: reduce the seed's term first so any seed fits int64
+    v = (x * 374761393 + y * 668265263 + ((seed * 1442695041) & 0xFFFFFFFF)) & 0xFFFFFFFF
     v = ((v ^ (v >> 13)) * 1274126177) & 0xFFFFFFFF
     v = v ^ (v >> 16)
     return (v & 0xFFFF).float() / 32768.0 - 1.0
@@ -607,7 +614,7 @@ def synthetic_facades(n: int, size: int = 256, seed: int = 0, start: int = 0) ->
     deterministically (per-class materials, pixel-grid textures, cast shadows, light). Pair ``i``
     depends only on ``(seed, start + i)``.
     """
-    keys = [seed * 1_000_003 + start + i for i in range(n)]
+    keys = [seeds.derive(seed, start + i) for i in range(n)]
     rngs = [random.Random(k) for k in keys]
     photos = torch.empty((n, 3, size, size), dtype=torch.uint8)
     labels = torch.empty_like(photos)
