@@ -45,8 +45,8 @@ from torch import nn
 
 from ganctl import __version__
 from ganctl.config import parse_meta
-from ganctl.errors import CheckpointError
-from ganctl.store import _file_mode, atomic_path, atomic_write
+from ganctl.errors import CheckpointError, NoSpaceError
+from ganctl.store import _file_mode, atomic_path, atomic_write, disk_full
 
 GENERATOR = "generator.safetensors"
 DISCRIMINATOR = "discriminator.safetensors"
@@ -211,8 +211,11 @@ def save(
         os.chmod(tmp, mode | 0o111)  # mkdtemp makes it 0700
         _fsync_dir(tmp)
         _fault(f"{tag}:folder-synced")
-    except BaseException:
+    except BaseException as e:
+        full = disk_full(e, ckpt_root)  # asked before the rmtree frees what the save took
         shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise NoSpaceError(final) from e
         raise
     # A folder cannot replace a non-empty one in one rename: the old copy (a save whose `latest`
     # write was cut short, or a truncated one) goes aside first, for the moment between renames.

@@ -146,14 +146,14 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, dest)
     except BaseException as e:
-        full = _disk_full(e, tmp_path.parent)  # before the unlink frees the space the write took
+        full = disk_full(e, tmp_path.parent)  # before the unlink frees the space the write took
         tmp_path.unlink(missing_ok=True)
         if full:
             raise NoSpaceError(dest) from e
         raise
 
 
-def _disk_full(e: BaseException, folder: Path) -> bool:
+def disk_full(e: BaseException, folder: Path) -> bool:
     """Whether a write into ``folder`` failed for want of space. torch.save given a path writes
     in C++ and raises a bare RuntimeError with no errno, so for that one the filesystem is asked."""
     if isinstance(e, NoSpaceError):
@@ -352,7 +352,7 @@ def atomic_dir(dest: Path) -> Iterator[Path]:
         os.chmod(tmp, _file_mode() | 0o111)  # mkdtemp makes it 0700
         os.rename(tmp, dest)
     except BaseException as e:
-        full = isinstance(e, NoSpaceError) or _disk_full(e, tmp)
+        full = isinstance(e, NoSpaceError) or disk_full(e, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
         if full:  # name the folder being written, not a file inside its temporary name
             raise NoSpaceError(dest) from e
