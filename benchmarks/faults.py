@@ -4,8 +4,7 @@ A tiny ``ganctl train gan`` run (48 random 8x8 images, 3 batches an epoch) is tr
 without interruption, recording every fault point of its checkpoint saves (the test hook
 ``GANCTL_FAULT`` in ganctl/checkpoint.py). Then, each in a fresh store:
 
-- an injected kill (SIGKILL) at each save point, plus kills at the points only a re-save passes
-  (a checkpoint replaced after a kill between its rename and the ``latest`` write);
+- an injected kill (SIGKILL) at each save point;
 - K kills from outside at random moments of the training.
 
 After each kill the checkpoints are checked (``latest`` names the newest complete checkpoint; no
@@ -103,7 +102,7 @@ def _step(ckpt: Path) -> tuple[int, int]:
 def check_checkpoints(run: Path) -> str:
     """'ok': ``latest`` names the newest complete checkpoint (or there is none and no ``latest``);
     'behind': it names a complete one, and a newer complete one exists (a kill between a save's
-    rename and its ``latest`` write; the resume saves that position again); else what is wrong.
+    rename and its ``latest`` write; the resume's clean-up points ``latest`` at the newer one); else what is wrong.
     A folder under a checkpoint's name that is not complete is always wrong."""
     root = run / "checkpoints"
     folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
@@ -238,15 +237,6 @@ def random_kill(workdir: Path, ref: Reference, rng: random.Random) -> Trial:
     return t
 
 
-def replace_chains(ref: Reference) -> list[tuple[str, tuple[str, ...]]]:
-    """The points only a re-save passes: kill a save between its rename and `latest` (so the resume
-    saves that tag again, replacing it), then kill that re-save at each of its own points."""
-    tag = f"epoch_{ref.epochs:04d}"
-    first = f"{tag}:renamed"
-    labels = ("old-moved-aside", "renamed", "latest-written", "old-deleted")
-    return [(first, (f"{tag}:{label}",)) for label in labels]
-
-
 def summarise(trials: list[Trial]) -> dict:
     killed = [t for t in trials if t.killed]
     checks = [c for t in killed for c in t.checks]
@@ -268,7 +258,6 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="epochs of the run (3: the last save also prunes)")
     ap.add_argument("--random", type=int, default=5, help="kills at random moments")
     ap.add_argument("--points", default="all", help="'all' save points, or a comma list of point numbers")
-    ap.add_argument("--no-chains", action="store_true", help="skip the kills of re-saves")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random moments")
     ap.add_argument("--write", action="store_true", help="update the section in docs/benchmarks.md")
     args = ap.parse_args()
@@ -280,8 +269,6 @@ def main() -> None:
     print(f"uninterrupted run: {len(ref.points)} save fault points, training {ref.train_seconds:.1f} s", file=sys.stderr)
     points = range(1, len(ref.points) + 1) if args.points == "all" else [int(x) for x in args.points.split(",")]
     plan: list[tuple[str, object]] = [("point", n) for n in points]
-    if not args.no_chains:
-        plan += [("chain", c) for c in replace_chains(ref)]
     plan += [("random", None)] * args.random
     rng = random.Random(args.seed)
     trials = []
@@ -289,8 +276,6 @@ def main() -> None:
         if kind == "point":
             t = injected(workdir, ref, what)
             t.what += f" ({ref.points[what - 1]})"
-        elif kind == "chain":
-            t = injected(workdir, ref, what[0], what[1])
         else:
             t = random_kill(workdir, ref, rng)
         trials.append(t)
@@ -307,11 +292,10 @@ def main() -> None:
         n_points = len(list(points))
         body = f"""Measured on {machine()} in {minutes:.0f} min: `python benchmarks/faults.py --epochs {args.epochs} --random {args.random}{'' if args.points == 'all' else ' --points ' + args.points}`.
 A tiny `ganctl train gan` run ({args.epochs} epochs of 3 batches; {len(ref.points)} fault points in its saves) killed with SIGKILL
-at {n_points} save fault points (each write, fsync and rename of a checkpoint save, prune and `latest`), at
-{0 if args.no_chains else len(replace_chains(ref))} points of a re-save (a kill between a save's rename and its `latest` write, then a
-kill of the resume's save of that tag), and at {args.random} random moments; after each, `ganctl train --resume` to the end.
+at {n_points} save fault points (each write, fsync and rename of a checkpoint save, prune and `latest`) and at
+{args.random} random moments; after each, `ganctl train --resume` to the end.
 
-| kills | runs resumed to the end | final weights and metrics bit-identical | `latest` = newest complete checkpoint after the kill | `latest` one save behind (resume redoes that save) | inconsistent checkpoints | `latest` = final checkpoint at the end |
+| kills | runs resumed to the end | final weights and metrics bit-identical | `latest` = newest complete checkpoint after the kill | `latest` one save behind (killed between a folder's rename and its `latest` write; the resume re-points it) | inconsistent checkpoints | `latest` = final checkpoint at the end |
 |---|---|---|---|---|---|---|
 | {s['kills']} | {s['resumed']} of {s['trials']} | {s['bit_identical']} of {s['trials']} | {s['latest_newest']} of {s['kills']} | {s['latest_behind']} | {s['inconsistent']} | {s['latest_final']} of {s['trials']} |
 

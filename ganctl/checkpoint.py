@@ -272,7 +272,22 @@ def clean(run_dir: Path) -> list[Path]:
             else:
                 p.unlink(missing_ok=True)
             gone.append(p)
+    _repoint_latest(root)
     return gone
+
+
+def _repoint_latest(root: Path) -> None:
+    """Point ``latest`` at the newest checkpoint when a save was killed between its folder's
+    rename and its ``latest`` write: every folder under a final name is complete (it was fsynced
+    before the rename), so the newest by position is the newest complete one."""
+    folders = [p for p in root.glob("*_*") if p.is_dir() and not p.name.startswith(".")]
+    if not folders:
+        return
+    newest = max(folders, key=_position)
+    pointer = root / "latest"
+    named = root / pointer.read_text().strip() if pointer.is_file() else None
+    if _position(newest) > (_position(named) if named is not None and named.is_dir() else (-1, 0)):
+        atomic_write(pointer, (newest.name + "\n").encode())
 
 
 def move_aside(ckpt: Path) -> Path:

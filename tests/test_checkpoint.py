@@ -75,6 +75,30 @@ def test_a_save_cut_before_latest_is_redone(tmp_path, monkeypatch):
     assert all(torch.equal(got[k], expected[k]) for k in expected)
 
 
+def test_the_next_train_points_latest_at_a_checkpoint_whose_latest_write_was_cut(tmp_path, monkeypatch):
+    """The same crash, then the resume's clean-up: `latest` names the newest complete checkpoint
+    before anything is loaded, so the resume continues from it instead of redoing it."""
+    run = tmp_path / "run"
+    _save(run, 1)
+    real = checkpoint.atomic_write
+
+    def crash(dest, data):
+        if dest.name == "latest" and b"epoch_0002" in data:
+            raise OSError("killed")
+        return real(dest, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write", crash)
+    with pytest.raises(OSError):
+        _save(run, 2)
+    monkeypatch.setattr(checkpoint, "atomic_write", real)
+    assert _latest(run) == "epoch_0001"
+    checkpoint.clean(run)
+    assert _latest(run) == "epoch_0002"
+    assert checkpoint.candidates(run)[0].name == "epoch_0002"
+    checkpoint.clean(run)  # nothing newer: left alone
+    assert _latest(run) == "epoch_0002"
+
+
 def test_a_truncated_checkpoint_is_rewritten_by_the_next_save(tmp_path):
     run = tmp_path / "run"
     _save(run, 1)

@@ -22,7 +22,8 @@ _spec.loader.exec_module(faults)
 
 def test_a_kill_between_the_rename_and_latest_resumes_bit_identically(tmp_path, _isolated_store):
     """Killed right after the final checkpoint's rename, before `latest`: the old code kept
-    `latest` on the previous epoch forever (the resume's save of that tag was skipped)."""
+    `latest` on the previous epoch forever (the resume's save of that tag was skipped); now the
+    resume's clean-up points `latest` at the complete epoch_0002 and continues from there."""
     data = faults.make_dataset(tmp_path / "images")
     args = faults.train_args(data, 2)
     r = invoke(*args)  # the uninterrupted run, in this process
@@ -37,7 +38,7 @@ def test_a_kill_between_the_rename_and_latest_resumes_bit_identically(tmp_path, 
     os.environ["GANCTL_HOME"] = str(home)  # the autouse fixture restores it
     r = invoke(*faults.resume_args(2))
     assert r.exit_code == 0, r.output
-    assert "resuming from checkpoints/epoch_0001" in r.stderr
+    assert "resuming from checkpoints/epoch_0002" in r.stderr  # latest re-pointed at the complete folder
     assert faults.check_checkpoints(faults.run_dir(home)) == "ok"
     assert (faults.run_dir(home) / "checkpoints" / "latest").read_text().strip() == "epoch_0002"
     assert faults.same(faults.final_state(home, 2), want)
