@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganctl import __version__, registry
+from ganctl.seeds import SEED_MAX, SEED_MIN
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,8 @@ def check_fields(data: dict, partial: bool = False) -> dict:
             raise ValueError(f"{f.name} is {_show(value)}, not {want}")
         if f.name in _MINIMUM and value < _MINIMUM[f.name]:
             raise ValueError(f"{f.name} is {_show(value)}, below its minimum {_MINIMUM[f.name]}")
+    if "seed" in data and not SEED_MIN <= data["seed"] <= SEED_MAX:
+        raise ValueError(f"seed is {_show(data['seed'])}, outside {SEED_MIN}..{SEED_MAX}")
     if "lr" in data and not data["lr"] > 0:
         raise ValueError(f"lr is {_show(data['lr'])}, not a positive number")
     if "family" in data and data["family"] not in registry.FAMILIES:

@@ -244,6 +244,13 @@ def test_cli_bad_min_rate_is_one_line(http_server, facades, monkeypatch):
     assert http_server.requests == []
 
 
+def test_cli_bad_backoff_is_one_line(http_server, facades, monkeypatch):
+    monkeypatch.setenv("GANCTL_DOWNLOAD_BACKOFF", "soon")
+    line = error_line(invoke("download", "facades"))
+    assert "GANCTL_DOWNLOAD_BACKOFF='soon'" in line and "internal error" not in line
+    assert http_server.requests == []
+
+
 # ---------------------------------------------------------------- archives that unpack to far too much
 
 

@@ -59,10 +59,12 @@ DAMAGED = {
     "negative batch size": lambda cfg: {**cfg, "batch_size": -5},
     "empty": "",
     "invalid JSON": "{bad",
+    "seed beyond 64 bits": lambda cfg: {**cfg, "seed": 2**64},
 }
 REASONS = {
     "a list": "a list", "created a number": "created is 12345", "epochs a string": "epochs is 'three'",
     "negative batch size": "batch_size is -5", "empty": "empty", "invalid JSON": "not valid JSON",
+    "seed beyond 64 bits": "seed is 18446744073709551616, outside",
 }
 
 

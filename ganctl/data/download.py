@@ -133,7 +133,7 @@ def download(
     """
     dest = Path(dest)
     if backoff is None:
-        backoff = float(os.environ.get("GANCTL_DOWNLOAD_BACKOFF", "1.0"))
+        backoff = _env_number("GANCTL_DOWNLOAD_BACKOFF", 1.0)
     if min_rate is None:
         min_rate = _env_number(MIN_RATE_ENV, DEFAULT_MIN_RATE)
     if rate_window is None:
