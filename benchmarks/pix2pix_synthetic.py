@@ -34,13 +34,14 @@ from report import machine, write_section  # noqa: E402
 def baseline(home: Path, image_size: int, direction: str) -> dict:
     """Scores of output = input on the validation pairs the training run scores."""
     os.environ["GANCTL_HOME"] = str(home)
-    from ganctl import tasks
+    from ganctl import feeders, scores
+    from ganctl.callbacks import pictures
     from ganctl.data import paired
 
     val = paired.load_paired("synthetic-facades", "val", image_size)
-    a, b = val.batch(list(range(min(tasks.VAL_PAIRS, len(val)))))
-    x, y = tasks.orient(a.float() / 127.5 - 1, b.float() / 127.5 - 1, direction)
-    return tasks.image_scores(x, y)
+    a, b = val.batch(list(range(min(pictures.VAL_PAIRS, len(val)))))
+    x, y = feeders.orient(a.float() / 127.5 - 1, b.float() / 127.5 - 1, direction)
+    return scores.image_scores(x, y)
 
 
 def main() -> None:

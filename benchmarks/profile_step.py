@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ganctl import engine, models, objectives, runtime  # noqa: E402
+from ganctl import models, objectives, runtime, trainer  # noqa: E402
 from ganctl.config import make_config  # noqa: E402
 from ganctl.models import layers  # noqa: E402
 
@@ -67,7 +67,7 @@ def main() -> None:
     D = models.build_discriminator(cfg.arch, cfg.discriminator)
     models.init_weights(cfg.arch, G, cfg.init)
     models.init_weights(cfg.arch, D, cfg.init)
-    fmt = torch.channels_last if engine.uses_channels_last(cfg, rt) else torch.contiguous_format
+    fmt = torch.channels_last if trainer.uses_channels_last(cfg, rt) else torch.contiguous_format
     for net in (G, D):
         for m in net.modules():
             transposed = isinstance(m, torch.nn.ConvTranspose2d)

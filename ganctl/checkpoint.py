@@ -2,8 +2,10 @@
 
 A checkpoint is a folder ``checkpoints/<tag>/`` with
 
-- ``generator.safetensors``: self-describing (its metadata holds the architecture), so
-  ``ganctl sample --checkpoint generator.safetensors`` needs nothing else;
+- ``generator.safetensors``: self-describing (its metadata holds the generator spec of
+  :mod:`ganctl.genspec`), so ``ganctl sample --checkpoint generator.safetensors`` needs nothing else;
+- ``config.json``: the same spec, readable (the diffusers convention; checkpoints written before
+  it existed have the header alone);
 - ``discriminator.safetensors``;
 - ``trainer.pt``: optimizer and fp16 loss-scaler states, epoch/batch/step, and the RNG states of
   the CPU and of every CUDA/MPS device, for exact resume;
@@ -43,7 +45,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from ganctl import __version__
+from ganctl import __version__, genspec
 from ganctl.config import parse_meta
 from ganctl.errors import CheckpointError, NoSpaceError
 from ganctl.store import _file_mode, atomic_path, atomic_write, disk_full
@@ -64,6 +66,23 @@ def _state(module: nn.Module) -> dict[str, torch.Tensor]:
 def save_weights(path: Path, module: nn.Module, meta: dict) -> None:
     with atomic_path(path) as tmp:
         save_file(_state(module), str(tmp), metadata={"ganctl": json.dumps(meta, sort_keys=True)})
+
+
+def save_generator(path: Path, module: nn.Module, spec: dict) -> None:
+    """A generator file and its spec as ``config.json`` beside it (each written atomically)."""
+    data = genspec.to_json(spec)  # checked before anything is written
+    save_weights(path, module, spec)
+    atomic_write(Path(path).with_name(genspec.FILE), data)
+
+
+def read_spec(path: Path) -> dict:
+    """The checked generator spec of a generator file (config.json beside it, else its header);
+    a CheckpointError naming the file when the file or its spec is unreadable or foreign."""
+    header = read_meta(path)  # safetensors checks the header and that the file is complete
+    try:
+        return genspec.check(genspec.read(path, header))
+    except ValueError as e:
+        raise CheckpointError(f"{path} has damaged or foreign ganctl metadata: {e}") from e
 
 
 def read_meta(path: Path) -> dict:
@@ -201,6 +220,7 @@ def save(
         meta_d = {"ganctl_version": __version__}
         _write(tmp / GENERATOR, f"{tag}:generator", lambda p: save_file(
             _state(G), str(p), metadata={"ganctl": json.dumps(g_meta, sort_keys=True)}))
+        _write(tmp / genspec.FILE, f"{tag}:generator-config", lambda p: p.write_bytes(genspec.to_json(g_meta)))
         _write(tmp / DISCRIMINATOR, f"{tag}:discriminator", lambda p: save_file(
             _state(D), str(p), metadata={"ganctl": json.dumps(meta_d, sort_keys=True)}))
         _write(tmp / TRAINER, f"{tag}:trainer", lambda p: torch.save(trainer, p))

@@ -113,14 +113,6 @@ def type_problem(value: object, hint: object) -> str | None:
     return None
 
 
-def _known_archs() -> set[str]:
-    archs = set()
-    for fam in registry.FAMILIES.values():
-        archs.add(fam.arch)
-        archs.update(v.arch for v in fam.variants.values())
-    return archs
-
-
 def check_fields(data: dict, partial: bool = False) -> dict:
     """Check the TrainConfig fields in ``data`` (types, ranges, known family and arch); with
     ``partial``, only those present (generator metadata holds a subset). ValueError says which."""
@@ -143,8 +135,8 @@ def check_fields(data: dict, partial: bool = False) -> dict:
         raise ValueError(f"lr is {_show(data['lr'])}, not a positive number")
     if "family" in data and data["family"] not in registry.FAMILIES:
         raise ValueError(f"family is {_show(data['family'])}, not one of {', '.join(registry.FAMILIES)}")
-    if "arch" in data and data["arch"] not in _known_archs():
-        raise ValueError(f"arch is {_show(data['arch'])}, not one of {', '.join(sorted(_known_archs()))}")
+    if "arch" in data and data["arch"] not in registry.arch_names():
+        raise ValueError(f"arch is {_show(data['arch'])}, not one of {', '.join(sorted(registry.arch_names()))}")
     return data
 
 
@@ -153,7 +145,7 @@ def check_json(data: object) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"it holds {'a list' if isinstance(data, list) else _show(data)}, not an object of settings")
     check_fields(data)
-    if data["arch"] == "pix2pix" and type_problem(data["data_args"].get("load_size"), int):
+    if registry.get(data["family"]).paired and type_problem(data["data_args"].get("load_size"), int):
         raise ValueError(f"data_args.load_size is {_show(data['data_args'].get('load_size'))}, not an integer")
     return data
 
@@ -203,18 +195,11 @@ def make_config(
 ) -> TrainConfig:
     """Registry defaults for (family, dataset), overridden by whatever the user gave."""
     fam = registry.get(family)
-    arch_name, objective, presets = fam.variant(arch)
-    p = presets[preset_key]
+    variant = fam.pick(arch)
+    p = variant.presets[preset_key]
     size = image_size or p.image_size
     num_classes = len(classes) if (fam.conditional and classes) else 0
-    if arch_name == "pix2pix":  # image in, image out: the discriminator sees both side by side
-        g = dict(in_channels=channels, out_channels=channels, **{**p.generator, **(generator_overrides or {})})
-        d = dict(in_channels=2 * channels, **{**p.discriminator, **(discriminator_overrides or {})})
-    else:
-        g = dict(z_dim=p.z_dim, channels=channels, image_size=size, **{**p.generator, **(generator_overrides or {})})
-        d = dict(channels=channels, image_size=size, **{**p.discriminator, **(discriminator_overrides or {})})
-    if num_classes:
-        g["num_classes"] = d["num_classes"] = num_classes
+    g, d = variant.networks.arguments(p, channels, size, num_classes, generator_overrides, discriminator_overrides)
     return TrainConfig(
         family=family,
         dataset=dataset,
@@ -228,10 +213,10 @@ def make_config(
         image_size=size,
         channels=channels,
         z_dim=p.z_dim,
-        arch=arch_name,
+        arch=variant.networks.name,
         generator=g,
         discriminator=d,
-        objective=objective,
+        objective=variant.objective.name,
         objective_args={**p.objective, **(objective_overrides or {})},
         init=dict(p.init),
         classes=classes,

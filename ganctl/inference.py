@@ -133,6 +133,7 @@ def load_generator(path: Path, device: torch.device, family: str | None = None) 
     meta = checkpoint.read_meta(path)
     if "arch" not in meta or "generator" not in meta:
         raise CheckpointError(f"{path} is not a ganctl generator (its metadata names no architecture)")
+    meta = checkpoint.read_spec(path)
     check_meta(meta, path)
     if family and meta.get("family") != family:
         other = meta.get("family")
@@ -151,17 +152,11 @@ def load_generator(path: Path, device: torch.device, family: str | None = None) 
 def check_meta(meta: dict, path: Path) -> None:
     """A CheckpointError naming ``path`` unless its metadata's fields have the types and ranges a
     run's config.json would (they are copied from it) and its generator arguments fit its arch."""
-    from ganctl.config import check_fields, type_problem
+    from ganctl import genspec
 
     try:
-        check_fields(meta, partial=True)
+        genspec.check(meta)
         models.check_args(meta["arch"], meta["generator"])
-        for key, hint in (("conditional", bool), ("direction", str | None)):
-            want = type_problem(meta.get(key), hint | None)
-            if want:
-                raise ValueError(f"{key} is {meta[key]!r:.40}, not {want}")
-        if meta.get("conditional") and not meta.get("classes"):
-            raise ValueError("it is conditional but lists no classes")
     except ValueError as e:
         raise CheckpointError(f"{path} has damaged or foreign ganctl metadata: {e}") from e
 

@@ -269,8 +269,11 @@ class Pix2PixObjective(Objective):
         return metrics
 
 
-OBJECTIVES = {"bce": BCEObjective, "wasserstein": WassersteinObjective, "pix2pix": Pix2PixObjective}
-
-
 def build(G: nn.Module, D: nn.Module, cfg: TrainConfig, rt: Runtime) -> Objective:
-    return OBJECTIVES[cfg.objective](G, D, cfg, rt)
+    """The objective the run's family registers for its networks (``cfg.objective`` names it)."""
+    from ganctl import registry
+
+    spec = registry.get(cfg.family).for_arch(cfg.arch).objective
+    if spec.name != cfg.objective:
+        raise GanctlError(f"the run's config names objective {cfg.objective!r}, but {cfg.family} trains {cfg.arch} with {spec.name!r}")
+    return registry.resolve(spec.ref)(G, D, cfg, rt)

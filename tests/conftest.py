@@ -8,6 +8,16 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (over about 10 s) run only with GANCTL_RUN_SLOW=1."""
+    if os.environ.get("GANCTL_RUN_SLOW"):
+        return
+    skip = pytest.mark.skip(reason="slow: set GANCTL_RUN_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_store(tmp_path, monkeypatch):
     """Every test gets its own store, plain output, and no progress bars."""

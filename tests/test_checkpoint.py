@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from ganctl import checkpoint, engine, models, objectives, runtime, store
+from ganctl import checkpoint, models, objectives, runtime, store, trainer
+from ganctl.callbacks import Checkpointer
 from tests.conftest import invoke
 from tests.test_engine import CPU, _InterruptAt, tiny_cfg
 
@@ -114,12 +115,12 @@ def test_a_truncated_checkpoint_is_rewritten_by_the_next_save(tmp_path):
 def test_resume_moves_an_unreadable_checkpoint_aside(digits16, tmp_path):
     cfg = tiny_cfg("gan", digits16, epochs=2)
     run = tmp_path / "run"
-    engine.train(cfg, digits16, run, CPU)
+    trainer.train(cfg, digits16, run, CPU)
     g = run / "checkpoints" / "epoch_0002" / checkpoint.GENERATOR
     good = {k: v.clone() for k, v in load_file(g).items()}
     g.write_bytes(g.read_bytes()[:100])  # truncated, as by a full disk
     rep = _InterruptAt(-1, -1)
-    engine.train(cfg, digits16, run, CPU, reporter=rep, resume=True)
+    trainer.train(cfg, digits16, run, CPU, reporter=rep, resume=True)
     assert any("skipping checkpoint epoch_0002" in m and ".broken-epoch_0002" in m for m in rep.messages)
     assert (run / "checkpoints" / ".broken-epoch_0002").is_dir()  # kept for inspection, no candidate
     assert [c.name for c in checkpoint.candidates(run)] == ["epoch_0002", "epoch_0001"]
@@ -130,7 +131,7 @@ def test_resume_moves_an_unreadable_checkpoint_aside(digits16, tmp_path):
 def test_sample_falls_back_to_the_newest_readable_checkpoint(digits16, tmp_path):
     cfg = replace(tiny_cfg("gan", digits16, epochs=2), run_name="t")
     run = store.run_path("gan", "t")
-    engine.train(cfg, digits16, run, CPU)
+    trainer.train(cfg, digits16, run, CPU)
     g = run / "checkpoints" / "epoch_0002" / checkpoint.GENERATOR
     g.write_bytes(g.read_bytes()[:-10])
     r = invoke("sample", "gan", "--run", "t", "-n", 4, "-o", tmp_path / "s.png", "--seed", 0, "--device", "cpu")
@@ -170,7 +171,7 @@ def test_an_interrupted_prune_leaves_no_half_deleted_checkpoint(tmp_path, monkey
 def test_resume_cleans_what_killed_saves_left(digits16, tmp_path):
     cfg = tiny_cfg("gan", digits16, epochs=1)
     run = tmp_path / "run"
-    engine.train(cfg, digits16, run, CPU)
+    trainer.train(cfg, digits16, run, CPU)
     root = run / "checkpoints"
     leftovers = [root / ".epoch_0002.k3j2.tmp", root / ".old-epoch_0001", root / ".prune-epoch_0000"]
     for d in leftovers:
@@ -180,7 +181,7 @@ def test_resume_cleans_what_killed_saves_left(digits16, tmp_path):
     keep = [root / ".broken-epoch_0007", run / ".lock"]
     keep[0].mkdir()
     keep[1].write_bytes(b"")
-    engine.train(replace(cfg, epochs=2), digits16, run, CPU, resume=True)
+    trainer.train(replace(cfg, epochs=2), digits16, run, CPU, resume=True)
     assert sorted(p.name for p in root.iterdir()) == [".broken-epoch_0007", "epoch_0001", "epoch_0002", "latest"]
     assert keep[1].exists()
 
@@ -216,13 +217,13 @@ def test_the_fp16_loss_scaler_state_survives_a_resume(digits16, tmp_path, monkey
     built = []
     real_build = objectives.build
     monkeypatch.setattr(objectives, "build", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
-    engine.train(cfg, digits16, tmp_path / "run", rt)
+    trainer.train(cfg, digits16, tmp_path / "run", rt)
     trained = [built[0].scale_g.state_dict(), built[0].scale_d.state_dict()]
     assert trained[0] != torch.amp.GradScaler("cpu").state_dict()  # it did count steps
     G = models.build_generator(cfg.arch, cfg.generator)
     D = models.build_discriminator(cfg.arch, cfg.discriminator)
     fresh = real_build(G, D, cfg, rt)
-    engine._restore(tmp_path / "run", G, D, fresh, _InterruptAt(-1, -1))
+    Checkpointer(tmp_path / "run", G, D, fresh, {}).restore(_InterruptAt(-1, -1).message)
     assert [fresh.scale_g.state_dict(), fresh.scale_d.state_dict()] == trained
 
 
@@ -236,11 +237,11 @@ class _DieAt(_InterruptAt):
 
 def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(digits16, tmp_path):
     cfg = tiny_cfg("gan", digits16, epochs=1)
-    engine.train(cfg, digits16, tmp_path / "full", CPU)
+    trainer.train(cfg, digits16, tmp_path / "full", CPU)
     with pytest.raises(KeyboardInterrupt):
-        engine.train(cfg, digits16, tmp_path / "cut", CPU, reporter=_DieAt(0, 3))
+        trainer.train(cfg, digits16, tmp_path / "cut", CPU, reporter=_DieAt(0, 3))
     rep = _InterruptAt(-1, -1)
-    res = engine.train(cfg, digits16, tmp_path / "cut", CPU, reporter=rep, resume=True)
+    res = trainer.train(cfg, digits16, tmp_path / "cut", CPU, reporter=rep, resume=True)
     assert res.epochs_done == 1 and any("starting it from the beginning" in m for m in rep.messages)
     for name in (checkpoint.GENERATOR, checkpoint.DISCRIMINATOR):
         a, b = (load_file(tmp_path / r / "checkpoints" / "epoch_0001" / name) for r in ("full", "cut"))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganctl import checkpoint, engine, runtime, tasks
+from ganctl import checkpoint, feeders, runtime, trainer
 from ganctl.config import make_config
 from ganctl.data import paired
 
@@ -82,11 +82,12 @@ def test_pix2pix_in_memory_set_lives_on_the_gpu(_isolated_store, tmp_path):
     train = paired.load_paired("synthetic-facades", "train", 36)
     val = paired.load_paired("synthetic-facades", "val", 32)
     rt = runtime.resolve("cuda", "auto")
-    task = tasks.PairedTask(_pix2pix_cfg(), train, val, rt, channels_last=True)
+    cfg = _pix2pix_cfg()
+    task = feeders.PairFeeder(train, cfg.batch_size, cfg.seed, rt, "AtoB", cfg.image_size, channels_last=True)
     assert task.on_device and task.a.device.type == "cuda"
     batch = task.batch(torch.arange(8), 0, 0)
     assert batch["input"].device.type == "cuda" and batch["input"].is_contiguous(memory_format=torch.channels_last)
-    res = engine.train(_pix2pix_cfg(), train, tmp_path / "run", rt, val_data=val)
+    res = trainer.train(_pix2pix_cfg(), train, tmp_path / "run", rt, val_data=val)
     assert math.isfinite(res.last_epoch["val_l1"])
 
 
@@ -95,15 +96,15 @@ def test_pix2pix_lazy_set_is_prefetched_into_pinned_memory(_isolated_store, tmp_
     val = paired.load_paired("synthetic-facades", "val", 32)
     rt = runtime.resolve("cuda", "auto")
     pinned = []
-    host_batch = tasks.PairedTask._host_batch
+    host_batch = feeders.PairFeeder._host_batch
 
     def spy(self, *args):
         x, y = host_batch(self, *args)
         pinned.append(x.is_pinned() and y.is_pinned())
         return x, y
 
-    monkeypatch.setattr(tasks.PairedTask, "_host_batch", spy)
-    res = engine.train(_pix2pix_cfg(), lazy, tmp_path / "run", rt, val_data=val)
+    monkeypatch.setattr(feeders.PairFeeder, "_host_batch", spy)
+    res = trainer.train(_pix2pix_cfg(), lazy, tmp_path / "run", rt, val_data=val)
     assert math.isfinite(res.last_epoch["val_l1"])
     assert pinned and all(pinned)
 

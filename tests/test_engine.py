@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganctl import checkpoint, engine, runtime
+from ganctl import checkpoint, runtime, trainer
 from ganctl.config import make_config
 from ganctl.data import datasets
 from ganctl.errors import CheckpointError
@@ -51,18 +51,18 @@ def metric_rows(run_dir):
 @pytest.mark.parametrize("family", ["gan", "dcgan"])
 def test_two_epochs_equal_one_plus_resume(family, digits16, tmp_path):
     cfg = tiny_cfg(family, digits16, epochs=2)
-    full = engine.train(cfg, digits16, tmp_path / "full", CPU)
+    full = trainer.train(cfg, digits16, tmp_path / "full", CPU)
     assert full.epochs_done == 2 and not full.interrupted
-    engine.train(replace(cfg, epochs=1), digits16, tmp_path / "split", CPU)
+    trainer.train(replace(cfg, epochs=1), digits16, tmp_path / "split", CPU)
     assert not (tmp_path / "split" / "checkpoints" / "epoch_0002").exists()
-    engine.train(cfg, digits16, tmp_path / "split", CPU, resume=True)
+    trainer.train(cfg, digits16, tmp_path / "split", CPU, resume=True)
     assert_same_weights(weights(tmp_path / "full", "epoch_0002"), weights(tmp_path / "split", "epoch_0002"))
     assert metric_rows(tmp_path / "full") == metric_rows(tmp_path / "split")
 
 
 def test_different_seed_gives_different_weights(digits16, tmp_path):
-    engine.train(tiny_cfg("gan", digits16, 1, seed=0), digits16, tmp_path / "a", CPU)
-    engine.train(tiny_cfg("gan", digits16, 1, seed=1), digits16, tmp_path / "b", CPU)
+    trainer.train(tiny_cfg("gan", digits16, 1, seed=0), digits16, tmp_path / "a", CPU)
+    trainer.train(tiny_cfg("gan", digits16, 1, seed=1), digits16, tmp_path / "b", CPU)
     ga, gb = weights(tmp_path / "a", "epoch_0001")[0], weights(tmp_path / "b", "epoch_0001")[0]
     assert any(not torch.equal(ga[k], gb[k]) for k in ga)
 
@@ -88,13 +88,13 @@ class _InterruptAt:
 
 def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(digits16, tmp_path):
     cfg = tiny_cfg("dcgan", digits16, epochs=2)
-    engine.train(cfg, digits16, tmp_path / "full", CPU)
-    res = engine.train(cfg, digits16, tmp_path / "cut", CPU, reporter=_InterruptAt(1, 2))
+    trainer.train(cfg, digits16, tmp_path / "full", CPU)
+    res = trainer.train(cfg, digits16, tmp_path / "cut", CPU, reporter=_InterruptAt(1, 2))
     assert res.interrupted and res.checkpoint.name == "step_00000008"
     assert (tmp_path / "cut" / "checkpoints" / "latest").read_text().strip() == "step_00000008"
     assert len(metric_rows(tmp_path / "cut")) == 8
     rep = _InterruptAt(-1, -1)
-    engine.train(cfg, digits16, tmp_path / "cut", CPU, reporter=rep, resume=True)
+    trainer.train(cfg, digits16, tmp_path / "cut", CPU, reporter=rep, resume=True)
     assert any("step_00000008" in m for m in rep.messages)
     assert_same_weights(weights(tmp_path / "full", "epoch_0002"), weights(tmp_path / "cut", "epoch_0002"))
     assert metric_rows(tmp_path / "full") == metric_rows(tmp_path / "cut")
@@ -105,7 +105,7 @@ def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(digits16, tmp_path):
 def test_run_folder_contents(digits16, tmp_path):
     cfg = tiny_cfg("dcgan", digits16, epochs=3)
     run = tmp_path / "run"
-    engine.train(cfg, digits16, run, CPU)
+    trainer.train(cfg, digits16, run, CPU)
     saved = json.loads((run / "config.json").read_text())
     assert saved["family"] == "dcgan" and saved["epochs"] == 3 and saved["preset_source"]
     rows = metric_rows(run)
@@ -128,11 +128,11 @@ def test_run_folder_contents(digits16, tmp_path):
 def test_resume_skips_a_corrupt_checkpoint(digits16, tmp_path):
     cfg = tiny_cfg("gan", digits16, epochs=2)
     run = tmp_path / "run"
-    engine.train(cfg, digits16, run, CPU)
+    trainer.train(cfg, digits16, run, CPU)
     g = run / "checkpoints" / "epoch_0002" / checkpoint.GENERATOR
     g.write_bytes(g.read_bytes()[:100])  # truncated, as by a full disk
     rep = _InterruptAt(-1, -1)
-    res = engine.train(replace(cfg, epochs=3), digits16, run, CPU, reporter=rep, resume=True)
+    res = trainer.train(replace(cfg, epochs=3), digits16, run, CPU, reporter=rep, resume=True)
     assert any("skipping checkpoint epoch_0002" in m for m in rep.messages)
     assert any("resuming from checkpoints/epoch_0001" in m for m in rep.messages)
     assert res.epochs_done == 3
@@ -141,10 +141,10 @@ def test_resume_skips_a_corrupt_checkpoint(digits16, tmp_path):
 def test_resume_with_every_checkpoint_corrupt_is_an_error(digits16, tmp_path):
     cfg = tiny_cfg("gan", digits16, epochs=1)
     run = tmp_path / "run"
-    engine.train(cfg, digits16, run, CPU)
+    trainer.train(cfg, digits16, run, CPU)
     (run / "checkpoints" / "epoch_0001" / checkpoint.TRAINER).write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="cannot resume"):
-        engine.train(replace(cfg, epochs=2), digits16, run, CPU, resume=True)
+        trainer.train(replace(cfg, epochs=2), digits16, run, CPU, resume=True)
 
 
 class _Evil:

@@ -57,7 +57,6 @@ def _problem(t) -> str | None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("GANCTL_RUN_SLOW"), reason="slow: set GANCTL_RUN_SLOW=1")
 def test_kills_at_every_save_point_and_at_random_moments(tmp_path):
     """Every write, fsync and rename of a 3-epoch run's saves and prune, every point of a re-save,
     and a few random moments (about 10 minutes on 2 cores)."""

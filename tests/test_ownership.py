@@ -229,7 +229,7 @@ def test_engine_refuses_a_new_run_whose_folder_another_process_holds(tmp_path, h
 
     import torch
 
-    from ganctl import engine, runtime
+    from ganctl import runtime, trainer
     from ganctl.config import make_config
     from ganctl.data import datasets
 
@@ -242,7 +242,7 @@ def test_engine_refuses_a_new_run_whose_folder_another_process_holds(tmp_path, h
     holder = hold(run / ".lock")
 
     with pytest.raises(GanctlError, match=f"being trained by another process \\(pid {holder.pid}\\)"):
-        engine.train(cfg, data, run, runtime.Runtime(torch.device("cpu"), "fp32"))
+        trainer.train(cfg, data, run, runtime.Runtime(torch.device("cpu"), "fp32"))
     assert sorted(p.name for p in run.iterdir()) == [".lock"]
 
 

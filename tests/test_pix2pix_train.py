@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from ganctl import checkpoint, engine, inference, objectives, runtime, tasks
+from ganctl import checkpoint, feeders, inference, objectives, runtime, trainer
+from ganctl.callbacks import pictures
 from ganctl.config import make_config
 from ganctl.data import paired
 from tests import httpserver
@@ -76,7 +77,7 @@ def test_lr_is_constant_then_decays_linearly_to_zero():
 
 def test_direction_picks_the_input_side():
     a, b = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
-    assert tasks.orient(a, b, "AtoB")[0] is a and tasks.orient(a, b, "BtoA")[0] is b
+    assert feeders.orient(a, b, "AtoB")[0] is a and feeders.orient(a, b, "BtoA")[0] is b
 
 
 def _tiny_cfg(epochs, **objective):
@@ -115,10 +116,10 @@ class _InterruptAt:
 def _same_as_interrupted_and_resumed(cfg, full_data, split_data, val, tmp_path, at):
     """Train ``cfg`` straight through on ``full_data``, and on ``split_data`` with a Ctrl-C after
     batch ``at`` and a resume; both must end with identical weights and metrics."""
-    engine.train(cfg, full_data, tmp_path / "full", CPU, val_data=val)
-    res = engine.train(cfg, split_data, tmp_path / "split", CPU, val_data=val, reporter=_InterruptAt(*at))
+    trainer.train(cfg, full_data, tmp_path / "full", CPU, val_data=val)
+    res = trainer.train(cfg, split_data, tmp_path / "split", CPU, val_data=val, reporter=_InterruptAt(*at))
     assert res.interrupted
-    engine.train(cfg, split_data, tmp_path / "split", CPU, resume=True, val_data=val)
+    trainer.train(cfg, split_data, tmp_path / "split", CPU, resume=True, val_data=val)
     last = f"epoch_{cfg.epochs:04d}"
     for name in (checkpoint.GENERATOR, checkpoint.DISCRIMINATOR):
         a = load_file(tmp_path / "full" / "checkpoints" / last / name)
@@ -142,7 +143,7 @@ def test_a_set_decoded_per_batch_trains_exactly_like_one_held_in_memory(pairs32,
         lazy = paired.load_paired("synthetic-facades", "train", 36, memory_budget=1)
     assert isinstance(lazy, paired.LazyPairedData)
     threads = []
-    host_batch = tasks.PairedTask._host_batch
+    host_batch = feeders.PairFeeder._host_batch
 
     def spy(self, *args):
         import threading
@@ -150,7 +151,7 @@ def test_a_set_decoded_per_batch_trains_exactly_like_one_held_in_memory(pairs32,
         threads.append(threading.current_thread().name)
         return host_batch(self, *args)
 
-    monkeypatch.setattr(tasks.PairedTask, "_host_batch", spy)
+    monkeypatch.setattr(feeders.PairFeeder, "_host_batch", spy)
     _same_as_interrupted_and_resumed(_tiny_cfg(2), train, lazy, val, tmp_path, at=(0, 2))
     ahead = [t for t in threads if t.startswith("ganctl-prefetch")]
     # every lazy batch but the first of each (re)started epoch came from the prefetch thread
@@ -160,10 +161,10 @@ def test_a_set_decoded_per_batch_trains_exactly_like_one_held_in_memory(pairs32,
 
 def test_l1_only_and_gan_only_ablations(pairs32, tmp_path):
     train, val = pairs32
-    engine.train(_tiny_cfg(1, gan=False), train, tmp_path / "l1", CPU, val_data=val)
+    trainer.train(_tiny_cfg(1, gan=False), train, tmp_path / "l1", CPU, val_data=val)
     r = [x for x in rows(tmp_path / "l1") if "g_l1" in x]
     assert r and all("d_real" not in x and "g_gan" not in x for x in r)
-    engine.train(_tiny_cfg(1, lambda_l1=0.0), train, tmp_path / "gan", CPU, val_data=val)
+    trainer.train(_tiny_cfg(1, lambda_l1=0.0), train, tmp_path / "gan", CPU, val_data=val)
     r = [x for x in rows(tmp_path / "gan") if "g_gan" in x]
     assert r and all(x["g_l1"] == 0 for x in r)
 
@@ -278,7 +279,7 @@ def test_train_maps_downloads_then_follows_the_recipe(http_server, monkeypatch, 
     entries = {f"maps/{s}/{i}.jpg": pair(i + 7 * k) for k, (s, n) in enumerate(counts.items()) for i in range(1, n + 1)}
     http_server.files["maps.tar.gz"] = _targz(entries)
     monkeypatch.setitem(catalog.CATALOG, "maps", dataclasses.replace(catalog.CATALOG["maps"], expected_counts=counts))
-    monkeypatch.setattr(tasks, "VAL_PAIRS", 1)
+    monkeypatch.setattr(pictures, "VAL_PAIRS", 1)
     r = invoke("train", "pix2pix", "--dataset", "maps", "--epochs", 4, "--mirror", http_server.url, "--image-size", 32,
                "--ngf", 2, "--ndf", 2)
     assert r.exit_code == 0, r.output

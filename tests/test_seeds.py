@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganctl import engine, evaluate, inference, seeds, tasks
+from ganctl import evaluate, feeders, inference, seeds
 from ganctl.data import paired
 from tests.conftest import error_line, invoke
 
@@ -27,11 +27,11 @@ def test_derive_keeps_the_original_formula_wherever_it_fitted():
 @pytest.mark.parametrize("seed", BIG)
 def test_every_seed_gives_valid_distinct_generators(seed):
     # the old formula overflowed torch's 64 bits here: "Overflow when unpacking long long"
-    perms = {tuple(engine.epoch_permutation(seed, e, 50).tolist()) for e in range(4)}
+    perms = {tuple(feeders.epoch_permutation(seed, e, 50).tolist()) for e in range(4)}
     assert len(perms) == 4
-    draws = {tuple(torch.rand(4, generator=tasks.batch_generator(seed, e, b)).tolist()) for e in range(3) for b in range(3)}
+    draws = {tuple(torch.rand(4, generator=feeders.batch_generator(seed, e, b)).tolist()) for e in range(3) for b in range(3)}
     assert len(draws) == 9
-    assert tasks.batch_generator(seed, 1, 2).initial_seed() == tasks.batch_generator(seed, 1, 2).initial_seed()
+    assert feeders.batch_generator(seed, 1, 2).initial_seed() == feeders.batch_generator(seed, 1, 2).initial_seed()
     x, _ = paired.synthetic_facades(2, size=32, seed=seed)
     assert not torch.equal(x[0], x[1])
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ganctl import engine, objectives, runtime
+from ganctl import objectives, runtime, trainer
 from ganctl.config import make_config
 from ganctl.data import datasets
 
@@ -71,7 +71,7 @@ def test_clipping_keeps_every_critic_parameter_in_bounds(digits16, tmp_path, mon
     built = []
     real_build = objectives.build
     monkeypatch.setattr(objectives, "build", lambda *a: built.append(real_build(*a)) or built[-1])
-    engine.train(cfg, digits16, tmp_path / "r", CPU)
+    trainer.train(cfg, digits16, tmp_path / "r", CPU)
     params = [p.detach() for p in built[0].D.parameters()]
     assert params and all(float(p.abs().max()) <= 0.005 + 1e-9 for p in params)
     # and it really trained: some weights sit at the bound
@@ -95,7 +95,7 @@ def test_critic_takes_n_critic_steps_per_generator_step(family, n_critic, digits
 
     monkeypatch.setattr(cls, "d_step", d_step)
     monkeypatch.setattr(cls, "g_step", g_step)
-    engine.train(cfg, digits16, tmp_path / "r", CPU)
+    trainer.train(cfg, digits16, tmp_path / "r", CPU)
     assert counts["d"] == 20  # 2 epochs of 10 batches
     assert counts["g"] == counts["d"] // n_critic
     rows = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]

@@ -105,7 +105,10 @@ def train(
     if result.checkpoint is None and resume:
         ui.info(f"run {rid} already has its {result.epochs_done} epochs: pass --epochs N to train further")
     elif not quiet:
-        verb = "translate with it: 'ganctl translate IMAGE -o OUT --run" if model == "pix2pix" else f"sample it with 'ganctl sample {model} --run"
+        from ganctl import registry
+
+        paired = registry.get(model).paired
+        verb = "translate with it: 'ganctl translate IMAGE -o OUT --run" if paired else f"sample it with 'ganctl sample {model} --run"
         ui.info(f"done: run {rid}; {verb} {result.run_dir.name}'")
     ui.result(result.run_dir)
 

@@ -39,6 +39,12 @@ def bars_enabled() -> bool:
     return err().is_terminal
 
 
+def _convolutional(arch: str) -> bool:
+    from ganctl import registry
+
+    return registry.networks(arch).convolutional
+
+
 _NOT_METRICS = {"step", "epoch", "seconds", "images_per_s"}
 
 
@@ -63,7 +69,7 @@ class TrainProgress:
         self.cfg, self.batches = cfg, batches
         info(
             f"training {cfg.family} on {cfg.dataset} ({cfg.image_size}x{cfg.image_size}, "
-            f"{cfg.channels} channel{'s' if cfg.channels > 1 else ''}) - {rt.describe(cfg.arch != 'mlp')} - "
+            f"{cfg.channels} channel{'s' if cfg.channels > 1 else ''}) - {rt.describe(_convolutional(cfg.arch))} - "
             f"{cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''} of {batches} batch{'es' if batches != 1 else ''} of {cfg.batch_size}"
         )
         if self.quiet or not bars_enabled():

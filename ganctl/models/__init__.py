@@ -1,20 +1,26 @@
-"""Networks only (nn.Modules); built by architecture name from a plain dict of arguments."""
+"""Networks only (plain nn.Modules), one file per architecture; built by the name a family's
+registration gives them (:mod:`ganctl.registry`) from a plain dict of arguments."""
 
 from __future__ import annotations
 
 from torch import nn
 
+from ganctl import registry
 from ganctl.models.conditional import ConditionalDCGANCritic, ConditionalDCGANGenerator
-from ganctl.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
+from ganctl.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganctl.models.mlp import MLPDiscriminator, MLPGenerator
-from ganctl.models.pix2pix import PatchGANDiscriminator, UNetGenerator, init_pix2pix_weights
+from ganctl.models.pix2pix import PatchGANDiscriminator, UNetGenerator
 
-_ARCHS = {
-    "mlp": (MLPGenerator, MLPDiscriminator),
-    "dcgan": (DCGANGenerator, DCGANDiscriminator),
-    "cdcgan": (ConditionalDCGANGenerator, ConditionalDCGANCritic),
-    "pix2pix": (UNetGenerator, PatchGANDiscriminator),
-}
+__all__ = ["ConditionalDCGANCritic", "ConditionalDCGANGenerator", "DCGANDiscriminator", "DCGANGenerator",
+           "MLPDiscriminator", "MLPGenerator", "PatchGANDiscriminator", "UNetGenerator", "build_discriminator",
+           "build_generator", "check_args", "init_weights"]
+
+
+def _networks(arch: str) -> registry.Networks:
+    try:
+        return registry.networks(arch)
+    except KeyError:
+        raise ValueError(f"arch is {arch!r}, not one of {', '.join(registry.arch_names())}") from None
 
 
 def check_args(arch: str, args: object, which: str = "generator") -> None:
@@ -25,11 +31,10 @@ def check_args(arch: str, args: object, which: str = "generator") -> None:
 
     from ganctl.config import type_problem
 
-    if arch not in _ARCHS:
-        raise ValueError(f"arch is {arch!r}, not one of {', '.join(_ARCHS)}")
+    nets = _networks(arch)
     if not isinstance(args, dict):
         raise ValueError(f"{which} is {type(args).__name__}, not an object of arguments")
-    cls = _ARCHS[arch][0 if which == "generator" else 1]
+    cls = nets.classes()[0 if which == "generator" else 1]
     hints = typing.get_type_hints(cls.__init__)
     params = {k: p for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
     for key, value in args.items():
@@ -48,16 +53,15 @@ def check_args(arch: str, args: object, which: str = "generator") -> None:
 
 
 def build_generator(arch: str, args: dict) -> nn.Module:
-    return _ARCHS[arch][0](**args)
+    return _networks(arch).classes()[0](**args)
 
 
 def build_discriminator(arch: str, args: dict) -> nn.Module:
-    return _ARCHS[arch][1](**args)
+    return _networks(arch).classes()[1](**args)
 
 
 def init_weights(arch: str, module: nn.Module, init: dict) -> None:
-    if arch in ("dcgan", "cdcgan"):
-        init_dcgan_weights(module, init.get("bn_gamma_mean", 0.0))
-    elif arch == "pix2pix":
-        init_pix2pix_weights(module)
-    # mlp: PyTorch's default init, as the seeds leave it
+    """The family's weight init (none: PyTorch's default, as the seeds leave MLPs)."""
+    nets = _networks(arch)
+    if nets.init:
+        registry.resolve(nets.init)(module, **init)

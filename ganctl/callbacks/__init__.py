@@ -1,0 +1,15 @@
+"""What a training run writes and shows, as :class:`ganctl.engine.Callback` objects.
+
+:func:`ganctl.trainer.train` builds the list for a run: the epoch pictures and numbers of its data
+kind (:mod:`.pictures`), the metrics log and loss chart (:mod:`.metrics`), the checkpointer
+(:mod:`.checkpointer`) and the progress display (:mod:`.progress`), in that order: each reads
+what the ones before it put in ``loop.logs``.
+"""
+
+from ganctl.callbacks.checkpointer import Checkpointer
+from ganctl.callbacks.metrics import LossChart, MetricsLog
+from ganctl.callbacks.pictures import Evaluation, PairValidation, SampleGrid
+from ganctl.callbacks.progress import NullReporter, Progress, Reporter
+
+__all__ = ["Checkpointer", "Evaluation", "LossChart", "MetricsLog", "NullReporter", "PairValidation", "Progress",
+           "Reporter", "SampleGrid"]

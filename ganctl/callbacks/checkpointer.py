@@ -1,0 +1,94 @@
+"""Checkpoints of a run: saved at the end of every epoch and on Ctrl-C, restored on ``--resume``
+(see :mod:`ganctl.checkpoint` for the folder layout and how a save stays atomic)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ganctl import checkpoint
+from ganctl.engine import Callback, Loop, Position
+from ganctl.errors import CheckpointError
+
+
+def _mps_available() -> bool:
+    return hasattr(torch, "mps") and hasattr(torch.mps, "get_rng_state") and torch.backends.mps.is_available()
+
+
+def _scalers(obj) -> dict:
+    """The objective's fp16 loss scalers by network (none outside fp16)."""
+    pairs = (("generator", getattr(obj, "scale_g", None)), ("discriminator", getattr(obj, "scale_d", None)))
+    return {name: s for name, s in pairs if s is not None}
+
+
+class Checkpointer(Callback):
+    """Saves ``checkpoints/epoch_NNNN`` after each epoch and ``checkpoints/step_NNNNNNNN`` when a
+    Ctrl-C stops an epoch; ``last`` is the newest folder written."""
+
+    def __init__(self, run_dir: Path, G: nn.Module, D: nn.Module, objective, spec: dict):
+        self.run_dir, self.G, self.D, self.objective, self.spec = Path(run_dir), G, D, objective, spec
+        self.last: Path | None = None
+
+    def save(self, tag: str, pos: Position) -> Path:
+        state = checkpoint.TrainerState(
+            epoch=pos.epoch,
+            batch=pos.batch,
+            step=pos.step,
+            optimizers={k: o.state_dict() for k, o in self.objective.optimizers().items()},
+            rng_cpu=torch.get_rng_state(),
+            rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            scalers={k: s.state_dict() for k, s in _scalers(self.objective).items()},
+            rng_mps=torch.mps.get_rng_state() if _mps_available() else None,
+        )
+        self.last = checkpoint.save(self.run_dir, tag, self.G, self.D, self.spec, state)
+        return self.last
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        self.save(f"epoch_{loop.position.epoch:04d}", loop.position)
+
+    def on_interrupt(self, loop: Loop) -> None:
+        self.save(f"step_{loop.position.step:08d}", loop.position)
+
+    def restore(self, say: Callable[[str], None]) -> Position | None:
+        """Load the newest checkpoint that loads into the networks, the optimizers and the RNGs;
+        None when the run stopped before its first save (it then starts from the beginning, as a
+        fresh run with its seed would). A checkpoint that does not load is moved aside."""
+        run_dir, problems = self.run_dir, []
+        for gone in checkpoint.clean(run_dir):  # what a killed save or prune left
+            say(f"removed {gone.relative_to(run_dir)} (left by an interrupted save)")
+        for ckpt in checkpoint.candidates(run_dir):
+            try:
+                checkpoint.load_weights(ckpt / checkpoint.GENERATOR, self.G)
+                checkpoint.load_weights(ckpt / checkpoint.DISCRIMINATOR, self.D)
+                state = checkpoint.load_trainer(ckpt)
+                for name, opt in self.objective.optimizers().items():
+                    opt.load_state_dict(state.optimizers[name])
+                for name, scaler in _scalers(self.objective).items():
+                    if name in state.scalers:  # absent in older checkpoints and in non-fp16 runs
+                        scaler.load_state_dict(state.scalers[name])
+            except (CheckpointError, KeyError, ValueError) as e:
+                problems.append(f"{ckpt.name}: {e}")
+                # moved aside, so it is no candidate again and the next save of its tag starts afresh
+                try:
+                    where = f"moved to {checkpoint.move_aside(ckpt).relative_to(run_dir)}"
+                except OSError as moving:
+                    where = f"could not move it aside: {moving.strerror}"
+                say(f"warning: skipping checkpoint {ckpt.name}: {e} ({where})")
+                continue
+            torch.set_rng_state(state.rng_cpu)
+            if state.rng_cuda and torch.cuda.is_available():
+                # a machine with fewer GPUs than the one that saved gets the states of those it has
+                n = min(len(state.rng_cuda), torch.cuda.device_count())
+                for i in range(n):
+                    torch.cuda.set_rng_state(state.rng_cuda[i], i)
+            if state.rng_mps is not None and _mps_available():
+                torch.mps.set_rng_state(state.rng_mps)
+            say(f"resuming from {ckpt.relative_to(run_dir)} (epoch {state.epoch + 1}, batch {state.batch})")
+            return Position(state.epoch, state.batch, state.step)
+        if not problems:
+            say("no checkpoint to resume from (the run stopped before its first save): starting it from the beginning")
+            return None
+        raise CheckpointError(f"cannot resume {run_dir}: {'; '.join(problems)}. Start a new run without --resume.")

@@ -1,0 +1,254 @@
+"""What a model family is made of, as plain data: its networks, weight init, objective, what it
+trains on, its own command-line options, and its presets with their sources.
+
+Nothing here imports torch: networks, initialisers and objectives are named as ``"module:attr"``
+references, imported only when a run is built (``ganctl --help`` and every check before training
+stay fast). The built-in families are declared with these in :mod:`ganctl.families`, one file
+each, and registered in :mod:`ganctl.registry` (``docs/contributing.md`` walks through adding one).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ganctl.errors import GanctlError, did_you_mean
+
+DATA_KINDS = ("images", "labelled", "pairs")  # single images; images with class labels; (input, target) pairs
+
+
+def resolve(ref: str) -> object:
+    """The object a ``"package.module:attr"`` reference names (imports the module)."""
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Default hyperparameters of a family on one dataset, and where they come from. Derive a
+    variation with ``dataclasses.replace(base, epochs=..., source=...)``."""
+
+    source: str
+    image_size: int
+    epochs: int
+    batch_size: int
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    optimizer: str = "adam"
+    z_dim: int = 100
+    generator: dict = field(default_factory=dict)  # architecture arguments beyond z/channels/size
+    discriminator: dict = field(default_factory=dict)
+    objective: dict = field(default_factory=dict)
+    init: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # how batches are prepared (pairs: direction, load and crop size)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A command-line option that only some families take (``ganctl train --lambda-gp``).
+
+    Its value goes into one of the config's argument groups (``into``: objective, generator,
+    discriminator or data) under ``key``. The range checks give the one-line errors.
+    """
+
+    flag: str  # "--lambda-gp"
+    into: str  # "objective" | "generator" | "discriminator" | "data"
+    key: str
+    minimum: float | None = None  # value >= minimum
+    positive: bool = False  # value > 0
+    choices: tuple[str, ...] = ()
+    switch_off: bool = False  # a flag that sets ``key`` to False (--no-gan)
+    on_resume: bool = False  # may change when a run is resumed (schedules), else must match the run's
+
+    @property
+    def name(self) -> str:
+        """The keyword ``training.run_training`` takes it as."""
+        return self.flag[2:].replace("-", "_")
+
+    def check(self, value: object) -> object:
+        """The value to store, or a GanctlError saying what range the option takes."""
+        if self.switch_off:
+            return False
+        if self.choices and value not in self.choices:
+            raise GanctlError(f"{self.flag} must be {' or '.join(self.choices)} (got {value!r})")
+        if self.positive and not value > 0:
+            raise GanctlError(f"{self.flag} must be positive")
+        if self.minimum is not None and value < self.minimum:
+            raise GanctlError(f"{self.flag} must be {'at least 1' if self.minimum == 1 else f'{self.minimum:g} or more'}")
+        return value
+
+
+@dataclass(frozen=True)
+class SizeRule:
+    """Training image sizes the networks can be built for."""
+
+    minimum: int = 8
+    maximum: int | None = None
+    power_of_two: bool = False
+
+    def problem(self, size: int) -> str | None:
+        ok = size >= self.minimum and (self.maximum is None or size <= self.maximum)
+        if self.power_of_two:
+            ok = ok and not size & (size - 1)
+            span = f"from {self.minimum} to {self.maximum}" if self.maximum else f"from {self.minimum} up"
+            return None if ok else f"a power of two {span}"
+        return None if ok else f"at least {self.minimum}"
+
+
+@dataclass(frozen=True)
+class Networks:
+    """A generator/discriminator pair (``cfg.arch`` names it) and how to build it for a run."""
+
+    name: str
+    generator: str  # "module:Class" of an nn.Module
+    discriminator: str
+    init: str = ""  # "module:function": called as init(module, **cfg.init) on each network; "": PyTorch's default
+    translates: bool = False  # image in, image out: G takes an image, D sees (input, output) side by side
+    convolutional: bool = True  # channels_last and the CPU convolution fast paths apply
+    sizes: SizeRule = SizeRule()
+    for_size: str = ""  # "module:function": generator arguments that follow from the training size
+    options: tuple[Option, ...] = ()  # width options and the like (pix2pix: --ngf, --ndf)
+
+    def classes(self) -> tuple[type, type]:
+        return resolve(self.generator), resolve(self.discriminator)
+
+    def arguments(self, preset: Preset, channels: int, size: int, num_classes: int,
+                  generator: dict | None = None, discriminator: dict | None = None) -> tuple[dict, dict]:
+        """The full constructor arguments of (G, D) for a run: the preset's, what follows from the
+        image size, then the user's overrides."""
+        derived = resolve(self.for_size)(size) if self.for_size else {}
+        g_extra = {**preset.generator, **derived, **(generator or {})}
+        d_extra = {**preset.discriminator, **(discriminator or {})}
+        if self.translates:
+            g = dict(in_channels=channels, out_channels=channels, **g_extra)
+            d = dict(in_channels=2 * channels, **d_extra)
+        else:
+            g = dict(z_dim=preset.z_dim, channels=channels, image_size=size, **g_extra)
+            d = dict(channels=channels, image_size=size, **d_extra)
+        if num_classes:
+            g["num_classes"] = d["num_classes"] = num_classes
+        return g, d
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A training objective (``cfg.objective`` names it): a class of :mod:`ganctl.objectives`'
+    protocol, the options it takes, and an optional hook that completes its arguments."""
+
+    name: str
+    ref: str  # "module:Class"
+    options: tuple[Option, ...] = ()
+    # "module:function"(args, epochs, given, epochs_given) -> args: fills in and checks arguments that
+    # depend on the run's length or on each other (pix2pix: the learning-rate decay); GanctlError if
+    # wrong. ``given``: the argument keys the user passed; ``epochs_given``: a new run's --epochs was.
+    settle: str = ""
+    not_charted: tuple[str, ...] = ()  # metrics left out of the loss chart (probabilities, not losses)
+
+    def settled(self, args: dict, epochs: int, given: frozenset[str] = frozenset(), epochs_given: bool = False) -> dict:
+        return resolve(self.settle)(dict(args), epochs, given, epochs_given) if self.settle else dict(args)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What ``--arch`` chooses: networks, objective and presets (the family's default is one)."""
+
+    networks: Networks
+    objective: Objective
+    presets: Mapping[str, Preset]  # dataset key -> Preset; "default" for grayscale folders, "rgb" for colour
+    summary: str = ""
+
+    @property
+    def options(self) -> tuple[Option, ...]:
+        return self.objective.options + self.networks.options
+
+    def preset_for(self, dataset: str, channels: int | None = None) -> tuple[str, Preset]:
+        """The preset for a catalog dataset name, else by channel count for folders."""
+        if dataset in self.presets:
+            return dataset, self.presets[dataset]
+        key = "rgb" if channels == 3 and "rgb" in self.presets else "default"
+        return key, self.presets[key]
+
+
+# options of the pairs data kind, whatever the networks
+PAIR_OPTIONS = (Option("--direction", "data", "direction", choices=("AtoB", "BtoA")),)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    summary: str
+    data: str  # one of DATA_KINDS: what it trains on
+    default: Variant
+    variants: Mapping[str, Variant] = field(default_factory=lambda: MappingProxyType({}))  # --arch NAME -> Variant
+
+    def __post_init__(self) -> None:
+        if self.data not in DATA_KINDS:
+            raise ValueError(f"family {self.name!r}: data must be one of {', '.join(DATA_KINDS)}, not {self.data!r}")
+        for v in (self.default, *self.variants.values()):
+            if "default" not in v.presets:
+                raise ValueError(f"family {self.name!r} has no 'default' preset (used for folders)")
+
+    # the shape the rest of ganctl reads
+    @property
+    def arch(self) -> str:
+        return self.default.networks.name
+
+    @property
+    def objective(self) -> str:
+        return self.default.objective.name
+
+    @property
+    def presets(self) -> Mapping[str, Preset]:
+        return self.default.presets
+
+    @property
+    def conditional(self) -> bool:
+        return self.data == "labelled"
+
+    @property
+    def paired(self) -> bool:
+        return self.data == "pairs"
+
+    def arch_names(self) -> list[str]:
+        return [self.arch, *self.variants]
+
+    def pick(self, arch: str | None) -> Variant:
+        """The variant ``--arch`` names (None: the family's default)."""
+        if arch is None or arch == self.arch:
+            return self.default
+        if arch not in self.variants:
+            raise did_you_mean(f"--arch for {self.name}", arch, self.arch_names())
+        return self.variants[arch]
+
+    def variant(self, arch: str | None) -> tuple[str, str, Mapping[str, Preset]]:
+        """(arch, objective, presets) for ``--arch`` (None: the family's default)."""
+        v = self.pick(arch)
+        return v.networks.name, v.objective.name, v.presets
+
+    def for_arch(self, arch_name: str) -> Variant:
+        """The variant whose networks are ``arch_name`` (as a run's config.json stores it)."""
+        for v in (self.default, *self.variants.values()):
+            if v.networks.name == arch_name:
+                return v
+        raise GanctlError(f"{self.name} has no {arch_name!r} networks")
+
+    def preset_for(self, dataset: str, channels: int | None = None, arch: str | None = None) -> tuple[str, Preset]:
+        return self.pick(arch).preset_for(dataset, channels)
+
+    def options(self, arch: str | None = None) -> tuple[Option, ...]:
+        return self.pick(arch).options + (PAIR_OPTIONS if self.paired else ())
+
+    def all_options(self) -> tuple[Option, ...]:
+        """Every option any variant of the family takes."""
+        seen: dict[str, Option] = {}
+        for v in (self.default, *self.variants.values()):
+            for o in v.options + (PAIR_OPTIONS if self.paired else ()):
+                seen.setdefault(o.flag, o)
+        return tuple(seen.values())
+
+
+def presets(**kw: Preset) -> MappingProxyType:
+    """A preset table; keyword ``fashion_mnist`` is the dataset ``fashion-mnist``."""
+    return MappingProxyType({k.replace("_", "-"): v for k, v in kw.items()})

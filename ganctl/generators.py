@@ -1,0 +1,93 @@
+"""Which generator file a command uses: the one resolver for sample, interpolate, translate,
+evaluate and export.
+
+In order: ``--checkpoint`` (a generator file, a checkpoint folder or a run folder), ``--pretrained``
+(a model in the store), ``--run`` (a run's newest readable checkpoint), else the newest run of the
+family, else (where the command allows it) the only pretrained model of the family in the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ganctl import registry, store
+from ganctl.errors import GanctlError
+
+
+@dataclass(frozen=True)
+class Choice:
+    path: Path  # the generator .safetensors file
+    source: str  # "checkpoint", "pretrained", "run", "newest run" or "only pretrained"
+    family: str
+    run: store.RunInfo | None = None
+    pretrained: str | None = None
+
+    def describe(self, direction: str | None = None) -> str:
+        """The line a command shows about what it uses ('' for an explicit --checkpoint)."""
+        extra = f", {direction}" if direction else ""
+        if self.run is not None:
+            how = "" if self.source == "run" else "newest run, "
+            return f"using run {self.run.id} ({how}{self.path.parent.name}{extra})"
+        if self.source == "pretrained":
+            return f"using pretrained model {self.pretrained}"
+        if self.source == "only pretrained":
+            return f"no {self.family} run in the store: using the pretrained model {self.pretrained}"
+        return ""
+
+
+def _given(**flags: object) -> list[str]:
+    return [f"--{k}" for k, v in flags.items() if v is not None]
+
+
+def choose(family: str, *, run: str | None = None, checkpoint: Path | None = None, pretrained: str | None = None,
+           only_pretrained: bool = False) -> Choice:
+    """The generator file ``family``'s command uses; a GanctlError saying what to do when there is none.
+    ``only_pretrained``: with no run of the family, use the only pretrained model in the store."""
+    from ganctl import inference
+
+    given = _given(run=run, checkpoint=checkpoint, pretrained=pretrained)
+    if len(given) > 1:
+        raise GanctlError(f"give one of {' and '.join(given)}, not both" if len(given) == 2
+                          else "give one of --run, --checkpoint and --pretrained")
+    if checkpoint is not None:
+        return Choice(inference.resolve_checkpoint(checkpoint), "checkpoint", family)
+    if pretrained is not None:
+        from ganctl import pretrained as store_models
+
+        return Choice(store_models.generator_path(pretrained), "pretrained", family, pretrained=pretrained)
+    info = store.find_run(run, family) if run else store.newest_run(family)
+    if info is not None:
+        return Choice(inference.generator_file(info), "run" if run else "newest run", family, run=info)
+    if only_pretrained:
+        from ganctl import pretrained as store_models
+
+        found = [m for m in store_models.installed() if m["meta"].get("family", family) == family]
+        if len(found) == 1:
+            return Choice(Path(found[0]["path"]), "only pretrained", family, pretrained=found[0]["name"])
+        if found:
+            names = ", ".join(f["name"] for f in found)
+            raise GanctlError(f"no {family} run in the store and several pretrained models ({names}): "
+                              "choose one with --pretrained NAME")
+        raise GanctlError(
+            f"no {family} model in the store: train one ('ganctl train {family} --dataset synthetic-facades') "
+            "or download a pretrained one ('ganctl download facades_label2photo')"
+        )
+    raise GanctlError(f"there is no {family} run in {store.runs_dir()}: train one with "
+                      f"'ganctl train {family} --dataset digits', or pass --checkpoint")
+
+
+def load(family: str, device: str, *, say: Callable[[str], None] | None = None, **where):
+    """The loaded generator (:class:`ganctl.inference.LoadedGenerator`) :func:`choose` picks, on
+    ``device`` ("auto", "cpu", ...); ``say`` gets the line about what is used."""
+    from ganctl import inference, runtime
+
+    choice = choose(family, **where)
+    gen = inference.load_generator(choice.path, runtime.resolve_device(device), family=family)
+    if choice.source == "pretrained":  # the name as the file records it
+        choice = replace(choice, pretrained=gen.meta.get("pretrained", choice.pretrained))
+    line = choice.describe((gen.meta.get("direction") or "AtoB") if registry.get(family).paired else None)
+    if say and line:
+        say(line)
+    return gen

@@ -1,0 +1,142 @@
+"""The generator spec: what a generator file says about itself, defined once.
+
+Every ``generator.safetensors`` ganctl writes (checkpoints, imported pretrained models) carries
+this spec twice: as ``config.json`` beside it (the diffusers convention: readable, and what
+ganctl reads first) and in the safetensors header (so the file alone, copied elsewhere, still
+describes itself). Files written before ``schema_version`` existed hold the same fields in the
+header only; they are read as schema 1.
+
+A spec with a key this version does not know, or a newer ``schema_version``, is refused with a
+clear message rather than silently dropped. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from ganctl import __version__
+from ganctl.errors import CheckpointError
+
+SCHEMA_VERSION = 1
+FILE = "config.json"  # beside generator.safetensors
+_HEADER_MAX = 100 << 20
+
+# every key, and the type check.py enforces on it (the TrainConfig fields are checked by config.check_fields)
+KEYS: dict[str, object] = {
+    "schema_version": int,
+    "family": str,
+    "arch": str,
+    "generator": dict,
+    "z_dim": int,
+    "image_size": int,
+    "channels": int,
+    "classes": tuple[str, ...] | None,
+    "conditional": bool,
+    "dataset": str | None,
+    "run": str | None,
+    "ganctl_version": str,
+    # pairs: which side is the input, and the size the training jitter resized to
+    "direction": str | None,
+    "load_size": int | None,
+    # imported pretrained models
+    "pretrained": str | None,
+    "description": str | None,
+    "source_url": str | None,
+    "source_sha256": str | None,
+}
+REQUIRED = ("family", "arch", "generator")
+
+
+def make(**fields: object) -> dict:
+    """A spec of the current schema from ``fields`` (checked)."""
+    spec = {"schema_version": SCHEMA_VERSION, "ganctl_version": __version__, **fields}
+    return check(spec)
+
+
+def for_run(cfg) -> dict:
+    """The spec of the generator a run trains (``cfg``: its TrainConfig)."""
+    extra = {k: cfg.data_args[k] for k in ("direction", "load_size") if k in cfg.data_args}
+    return make(
+        family=cfg.family,
+        arch=cfg.arch,
+        generator=cfg.generator,
+        z_dim=cfg.z_dim,
+        image_size=cfg.image_size,
+        channels=cfg.channels,
+        classes=list(cfg.classes) if cfg.classes else None,
+        conditional=bool(cfg.generator.get("num_classes")),
+        dataset=cfg.dataset,
+        run=cfg.run_name,
+        **extra,
+    )
+
+
+def check(spec: object) -> dict:
+    """``spec`` if it is a generator spec this version reads; else ValueError saying why."""
+    from ganctl.config import check_fields, type_problem
+
+    if not isinstance(spec, dict):
+        raise ValueError(f"it is {type(spec).__name__}, not an object")
+    version = spec.get("schema_version", 1)
+    if type_problem(version, int):
+        raise ValueError(f"schema_version is {version!r:.40}, not an integer")
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"it has schema_version {version}, written by a newer ganctl (this one reads up to "
+                         f"{SCHEMA_VERSION}): upgrade ganctl")
+    unknown = [k for k in spec if k not in KEYS]
+    if unknown:
+        raise ValueError(f"it has keys this ganctl does not know ({', '.join(map(repr, unknown[:3]))}): "
+                         "it was written by another version; upgrade ganctl")
+    for key in REQUIRED:
+        if key not in spec:
+            raise ValueError(f"it names no {key!r}")
+    for key, hint in KEYS.items():
+        if key in spec:
+            want = type_problem(spec[key], hint)
+            if want:
+                raise ValueError(f"{key} is {spec[key]!r:.40}, not {want}")
+    check_fields({k: spec[k] for k in ("family", "arch", "z_dim", "image_size", "channels") if k in spec}, partial=True)
+    if spec.get("conditional") and not spec.get("classes"):
+        raise ValueError("it is conditional but lists no classes")
+    return spec
+
+
+def to_json(spec: dict) -> bytes:
+    return (json.dumps(check(spec), indent=2, sort_keys=True) + "\n").encode()
+
+
+def header_spec(path: Path) -> dict:
+    """The spec in a safetensors file's header ({} when it has none), read without torch."""
+    from ganctl.config import parse_meta
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > _HEADER_MAX:
+                raise ValueError(f"its header claims {n:,} bytes")
+            header = json.loads(f.read(n))
+    except (OSError, struct.error, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return parse_meta(meta if isinstance(meta, dict) else {}, path)
+
+
+def read(generator: Path, header: dict | None = None) -> dict:
+    """The spec of ``generator`` (a .safetensors file): ``config.json`` beside it when there is one
+    that belongs to it, else its header (``header``, when the caller has read it already). Not
+    checked: :func:`check` it (CheckpointError naming the file is the caller's message)."""
+    from ganctl.config import parse_json
+
+    generator = Path(generator)
+    beside = generator.with_name(FILE)
+    if generator.name.endswith(".safetensors") and beside.is_file():
+        try:
+            data = parse_json(beside.read_bytes())
+        except (ValueError, OSError) as e:
+            raise CheckpointError(f"{beside} is damaged: {e}") from e
+        if isinstance(data, dict) and "arch" in data and "generator" in data:  # not some other config.json
+            return data
+    return header if header is not None else header_spec(generator)

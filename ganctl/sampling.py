@@ -1,0 +1,128 @@
+"""``ganctl sample`` and ``ganctl interpolate`` as library functions: from a model and options to
+the file written (the CLI parses, calls one of these, and prints the path)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from ganctl import generators, registry
+from ganctl.errors import GanctlError
+
+Say = Callable[[str], None]
+
+
+def _quiet(text: str) -> None:
+    pass
+
+
+def _label(gen, spec: str | None) -> int | None:
+    """The class index of --label, checked against the classes the model was trained on."""
+    from ganctl import inference
+
+    if spec is None:
+        return None
+    if not gen.meta.get("conditional"):
+        raise GanctlError(f"--label needs a conditional model (cgan); this {gen.meta.get('family')} generator ignores labels")
+    return inference.resolve_label(spec, gen.meta["classes"])
+
+
+def _generator(model: str, run, checkpoint, device: str, say: Say):
+    if registry.get(model).paired:  # an unknown family is a did-you-mean error here
+        raise GanctlError(f"{model} translates images rather than sampling noise: use 'ganctl translate IMAGE -o OUT'")
+    return generators.load(model, device, say=say, run=run, checkpoint=checkpoint)
+
+
+def pick_seed(seed: int | None, say: Say) -> int:
+    """``seed``, or a random one that is shown so the images can be made again."""
+    if seed is None:
+        import secrets
+
+        seed = secrets.randbelow(2**31)
+        say(f"seed {seed} (pass --seed {seed} to get these images again)")
+    return seed
+
+
+def is_folder_target(out: str) -> bool:
+    return out.endswith(("/", "\\")) or Path(out).is_dir()
+
+
+def sample(model: str, *, n: int = 64, output: str | None = None, seed: int | None = None, nrow: int | None = None,
+           label: str | None = None, run: str | None = None, checkpoint: Path | None = None, device: str = "auto",
+           say: Say = _quiet) -> Path:
+    """Write ``n`` generated images as one grid, or one PNG each into a folder; returns the path."""
+    import torch
+
+    from ganctl import images, inference
+
+    if n < 1:
+        raise GanctlError("-n must be at least 1")
+    if nrow is not None and nrow < 1:
+        raise GanctlError("--nrow must be at least 1")
+    gen = _generator(model, run, checkpoint, device, say)
+    y = _label(gen, label)
+    row_labels = None
+    if y is not None:
+        labels = torch.full((n,), y, dtype=torch.long)
+    elif gen.meta.get("conditional"):
+        # no --label: one row per class, labelled, about n images in all
+        classes = gen.meta["classes"]
+        nrow = nrow or max(1, round(n / len(classes)))
+        n = nrow * len(classes)
+        labels = torch.arange(len(classes)).repeat_interleave(nrow)
+        row_labels = classes
+    else:
+        labels = None
+    z = inference.latents(n, gen.z_dim, pick_seed(seed, say))
+    fake = inference.generate(gen, z, labels)
+    out = output or f"{model}_samples.png"
+    if is_folder_target(out):
+        paths = images.save_each(fake, Path(out))
+        say(f"wrote {len(paths)} images")
+        return Path(out)
+    images.save_grid(fake, Path(out), nrow=nrow or math.ceil(math.sqrt(n)), row_labels=row_labels)
+    return Path(out)
+
+
+def interpolate(model: str, *, steps: int = 10, method: str = "lerp", rows: int = 1, output: str | None = None,
+                seed: int | None = None, label: str | None = None, to_label: str | None = None, run: str | None = None,
+                checkpoint: Path | None = None, device: str = "auto", say: Say = _quiet) -> Path:
+    """Write walks through the latent space (or, with ``to_label``, through the label embedding)
+    as a strip of frames, or a GIF when ``output`` ends in .gif; returns the path."""
+    import torch
+
+    from ganctl import images, inference
+
+    if method not in ("lerp", "slerp"):
+        raise GanctlError(f"unknown --method {method!r}: use lerp or slerp")
+    if rows < 1:
+        raise GanctlError("--rows must be at least 1")
+    if steps < 2:
+        raise GanctlError("--steps must be at least 2 (the two end points)")
+    if to_label is not None and label is None:
+        raise GanctlError("--to-label needs --label: the class to start from")
+    gen = _generator(model, run, checkpoint, device, say)
+    y0, y1 = _label(gen, label), _label(gen, to_label)
+    ends = inference.latents(2 * rows, gen.z_dim, pick_seed(seed, say))
+    if y1 is not None:
+        # latent fixed (one per row), label embedding moving from y0 to y1
+        e0, e1 = inference.label_embedding(gen, y0), inference.label_embedding(gen, y1)
+        emb = inference.interpolate(e0, e1, steps, "lerp")  # (steps, embed)
+        z = ends[::2].unsqueeze(1).expand(rows, steps, -1)
+        fake = inference.generate_embedded(gen, z.flatten(0, 1), emb.repeat(rows, 1)).unflatten(0, (rows, steps))
+    else:
+        walks = [inference.interpolate(ends[2 * r], ends[2 * r + 1], steps, method) for r in range(rows)]
+        z = torch.stack(walks)  # (rows, steps, z)
+        labels = None
+        if gen.meta.get("conditional"):
+            classes = len(gen.meta["classes"])
+            per_row = [y0 if y0 is not None else r % classes for r in range(rows)]
+            labels = torch.tensor(per_row).repeat_interleave(steps)
+        fake = inference.generate(gen, z.flatten(0, 1), labels).unflatten(0, (rows, steps))
+    out = Path(output or f"{model}_interpolation.png")
+    if out.suffix.lower() == ".gif":
+        images.save_gif(fake.transpose(0, 1), out)  # frames: (steps, rows, C, H, W)
+    else:
+        images.save_grid(fake.flatten(0, 1), out, nrow=steps)
+    return out

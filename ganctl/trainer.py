@@ -1,0 +1,114 @@
+"""One training run from its config: networks, objective, feeder and callbacks, then ``engine.fit``.
+
+Nothing here depends on the family's name: the registration (:mod:`ganctl.registry`) names the
+networks, their init and the objective, and the family's data kind picks the feeder and the
+epoch pictures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ganctl import accel, callbacks, engine, genspec, models, objectives, registry
+from ganctl.callbacks.progress import NullReporter, Reporter
+from ganctl.config import TrainConfig
+from ganctl.feeders import ImageFeeder, PairFeeder
+from ganctl.runtime import Runtime
+from ganctl.store import atomic_write_json, run_lock
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    step: int
+    interrupted: bool
+    checkpoint: Path | None
+    last_epoch: dict[str, float]
+
+
+def uses_channels_last(cfg: TrainConfig, rt: Runtime) -> bool:
+    return rt.channels_last(registry.networks(cfg.arch).convolutional)
+
+
+def build_networks(cfg: TrainConfig, rt: Runtime) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """G and D of ``cfg``, initialised from its seed, on the device in the runtime's layout."""
+    torch.manual_seed(cfg.seed)
+    G = models.build_generator(cfg.arch, cfg.generator)
+    D = models.build_discriminator(cfg.arch, cfg.discriminator)
+    models.init_weights(cfg.arch, G, cfg.init)
+    models.init_weights(cfg.arch, D, cfg.init)
+    G.to(rt.device)
+    D.to(rt.device)
+    if uses_channels_last(cfg, rt):
+        G.to(memory_format=torch.channels_last)
+        D.to(memory_format=torch.channels_last)
+    accel.apply(rt, G, D)
+    return G, D
+
+
+def build_objective(cfg: TrainConfig, G, D, rt: Runtime) -> objectives.Objective:
+    G_run, D_run = G, D
+    if rt.compile:
+        # the objective trains compiled wrappers that share the parameters; checkpoints and
+        # samples use the plain modules. The gradient penalty differentiates twice, which
+        # compiled graphs do not support, so a WGAN-GP critic runs eagerly.
+        G_run = torch.compile(G)
+        if not cfg.objective_args.get("lambda_gp"):
+            D_run = torch.compile(D)
+    return objectives.build(G_run, D_run, cfg, rt)
+
+
+def train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter | None = None,
+          resume: bool = False, val_data=None) -> TrainResult:
+    """Train ``cfg`` on ``data`` (images, or pairs with ``val_data`` for validation).
+
+    The run folder is locked for the whole training: a second trainer (or ``rm``) of the same run
+    is refused before it writes anything, and the lock dies with the process, so a killed run resumes.
+    """
+    with run_lock(Path(run_dir), f"{cfg.family}/{cfg.run_name}", new=not resume):
+        return _train(cfg, data, Path(run_dir), rt, reporter or NullReporter(), resume, val_data)
+
+
+def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter, resume: bool, val_data) -> TrainResult:
+    fam = registry.get(cfg.family)
+    variant = fam.for_arch(cfg.arch)
+    G, D = build_networks(cfg, rt)
+    obj = build_objective(cfg, G, D, rt)
+    spec = genspec.for_run(cfg)
+    saver = callbacks.Checkpointer(run_dir, G, D, obj, spec)
+
+    start = None
+    if resume:
+        atomic_write_json(run_dir / "config.json", cfg.to_json())  # --epochs/--eval-every may have changed
+        start = saver.restore(reporter.message)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", cfg.to_json())
+
+    channels_last = uses_channels_last(cfg, rt)
+    if fam.paired:
+        direction = cfg.data_args["direction"]
+        feeder = PairFeeder(data, cfg.batch_size, cfg.seed, rt, direction, cfg.image_size, channels_last)
+        shows: list[engine.Callback] = [callbacks.PairValidation(
+            run_dir, G, val_data if val_data is not None else data, direction, cfg.seed, rt, channels_last)]
+    else:
+        feeder = ImageFeeder(data, cfg.batch_size, cfg.seed, rt, obj.G_conditional, channels_last)
+        shows = [callbacks.SampleGrid(run_dir, G, cfg.z_dim, cfg.seed, rt, cfg.classes if obj.G_conditional else None)]
+        if cfg.eval_every:
+            shows.append(callbacks.Evaluation(G, spec, cfg.eval_every, cfg.seed, rt))
+
+    log = callbacks.MetricsLog(run_dir, resume=resume)
+    title = f"{cfg.family} on {Path(cfg.dataset).name}"
+    steps = [
+        *shows,
+        log,
+        callbacks.LossChart(run_dir, log, title, not_charted=variant.objective.not_charted),
+        saver,
+        callbacks.Progress(reporter, cfg, rt, log),
+    ]
+    res = engine.fit(obj, feeder, steps, epochs=cfg.epochs, start=start)
+    return TrainResult(run_dir, res.position.epoch, res.position.step, res.interrupted, saver.last, log.summary)

@@ -1,0 +1,89 @@
+"""``ganctl translate`` as a library function: an image or a folder of images through a pix2pix
+generator, from the options to the path written (the CLI parses, calls it, and prints the path)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ganctl import generators
+from ganctl.errors import GanctlError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+FAMILY = "pix2pix"
+
+
+def inputs(source: Path) -> list[Path]:
+    """The images to translate: ``source`` itself, or the images under a folder."""
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        if not files:
+            raise GanctlError(f"{source} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return files
+    if not source.exists():
+        raise GanctlError(f"input {source} does not exist")
+    return [source]
+
+
+def _open(path: Path, size: int | None, max_pixels: int):
+    """Decode one input; its pixel count is checked from the header first, so a huge image is
+    refused before it takes memory (with --size, only images too large to decode safely are)."""
+    from ganctl import images, inference
+
+    if size is None:
+        return images.open_image(path, max_pixels=max_pixels, hint=inference.TRANSLATE_SIZE_HINT)
+    return images.open_image(path, hint=": shrink it first")
+
+
+class _NoProgress:
+    def __init__(self, total: int, description: str): ...
+    def __enter__(self): return self
+    def __exit__(self, *exc): ...
+    def advance(self) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+def translate(source: Path, *, output: str | None = None, mode: str = "paper", seed: int = 0, size: int | None = None,
+              run: str | None = None, checkpoint: Path | None = None, pretrained: str | None = None,
+              device: str = "auto", max_pixels: int = 4096 * 4096, say: Callable[[str], None] | None = None,
+              progress=_NoProgress) -> Path:
+    """Translate ``source`` (an image, or a folder of images, searched recursively); returns the
+    image or folder written. ``progress(total, description)`` is a context manager with
+    ``advance()`` and ``message(text)`` (the CLI's bar)."""
+    from ganctl import images, inference
+
+    say = say or (lambda text: None)
+    if mode not in inference.TRANSLATE_MODES:
+        raise GanctlError(f"unknown --mode {mode!r}: use paper or eval")
+    inference.check_translate_pixels(1, 1, size, max_pixels)  # --size and --max-pixels agree
+    files = inputs(source)
+    folder = source.is_dir()
+    if not folder:
+        first = _open(files[0], size, max_pixels)  # an unreadable or huge input fails before the model is loaded
+    out = Path(output) if output else source.parent / (source.name + "_translated" if folder else source.stem + "_translated.png")
+    if not folder and (out.is_dir() or (output or "").endswith(("/", "\\"))):
+        out = out / (source.stem + ".png")
+    if folder and out.exists() and not out.is_dir():
+        raise GanctlError(f"{out} is a file: with a folder of inputs, -o names a folder")
+    gen = generators.load(FAMILY, device, say=say, run=run, checkpoint=checkpoint, pretrained=pretrained,
+                          only_pretrained=True)
+    if not folder:
+        images.save_image(inference.translate_image(gen, first, mode, seed, size, max_pixels), out)
+        return out
+    failed = []
+    with progress(len(files), "translate") as bar:
+        for path in files:
+            target = out / path.relative_to(source).with_suffix(".png")
+            try:
+                img = _open(path, size, max_pixels)
+            except GanctlError as e:
+                failed.append(path)
+                bar.message(f"warning: skipped {e}")
+                bar.advance()
+                continue
+            images.save_image(inference.translate_image(gen, img, mode, seed, size, max_pixels), target)
+            bar.advance()
+    say(f"translated {len(files) - len(failed)} of {len(files)} images into {out}")
+    if failed:
+        raise GanctlError(f"{len(failed)} file(s) could not be read: {', '.join(str(p) for p in failed[:5])}{' ...' if len(failed) > 5 else ''}")
+    return out
