@@ -137,6 +137,6 @@ def read(generator: Path, header: dict | None = None) -> dict:
             data = parse_json(beside.read_bytes())
         except (ValueError, OSError) as e:
             raise CheckpointError(f"{beside} is damaged: {e}") from e
-        if isinstance(data, dict) and "arch" in data and "generator" in data:  # not some other config.json
+        if not isinstance(data, dict) or "arch" in data or "schema_version" in data:  # else some other tool's config.json
             return data
     return header if header is not None else header_spec(generator)

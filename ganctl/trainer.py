@@ -101,7 +101,8 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         if cfg.eval_every:
             shows.append(callbacks.Evaluation(G, spec, cfg.eval_every, cfg.seed, rt))
 
-    log = callbacks.MetricsLog(run_dir, resume=resume)
+    # on a GPU every read-back waits for the queued steps: read in blocks; a CPU has nothing to wait for
+    log = callbacks.MetricsLog(run_dir, resume=resume, read_every=10 if rt.device.type == "cpu" else 50)
     title = f"{cfg.family} on {Path(cfg.dataset).name}"
     steps = [
         *shows,

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from ganctl import checkpoint, models, objectives, runtime, store, trainer
+from ganctl import checkpoint, genspec, models, objectives, runtime, store, trainer
 from ganctl.callbacks import Checkpointer
 from tests.conftest import invoke
 from tests.test_engine import CPU, _InterruptAt, tiny_cfg
@@ -40,7 +40,8 @@ def _state(step: int) -> checkpoint.TrainerState:
 
 def _save(run: Path, epoch: int, seed: int | None = None) -> Path:
     G, D = _nets(epoch if seed is None else seed)
-    return checkpoint.save(run, f"epoch_{epoch:04d}", G, D, {"arch": "mlp"}, _state(epoch))
+    spec = genspec.make(family="gan", arch="mlp", generator={"z_dim": 4, "channels": 1, "image_size": 3})
+    return checkpoint.save(run, f"epoch_{epoch:04d}", G, D, spec, _state(epoch))
 
 
 def _latest(run: Path) -> str:

@@ -20,7 +20,7 @@ def lsgan():
 
 
 def test_a_registered_family_trains_samples_and_resumes_through_the_cli(lsgan, _isolated_store, tmp_path):
-    r = invoke("train", "lsgan", "--dataset", "digits", "--epochs", "1", "--batch-size", "64", "--name", "ls")
+    r = invoke("train", "lsgan", "--dataset", "digits", "--epochs", "1", "--batch-size", "256", "--image-size", "16", "--name", "ls")
     assert r.exit_code == 0, r.output
     run = _isolated_store / "runs" / "lsgan" / "ls"
     cfg = json.loads((run / "config.json").read_text())

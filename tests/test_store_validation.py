@@ -156,11 +156,20 @@ def _meta(path):
     ],
     ids=["unknown-arch", "string-z_dim", "zero-features", "unknown-argument", "deeply-nested", "a-list"],
 )
-def test_bad_generator_metadata_is_one_clear_line(home, tmp_path, change, reason):
+@pytest.mark.parametrize("where", ["header", "config.json"])
+def test_bad_generator_metadata_is_one_clear_line(home, tmp_path, change, reason, where):
+    """The spec is damaged in the safetensors header of a checkpoint in the old layout (no
+    config.json beside it), or in the config.json beside the generator (which is read first)."""
     path = _generator(home)
-    _rewrite_generator(path, meta=change(_meta(path)))
+    beside = path.with_name("config.json")
+    bad = change(_meta(path))
+    if where == "header":
+        beside.unlink()
+        _rewrite_generator(path, meta=bad)
+    else:
+        beside.write_text(bad if isinstance(bad, str) else json.dumps(bad))
     line = error_line(invoke("sample", "dcgan", "--checkpoint", path, "-o", tmp_path / "x.png"))
-    assert str(path) in line and reason in line and "internal error" not in line
+    assert (str(path) in line or str(beside) in line) and reason in line and "internal error" not in line
 
 
 def test_listing_survives_a_pretrained_file_with_deeply_nested_metadata(home):
