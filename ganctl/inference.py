@@ -137,7 +137,10 @@ def load_generator(path: Path, device: torch.device, family: str | None = None) 
     check_meta(meta, path)
     if family and meta.get("family") != family:
         other = meta.get("family")
-        use = "ganctl translate IMAGE --checkpoint PATH" if other == "pix2pix" else f"ganctl sample {other}"
+        from ganctl import registry
+
+        translates = other in registry.FAMILIES and registry.get(other).paired
+        use = "ganctl translate IMAGE --checkpoint PATH" if translates else f"ganctl sample {other}"
         raise GanctlError(f"{path} holds a {other!r} generator, not {family!r}: use '{use}'")
     try:
         with torch.device("meta"):  # no time spent initialising weights the file replaces
