@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from ganctl import engine, evaluate, inference, seeds, tasks
+from ganctl import engine, inference, seeds, tasks
 from ganctl.data import paired
+from ganctl.evaluation import classifier
 from tests.conftest import error_line, invoke
 
 BIG = [123456789, 2**40 + 3, seeds.SEED_MAX, seeds.SEED_MIN, -123456789]
@@ -96,7 +97,7 @@ def test_seeded_helpers_leave_the_global_random_state_alone(device, monkeypatch)
         y2 = net(x)
     with torch.no_grad(), inference.paper_mode(net, seed=4):
         y3 = net(x)
-    c1, c2 = evaluate._new_classifier(1, 10), evaluate._new_classifier(1, 10)
+    c1, c2 = classifier.new_classifier(1, 10), classifier.new_classifier(1, 10)
     after = _states()
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert torch.equal(y1, y2) and not torch.equal(y1, y3)
