@@ -192,9 +192,9 @@ def write_pairs(folder: Path, n_train: int, n_val: int) -> Path:
     """Synthetic facades as 512x256 JPEG A|B pairs in the official aligned layout (split/N.jpg)."""
     from PIL import Image
 
-    from ganctl.data import paired
+    from ganctl.data import synthetic_facades
 
-    photos, labels = paired.synthetic_facades(n_train + n_val, size=256, seed=0)
+    photos, labels = synthetic_facades.synthetic_facades(n_train + n_val, size=256, seed=0)
     ab = torch.cat([photos, labels], dim=3).permute(0, 2, 3, 1).contiguous()  # (n, 256, 512, 3)
     for split, indices in (("train", range(n_train)), ("val", range(n_train, n_train + n_val))):
         (folder / split).mkdir(parents=True)
@@ -419,7 +419,7 @@ Image.frombytes("RGB", (u8.shape[1], u8.shape[0]), u8.numpy().tobytes()).save(ds
 def bench_translate(work: Path, device: torch.device, sz: Sizes) -> dict:
     from PIL import Image
 
-    from ganctl.data import paired
+    from ganctl.data import synthetic_facades
     from ganctl.pix2pix_official import ganctl_to_official, save_official_file
 
     torch.manual_seed(0)
@@ -428,7 +428,7 @@ def bench_translate(work: Path, device: torch.device, sz: Sizes) -> dict:
     state = G.state_dict()
     official = save_official_file(ganctl_to_official(state, UNET_256), work / "latest_net_G.pth")
     torch.save(state, work / "baseline_G.pth")  # the same tensors under the baseline's own key names
-    _, labels = paired.synthetic_facades(1, size=256, seed=1)
+    _, labels = synthetic_facades.synthetic_facades(1, size=256, seed=1)
     image = work / "labels.png"
     Image.frombytes("RGB", (256, 256), labels[0].permute(1, 2, 0).contiguous().numpy().tobytes()).save(image)
 

@@ -138,9 +138,9 @@ def orient(a: torch.Tensor, b: torch.Tensor, direction: str) -> tuple[torch.Tens
 
 class PairedTask:
     def __init__(self, cfg: TrainConfig, train, val, rt: Runtime, channels_last: bool):
-        from ganctl.data import paired
+        from ganctl.data.pair_jitter import paired_jitter
 
-        self._jitter = paired.paired_jitter
+        self._jitter = paired_jitter
         self.cfg, self.rt, self.channels_last = cfg, rt, channels_last
         self.train_data = train
         # on a GPU, a set decoded in memory moves there once (facades at 286: 200 MB), and the

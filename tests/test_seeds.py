@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ganctl import engine, inference, seeds, tasks
-from ganctl.data import paired
+from ganctl.data import synthetic_facades
 from ganctl.evaluation import classifier
 from tests.conftest import error_line, invoke
 
@@ -33,7 +33,7 @@ def test_every_seed_gives_valid_distinct_generators(seed):
     draws = {tuple(torch.rand(4, generator=tasks.batch_generator(seed, e, b)).tolist()) for e in range(3) for b in range(3)}
     assert len(draws) == 9
     assert tasks.batch_generator(seed, 1, 2).initial_seed() == tasks.batch_generator(seed, 1, 2).initial_seed()
-    x, _ = paired.synthetic_facades(2, size=32, seed=seed)
+    x, _ = synthetic_facades.synthetic_facades(2, size=32, seed=seed)
     assert not torch.equal(x[0], x[1])
 
 

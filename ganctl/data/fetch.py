@@ -11,6 +11,7 @@ from pathlib import Path
 from ganctl.data import catalog
 from ganctl.data.archives import extract
 from ganctl.data.download import ProgressFn, download, file_digest
+from ganctl.data.pair_layouts import pair_counts
 from ganctl.errors import DatasetError
 from ganctl.store import atomic_write_json, datasets_dir, ensure_cache_dir, home, lock_file, remove_if_empty
 
@@ -50,7 +51,7 @@ def _fetch(
     if entry.layout == "manual":
         raise DatasetError(entry.instructions)
     if entry.layout == "generated":
-        from ganctl.data.paired import ensure_synthetic_facades
+        from ganctl.data.synthetic_facades import ensure_synthetic_facades  # torch: imported when needed
 
         return ensure_synthetic_facades(entry)
     if not entry.downloadable:
@@ -169,8 +170,6 @@ def _dataset_folder(staging: Path, entry: catalog.CatalogEntry) -> Path | None:
 
 
 def _verify_counts(entry: catalog.CatalogEntry, inner: Path, archive: Path) -> None:
-    from ganctl.data.paired import pair_counts
-
     found = pair_counts(inner)
     expected = entry.expected_counts
     if any(found.get(s) != n for s, n in expected.items()):
