@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from ganctl import __version__, pretrained
+from ganctl import __version__, pretrained, pretrained_install
 from ganctl.checkpoint import read_meta, save_weights
 from ganctl.cli import app
 from ganctl.errors import CheckpointError, UnknownNameError
@@ -120,7 +120,7 @@ def test_the_stored_generator_loads_and_computes_what_the_official_one_does(serv
     from ganctl.inference import load_generator
 
     server, data = served
-    path = pretrained.fetch("facades_label2photo", mirror=server.url)
+    path = pretrained_install.fetch("facades_label2photo", mirror=server.url)
     assert pretrained.generator_path("facades_label2photo") == path
     assert pretrained.generator_path("facades_label2photo_pretrained") == path
     gen = load_generator(path, torch.device("cpu"), family="pix2pix")  # what translate --pretrained does
@@ -198,7 +198,7 @@ def test_a_complete_file_left_by_an_interrupted_conversion_is_converted_without_
     root = _isolated_store / "pretrained"
     root.mkdir(parents=True)
     (root / "day2night.pth").write_bytes(official_bytes())
-    path = pretrained.fetch("day2night", mirror="http://127.0.0.1:9/")  # nothing listens there
+    path = pretrained_install.fetch("day2night", mirror="http://127.0.0.1:9/")  # nothing listens there
     assert read_meta(path)["direction"] == "BtoA" and read_meta(path)["dataset"] == "night2day"
     assert store_files(_isolated_store) == ["pretrained/day2night/generator.safetensors"]
 
@@ -244,7 +244,7 @@ def test_listing_shows_the_pretrained_models(served):
 
 def test_import_gives_the_same_weights_as_download(served, tmp_path):
     server, data = served
-    downloaded = pretrained.fetch("facades_label2photo", mirror=server.url)
+    downloaded = pretrained_install.fetch("facades_label2photo", mirror=server.url)
     src = tmp_path / "latest_net_G.pth"
     src.write_bytes(data)
     r = invoke("import", src, "--name", "mine", "--direction", "btoa")
@@ -272,7 +272,7 @@ def test_import_gives_the_same_weights_as_download(served, tmp_path):
 def test_import_under_an_official_name_takes_its_catalog_entry(tmp_path):
     src = tmp_path / "sat2map.pth"
     src.write_bytes(official_bytes())
-    path = pretrained.import_file(src, "sat2map")
+    path = pretrained_install.import_file(src, "sat2map")
     meta = read_meta(path)
     assert (meta["direction"], meta["dataset"], meta["description"]) == ("AtoB", "maps", "aerial photo -> map")
 
@@ -287,7 +287,7 @@ def test_import_accepts_wrapped_and_old_files(tmp_path, prefix, batches_tracked,
     state = {prefix + k: v for k, v in original.items() if batches_tracked or not k.endswith("num_batches_tracked")}
     src = tmp_path / "g.pth"
     torch.save(state, src)
-    path = pretrained.import_file(src, "wrapped")
+    path = pretrained_install.import_file(src, "wrapped")
     meta = read_meta(path)
     assert meta["generator"]["ngf"] == ngf
     loaded = load_file(str(path))
@@ -302,7 +302,7 @@ def test_import_accepts_wrapped_and_old_files(tmp_path, prefix, batches_tracked,
 def test_import_of_an_instance_norm_unet_128(tmp_path):
     src = tmp_path / "g.pth"
     torch.save(_official(ngf=4, norm="instance", num_downs=7).state_dict(), src)
-    meta = read_meta(pretrained.import_file(src, "inst", direction="AtoB"))
+    meta = read_meta(pretrained_install.import_file(src, "inst", direction="AtoB"))
     assert meta["generator"] == {**ARCH, "num_downs": 7, "norm": "instance", "dropout": True}
     assert meta["image_size"] == 128
 
@@ -402,7 +402,7 @@ def test_export_a_run_and_a_pretrained_model(tmp_path, _isolated_store):
     expected, _ = official_to_ganctl(load_official_file(tmp_path / "net_G.pth"))
     assert_same_tensors(expected, load_file(str(src)))
 
-    pretrained.import_file(tmp_path / "net_G.pth", "tiny-model", direction="BtoA")
+    pretrained_install.import_file(tmp_path / "net_G.pth", "tiny-model", direction="BtoA")
     r = invoke("export", "--pretrained", "tiny-model", "-o", tmp_path / "again.pth")
     assert r.exit_code == 0, r.output
     assert "--direction BtoA" in r.stderr
@@ -441,9 +441,9 @@ def test_list_shows_the_pretrained_models_in_the_store(served, tmp_path):
     server, data = served
     r = invoke("list")
     assert "No pretrained models" in r.stderr
-    pretrained.fetch("facades_label2photo", mirror=server.url)
+    pretrained_install.fetch("facades_label2photo", mirror=server.url)
     (tmp_path / "g.pth").write_bytes(data)
-    pretrained.import_file(tmp_path / "g.pth", "mine")
+    pretrained_install.import_file(tmp_path / "g.pth", "mine")
     r = invoke("list")
     assert r.exit_code == 0, r.output
     rows = {ln.split()[0]: ln for ln in r.stderr.splitlines() if ln.strip()}
