@@ -22,10 +22,11 @@ from typing import Protocol
 import torch
 
 from ganctl import __version__, checkpoint, images, models, objectives, seeds, tasks
+from ganctl.atomic import atomic_write, atomic_write_json
 from ganctl.config import TrainConfig
 from ganctl.errors import CheckpointError
 from ganctl.runtime import Runtime
-from ganctl.store import atomic_write, atomic_write_json, run_lock
+from ganctl.store import run_lock
 
 
 class Reporter(Protocol):

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ganctl import __version__, checkpoint, inference, store
+from ganctl.atomic import atomic_write_json
 from ganctl.errors import CheckpointError, GanctlError
 from ganctl.evaluation import cache, classifier, splits
 from ganctl.evaluation.classifier import DatasetClassifier
@@ -168,7 +169,7 @@ def evaluate_run(
         "ganctl_version": __version__,
     }
     out = run.path / "eval.json"
-    store.atomic_write_json(out, result)
+    atomic_write_json(out, result)
     with open(run.path / "evaluations.jsonl", "a") as f:
         f.write(json.dumps(result, sort_keys=True) + "\n")
     return result, out

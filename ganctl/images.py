@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
+from ganctl.atomic import atomic_path
 from ganctl.errors import GanctlError
-from ganctl.store import atomic_path
 
 # Images smaller than this are enlarged (nearest neighbour) when saved, so 8x8 or 28x28 samples
 # are visible in an image viewer without blurring.

@@ -12,10 +12,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ganctl.atomic import atomic_dir
 from ganctl.data.download import ProgressFn, RemoteFile, download, file_digest, join_url, looks_like_html
 from ganctl.errors import CheckpointError, StoreError
 from ganctl.pretrained import BASE_URL, CATALOG, GENERATOR, lookup, model_dir, normalise_direction
-from ganctl.store import atomic_dir, check_name, pretrained_dir, remove_if_empty
+from ganctl.store import check_name, pretrained_dir, remove_if_empty
 
 
 def fetch(

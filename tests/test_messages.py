@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 
-from ganctl import checkpoint, store
+from ganctl import atomic, checkpoint, store
 from ganctl.data import archives
 from ganctl.data import download as dl
 from ganctl.errors import NoSpaceError, StoreError
@@ -61,7 +61,7 @@ def test_full_disk_in_an_atomic_store_write_suggests_another_home(home, monkeypa
     monkeypatch.setattr(type(home), "write_bytes", _enospc)
     dest = store.runs_dir() / "x.json"
     with pytest.raises(NoSpaceError) as info:
-        store.atomic_write_json(dest, {"a": 1})
+        atomic.atomic_write_json(dest, {"a": 1})
     assert str(info.value) == f"no space left on device writing {dest}: free space or set GANCTL_HOME to another disk"
     assert [p for p in dest.parent.iterdir() if "x.json" in p.name] == []
 
@@ -82,7 +82,7 @@ def test_full_disk_while_saving_a_checkpoint_is_one_line(home, faces_folder, mon
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 496 vs 466")
 
         monkeypatch.setattr(checkpoint.torch, "save", full)
-        monkeypatch.setattr(store.os, "statvfs", _full_disk_statvfs)
+        monkeypatch.setattr(atomic.os, "statvfs", _full_disk_statvfs)
     else:
         from safetensors import SafetensorError
 

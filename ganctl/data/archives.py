@@ -22,9 +22,10 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from ganctl.atomic import atomic_dir
 from ganctl.data.download import ProgressFn
 from ganctl.errors import DatasetError
-from ganctl.store import atomic_dir, human_size
+from ganctl.store import human_size
 
 # Image archives barely compress (JPEG, PNG): 20x is generous for them, and small archives may
 # still grow to MIN_LIMIT. No image of a dataset comes near MAX_MEMBER.

@@ -8,12 +8,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ganctl.atomic import atomic_write_json
 from ganctl.data import catalog
 from ganctl.data.archives import extract
 from ganctl.data.download import ProgressFn, download, file_digest
 from ganctl.data.pair_layouts import pair_counts
 from ganctl.errors import DatasetError
-from ganctl.store import atomic_write_json, datasets_dir, ensure_cache_dir, home, lock_file, remove_if_empty
+from ganctl.locks import lock_file
+from ganctl.store import datasets_dir, ensure_cache_dir, home, remove_if_empty
 
 # written into a pix2pix dataset's folder: what was downloaded, since no checksums are published
 DOWNLOAD_RECORD = "download.json"

@@ -209,7 +209,7 @@ def write_synthetic_facades(dest: Path, counts: dict[str, int], size: int = 256,
     folder ``dest``, atomically; return ``dest``."""
     from PIL import Image
 
-    from ganctl.store import atomic_dir
+    from ganctl.atomic import atomic_dir
 
     def save(path: Path, pixels: bytes) -> None:
         Image.frombytes("RGB", (2 * size, size), pixels).save(path, compress_level=1)
