@@ -1,9 +1,10 @@
 """The store: where datasets, training runs and pretrained weights live.
 
-The root is ``GANCTL_HOME`` if set, else platformdirs' user data dir. It is resolved at call
-time, never at import, so tests and users can point it elsewhere per process. Every write goes
-through :mod:`ganctl.atomic` (temp + rename), so a crash never leaves a half-written file under its
-final name; a run folder is written by one process at a time (:func:`run_lock`, on :mod:`ganctl.locks`).
+The root is ``GANCTL_HOME`` if set, else platformdirs' user data dir (:func:`ganctl.paths.home`,
+which ``store.home`` is). It is resolved at call time, never at import, so tests and users can
+point it elsewhere per process. Every write goes through :mod:`ganctl.atomic` (temp + rename), so a
+crash never leaves a half-written file under its final name; a run folder is written by one
+process at a time (:func:`run_lock`, on :mod:`ganctl.locks`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from ganctl.atomic import atomic_write
 from ganctl.errors import StoreError, UnknownNameError
 from ganctl.locks import LockBusyError, LockGone, acquire, holder_pid, try_lock
+from ganctl.paths import home
 
 # \Z, not $: '$' also matches before a trailing newline, which would let "run\n" through
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
@@ -28,16 +30,6 @@ _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This folder holds files ganctl can download again; backup tools may skip it.\n"
 )
-
-
-def home() -> Path:
-    """The store root."""
-    env = os.environ.get("GANCTL_HOME")
-    if env:
-        return Path(env).expanduser().resolve()
-    from platformdirs import user_data_path
-
-    return user_data_path("ganctl", appauthor=False)
 
 
 def datasets_dir() -> Path:
