@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shutil
+import tarfile
 
 import pytest
 import torch
@@ -122,10 +123,16 @@ class _FullFile:
         _enospc()
 
 
-def test_full_disk_while_extracting_names_the_folder(tmp_path, monkeypatch):
+@pytest.mark.parametrize("data_filter", [True, False], ids=["tarfile-data-filter", "older-python"])
+def test_full_disk_while_extracting_names_the_folder(tmp_path, monkeypatch, data_filter):
     archive = tmp_path / "a.tar.gz"
     archive.write_bytes(targz({"facades/train/1.jpg": b"x" * 100}))
-    monkeypatch.setattr(archives, "open", lambda *a, **k: _FullFile(), raising=False)
+    if not data_filter:  # a Python before 3.10.12 / 3.11.4: archives writes the bytes itself
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    # the file an entry is written to: by tarfile (with the data filter), or by archives
+    monkeypatch.setattr(tarfile.TarFile, "makefile", lambda *a, **k: _enospc())
+    monkeypatch.setattr(archives, "open", lambda path, mode="r", *a, **k: _FullFile() if "w" in mode
+                        else open(path, mode, *a, **k), raising=False)
     with pytest.raises(NoSpaceError, match="no space left on device writing .*extracted"):
         archives.extract(archive, tmp_path / "extracted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz"]
