@@ -12,7 +12,6 @@ from ganctl.atomic import atomic_write_json
 from ganctl.data import catalog
 from ganctl.data.archives import extract
 from ganctl.data.download import ProgressFn, download, file_digest
-from ganctl.data.pair_layouts import pair_counts
 from ganctl.errors import DatasetError
 from ganctl.locks import lock_file
 from ganctl.store import datasets_dir, ensure_cache_dir, home, remove_if_empty
@@ -172,6 +171,8 @@ def _dataset_folder(staging: Path, entry: catalog.CatalogEntry) -> Path | None:
 
 
 def _verify_counts(entry: catalog.CatalogEntry, inner: Path, archive: Path) -> None:
+    from ganctl.data.pair_layouts import pair_counts  # imports torch (through datasets): only when needed
+
     found = pair_counts(inner)
     expected = entry.expected_counts
     if any(found.get(s) != n for s, n in expected.items()):
