@@ -46,9 +46,9 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from ganctl import __version__, genspec
+from ganctl.atomic import _file_mode, atomic_path, atomic_write, disk_full
 from ganctl.config import parse_meta
 from ganctl.errors import CheckpointError, NoSpaceError
-from ganctl.store import _file_mode, atomic_path, atomic_write, disk_full
 
 GENERATOR = "generator.safetensors"
 DISCRIMINATOR = "discriminator.safetensors"

@@ -36,7 +36,7 @@ class NoSpaceError(StoreError):
     def __init__(self, path: str | os.PathLike | None):
         from pathlib import Path
 
-        from ganctl.store import home
+        from ganctl.paths import home
 
         self.path = path
         try:

@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 import torch
 
 from ganctl import seeds
+from ganctl.data.pair_jitter import paired_jitter
 from ganctl.runtime import Runtime
 
 
@@ -91,10 +92,8 @@ class PairFeeder(_Feeder):
     """Batches ``{"input": ..., "target": ...}`` of jittered pairs cropped to ``crop``."""
 
     def __init__(self, data, batch_size: int, seed: int, rt: Runtime, direction: str, crop: int, channels_last: bool):
-        from ganctl.data import paired
-
         super().__init__(len(data), batch_size, seed)
-        self._jitter = paired.paired_jitter
+        self._jitter = paired_jitter
         self.rt, self.channels_last, self.direction, self.crop = rt, channels_last, direction, crop
         self.train_data = data
         # on a GPU, a set decoded in memory moves there once (facades at 286: 200 MB), and the

@@ -13,7 +13,6 @@ clear message rather than silently dropped. Nothing here imports torch.
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 from ganctl import __version__
@@ -21,7 +20,6 @@ from ganctl.errors import CheckpointError
 
 SCHEMA_VERSION = 1
 FILE = "config.json"  # beside generator.safetensors
-_HEADER_MAX = 100 << 20
 
 # every key, and the type check.py enforces on it (the TrainConfig fields are checked by config.check_fields)
 KEYS: dict[str, object] = {
@@ -107,27 +105,10 @@ def to_json(spec: dict) -> bytes:
     return (json.dumps(check(spec), indent=2, sort_keys=True) + "\n").encode()
 
 
-def header_spec(path: Path) -> dict:
-    """The spec in a safetensors file's header ({} when it has none), read without torch."""
-    from ganctl.config import parse_meta
-
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n > _HEADER_MAX:
-                raise ValueError(f"its header claims {n:,} bytes")
-            header = json.loads(f.read(n))
-    except (OSError, struct.error, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    return parse_meta(meta if isinstance(meta, dict) else {}, path)
-
-
-def read(generator: Path, header: dict | None = None) -> dict:
+def read(generator: Path, header: dict) -> dict:
     """The spec of ``generator`` (a .safetensors file): ``config.json`` beside it when there is one
-    that belongs to it, else its header (``header``, when the caller has read it already). Not
-    checked: :func:`check` it (CheckpointError naming the file is the caller's message)."""
+    that belongs to it, else ``header`` (the ganctl entry of its safetensors header, as the caller
+    read it). Not checked: :func:`check` it (the caller's message names the file)."""
     from ganctl.config import parse_json
 
     generator = Path(generator)
@@ -139,4 +120,4 @@ def read(generator: Path, header: dict | None = None) -> dict:
             raise CheckpointError(f"{beside} is damaged: {e}") from e
         if not isinstance(data, dict) or "arch" in data or "schema_version" in data:  # else some other tool's config.json
             return data
-    return header if header is not None else header_spec(generator)
+    return header

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
+from ganctl.atomic import atomic_path
 from ganctl.errors import GanctlError
-from ganctl.store import atomic_path
 
 # Images smaller than this are enlarged (nearest neighbour) when saved, so 8x8 or 28x28 samples
 # are visible in an image viewer without blurring.
@@ -113,16 +113,15 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def grid(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: int = 255) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> uint8 (C, H', W') grid, row-major, ``nrow`` images per row."""
-    n, c, h, w = images.shape
-    ncol = min(nrow, n)
-    rows = (n + ncol - 1) // ncol
-    out = torch.full((c, rows * (h + padding) + padding, ncol * (w + padding) + padding), pad_value, dtype=torch.uint8)
-    for i in range(n):
-        r, k = divmod(i, ncol)
-        y, x = padding + r * (h + padding), padding + k * (w + padding)
-        out[:, y : y + h, x : x + w] = images[i]
-    return out
+    """uint8 (N, C, H, W) -> uint8 (C, H', W') grid, row-major, ``nrow`` images per row, with
+    ``padding`` pixels of ``pad_value`` around every image (torchvision's ``make_grid``)."""
+    # imported here: torchvision takes about as long to import as torch itself, and only grids need it
+    from torchvision.utils import make_grid
+
+    n, c = images.shape[:2]
+    if n == 1:  # make_grid returns a lone image as it is; a grid of one is framed like the others
+        return torch.nn.functional.pad(images[0], (padding,) * 4, value=pad_value)
+    return make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)[:c]  # it makes 1 channel 3
 
 
 def to_pil(image: torch.Tensor, min_cell: int = 0, cell: int = 0) -> Image.Image:

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
+from ganctl.atomic import atomic_path
 from ganctl.errors import CheckpointError
 from ganctl.models.pix2pix import UNetGenerator
-from ganctl.store import atomic_path
 
 EXPECTED = "an official pix2pix U-Net generator state_dict (keys like model.model.0.weight)"
 _WRAPPER_KEYS = ("state_dict", "model", "netG")

@@ -1,27 +1,27 @@
 """The store: where datasets, training runs and pretrained weights live.
 
-The root is ``GANCTL_HOME`` if set, else platformdirs' user data dir. It is resolved at call
-time, never at import, so tests and users can point it elsewhere per process. Every write goes
-through :func:`atomic_write` or :func:`atomic_dir` (temp + rename), so a crash never leaves a
-half-written file under its final name.
+The root is ``GANCTL_HOME`` if set, else platformdirs' user data dir (:func:`ganctl.paths.home`,
+which ``store.home`` is). It is resolved at call time, never at import, so tests and users can
+point it elsewhere per process. Every write goes through :mod:`ganctl.atomic` (temp + rename), so a
+crash never leaves a half-written file under its final name; a run folder is written by one
+process at a time (:func:`run_lock`, on :mod:`ganctl.locks`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
-import stat
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ganctl.errors import NoSpaceError, StoreError, UnknownNameError, is_disk_full
+from ganctl.atomic import atomic_write
+from ganctl.errors import StoreError, UnknownNameError
+from ganctl.locks import LockBusyError, LockGone, acquire, holder_pid, try_lock
+from ganctl.paths import home
 
 # \Z, not $: '$' also matches before a trailing newline, which would let "run\n" through
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
@@ -30,16 +30,6 @@ _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This folder holds files ganctl can download again; backup tools may skip it.\n"
 )
-
-
-def home() -> Path:
-    """The store root."""
-    env = os.environ.get("GANCTL_HOME")
-    if env:
-        return Path(env).expanduser().resolve()
-    from platformdirs import user_data_path
-
-    return user_data_path("ganctl", appauthor=False)
 
 
 def datasets_dir() -> Path:
@@ -73,112 +63,6 @@ def ensure_cache_dir(path: Path) -> Path:
     return path
 
 
-def _file_mode() -> int:
-    """0666 less the umask: what open() would have given the file (mkstemp makes it 0600)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _output_target(dest: Path) -> tuple[Path, bool]:
-    """(the path to write, whether to write through it) for ``dest``; refuse a folder.
-
-    A symlink is followed, and the file it points to is replaced atomically: users link outputs on
-    purpose (latest.png -> a dated file), and replacing the link with a file would silently cut it.
-    A device, FIFO or socket (``-o /dev/null``, ``-o /dev/stdout`` into a pipe) is opened and written
-    through: renaming a file onto it would replace the node itself.
-    """
-    try:
-        st = os.stat(dest)  # follows symlinks, including /dev/stdout's /proc/self/fd/N
-    except FileNotFoundError:
-        st = None
-    except OSError as e:
-        raise StoreError(f"cannot write {dest}: {e.strerror or e}") from e
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise StoreError(f"{dest} is a folder, not a file: give the path of a file to write")
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        return dest, True
-    if dest.is_symlink():  # to a regular file, or dangling: write beside the file it names
-        target = Path(os.path.realpath(dest))
-        if not target.parent.is_dir():
-            raise StoreError(f"{dest} is a link to {target}, whose folder does not exist: create it or remove the link")
-        return target, False
-    return dest, False
-
-
-@contextlib.contextmanager
-def _write_through(dest: Path) -> Iterator[Path]:
-    """Build the output in a private temporary file, then copy it into the device or FIFO ``dest``."""
-    fd, tmp = tempfile.mkstemp(prefix="ganctl-", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        try:
-            with open(tmp_path, "rb") as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-        except OSError as e:
-            raise StoreError(f"cannot write {dest}: {e.strerror or e}") from e
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only if the block succeeds.
-
-    Only regular files are ever replaced: a symlink's target is replaced (the link stays), a device
-    or FIFO is written through, a folder is refused (see :func:`_output_target`).
-    """
-    dest, through = _output_target(Path(dest))
-    if through:
-        with _write_through(dest) as tmp_path:
-            yield tmp_path
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp_path, _file_mode())
-        os.replace(tmp_path, dest)
-    except BaseException as e:
-        full = disk_full(e, tmp_path.parent)  # before the unlink frees the space the write took
-        tmp_path.unlink(missing_ok=True)
-        if full:
-            raise NoSpaceError(dest) from e
-        raise
-
-
-def disk_full(e: BaseException, folder: Path) -> bool:
-    """Whether a write into ``folder`` failed for want of space. torch.save given a path writes
-    in C++ and raises a bare RuntimeError with no errno, so for that one the filesystem is asked."""
-    if isinstance(e, NoSpaceError):
-        return False  # already says which file
-    if is_disk_full(e):
-        return True
-    if type(e) is RuntimeError:
-        try:
-            st = os.statvfs(folder)
-        except OSError:
-            return False
-        return st.f_bavail * st.f_frsize < (1 << 20)
-    return False
-
-
-def atomic_write(dest: Path, data: bytes) -> Path:
-    with atomic_path(dest) as tmp:
-        tmp.write_bytes(data)
-    return Path(dest)
-
-
-def atomic_write_json(dest: Path, obj: object) -> Path:
-    return atomic_write(dest, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
 def remove_if_empty(folder: Path) -> None:
     """Remove ``folder`` if it is an empty directory (left by a failed download); else leave it."""
     try:
@@ -187,99 +71,7 @@ def remove_if_empty(folder: Path) -> None:
         pass
 
 
-class LockBusyError(StoreError):
-    """Another process holds the lock; ``pid`` is the holder's, when it wrote it."""
-
-    def __init__(self, message: str, pid: int | None = None):
-        super().__init__(message)
-        self.pid = pid
-
-
-def _try_lock(fd: int, blocking: bool = False) -> bool:
-    """Take an exclusive lock on the open file ``fd``; False when another holder has it (non-blocking)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: lock the first byte instead
-        import msvcrt
-
-        while True:
-            try:
-                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-                return True
-            except OSError:
-                if not blocking:
-                    return False
-                time.sleep(0.5)  # LK_LOCK gives up after 10 s; a download may take longer
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _holder_pid(fd: int) -> int | None:
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        return int(os.read(fd, 32).decode().strip() or "x")
-    except (OSError, ValueError):  # not written yet, or unreadable while locked (Windows)
-        return None
-
-
-class _Gone(Exception):
-    """The lock file was removed (its folder deleted or renamed) while we opened or waited for it."""
-
-
-def _acquire(path: Path, wait: bool, on_wait: Callable[[int | None], None] | None) -> int:
-    """Open and lock ``path``; return the descriptor (closing it releases the lock)."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except FileNotFoundError:
-        raise _Gone() from None
-    try:
-        if not _try_lock(fd):
-            pid = _holder_pid(fd)
-            if not wait:
-                raise LockBusyError(f"{path} is locked by another process (pid {pid})", pid)
-            if on_wait:
-                on_wait(pid)
-            _try_lock(fd, blocking=True)
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(path))
-        except FileNotFoundError:
-            same = False
-        if not same:
-            raise _Gone()
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode())
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-@contextlib.contextmanager
-def lock_file(path: Path, *, wait: bool = False, on_wait: Callable[[int | None], None] | None = None) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) for the block.
-
-    The OS releases it when the process dies, even by SIGKILL, so a lock is never stale. The file
-    itself is left in place: deleting a lock file lets a third process lock a fresh one while the
-    second holds the old. Without ``wait``, a held lock raises :class:`LockBusyError` at once;
-    with it, ``on_wait(pid)`` is called once and the call blocks until the holder is done.
-    """
-    path = Path(path)
-    for _ in range(100):
-        try:
-            fd = _acquire(path, wait, on_wait)
-            break
-        except _Gone:  # the holder replaced or removed the file: take the one there now
-            path.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        raise StoreError(f"cannot lock {path}: it keeps being replaced; is another program deleting it?")
-    try:
-        yield
-    finally:
-        os.close(fd)
+# ---------------------------------------------------------------- run locks
 
 
 RUN_LOCK = ".lock"
@@ -303,10 +95,10 @@ def run_lock(path: Path, run_id: str, *, new: bool = False, then: str = "or use 
     if new:
         path.mkdir(parents=True, exist_ok=True)
     try:
-        fd = _acquire(path / RUN_LOCK, False, None)
+        fd = acquire(path / RUN_LOCK, False, None)
     except LockBusyError as e:
         raise LockBusyError(_busy_message(run_id, e.pid, then), e.pid) from None
-    except _Gone:
+    except LockGone:
         raise StoreError(f"run {run_id} no longer exists in {path.parent} (was it deleted?)") from None
     try:
         if new and (path / "config.json").exists():
@@ -330,33 +122,11 @@ def check_run_idle(path: Path, run_id: str, then: str = "or use another --name")
     except OSError:
         return  # no lock file: nobody has trained it since locks exist
     try:
-        if not _try_lock(fd):
-            pid = _holder_pid(fd)
+        if not try_lock(fd):
+            pid = holder_pid(fd)
             raise LockBusyError(_busy_message(run_id, pid, then), pid)
     finally:
         os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_dir(dest: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``dest``; it becomes ``dest`` only when the block succeeds.
-
-    ``dest`` must not exist yet (folders cannot be swapped atomically); callers write new,
-    versioned folder names and point to them with :func:`atomic_write`.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, _file_mode() | 0o111)  # mkdtemp makes it 0700
-        os.rename(tmp, dest)
-    except BaseException as e:
-        full = isinstance(e, NoSpaceError) or disk_full(e, tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-        if full:  # name the folder being written, not a file inside its temporary name
-            raise NoSpaceError(dest) from e
-        raise
 
 
 def dir_size(path: Path) -> int:

@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 
 from ganctl import accel, callbacks, engine, genspec, models, objectives, registry
+from ganctl.atomic import atomic_write_json
 from ganctl.callbacks.progress import NullReporter, Reporter
 from ganctl.config import TrainConfig
 from ganctl.feeders import ImageFeeder, PairFeeder
 from ganctl.runtime import Runtime
-from ganctl.store import atomic_write_json, run_lock
+from ganctl.store import run_lock
 
 
 @dataclass

@@ -12,6 +12,8 @@ from ganctl import evaluate as ev
 from ganctl import inference
 from ganctl.data import datasets
 from ganctl.errors import DatasetError, GanctlError
+from ganctl.evaluation import cache, classifier, splits
+from ganctl.evaluation.frechet import frechet_distance
 from tests.conftest import error_line, invoke, make_image_folder
 
 SIZE = 16  # every digits test here runs at 16 px: one classifier, trained once per session
@@ -29,7 +31,7 @@ def _gaussian(n, d, seed, mean=0.0):
 
 def test_frechet_distance_of_a_set_to_itself_is_zero():
     a = _gaussian(500, 16, 0) @ _gaussian(16, 16, 1)  # correlated features
-    assert ev.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_frechet_distance_of_a_shifted_set_is_the_squared_shift():
@@ -37,23 +39,23 @@ def test_frechet_distance_of_a_shifted_set_is_the_squared_shift():
     a = a - a.mean(0)  # centred, so that 2 * a has the same mean
     shift = torch.tensor([1.0, -2.0, 0.5, 0, 0, 0, 0, 3.0], dtype=torch.float64)
     # same covariance exactly, so only the means differ: 1 + 4 + 0.25 + 9
-    assert ev.frechet_distance(a, a + shift) == pytest.approx(14.25, rel=1e-9)
+    assert frechet_distance(a, a + shift) == pytest.approx(14.25, rel=1e-9)
     # scaled by 2: Sb = 4 Sa, and Tr(Sa + 4 Sa - 2 (4 Sa^2)^1/2) = Tr(Sa)
     cov_trace = float(torch.cov(a.T).trace())
-    assert ev.frechet_distance(a, 2 * a) == pytest.approx(cov_trace, rel=1e-6)
+    assert frechet_distance(a, 2 * a) == pytest.approx(cov_trace, rel=1e-6)
 
 
 def test_frechet_distance_of_gaussian_samples_matches_the_analytic_value():
     # N(0, I) vs N(mu, I) in 4-d: ||mu||^2 = 5, up to sampling noise of order d^2 / n
     a, b = _gaussian(20000, 4, 0), _gaussian(20000, 4, 1, mean=torch.tensor([1.0, 2.0, 0.0, 0.0], dtype=torch.float64))
-    assert ev.frechet_distance(a, b) == pytest.approx(5.0, abs=0.05)
+    assert frechet_distance(a, b) == pytest.approx(5.0, abs=0.05)
 
 
 def test_frechet_distance_is_symmetric_and_matches_a_general_reference():
     a = _gaussian(300, 6, 0) @ _gaussian(6, 6, 2)
     b = _gaussian(200, 6, 1) @ _gaussian(6, 6, 3) + 0.3
-    d = ev.frechet_distance(a, b)
-    assert d == pytest.approx(ev.frechet_distance(b, a), rel=1e-9)
+    d = frechet_distance(a, b)
+    assert d == pytest.approx(frechet_distance(b, a), rel=1e-9)
     # reference: Tr (Sa Sb)^1/2 from the (real, non-negative) eigenvalues of the non-symmetric product
     sa, sb = torch.cov(a.T), torch.cov(b.T)
     tr = torch.linalg.eigvals(sa @ sb).real.clamp_min(0).sqrt().sum()
@@ -63,13 +65,13 @@ def test_frechet_distance_is_symmetric_and_matches_a_general_reference():
 
 def test_frechet_distance_with_fewer_samples_than_features():
     a, b = _gaussian(10, 64, 0), _gaussian(12, 64, 1)
-    assert ev.frechet_distance(a, a.clone()) == pytest.approx(0.0, abs=1e-6)
-    d = ev.frechet_distance(a.float(), b.float())  # float32 in, float64 inside
+    assert frechet_distance(a, a.clone()) == pytest.approx(0.0, abs=1e-6)
+    d = frechet_distance(a.float(), b.float())  # float32 in, float64 inside
     assert d > 0 and d == d  # finite, not NaN
     with pytest.raises(ValueError):
-        ev.frechet_distance(a[:1], b)
+        frechet_distance(a[:1], b)
     with pytest.raises(ValueError):
-        ev.frechet_distance(a, b[:, :10])
+        frechet_distance(a, b[:, :10])
 
 
 # ---------------------------------------------------------------- the classifier
@@ -77,9 +79,9 @@ def test_frechet_distance_with_fewer_samples_than_features():
 
 def test_classifier_takes_any_size_from_8_px_and_1_or_3_channels():
     for channels, size in ((1, 8), (3, 13), (1, 28), (3, 64)):
-        net = ev.DatasetClassifier(channels, num_classes=5)
+        net = classifier.DatasetClassifier(channels, num_classes=5)
         x = torch.rand(2, channels, size, size) * 2 - 1
-        assert net.features(x).shape == (2, ev.FEATURE_DIM)
+        assert net.features(x).shape == (2, classifier.FEATURE_DIM)
         assert net(x).shape == (2, 5)
 
 
@@ -90,14 +92,14 @@ def digits_classifier(tmp_path_factory):
     messages = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANCTL_HOME", str(home))
-        _, info = ev.get_classifier("digits", SIZE, 1, None, CPU, progress=messages.append)
+        _, info = cache.get_classifier("digits", SIZE, 1, None, CPU, progress=messages.append)
     return Path(info["path"]), info, messages
 
 
 @pytest.fixture
 def cached_classifier(digits_classifier, _isolated_store):
     """Put the session's digits classifier into this test's store, where evaluate looks for it."""
-    dest = ev.classifier_dir("digits", SIZE, 1) / ev.CLASSIFIER_FILE
+    dest = cache.classifier_dir("digits", SIZE, 1) / cache.CLASSIFIER_FILE
     dest.parent.mkdir(parents=True)
     shutil.copy(digits_classifier[0], dest)
     return dest
@@ -116,35 +118,35 @@ def test_digits_classifier_trains_and_is_accurate(digits_classifier):
 def test_cached_classifier_is_reused_and_a_corrupt_one_retrained(cached_classifier, digits_classifier, monkeypatch):
     mtime = cached_classifier.stat().st_mtime_ns
     trained = []
-    real_train = ev.train_classifier
-    monkeypatch.setattr(ev, "train_classifier", lambda *a, **k: trained.append(1) or real_train(*a, **k))
-    model, info = ev.get_classifier("digits", SIZE, 1, tuple(str(i) for i in range(10)), CPU)
+    real_train = classifier.train_classifier
+    monkeypatch.setattr(classifier, "train_classifier", lambda *a, **k: trained.append(1) or real_train(*a, **k))
+    model, info = cache.get_classifier("digits", SIZE, 1, tuple(str(i) for i in range(10)), CPU)
     assert info["cached"] is True and not trained and cached_classifier.stat().st_mtime_ns == mtime
     assert info["test_accuracy"] == digits_classifier[1]["test_accuracy"]
     # the cached weights are the trained ones: same accuracy on the test split
     test = datasets.load("digits", SIZE, 1, split="test")
-    assert ev._accuracy(model, test, CPU) == pytest.approx(info["test_accuracy"], abs=1e-4)
+    assert classifier.accuracy(model, test, CPU) == pytest.approx(info["test_accuracy"], abs=1e-4)
 
-    monkeypatch.setattr(ev, "MAX_EPOCHS", 2)  # retraining is what is tested here, not accuracy
+    monkeypatch.setattr(classifier, "MAX_EPOCHS", 2)  # retraining is what is tested here, not accuracy
     cached_classifier.write_bytes(b"not a safetensors file")
     messages = []
-    _, info = ev.get_classifier("digits", SIZE, 1, None, CPU, progress=messages.append)
+    _, info = cache.get_classifier("digits", SIZE, 1, None, CPU, progress=messages.append)
     assert info["cached"] is False and len(trained) == 1 and info["epochs"] == 2
     assert any("unreadable" in m for m in messages)
-    assert ev.get_classifier("digits", SIZE, 1, None, CPU)[1]["cached"] is True  # a valid file again
+    assert cache.get_classifier("digits", SIZE, 1, None, CPU)[1]["cached"] is True  # a valid file again
 
     # a classifier of another version is retrained too
     from ganctl import checkpoint
 
     meta = checkpoint.read_meta(cached_classifier)
-    net = ev.DatasetClassifier(1, 10)
+    net = classifier.DatasetClassifier(1, 10)
     checkpoint.save_weights(cached_classifier, net, {**meta, "classifier_version": -1})
-    assert ev.get_classifier("digits", SIZE, 1, None, CPU)[1]["cached"] is False and len(trained) == 2
+    assert cache.get_classifier("digits", SIZE, 1, None, CPU)[1]["cached"] is False and len(trained) == 2
 
 
 def test_classes_that_differ_from_the_models_are_refused(cached_classifier):
     with pytest.raises(DatasetError, match="not the ones the model was trained with"):
-        ev.get_classifier("digits", SIZE, 1, ("a", "b"), CPU)
+        cache.get_classifier("digits", SIZE, 1, ("a", "b"), CPU)
 
 
 # ---------------------------------------------------------------- evaluation on real data
@@ -236,8 +238,8 @@ def test_repeated_evaluations_load_the_real_data_once(cached_classifier, digits_
     # training evaluates every few epochs: the splits and real features are kept between calls
     meta = _fake(ImagePool(digits_test.images)).meta
     loads = []
-    load_splits = ev.load_splits
-    monkeypatch.setattr(ev, "load_splits", lambda *a, **k: loads.append(a) or load_splits(*a, **k))
+    load_splits = splits.load_splits
+    monkeypatch.setattr(splits, "load_splits", lambda *a, **k: loads.append(a) or load_splits(*a, **k))
     references = {}  # a new pool each time: ImagePool hands out its images in turn
     first = ev.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU, references=references)
     again = ev.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU, references=references)
@@ -248,31 +250,31 @@ def test_repeated_evaluations_load_the_real_data_once(cached_classifier, digits_
 
 def test_folder_datasets_hold_out_every_tenth_image_per_class(tmp_path, monkeypatch):
     labels = torch.tensor([0] * 25 + [1] * 3 + [2] * 1)
-    mask = ev._holdout(labels, 3)
+    mask = splits.holdout(labels, 3)
     assert mask.nonzero().flatten().tolist() == [9, 19, 27]  # 10th and 20th of class 0; class 1's last; none of 1
 
-    monkeypatch.setattr(ev, "MAX_EPOCHS", 2)
+    monkeypatch.setattr(classifier, "MAX_EPOCHS", 2)
     folder = tmp_path / "shapes"
     make_image_folder(folder, n=40, size=(10, 10), classes=["circle", "square"])
     state = torch.get_rng_state()
-    model, info = ev.get_classifier(str(folder), 8, 3, None, CPU)
+    model, info = cache.get_classifier(str(folder), 8, 3, None, CPU)
     assert torch.equal(torch.get_rng_state(), state)  # training used its own seeded generators
     assert (info["train_images"], info["test_images"]) == (36, 4) and info["classes"] == ["circle", "square"]
-    again, _ = ev.train_classifier(ev.load_splits(str(folder), 8, 3), CPU)
+    again, _ = classifier.train_classifier(splits.load_splits(str(folder), 8, 3), CPU)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))
     path = Path(info["path"])
     assert path.parent.name.startswith("shapes-") and path.parent.name.endswith("-8px-3ch")
-    assert ev.get_classifier(str(folder), 8, 3, None, CPU)[1]["cached"] is True
+    assert cache.get_classifier(str(folder), 8, 3, None, CPU)[1]["cached"] is True
     make_image_folder(folder, n=2, size=(10, 10), classes=["circle", "square"], seed=5)  # edited folder
-    assert ev.get_classifier(str(folder), 8, 3, None, CPU)[1]["cached"] is False
+    assert cache.get_classifier(str(folder), 8, 3, None, CPU)[1]["cached"] is False
 
 
 def test_unlabelled_datasets_are_refused(tmp_path):
     make_image_folder(tmp_path / "flat", n=6, size=(10, 10))
     with pytest.raises(DatasetError, match="labelled dataset.*one sub-folder per class"):
-        ev.get_classifier(str(tmp_path / "flat"), 8, 3, None, CPU)
+        cache.get_classifier(str(tmp_path / "flat"), 8, 3, None, CPU)
     with pytest.raises(DatasetError, match="celeba has no class labels"):
-        ev.load_splits("celeba", 8, 3)
+        splits.load_splits("celeba", 8, 3)
     with pytest.raises(GanctlError, match="at least 2"):
         ev.evaluate_generator(_fake(Noise()), n=1, device=CPU)
 

@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from ganctl import images, training
-from ganctl.data import datasets, paired
+from ganctl.data import datasets
+from ganctl.data.pair_decoding import open_rgb
 from tests.conftest import error_line, invoke, make_image_folder, train_in_own_store
 
 TINY_P2P = ["--epochs", 1, "--image-size", 32, "--ngf", 2, "--ndf", 2, "--batch-size", 32]
@@ -65,7 +66,7 @@ def test_16bit_png_is_scaled_to_8_bits_when_training(tmp_path):
 def test_16bit_png_is_scaled_in_pairs_and_in_the_shared_decoder(tmp_path):
     path, want = _gradient16(tmp_path / "g.png")
     assert np.array_equal(np.asarray(images.open_image(path)), want)
-    rgb = np.asarray(paired._open_rgb(path))
+    rgb = np.asarray(open_rgb(path))
     assert all(np.array_equal(rgb[..., c], want) for c in range(3))
 
 

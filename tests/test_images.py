@@ -50,3 +50,36 @@ def test_lerp_includes_both_ends_and_slerp_keeps_norm():
 def test_latents_depend_only_on_the_seed():
     assert torch.equal(inference.latents(4, 8, 3), inference.latents(4, 8, 3))
     assert not torch.equal(inference.latents(4, 8, 3), inference.latents(4, 8, 4))
+
+
+def _grid_by_hand(images: torch.Tensor, nrow: int, padding: int, pad_value: int) -> torch.Tensor:
+    """The grid ganctl drew before it used torchvision's make_grid: the pixels must not change."""
+    n, c, h, w = images.shape
+    ncol = min(nrow, n)
+    rows = (n + ncol - 1) // ncol
+    out = torch.full((c, rows * (h + padding) + padding, ncol * (w + padding) + padding), pad_value, dtype=torch.uint8)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        y, x = padding + r * (h + padding), padding + k * (w + padding)
+        out[:, y : y + h, x : x + w] = images[i]
+    return out
+
+
+def test_grid_pixels_are_the_ones_drawn_by_hand():
+    gen = torch.Generator().manual_seed(0)
+    for n, c, nrow, padding in ((1, 1, 8, 2), (1, 3, 4, 0), (3, 1, 2, 1), (7, 3, 3, 2), (16, 1, 8, 2), (5, 3, 10, 3)):
+        x = torch.randint(0, 256, (n, c, 6, 5), dtype=torch.uint8, generator=gen)
+        g = images.grid(x, nrow=nrow, padding=padding)
+        assert g.dtype == torch.uint8 and torch.equal(g, _grid_by_hand(x, nrow, padding, 255)), (n, c, nrow, padding)
+
+
+def test_saved_grids_keep_gray_mode_labels_and_pixels(tmp_path):
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    path = images.save_grid(x, tmp_path / "g.png", nrow=3, row_labels=["zero", "one"])
+    img = Image.open(path)
+    assert img.mode == "L"
+    expected = images.to_pil(_grid_by_hand(images.to_uint8(x), 3, 2, 255), images.MIN_CELL, 8)
+    margin = img.width - expected.width
+    assert margin > 0 and img.height == expected.height  # the labels' margin on the left
+    assert img.crop((margin, 0, img.width, img.height)).tobytes() == expected.tobytes()
+    assert img.crop((0, 0, margin, img.height)).getextrema()[0] < 128  # dark label text drawn there

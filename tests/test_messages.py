@@ -6,11 +6,12 @@ import errno
 import json
 import os
 import shutil
+import tarfile
 
 import pytest
 import torch
 
-from ganctl import checkpoint, store
+from ganctl import atomic, checkpoint, store
 from ganctl.data import archives
 from ganctl.data import download as dl
 from ganctl.errors import NoSpaceError, StoreError
@@ -61,7 +62,7 @@ def test_full_disk_in_an_atomic_store_write_suggests_another_home(home, monkeypa
     monkeypatch.setattr(type(home), "write_bytes", _enospc)
     dest = store.runs_dir() / "x.json"
     with pytest.raises(NoSpaceError) as info:
-        store.atomic_write_json(dest, {"a": 1})
+        atomic.atomic_write_json(dest, {"a": 1})
     assert str(info.value) == f"no space left on device writing {dest}: free space or set GANCTL_HOME to another disk"
     assert [p for p in dest.parent.iterdir() if "x.json" in p.name] == []
 
@@ -82,7 +83,7 @@ def test_full_disk_while_saving_a_checkpoint_is_one_line(home, faces_folder, mon
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 496 vs 466")
 
         monkeypatch.setattr(checkpoint.torch, "save", full)
-        monkeypatch.setattr(store.os, "statvfs", _full_disk_statvfs)
+        monkeypatch.setattr(atomic.os, "statvfs", _full_disk_statvfs)
     else:
         from safetensors import SafetensorError
 
@@ -122,10 +123,16 @@ class _FullFile:
         _enospc()
 
 
-def test_full_disk_while_extracting_names_the_folder(tmp_path, monkeypatch):
+@pytest.mark.parametrize("data_filter", [True, False], ids=["tarfile-data-filter", "older-python"])
+def test_full_disk_while_extracting_names_the_folder(tmp_path, monkeypatch, data_filter):
     archive = tmp_path / "a.tar.gz"
     archive.write_bytes(targz({"facades/train/1.jpg": b"x" * 100}))
-    monkeypatch.setattr(archives, "open", lambda *a, **k: _FullFile(), raising=False)
+    if not data_filter:  # a Python before 3.10.12 / 3.11.4: archives writes the bytes itself
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    # the file an entry is written to: by tarfile (with the data filter), or by archives
+    monkeypatch.setattr(tarfile.TarFile, "makefile", lambda *a, **k: _enospc())
+    monkeypatch.setattr(archives, "open", lambda path, mode="r", *a, **k: _FullFile() if "w" in mode
+                        else open(path, mode, *a, **k), raising=False)
     with pytest.raises(NoSpaceError, match="no space left on device writing .*extracted"):
         archives.extract(archive, tmp_path / "extracted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz"]

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ganctl import store
+from ganctl import atomic, store
 from ganctl.errors import GanctlError, StoreError
 from tests.conftest import error_line, invoke, make_image_folder, targz
 
@@ -124,7 +124,7 @@ def test_output_to_a_fifo_is_written_through(tmp_path):
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
 
-    store.atomic_write(fifo, _png_bytes())
+    atomic.atomic_write(fifo, _png_bytes())
 
     reader.join(10)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was replaced by a file"
@@ -139,12 +139,12 @@ def test_output_to_a_device_is_written_through_never_replaced(tmp_path):
     except (PermissionError, OSError, AttributeError):
         pytest.skip("cannot create a device node here (needs root / CAP_MKNOD)")
 
-    store.atomic_write(fake_null, b"discarded")
+    atomic.atomic_write(fake_null, b"discarded")
     assert stat.S_ISCHR(os.lstat(fake_null).st_mode), "the device node was replaced by a file"
 
     # the real one, only now that writing through a device is shown to work
     if os.access("/dev/null", os.W_OK):
-        store.atomic_write(Path("/dev/null"), b"discarded")
+        atomic.atomic_write(Path("/dev/null"), b"discarded")
         assert stat.S_ISCHR(os.lstat("/dev/null").st_mode)
 
 
@@ -155,7 +155,7 @@ def test_output_through_a_symlink_replaces_the_target_and_keeps_the_link(tmp_pat
     link = tmp_path / "latest.png"
     link.symlink_to(Path("dated") / "grid-0412.png")  # relative, as users write them
 
-    store.atomic_write(link, _png_bytes())
+    atomic.atomic_write(link, _png_bytes())
 
     assert link.is_symlink() and os.readlink(link) == str(Path("dated") / "grid-0412.png")
     assert target.read_bytes() == _png_bytes()
@@ -165,7 +165,7 @@ def test_output_through_a_symlink_replaces_the_target_and_keeps_the_link(tmp_pat
 def test_output_through_a_dangling_symlink_creates_its_target(tmp_path):
     link = tmp_path / "out.png"
     link.symlink_to(tmp_path / "new.png")
-    store.atomic_write(link, b"x")
+    atomic.atomic_write(link, b"x")
     assert link.is_symlink() and (tmp_path / "new.png").read_bytes() == b"x"
 
 
@@ -173,7 +173,7 @@ def test_output_onto_a_folder_is_one_clear_error(tmp_path):
     folder = tmp_path / "grid.png"
     folder.mkdir()
     with pytest.raises(StoreError, match="is a folder, not a file"):
-        store.atomic_write(folder, b"x")
+        atomic.atomic_write(folder, b"x")
     assert folder.is_dir() and list(folder.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
 

@@ -1,4 +1,4 @@
-"""Paired datasets for pix2pix (ganctl.data.paired): layouts, errors, jitter, synthetic-facades."""
+"""Paired datasets for pix2pix (ganctl.data.paired and its parts): layouts, errors, jitter, synthetic-facades."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ganctl.data import catalog, fetch, paired
-from ganctl.data.paired import LazyPairedData, load_paired, paired_jitter
+from ganctl.data import catalog, fetch, paired, synthetic_facades
+from ganctl.data.pair_jitter import paired_jitter
+from ganctl.data.pair_layouts import pair_counts
+from ganctl.data.paired import LazyPairedData, load_paired
 from ganctl.errors import DatasetError
 
 BICUBIC = Image.Resampling.BICUBIC
@@ -83,7 +85,7 @@ def test_aligned_folder_files_are_found_recursively_in_natural_order(tmp_path):
     (root / "train" / "notes.txt").write_text("not an image")
     data = load_paired(str(root), load_size=8)
     assert data.files == ["2.JPG", "3.Tif", "10.png", "sub/1.ppm"]
-    assert paired.pair_counts(root) == {"train": 4}
+    assert pair_counts(root) == {"train": 4}
 
 
 def test_folder_without_split_folders_is_all_train(tmp_path):
@@ -148,7 +150,7 @@ def test_a_and_b_folders_pair_by_name(tmp_path, split):
     for k, name in enumerate(["p1", "p2", "p10"]):
         assert torch.equal(data.a[k], _expected(imgs[name][0], 16))
         assert torch.equal(data.b[k], _expected(imgs[name][1], 16))
-    assert paired.pair_counts(root) == {"train": 3}
+    assert pair_counts(root) == {"train": 3}
 
 
 def test_a_and_b_names_that_do_not_match_are_named(tmp_path):
@@ -270,15 +272,15 @@ def test_jitter_is_deterministic_per_generator_and_works_on_floats():
 @pytest.fixture(scope="module")
 def synthetic_dir(tmp_path_factory):
     entry = catalog.CATALOG["synthetic-facades"]
-    return paired.write_synthetic_facades(tmp_path_factory.mktemp("sf") / "v1", entry.expected_counts)
+    return synthetic_facades.write_synthetic_facades(tmp_path_factory.mktemp("sf") / "v1", entry.expected_counts)
 
 
 def test_synthetic_facades_counts_palette_and_layout(synthetic_dir):
-    assert paired.pair_counts(synthetic_dir) == {"train": 64, "val": 16, "test": 16}
+    assert pair_counts(synthetic_dir) == {"train": 64, "val": 16, "test": 16}
     assert catalog.CATALOG["synthetic-facades"].expected_counts == {"train": 64, "val": 16, "test": 16}
     data = load_paired(str(synthetic_dir), "val", load_size=256)
     assert data.a.shape == (16, 3, 256, 256)
-    palette = torch.tensor(paired.FACADES_PALETTE, dtype=torch.uint8)
+    palette = torch.tensor(synthetic_facades.FACADES_PALETTE, dtype=torch.uint8)
     colours = data.b.permute(0, 2, 3, 1).reshape(-1, 3).unique(dim=0)  # B = right half: the label map
     assert all((palette == c).all(1).any() for c in colours)
     assert len(colours) >= 5  # background, facade, window, door, sill at least
@@ -290,15 +292,15 @@ def test_synthetic_facades_counts_palette_and_layout(synthetic_dir):
 
 
 def test_synthetic_facades_are_deterministic(tmp_path, synthetic_dir):
-    again = paired.write_synthetic_facades(tmp_path / "again", catalog.CATALOG["synthetic-facades"].expected_counts)
+    again = synthetic_facades.write_synthetic_facades(tmp_path / "again", catalog.CATALOG["synthetic-facades"].expected_counts)
     files = sorted(p.relative_to(synthetic_dir) for p in synthetic_dir.rglob("*.png"))
     assert len(files) == 96
     assert files == sorted(p.relative_to(again) for p in again.rglob("*.png"))
     assert all((synthetic_dir / f).read_bytes() == (again / f).read_bytes() for f in files)
-    x1, y1 = paired.synthetic_facades(3, size=64, seed=7)
-    x2, y2 = paired.synthetic_facades(3, size=64, seed=7)
+    x1, y1 = synthetic_facades.synthetic_facades(3, size=64, seed=7)
+    x2, y2 = synthetic_facades.synthetic_facades(3, size=64, seed=7)
     assert torch.equal(x1, x2) and torch.equal(y1, y2) and x1.shape == (3, 3, 64, 64)
-    assert not torch.equal(paired.synthetic_facades(3, size=64, seed=8)[0], x1)
+    assert not torch.equal(synthetic_facades.synthetic_facades(3, size=64, seed=8)[0], x1)
 
 
 def test_synthetic_facades_by_name_are_generated_once_into_the_store(tmp_path, synthetic_dir):

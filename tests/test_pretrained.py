@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from ganctl import __version__, pretrained
+from ganctl import __version__, pretrained, pretrained_install
 from ganctl.checkpoint import read_meta, save_weights
 from ganctl.cli import app
 from ganctl.errors import CheckpointError, UnknownNameError
@@ -83,13 +84,15 @@ def test_download_converts_stores_and_records_the_source(served, _isolated_store
     path = Path(r.stdout.strip())
     home = _isolated_store.resolve()
     assert path == home / "pretrained" / "facades_label2photo" / "generator.safetensors"
-    assert store_files(home) == ["pretrained/facades_label2photo/generator.safetensors"]  # no .pth kept
+    assert store_files(home) == ["pretrained/facades_label2photo/config.json", "pretrained/facades_label2photo/generator.safetensors"]  # no .pth kept
     assert "fetched facades_label2photo.pth" in r.stderr and "facade label map -> photo (BtoA)" in r.stderr
     assert "unet_256, ngf 4, batch norm, 3->3 channels" in r.stderr
     assert [q.path for q in server.requests] == [FILE]
 
     meta = read_meta(path)
+    assert json.loads(path.with_name("config.json").read_text()) == meta  # the spec beside the file, and in it
     assert meta == {
+        "schema_version": 1,
         "family": "pix2pix",
         "arch": "pix2pix",
         "generator": {**ARCH, "dropout": True},
@@ -120,7 +123,7 @@ def test_the_stored_generator_loads_and_computes_what_the_official_one_does(serv
     from ganctl.inference import load_generator
 
     server, data = served
-    path = pretrained.fetch("facades_label2photo", mirror=server.url)
+    path = pretrained_install.fetch("facades_label2photo", mirror=server.url)
     assert pretrained.generator_path("facades_label2photo") == path
     assert pretrained.generator_path("facades_label2photo_pretrained") == path
     gen = load_generator(path, torch.device("cpu"), family="pix2pix")  # what translate --pretrained does
@@ -149,7 +152,7 @@ def test_an_interrupted_transfer_is_retried_with_a_range_request(served, _isolat
     assert "resuming facades_label2photo.pth at 100,000 bytes" in r.stderr
     meta = read_meta(Path(r.stdout.strip()))
     assert meta["source_sha256"] == hashlib.sha256(data).hexdigest()
-    assert store_files(_isolated_store) == ["pretrained/facades_label2photo/generator.safetensors"]
+    assert store_files(_isolated_store) == ["pretrained/facades_label2photo/config.json", "pretrained/facades_label2photo/generator.safetensors"]
 
 
 def test_a_failed_transfer_resumes_on_the_next_run(served, _isolated_store):
@@ -165,7 +168,7 @@ def test_a_failed_transfer_resumes_on_the_next_run(served, _isolated_store):
     assert r.exit_code == 0, r.output
     assert server.requests_for(FILE)[-1].range == f"bytes={kept}-"
     assert read_meta(Path(r.stdout.strip()))["source_sha256"] == hashlib.sha256(data).hexdigest()
-    assert store_files(_isolated_store) == ["pretrained/facades_label2photo/generator.safetensors"]
+    assert store_files(_isolated_store) == ["pretrained/facades_label2photo/config.json", "pretrained/facades_label2photo/generator.safetensors"]
 
 
 def test_404_is_one_error_line_and_leaves_nothing(http_server, _isolated_store):
@@ -198,9 +201,9 @@ def test_a_complete_file_left_by_an_interrupted_conversion_is_converted_without_
     root = _isolated_store / "pretrained"
     root.mkdir(parents=True)
     (root / "day2night.pth").write_bytes(official_bytes())
-    path = pretrained.fetch("day2night", mirror="http://127.0.0.1:9/")  # nothing listens there
+    path = pretrained_install.fetch("day2night", mirror="http://127.0.0.1:9/")  # nothing listens there
     assert read_meta(path)["direction"] == "BtoA" and read_meta(path)["dataset"] == "night2day"
-    assert store_files(_isolated_store) == ["pretrained/day2night/generator.safetensors"]
+    assert store_files(_isolated_store) == ["pretrained/day2night/config.json", "pretrained/day2night/generator.safetensors"]
 
 
 def test_edges2shoes_is_the_dataset_and_edges2shoes_pretrained_the_model(http_server, _isolated_store):
@@ -244,7 +247,7 @@ def test_listing_shows_the_pretrained_models(served):
 
 def test_import_gives_the_same_weights_as_download(served, tmp_path):
     server, data = served
-    downloaded = pretrained.fetch("facades_label2photo", mirror=server.url)
+    downloaded = pretrained_install.fetch("facades_label2photo", mirror=server.url)
     src = tmp_path / "latest_net_G.pth"
     src.write_bytes(data)
     r = invoke("import", src, "--name", "mine", "--direction", "btoa")
@@ -267,12 +270,16 @@ def test_import_gives_the_same_weights_as_download(served, tmp_path):
     assert read_meta(path)["direction"] is None  # replaced, with no direction given this time
     assert not torch.equal(load_file(str(path))["down.0.0.weight"], load_file(str(downloaded))["down.0.0.weight"])
     assert sorted(p.name for p in path.parent.parent.iterdir()) == ["facades_label2photo", "mine"]
+    # an imported model with no dataset (null in its spec) translates: it used to be refused as damaged
+    Image.new("RGB", (32, 32), (10, 200, 10)).save(tmp_path / "in.png")
+    r = invoke("translate", tmp_path / "in.png", "--pretrained", "mine", "-o", tmp_path / "out.png")
+    assert r.exit_code == 0, r.output
 
 
 def test_import_under_an_official_name_takes_its_catalog_entry(tmp_path):
     src = tmp_path / "sat2map.pth"
     src.write_bytes(official_bytes())
-    path = pretrained.import_file(src, "sat2map")
+    path = pretrained_install.import_file(src, "sat2map")
     meta = read_meta(path)
     assert (meta["direction"], meta["dataset"], meta["description"]) == ("AtoB", "maps", "aerial photo -> map")
 
@@ -287,7 +294,7 @@ def test_import_accepts_wrapped_and_old_files(tmp_path, prefix, batches_tracked,
     state = {prefix + k: v for k, v in original.items() if batches_tracked or not k.endswith("num_batches_tracked")}
     src = tmp_path / "g.pth"
     torch.save(state, src)
-    path = pretrained.import_file(src, "wrapped")
+    path = pretrained_install.import_file(src, "wrapped")
     meta = read_meta(path)
     assert meta["generator"]["ngf"] == ngf
     loaded = load_file(str(path))
@@ -302,7 +309,7 @@ def test_import_accepts_wrapped_and_old_files(tmp_path, prefix, batches_tracked,
 def test_import_of_an_instance_norm_unet_128(tmp_path):
     src = tmp_path / "g.pth"
     torch.save(_official(ngf=4, norm="instance", num_downs=7).state_dict(), src)
-    meta = read_meta(pretrained.import_file(src, "inst", direction="AtoB"))
+    meta = read_meta(pretrained_install.import_file(src, "inst", direction="AtoB"))
     assert meta["generator"] == {**ARCH, "num_downs": 7, "norm": "instance", "dropout": True}
     assert meta["image_size"] == 128
 
@@ -402,7 +409,7 @@ def test_export_a_run_and_a_pretrained_model(tmp_path, _isolated_store):
     expected, _ = official_to_ganctl(load_official_file(tmp_path / "net_G.pth"))
     assert_same_tensors(expected, load_file(str(src)))
 
-    pretrained.import_file(tmp_path / "net_G.pth", "tiny-model", direction="BtoA")
+    pretrained_install.import_file(tmp_path / "net_G.pth", "tiny-model", direction="BtoA")
     r = invoke("export", "--pretrained", "tiny-model", "-o", tmp_path / "again.pth")
     assert r.exit_code == 0, r.output
     assert "--direction BtoA" in r.stderr
@@ -441,9 +448,9 @@ def test_list_shows_the_pretrained_models_in_the_store(served, tmp_path):
     server, data = served
     r = invoke("list")
     assert "No pretrained models" in r.stderr
-    pretrained.fetch("facades_label2photo", mirror=server.url)
+    pretrained_install.fetch("facades_label2photo", mirror=server.url)
     (tmp_path / "g.pth").write_bytes(data)
-    pretrained.import_file(tmp_path / "g.pth", "mine")
+    pretrained_install.import_file(tmp_path / "g.pth", "mine")
     r = invoke("list")
     assert r.exit_code == 0, r.output
     rows = {ln.split()[0]: ln for ln in r.stderr.splitlines() if ln.strip()}

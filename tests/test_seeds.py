@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from ganctl import evaluate, feeders, inference, seeds
-from ganctl.data import paired
+from ganctl import feeders, inference, seeds
+from ganctl.data import synthetic_facades
+from ganctl.evaluation import classifier
 from tests.conftest import error_line, invoke
 
 BIG = [123456789, 2**40 + 3, seeds.SEED_MAX, seeds.SEED_MIN, -123456789]
@@ -32,7 +33,7 @@ def test_every_seed_gives_valid_distinct_generators(seed):
     draws = {tuple(torch.rand(4, generator=feeders.batch_generator(seed, e, b)).tolist()) for e in range(3) for b in range(3)}
     assert len(draws) == 9
     assert feeders.batch_generator(seed, 1, 2).initial_seed() == feeders.batch_generator(seed, 1, 2).initial_seed()
-    x, _ = paired.synthetic_facades(2, size=32, seed=seed)
+    x, _ = synthetic_facades.synthetic_facades(2, size=32, seed=seed)
     assert not torch.equal(x[0], x[1])
 
 
@@ -96,7 +97,7 @@ def test_seeded_helpers_leave_the_global_random_state_alone(device, monkeypatch)
         y2 = net(x)
     with torch.no_grad(), inference.paper_mode(net, seed=4):
         y3 = net(x)
-    c1, c2 = evaluate._new_classifier(1, 10), evaluate._new_classifier(1, 10)
+    c1, c2 = classifier.new_classifier(1, 10), classifier.new_classifier(1, 10)
     after = _states()
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert torch.equal(y1, y2) and not torch.equal(y1, y3)

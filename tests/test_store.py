@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ganctl import store
+from ganctl import atomic, store
 from ganctl.errors import StoreError, UnknownNameError
 
 
@@ -34,22 +34,22 @@ def test_plain_names_are_accepted(good):
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     dest = tmp_path / "f.bin"
     with pytest.raises(RuntimeError):
-        with store.atomic_path(dest) as tmp:
+        with atomic.atomic_path(dest) as tmp:
             tmp.write_bytes(b"half")
             raise RuntimeError("crash mid-write")
     assert list(tmp_path.iterdir()) == []
-    store.atomic_write(dest, b"whole")
+    atomic.atomic_write(dest, b"whole")
     assert dest.read_bytes() == b"whole"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
 
 
 def test_atomic_dir_is_renamed_only_when_complete(tmp_path):
     with pytest.raises(ValueError):
-        with store.atomic_dir(tmp_path / "ck") as tmp:
+        with atomic.atomic_dir(tmp_path / "ck") as tmp:
             (tmp / "a").write_text("x")
             raise ValueError
     assert not (tmp_path / "ck").exists() and list(tmp_path.iterdir()) == []
-    with store.atomic_dir(tmp_path / "ck") as tmp:
+    with atomic.atomic_dir(tmp_path / "ck") as tmp:
         (tmp / "a").write_text("x")
     assert (tmp_path / "ck" / "a").read_text() == "x"
 
@@ -63,7 +63,7 @@ def _fake_run(family, name, created):
     path.mkdir(parents=True)
     key, _ = registry.get(family).preset_for("digits")
     cfg = make_config(family, "digits", name, channels=1, classes=None, preset_key=key, epochs=1).to_json()
-    store.atomic_write_json(path / "config.json", {**cfg, "created": created})
+    atomic.atomic_write_json(path / "config.json", {**cfg, "created": created})
     return path
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from ganctl import images
+from ganctl.atomic import atomic_write
 from ganctl.engine import Callback, Loop
-from ganctl.store import atomic_write
 
 READ_EVERY = 50  # steps between read-backs of the device's metric tensors (and at every epoch end)
 

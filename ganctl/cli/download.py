@@ -92,13 +92,13 @@ def _list_pretrained() -> None:
 
 
 def _download_pretrained(name: str, mirror: str | None) -> None:
-    from ganctl import pretrained
+    from ganctl import pretrained, pretrained_install
     from ganctl.pix2pix_official import architecture_summary
 
     model = pretrained.lookup(name)
     if (pretrained.model_dir(model.name) / pretrained.GENERATOR).is_file():
         ui.info(f"{model.name} is already in the store")
-    path = pretrained.fetch(name, mirror, ui.DownloadProgress().for_file)
+    path = pretrained_install.fetch(name, mirror, ui.DownloadProgress().for_file)
     meta = pretrained.read_meta(path)
     ui.info(f"{model.name}: {model.description} ({meta['direction']}), {architecture_summary(meta['generator'])}")
     ui.result(path)

@@ -36,10 +36,10 @@ def import_(
     force: bool = typer.Option(False, "--force", help="Replace a pretrained model of the same name."),
 ) -> None:
     """Import a pix2pix generator saved by the official code (weights only; no code in it is run)."""
-    from ganctl import pretrained
+    from ganctl import pretrained, pretrained_install
     from ganctl.pix2pix_official import architecture_summary
 
-    dest = pretrained.import_file(path, name, direction=direction, force=force)
+    dest = pretrained_install.import_file(path, name, direction=direction, force=force)
     meta = pretrained.read_meta(dest)
     ui.info(f"imported {path.name} as {name}: {architecture_summary(meta['generator'])}, direction {meta['direction'] or 'not given'}")
     ui.result(dest)
@@ -52,7 +52,7 @@ def export(
     pretrained_name: str = typer.Option(None, "--pretrained", "-p", help="A pretrained model in the store, instead of RUN."),
 ) -> None:
     """Write a pix2pix generator as an official latest_net_G.pth (for junyanz/pytorch-CycleGAN-and-pix2pix)."""
-    from ganctl import pretrained, store
+    from ganctl import pretrained, pretrained_export, store
     from ganctl.errors import GanctlError
 
     given = [x for x in (run, checkpoint, pretrained_name) if x is not None]
@@ -66,8 +66,8 @@ def export(
         from ganctl.inference import generator_file
 
         src = generator_file(store.find_run(run))
-    out, meta = pretrained.export(src, output)
-    ui.info(f"official test.py options: {pretrained.official_options(meta)}")
+    out, meta = pretrained_export.export(src, output)
+    ui.info(f"official test.py options: {pretrained_export.official_options(meta)}")
     depth = meta["generator"]["num_downs"]
     if depth not in (7, 8):
         ui.warn(f"the official --netG offers only unet_128 and unet_256; this is unet_{2**depth}: build "

@@ -221,7 +221,7 @@ CATALOG: dict[str, CatalogEntry] = {
             channels=3,
             native_size=256,
             classes=(),
-            source="generated deterministically by ganctl (ganctl.data.paired.synthetic_facades, seed 0)",
+            source="generated deterministically by ganctl (ganctl.data.synthetic_facades, seed 0)",
             license="CC0 (no rights reserved)",
             # bump the version when the generator's output changes, so stale copies are not used
             image_folder="v1",

@@ -234,7 +234,7 @@ def load_folder(
         if cache is not None:
             from safetensors.torch import save_file
 
-            from ganctl.store import atomic_path
+            from ganctl.atomic import atomic_path
 
             meta = {"classes": list(classes) if classes else None, "bad": bad, "grayscale_only": grayscale_only}
             tensors = {"images": images} | ({"labels": labels} if labels is not None else {})

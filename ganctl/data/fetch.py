@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ganctl.atomic import atomic_write_json
 from ganctl.data import catalog
 from ganctl.data.archives import extract
 from ganctl.data.download import ProgressFn, download, file_digest
 from ganctl.errors import DatasetError
-from ganctl.store import atomic_write_json, datasets_dir, ensure_cache_dir, home, lock_file, remove_if_empty
+from ganctl.locks import lock_file
+from ganctl.store import datasets_dir, ensure_cache_dir, home, remove_if_empty
 
 # written into a pix2pix dataset's folder: what was downloaded, since no checksums are published
 DOWNLOAD_RECORD = "download.json"
@@ -50,7 +52,7 @@ def _fetch(
     if entry.layout == "manual":
         raise DatasetError(entry.instructions)
     if entry.layout == "generated":
-        from ganctl.data.paired import ensure_synthetic_facades
+        from ganctl.data.synthetic_facades import ensure_synthetic_facades  # torch: imported when needed
 
         return ensure_synthetic_facades(entry)
     if not entry.downloadable:
@@ -169,7 +171,7 @@ def _dataset_folder(staging: Path, entry: catalog.CatalogEntry) -> Path | None:
 
 
 def _verify_counts(entry: catalog.CatalogEntry, inner: Path, archive: Path) -> None:
-    from ganctl.data.paired import pair_counts
+    from ganctl.data.pair_layouts import pair_counts  # imports torch (through datasets): only when needed
 
     found = pair_counts(inner)
     expected = entry.expected_counts

@@ -1,0 +1,70 @@
+"""Export: a ganctl pix2pix generator written as an official ``.pth`` the official code loads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ganctl.errors import CheckpointError
+from ganctl.pretrained import GENERATOR, OFFICIAL_FILE, read_meta
+from ganctl.pretrained_install import build_unet
+
+
+def resolve_generator(path: str | Path) -> Path:
+    """A generator.safetensors file, or the one inside a checkpoint (or pretrained) folder."""
+    src = Path(path).expanduser()
+    if src.is_dir() and (src / GENERATOR).is_file():
+        return src / GENERATOR
+    if not src.is_file():
+        raise CheckpointError(f"{src} holds no {GENERATOR}: give a generator file or a checkpoint folder")
+    return src
+
+
+def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict]:
+    """Write a ganctl pix2pix generator (a generator.safetensors, or a folder holding one) as an
+    official ``.pth`` that the official ``UnetGenerator`` loads strictly; return the file written
+    and the generator's ganctl metadata.
+
+    ``out_path`` may be a folder (or end in '/'): the file is then ``latest_net_G.pth`` inside it,
+    the name the official ``test.py`` loads from ``checkpoints/NAME/``.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ganctl.pix2pix_official import ganctl_to_official, save_official_file
+
+    src = resolve_generator(generator_path)
+    meta = read_meta(src)
+    if meta.get("arch") != "pix2pix" or not isinstance(meta.get("generator"), dict):
+        what = f"a {meta['family']!r} generator" if meta.get("family") else "no ganctl generator"
+        raise CheckpointError(
+            f"{src} holds {what}: only pix2pix U-Net generators have an official layout to export to"
+        )
+    arch = meta["generator"]
+    try:
+        state = load_file(str(src))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{src} is not a readable safetensors file ({e}); it may be truncated") from e
+    net = build_unet(arch, state, str(src))
+    out = Path(out_path).expanduser()
+    if out.is_dir() or str(out_path).endswith(("/", os.sep)):
+        out = out / OFFICIAL_FILE
+    return save_official_file(ganctl_to_official(net.state_dict(), arch), out), meta
+
+
+def official_options(meta: dict) -> str:
+    """The official test.py options that rebuild this generator, e.g. '--netG unet_256 --norm batch ...'."""
+    g = meta["generator"]
+    opts = [
+        "--model pix2pix",
+        f"--netG unet_{2 ** g['num_downs']}",
+        f"--norm {g['norm']}",
+        f"--ngf {g['ngf']}",
+        f"--input_nc {g['in_channels']}",
+        f"--output_nc {g['out_channels']}",
+    ]
+    if not g.get("dropout", True):
+        opts.append("--no_dropout")
+    if meta.get("direction"):
+        opts.append(f"--direction {meta['direction']}")
+    return " ".join(opts)
