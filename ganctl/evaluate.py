@@ -148,14 +148,10 @@ def evaluate_run(
     """Evaluate a run's newest generator (or ``checkpoint_path``: a generator file, checkpoint
     folder, or a checkpoint's name such as ``epoch_0010``); write ``eval.json`` (the latest
     result) and append to ``evaluations.jsonl`` (the history) in the run folder."""
+    from ganctl import generators
+
     device = torch.device(device)
-    if checkpoint_path is None:
-        path = inference.generator_file(run)
-    else:
-        path = Path(checkpoint_path).expanduser()
-        in_run = run.path / "checkpoints" / str(checkpoint_path)
-        if not path.exists() and not path.is_absolute() and in_run.is_dir():
-            path = in_run
+    path = generators.choose(run.family, run=str(run.path), checkpoint=checkpoint_path).path
     gen = inference.load_generator(path, device)
     result = evaluate_generator(gen, n=n, seed=seed, device=device, progress=progress)
     ckpt = gen.path.parent

@@ -27,7 +27,7 @@ class Choice:
     def describe(self, direction: str | None = None) -> str:
         """The line a command shows about what it uses ('' for an explicit --checkpoint)."""
         extra = f", {direction}" if direction else ""
-        if self.run is not None:
+        if self.run is not None and self.source != "checkpoint":
             how = "" if self.source == "run" else "newest run, "
             return f"using run {self.run.id} ({how}{self.path.parent.name}{extra})"
         if self.source == "pretrained":
@@ -37,29 +37,38 @@ class Choice:
         return ""
 
 
-def _given(**flags: object) -> list[str]:
-    return [f"--{k}" for k, v in flags.items() if v is not None]
+def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str | None = None,
+           pretrained: str | None = None, only_pretrained: bool = False, required: bool = False) -> Choice:
+    """The generator file a command of ``family`` uses; a GanctlError saying what to do when there is none.
 
-
-def choose(family: str, *, run: str | None = None, checkpoint: Path | None = None, pretrained: str | None = None,
-           only_pretrained: bool = False) -> Choice:
-    """The generator file ``family``'s command uses; a GanctlError saying what to do when there is none.
-    ``only_pretrained``: with no run of the family, use the only pretrained model in the store."""
+    ``run`` and ``checkpoint`` together: a checkpoint of that run (a folder name such as
+    ``epoch_0010``, or a path). ``only_pretrained``: with no run of the family, use the only
+    pretrained model of the family in the store. ``required``: no newest-run default (export).
+    """
     from ganctl import inference
 
-    given = _given(run=run, checkpoint=checkpoint, pretrained=pretrained)
-    if len(given) > 1:
-        raise GanctlError(f"give one of {' and '.join(given)}, not both" if len(given) == 2
-                          else "give one of --run, --checkpoint and --pretrained")
-    if checkpoint is not None:
-        return Choice(inference.resolve_checkpoint(checkpoint), "checkpoint", family)
+    if pretrained is not None and (run is not None or checkpoint is not None):
+        raise GanctlError("give one of --run, --checkpoint and --pretrained" if not required
+                          else "give exactly one of RUN, --checkpoint PATH or --pretrained NAME")
     if pretrained is not None:
         from ganctl import pretrained as store_models
 
-        return Choice(store_models.generator_path(pretrained), "pretrained", family, pretrained=pretrained)
-    info = store.find_run(run, family) if run else store.newest_run(family)
+        return Choice(store_models.generator_path(pretrained), "pretrained", family or "", pretrained=pretrained)
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        info = store.find_run(run, family) if run is not None else None
+        if info is not None and not path.exists() and not path.is_absolute():
+            path = info.path / "checkpoints" / str(checkpoint)
+            if not path.exists():
+                raise GanctlError(f"run {info.id} has no checkpoint {checkpoint}: its checkpoints are in {info.path / 'checkpoints'}")
+        return Choice(inference.resolve_checkpoint(path), "checkpoint", family or "", run=info)
+    if required and run is None:
+        raise GanctlError("give exactly one of RUN, --checkpoint PATH or --pretrained NAME")
+    if family is None and run is None:
+        raise GanctlError("name the model family or the run")
+    info = store.find_run(run, family) if run is not None else store.newest_run(family)
     if info is not None:
-        return Choice(inference.generator_file(info), "run" if run else "newest run", family, run=info)
+        return Choice(inference.generator_file(info), "run" if run else "newest run", info.family, run=info)
     if only_pretrained:
         from ganctl import pretrained as store_models
 

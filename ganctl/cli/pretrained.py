@@ -52,20 +52,9 @@ def export(
     pretrained_name: str = typer.Option(None, "--pretrained", "-p", help="A pretrained model in the store, instead of RUN."),
 ) -> None:
     """Write a pix2pix generator as an official latest_net_G.pth (for junyanz/pytorch-CycleGAN-and-pix2pix)."""
-    from ganctl import pretrained, pretrained_export, store
-    from ganctl.errors import GanctlError
+    from ganctl import generators, pretrained_export
 
-    given = [x for x in (run, checkpoint, pretrained_name) if x is not None]
-    if len(given) != 1:
-        raise GanctlError("give exactly one of RUN, --checkpoint PATH or --pretrained NAME")
-    if pretrained_name is not None:
-        src = pretrained.generator_path(pretrained_name)
-    elif checkpoint is not None:
-        src = checkpoint
-    else:
-        from ganctl.inference import generator_file
-
-        src = generator_file(store.find_run(run))
+    src = generators.choose(None, run=run, checkpoint=checkpoint, pretrained=pretrained_name, required=True).path
     out, meta = pretrained_export.export(src, output)
     ui.info(f"official test.py options: {pretrained_export.official_options(meta)}")
     depth = meta["generator"]["num_downs"]
