@@ -6,18 +6,8 @@ import os
 from pathlib import Path
 
 from ganctl.errors import CheckpointError
-from ganctl.pretrained import GENERATOR, OFFICIAL_FILE, read_meta
+from ganctl.pretrained import OFFICIAL_FILE, read_meta
 from ganctl.pretrained_install import build_unet
-
-
-def resolve_generator(path: str | Path) -> Path:
-    """A generator.safetensors file, or the one inside a checkpoint (or pretrained) folder."""
-    src = Path(path).expanduser()
-    if src.is_dir() and (src / GENERATOR).is_file():
-        return src / GENERATOR
-    if not src.is_file():
-        raise CheckpointError(f"{src} holds no {GENERATOR}: give a generator file or a checkpoint folder")
-    return src
 
 
 def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict]:
@@ -31,9 +21,10 @@ def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ganctl.inference import resolve_checkpoint
     from ganctl.pix2pix_official import ganctl_to_official, save_official_file
 
-    src = resolve_generator(generator_path)
+    src = resolve_checkpoint(Path(generator_path))
     meta = read_meta(src)
     if meta.get("arch") != "pix2pix" or not isinstance(meta.get("generator"), dict):
         what = f"a {meta['family']!r} generator" if meta.get("family") else "no ganctl generator"

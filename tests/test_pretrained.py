@@ -433,7 +433,7 @@ def test_export_refuses_other_generators(tmp_path):
         (["somerun", "--pretrained", "x"], "exactly one of"),
         (["--pretrained", "sat2map"], "pretrained model sat2map is not in the store: run 'ganctl download sat2map'"),
         (["--pretrained", "nothing-here"], "import FILE.pth --name nothing-here"),
-        (["--checkpoint", "/nonexistent/g.safetensors"], "holds no generator.safetensors"),
+        (["--checkpoint", "/nonexistent/g.safetensors"], "checkpoint /nonexistent/g.safetensors does not exist"),
     ],
 )
 def test_export_usage_errors(tmp_path, args, expected):
