@@ -139,7 +139,7 @@ def test_full_disk_while_extracting_names_the_folder(tmp_path, monkeypatch, data
 
 
 def test_the_error_boundary_recognises_a_wrapped_full_disk(monkeypatch, tmp_path):
-    from ganctl.cli import generate
+    from ganctl import sampling
 
     def wrapped(*_a, **_k):
         try:
@@ -147,7 +147,7 @@ def test_the_error_boundary_recognises_a_wrapped_full_disk(monkeypatch, tmp_path
         except OSError as e:
             raise RuntimeError("writer failed") from e
 
-    monkeypatch.setattr(generate, "_load", wrapped)
+    monkeypatch.setattr(sampling, "_generator", wrapped)
     line = _clean(error_line(invoke("sample", "dcgan", "-o", tmp_path / "x.png")))
     assert line.startswith("error: no space left on device writing")
 
