@@ -3,8 +3,8 @@
 Four measurements, each ganctl (the real CLI, in a subprocess, with a fresh store and its
 defaults) against a baseline in the seeds' style: fp32, NCHW, a torchvision dataset or a Dataset
 with per-sample PIL transforms, a torch DataLoader, default Adam (no foreach/fused flags), the same
-networks (built from ganctl.models, so the architecture cannot differ, then turned into plain nn
-layers by ``as_plain_nn``) and the same batch size.
+networks (built from ganctl.models, so the architecture cannot differ: plain nn layers, which
+ganctl's CPU fast paths in ganctl.accel are not applied to here) and the same batch size.
 
   (a) pix2pix training images/s at 256x256, batch 1, from JPEG A|B pairs on disk;
   (b) DCGAN training images/s at 64x64, batch 128, on MNIST-format IDX files;
@@ -53,7 +53,6 @@ from report import machine  # noqa: E402
 from report import write_section as _write  # noqa: E402
 
 from ganctl.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights  # noqa: E402
-from ganctl.models.layers import as_plain_nn  # noqa: E402
 from ganctl.models.pix2pix import PatchGANDiscriminator, UNetGenerator, init_pix2pix_weights  # noqa: E402
 
 # the console script next to this Python (what users run), else the module
@@ -247,8 +246,8 @@ def baseline_pix2pix(folder: Path, device: torch.device, warmup: int, iters: int
     workers = min(4, os.cpu_count() or 1)  # the official --num_threads 4, capped at the cores
     loader = DataLoader(AlignedPairs(folder / "train"), batch_size=1, shuffle=True, num_workers=workers)
     torch.manual_seed(0)
-    G = as_plain_nn(UNetGenerator(3, 3, ngf=64, num_downs=8, norm="batch", dropout=True))
-    D = as_plain_nn(PatchGANDiscriminator(6, ndf=64, n_layers=3, norm="batch"))
+    G = UNetGenerator(3, 3, ngf=64, num_downs=8, norm="batch", dropout=True)
+    D = PatchGANDiscriminator(6, ndf=64, n_layers=3, norm="batch")
     init_pix2pix_weights(G)
     init_pix2pix_weights(D)
     G.to(device)
@@ -351,8 +350,8 @@ def baseline_dcgan(root: Path, device: torch.device, warmup: int, iters: int) ->
     workers = min(2, os.cpu_count() or 1)  # pytorch/examples dcgan --workers 2
     loader = DataLoader(dataset, batch_size=128, shuffle=True, num_workers=workers, drop_last=True)
     torch.manual_seed(0)
-    G = as_plain_nn(DCGANGenerator(z_dim=100, channels=1, image_size=64, features=64)).to(device)
-    D = as_plain_nn(DCGANDiscriminator(channels=1, image_size=64, features=64, norm="batch")).to(device)
+    G = DCGANGenerator(z_dim=100, channels=1, image_size=64, features=64).to(device)
+    D = DCGANDiscriminator(channels=1, image_size=64, features=64, norm="batch").to(device)
     init_dcgan_weights(G)
     init_dcgan_weights(D)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.9, 0.999))
@@ -400,11 +399,10 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from ganctl.models.layers import as_plain_nn
 from ganctl.models.pix2pix import UNetGenerator
 
 weights, src, dst, device = sys.argv[1:5]
-net = as_plain_nn(UNetGenerator(3, 3, ngf=64, num_downs=8, norm="batch", dropout=True))
+net = UNetGenerator(3, 3, ngf=64, num_downs=8, norm="batch", dropout=True)
 net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
 net.to(device)  # no --eval: dropout and batch statistics, as the official test.py by default
 tf = T.Compose([T.Resize([256, 256], T.InterpolationMode.BICUBIC), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import torch
 
-from ganctl import __version__, checkpoint, images, models, objectives, seeds, tasks
+from ganctl import __version__, accel, checkpoint, images, models, objectives, seeds, tasks
 from ganctl.config import TrainConfig
 from ganctl.errors import CheckpointError
 from ganctl.runtime import Runtime
@@ -155,6 +155,7 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter, resume,
     if channels_last:
         G.to(memory_format=torch.channels_last)
         D.to(memory_format=torch.channels_last)
+    accel.apply(rt, G, D)  # the CPU fast paths' convolutions, where rt wants them
     G_run, D_run = G, D
     if rt.compile:
         # the objective trains compiled wrappers that share the parameters; checkpoints and

@@ -153,6 +153,7 @@ def run_training(
     device: str = "auto",
     precision: str = "auto",
     compile: bool = False,
+    accel: bool = True,
     name: str | None = None,
     resume: bool = False,
     mirror: str | None = None,
@@ -198,7 +199,7 @@ def run_training(
             overrides["gan"] = False
     if eval_every and fam.paired:
         raise GanctlError("--eval-every applies to the image families; pix2pix records validation L1/PSNR/SSIM every epoch")
-    rt = runtime.resolve(device, precision, compile)
+    rt = runtime.resolve(device, precision, compile, accel)
 
     if resume:
         given = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size, "arch": arch_name if arch else None}
