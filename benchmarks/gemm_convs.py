@@ -2,7 +2,7 @@
 
 For every layer shape that (a) and (b) of benchmarks/speed.py train, this times the output, the
 input gradient and the weight gradient two ways: the way oneDNN computes them (``nn.Conv2d``), and
-as the matrix products of ``ganctl.models.layers``. The rule in ``layers.route_for`` comes from
+as the matrix products of ``ganctl.accel.convs``. The rule in ``convs.route_for`` comes from
 these numbers; the last column says which way it sends each product.
 
     python benchmarks/gemm_convs.py                   # bf16 autocast, as training runs on this CPU
@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ganctl import models, runtime  # noqa: E402
+from ganctl.accel import convs, memory  # noqa: E402
+from ganctl.accel.convs import Route  # noqa: E402
 from ganctl.config import make_config  # noqa: E402
-from ganctl.models import layers  # noqa: E402
-from ganctl.models.layers import Route  # noqa: E402
 
 # the trainings whose layers are timed: (family, dataset preset, channels, batch)
 SETUPS = [("pix2pix", "facades", 3, 1), ("dcgan", "mnist", 1, 128), ("wgan-gp", "mnist", 1, 64)]
@@ -51,7 +51,7 @@ class Layer:
 
 def network_layers() -> list[Layer]:
     """Every distinct convolution the trainings of SETUPS run, read off a forward pass of their
-    generator and discriminator at the training batch size (hooks on ganctl's layer classes)."""
+    generator and discriminator at the training batch size (hooks on their convolutions)."""
     found: dict[Layer, None] = {}
 
     def hook(m, args, _out):
@@ -64,7 +64,7 @@ def network_layers() -> list[Layer]:
         G = models.build_generator(cfg.arch, cfg.generator)
         D = models.build_discriminator(cfg.arch, cfg.discriminator)
         handles = [m.register_forward_hook(hook) for net in (G, D) for m in net.modules()
-                   if isinstance(m, layers.Conv2d | layers.ConvTranspose2d)]
+                   if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
         with torch.no_grad():
             if cfg.arch == "pix2pix":
                 x = torch.zeros(batch, channels, cfg.image_size, cfg.image_size)
@@ -95,18 +95,18 @@ def main() -> None:
     ap.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
-    runtime.keep_freed_memory()  # as training runs: freed buffers are reused, not faulted in again
+    memory.keep_freed_memory()  # as training runs: freed buffers are reused, not faulted in again
     torch.manual_seed(0)
     bf16 = args.precision == "bf16"
     print(f"{runtime.device_name(torch.device('cpu'))}, {args.precision}, median of {args.runs}; ms: oneDNN / matrix product")
     print(f"{'layer':40s} {'output':>15s} {'input grad':>15s} {'weight grad':>15s}  route_for")
     for layer in network_layers():
-        cls = layers.ConvTranspose2d if layer.transposed else layers.Conv2d
+        cls = convs.GemmConvTranspose2d if layer.transposed else convs.GemmConv2d
         m = cls(layer.cin, layer.cout, layer.k, layer.stride, layer.padding, bias=False).to(memory_format=torch.channels_last)
         x = torch.randn(layer.batch, layer.cin, layer.size, layer.size).contiguous(memory_format=torch.channels_last)
 
         def timed(route: Route, wants: str | None, m=m, x=x) -> float:
-            layers.force_route(route)
+            convs.force_route(route)
             x.requires_grad_(wants == "x")
             m.weight.requires_grad_(wants == "w")
 
@@ -123,10 +123,10 @@ def main() -> None:
             dx = (timed(NATIVE, "x") - fwd[0], timed(Route(False, True, False), "x") - fwd[0])
             dw = (timed(NATIVE, "w") - fwd[0], timed(Route(False, False, True), "w") - fwd[0])
         finally:
-            layers.force_route(None)
-        out_size = layers._conv_size(layer.size, layer.k, layer.stride, layer.padding)
+            convs.force_route(None)
+        out_size = convs._conv_size(layer.size, layer.k, layer.stride, layer.padding)
         positions = layer.size**2 if layer.transposed else out_size**2
-        rule = layers.route_for(positions, layer.batch, layer.transposed, layer.cin, layer.cout) or NATIVE
+        rule = convs.route_for(positions, layer.batch, layer.transposed, layer.cin, layer.cout) or NATIVE
         picks = "".join(name if on else "-" for name, on in zip("OIW", (rule.output, rule.input_grad, rule.weight_grad), strict=True))
         name = str(layer)
         cells = " ".join(f"{a:7.1f}/{b:<7.1f}" for a, b in (fwd, dx, dw))

@@ -12,16 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganctl import optim
+from ganctl import accel
 from ganctl.config import TrainConfig
 from ganctl.errors import GanctlError
 from ganctl.runtime import Runtime
 
 
 def make_optimizer(cfg: TrainConfig, params, rt: Runtime) -> torch.optim.Optimizer:
+    """The run's optimizer with the runtime's flags; on the CPU with ``rt.accel``, Adam is
+    ganctl.accel's copy-free one (the same updates, bit for bit)."""
     fast = rt.optimizer_flags(cfg.optimizer)
     if cfg.optimizer == "adam":
-        return optim.Adam(params, lr=cfg.lr, betas=cfg.betas, **fast)
+        return accel.adam_class(rt)(params, lr=cfg.lr, betas=cfg.betas, **fast)
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr, **fast)
     raise GanctlError(f"unknown optimizer {cfg.optimizer!r} in the run's config")

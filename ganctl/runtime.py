@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import platform
-import sys
 from dataclasses import dataclass
 
 import torch
 
+from ganctl import accel as _accel
 from ganctl.errors import GanctlError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -21,6 +19,7 @@ class Runtime:
     device: torch.device
     precision: str  # "fp32", "bf16" or "fp16" (autocast; fp16 with loss scaling)
     compile: bool = False  # torch.compile the networks
+    accel: bool = True  # the CPU fast paths of ganctl.accel where they apply (--no-accel: off)
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -59,14 +58,7 @@ class Runtime:
             paths.append("cudnn.benchmark")
         if self.compile:
             paths.append("torch.compile")
-        if self.device.type == "cpu" and self.precision == "bf16" and convolutional:
-            from ganctl.models import layers
-
-            if layers.gemm_enabled():
-                paths.append("small-map convs as GEMMs")
-        if self.device.type == "cpu" and _allocator_tuned:
-            paths.append("malloc keeps freed memory")
-        return paths
+        return paths + _accel.fast_paths(self, convolutional)
 
     def describe(self, convolutional: bool = True) -> str:
         return f"{device_name(self.device)}, {', '.join(self.fast_paths(convolutional))}"
@@ -120,51 +112,18 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return "fp32"
 
 
-# glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_allocator_tuned = False
-
-
-def keep_freed_memory() -> bool:
-    """Stop glibc handing large freed blocks back to the kernel; True where that is now so.
-
-    By default glibc serves large blocks (from 128 KB; the threshold adapts up to 32 MB) with
-    their own mmap and unmaps them on free. A training step frees and allocates the same
-    weight-sized buffers every time (a bf16 copy of each weight, its gradient, the fp32 cast of
-    that gradient), so each step page-faults and zeroes them afresh. Raising the mmap and trim
-    thresholds keeps freed memory in the heap for reuse; the cost is that the process keeps its
-    peak memory until it exits, as a training run does anyway. On the pix2pix U-Net at batch 1
-    (54M parameters) steps ran about 10% faster with it on the 2-core test machine
-    (``benchmarks/profile_step.py pix2pix`` against ``--allocator default``). Intel's CPU guide
-    for PyTorch gets the same by preloading jemalloc or tcmalloc; this needs neither. A no-op on
-    anything but Linux with glibc.
-    """
-    global _allocator_tuned
-    if _allocator_tuned:
-        return True
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    # glibc refuses a threshold above half its arena heap size on some versions: fall back
-    big = mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1 or mallopt(_M_MMAP_THRESHOLD, 32 << 20) == 1
-    _allocator_tuned = big and mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1
-    return _allocator_tuned
-
-
-def resolve(device: str = "auto", precision: str = "auto", compile: bool = False) -> Runtime:
+def resolve(device: str = "auto", precision: str = "auto", compile: bool = False, accel: bool = True) -> Runtime:
+    """The runtime for these options; with ``accel`` (the default) on the CPU, also glibc's malloc
+    setting of :mod:`ganctl.accel` (process-wide, so here rather than per network)."""
     dev = resolve_device(device)
-    if dev.type == "cpu":
-        keep_freed_memory()
     if dev.type == "cuda":
         # the same shapes every step: let cuDNN pick the fastest convolution algorithms once
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return Runtime(dev, resolve_precision(precision, dev), compile)
+    rt = Runtime(dev, resolve_precision(precision, dev), compile, accel)
+    _accel.tune_memory(rt)
+    return rt
 
 
 def device_name(device: torch.device) -> str:

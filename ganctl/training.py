@@ -160,6 +160,7 @@ def run_training(
     device: str = "auto",
     precision: str = "auto",
     compile: bool = False,
+    accel: bool = True,
     name: str | None = None,
     resume: bool = False,
     mirror: str | None = None,
@@ -178,7 +179,7 @@ def run_training(
     given = registry.checked_options(fam, arch, options)
     if eval_every and fam.paired:
         raise GanctlError(f"--eval-every applies to the image families; {fam.name} records validation L1/PSNR/SSIM every epoch")
-    rt = runtime.resolve(device, precision, compile)
+    rt = runtime.resolve(device, precision, compile, accel)
 
     if resume:
         asked = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size,

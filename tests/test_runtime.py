@@ -1,4 +1,4 @@
-"""Runtime choices: device, precision, optimizer flags, the host allocator, and what is reported."""
+"""Runtime choices: device, precision, optimizer flags, the host allocator (ganctl.accel.memory), and what is reported."""
 
 from __future__ import annotations
 
@@ -84,9 +84,9 @@ def test_fast_paths_name_what_is_on():
 _FAULTS = r"""
 import resource, sys
 import torch
-from ganctl import runtime
+from ganctl.accel import memory
 
-tuned = runtime.keep_freed_memory() if sys.argv[1] == "tuned" else False
+tuned = memory.keep_freed_memory() if sys.argv[1] == "tuned" else False
 faults = []
 for _ in range(10):  # the same buffers freed and allocated again, as in every training step
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

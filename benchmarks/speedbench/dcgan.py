@@ -13,7 +13,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ganctl.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
-from ganctl.models.layers import as_plain_nn
 
 from .common import Sizes, ganctl_train, span, timed_loop
 
@@ -73,8 +72,8 @@ def baseline_dcgan(root: Path, device: torch.device, warmup: int, iters: int) ->
     workers = min(2, os.cpu_count() or 1)  # pytorch/examples dcgan --workers 2
     loader = DataLoader(dataset, batch_size=128, shuffle=True, num_workers=workers, drop_last=True)
     torch.manual_seed(0)
-    G = as_plain_nn(DCGANGenerator(z_dim=100, channels=1, image_size=64, features=64)).to(device)
-    D = as_plain_nn(DCGANDiscriminator(channels=1, image_size=64, features=64, norm="batch")).to(device)
+    G = DCGANGenerator(z_dim=100, channels=1, image_size=64, features=64).to(device)
+    D = DCGANDiscriminator(channels=1, image_size=64, features=64, norm="batch").to(device)
     init_dcgan_weights(G)
     init_dcgan_weights(D)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.9, 0.999))

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ganctl.models.layers import as_plain_nn
 from ganctl.models.pix2pix import PatchGANDiscriminator, UNetGenerator, init_pix2pix_weights
 
 from .common import Sizes, ganctl_train, set_requires_grad, span, timed_loop
@@ -75,8 +74,8 @@ def baseline_pix2pix(folder: Path, device: torch.device, warmup: int, iters: int
     workers = min(4, os.cpu_count() or 1)  # the official --num_threads 4, capped at the cores
     loader = DataLoader(AlignedPairs(folder / "train"), batch_size=1, shuffle=True, num_workers=workers)
     torch.manual_seed(0)
-    G = as_plain_nn(UNetGenerator(3, 3, ngf=64, num_downs=8, norm="batch", dropout=True))
-    D = as_plain_nn(PatchGANDiscriminator(6, ndf=64, n_layers=3, norm="batch"))
+    G = UNetGenerator(3, 3, ngf=64, num_downs=8, norm="batch", dropout=True)
+    D = PatchGANDiscriminator(6, ndf=64, n_layers=3, norm="batch")
     init_pix2pix_weights(G)
     init_pix2pix_weights(D)
     G.to(device)

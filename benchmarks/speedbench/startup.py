@@ -20,11 +20,10 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from ganctl.models.layers import as_plain_nn
 from ganctl.models.pix2pix import UNetGenerator
 
 weights, src, dst, device = sys.argv[1:5]
-net = as_plain_nn(UNetGenerator(3, 3, ngf=64, num_downs=8, norm="batch", dropout=True))
+net = UNetGenerator(3, 3, ngf=64, num_downs=8, norm="batch", dropout=True)
 net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
 net.to(device)  # no --eval: dropout and batch statistics, as the official test.py by default
 tf = T.Compose([T.Resize([256, 256], T.InterpolationMode.BICUBIC), T.ToTensor(), T.Normalize((0.5,) * 3, (0.5,) * 3)])

@@ -1,5 +1,87 @@
-"""CPU fast paths, applied by the runtime to built networks (being moved here from models/layers.py)."""
+"""CPU fast paths, in one opt-in place.
+
+ganctl's networks are plain ``nn`` modules and its optimizers PyTorch's own. On the CPU, where a
+:class:`~ganctl.runtime.Runtime` has ``accel`` on (the default; ``ganctl train --no-accel`` turns
+it off), three measured speed-ups are laid over them:
+
+- ``convs``: convolutions on small feature maps as matrix products, where oneDNN is slow (bf16
+  only, so ``--precision fp32`` turns this one off too). :func:`apply` switches a built network's
+  layers to it; the parameters and state_dict keys stay those of ``nn``.
+- ``adam``: Adam that hands channels_last weights to PyTorch's fused update as the dense blocks
+  they are, instead of letting it copy each one to contiguous memory and back (bit-identical).
+  :func:`adam_class` picks it for :func:`ganctl.objectives.make_optimizer`.
+- ``memory``: glibc's malloc keeps freed memory for the next step instead of unmapping it
+  (:func:`tune_memory`, called by :func:`ganctl.runtime.resolve`).
+
+What each contributes, measured one at a time: docs/benchmarks.md ("Each CPU fast path").
+Nothing here runs on a GPU or in fp16, and nothing changes what is computed beyond bf16 rounding.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from ganctl.runtime import Runtime
+
+# the names shown on the start-of-training line and by `ganctl env`
+GEMM_CONVS = "small-map convs as GEMMs"
+COPY_FREE_ADAM = "copy-free channels_last Adam"
+MALLOC = "malloc keeps freed memory"
 
 
-def apply(rt, *modules) -> list[str]:
-    return []
+def on_cpu(rt: Runtime) -> bool:
+    """The runtime wants the CPU fast paths: ``accel`` on, and the device a CPU."""
+    return rt.accel and rt.device.type == "cpu"
+
+
+def gemm_convs(rt: Runtime) -> bool:
+    """The matrix route applies: CPU fast paths on, in bf16 (its rule was measured in bf16 only)."""
+    return on_cpu(rt) and rt.precision == "bf16"
+
+
+def apply(rt: Runtime, *modules: nn.Module) -> list[str]:
+    """Switch the built networks' eligible convolutions to the matrix route where ``rt`` wants it
+    (call after ``.to(device)`` and channels_last); a no-op elsewhere. Returns the names of what
+    it turned on (empty when nothing)."""
+    if not gemm_convs(rt):
+        return []
+    from ganctl.accel import convs
+
+    switched = sum(convs.accelerate(m) for m in modules)
+    return [GEMM_CONVS] if switched else []
+
+
+def adam_class(rt: Runtime) -> type[torch.optim.Adam]:
+    """The Adam to build: the copy-free one where ``rt`` wants the CPU fast paths, else PyTorch's."""
+    if on_cpu(rt):
+        from ganctl.accel.adam import CopyFreeAdam
+
+        return CopyFreeAdam
+    return torch.optim.Adam
+
+
+def tune_memory(rt: Runtime) -> bool:
+    """Tell glibc to keep freed memory where ``rt`` wants the CPU fast paths; True where it now does."""
+    if not on_cpu(rt):
+        return False
+    from ganctl.accel import memory
+
+    return memory.keep_freed_memory()
+
+
+def fast_paths(rt: Runtime, convolutional: bool) -> list[str]:
+    """The names of the fast paths of this module that are in effect for a model trained with ``rt``."""
+    from ganctl.accel import memory
+
+    paths = []
+    if convolutional and gemm_convs(rt):
+        paths.append(GEMM_CONVS)
+    if convolutional and on_cpu(rt) and rt.channels_last(convolutional):
+        paths.append(COPY_FREE_ADAM)  # it only differs from torch's Adam on channels_last weights
+    if rt.device.type == "cpu" and memory.tuned():  # process-wide: on once any runtime asked for it
+        paths.append(MALLOC)
+    return paths

@@ -13,8 +13,6 @@ import math
 import torch
 from torch import nn
 
-from ganctl.models.layers import Conv2d, ConvTranspose2d
-
 
 def _depth(image_size: int) -> int:
     k = math.log2(image_size / 4)
@@ -40,14 +38,14 @@ class DCGANGenerator(nn.Module):
         k = _depth(image_size)
         ch = features * 2**k
         layers: list[nn.Module] = [
-            ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False),
             nn.BatchNorm2d(ch),
             nn.ReLU(True),
         ]
         for _ in range(k - 1):
-            layers += [ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
-        layers += [ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -61,15 +59,15 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         k = _depth(image_size)
         ch = features
-        layers: list[nn.Module] = [Conv2d(channels, ch, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [nn.Conv2d(channels, ch, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for _ in range(k - 1):
             layers += [
-                Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"),
+                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"),
                 _norm(norm, ch * 2),
                 nn.LeakyReLU(0.2, True),
             ]
             ch *= 2
-        layers.append(Conv2d(ch, 1, 4, 1, 0))
+        layers.append(nn.Conv2d(ch, 1, 4, 1, 0))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -25,8 +25,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ganctl.models.layers import Conv2d, ConvTranspose2d
-
 NORMS = ("batch", "instance")
 
 
@@ -45,11 +43,11 @@ def _use_bias(norm: str) -> bool:
 
 
 def _down(c_in: int, c_out: int, bias: bool) -> nn.Conv2d:
-    return Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=bias)
+    return nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=bias)
 
 
 def _up(c_in: int, c_out: int, bias: bool) -> nn.ConvTranspose2d:
-    return ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=bias)
+    return nn.ConvTranspose2d(c_in, c_out, kernel_size=4, stride=2, padding=1, bias=bias)
 
 
 class UNetGenerator(nn.Module):
@@ -135,15 +133,15 @@ class PatchGANDiscriminator(nn.Module):
     def __init__(self, in_channels: int = 6, ndf: int = 64, n_layers: int = 3, norm: str = "batch"):
         super().__init__()
         bias = _use_bias(norm)
-        layers: list[nn.Module] = [Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         ch = ndf
         for n in range(1, n_layers):
             nxt = ndf * min(2**n, 8)
-            layers += [Conv2d(ch, nxt, 4, 2, 1, bias=bias), _norm_layer(norm, nxt), nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(ch, nxt, 4, 2, 1, bias=bias), _norm_layer(norm, nxt), nn.LeakyReLU(0.2, True)]
             ch = nxt
         nxt = ndf * min(2**n_layers, 8)
-        layers += [Conv2d(ch, nxt, 4, 1, 1, bias=bias), _norm_layer(norm, nxt), nn.LeakyReLU(0.2, True)]
-        layers.append(Conv2d(nxt, 1, 4, 1, 1))
+        layers += [nn.Conv2d(ch, nxt, 4, 1, 1, bias=bias), _norm_layer(norm, nxt), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(nxt, 1, 4, 1, 1))
         self.in_channels = in_channels
         self.ndf = ndf
         self.n_layers = n_layers

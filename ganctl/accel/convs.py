@@ -10,10 +10,11 @@ positions. Measured on an AVX-512 BF16 CPU (``benchmarks/gemm_convs.py``):
 
 Each of a convolution's three products (the output, the input gradient, the weight gradient) is
 one matrix product between the weights and the image patches, or into them (the patches are then
-summed back into the map). :class:`Conv2d` and :class:`ConvTranspose2d` compute exactly what
-``nn.Conv2d`` and ``nn.ConvTranspose2d`` compute, with the same parameters and state_dict keys.
-On the CPU in bf16 they take that route for the products :func:`route_for` picks; everywhere
-else, and for the other products, they are the ``nn`` modules.
+summed back into the map). :class:`GemmConv2d` and :class:`GemmConvTranspose2d` compute exactly
+what ``nn.Conv2d`` and ``nn.ConvTranspose2d`` compute, with the same parameters and state_dict
+keys: :func:`accelerate` turns a built network's ``nn`` layers into them in place (and
+:func:`as_plain_nn` back). On the CPU in bf16 they take that route for the products
+:func:`route_for` picks; everywhere else, and for the other products, they are the ``nn`` modules.
 """
 
 from __future__ import annotations
@@ -24,25 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_enabled = True
 _forced = None  # a Route every eligible layer takes (benchmarks/gemm_convs.py), or None: the rule
-
-
-def set_gemm(enabled: bool) -> bool:
-    """Turn the matrix route on or off (benchmarks compare the two); returns the previous setting."""
-    global _enabled
-    previous, _enabled = _enabled, enabled
-    return previous
 
 
 def force_route(route: Route | None) -> None:
     """Make every eligible layer take ``route`` instead of :func:`route_for`'s (None: the rule again)."""
     global _forced
     _forced = route
-
-
-def gemm_enabled() -> bool:
-    return _enabled
 
 
 @dataclass(frozen=True)
@@ -87,15 +76,19 @@ def _conv_size(size: int, k: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - k) // stride + 1
 
 
+def _eligible(module: nn.Module) -> bool:
+    """The geometry the matrix route computes: one group, no dilation, zero padding given as
+    numbers, and for a transposed layer no output padding."""
+    return (module.groups == 1 and module.dilation == (1, 1) and module.padding_mode == "zeros"
+            and not isinstance(module.padding, str) and getattr(module, "output_padding", (0, 0)) == (0, 0))
+
+
 def _route(module: nn.Module, x: torch.Tensor, transposed: bool) -> Route | None:
-    if not (_enabled and x.device.type == "cpu" and x.dim() == 4 and module.groups == 1
-            and module.dilation == (1, 1) and module.padding_mode == "zeros" and not isinstance(module.padding, str)):
+    if not (x.device.type == "cpu" and x.dim() == 4 and _eligible(module)):
         return None
     if not (x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)):
         return None
     if transposed:
-        if module.output_padding != (0, 0):
-            return None
         positions = x.shape[2] * x.shape[3]
     else:
         k, st, pd = module.kernel_size, module.stride, module.padding
@@ -258,7 +251,7 @@ def _apply(module: nn.Module, x: torch.Tensor, transposed: bool, route: Route) -
         return _Conv.apply(x, w, b, module.stride, module.padding, transposed, route)
 
 
-class Conv2d(nn.Conv2d):
+class GemmConv2d(nn.Conv2d):
     """``nn.Conv2d`` that runs as matrix products on small CPU feature maps (see the module doc)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -266,7 +259,7 @@ class Conv2d(nn.Conv2d):
         return super().forward(x) if route is None else _apply(self, x, False, route)
 
 
-class ConvTranspose2d(nn.ConvTranspose2d):
+class GemmConvTranspose2d(nn.ConvTranspose2d):
     """``nn.ConvTranspose2d`` that runs as matrix products on small CPU feature maps."""
 
     def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
@@ -274,13 +267,28 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         return super().forward(x, output_size) if route is None else _apply(self, x, True, route)
 
 
-def as_plain_nn(net: nn.Module) -> nn.Module:
-    """Turn every layer of this module into its ``nn`` class, in place (the parameters stay): the
-    network then runs on PyTorch's own convolutions everywhere. benchmarks/speed.py builds its
-    plain-PyTorch baseline this way."""
+_GEMM = {nn.Conv2d: GemmConv2d, nn.ConvTranspose2d: GemmConvTranspose2d}
+_PLAIN = {v: k for k, v in _GEMM.items()}
+
+
+def accelerate(net: nn.Module) -> int:
+    """Turn every eligible ``nn.Conv2d`` / ``nn.ConvTranspose2d`` of ``net`` (exactly those classes,
+    not subclasses) into its matrix-route class, in place; returns how many. The class is swapped,
+    nothing else: the parameters, their layout, hooks and state_dict keys stay as they are."""
+    n = 0
     for m in net.modules():
-        if type(m) is Conv2d:
-            m.__class__ = nn.Conv2d
-        elif type(m) is ConvTranspose2d:
-            m.__class__ = nn.ConvTranspose2d
+        cls = _GEMM.get(type(m))
+        if cls is not None and _eligible(m):
+            m.__class__ = cls
+            n += 1
+    return n
+
+
+def as_plain_nn(net: nn.Module) -> nn.Module:
+    """The inverse of :func:`accelerate`, in place (the parameters stay): the network then runs on
+    PyTorch's own convolutions everywhere."""
+    for m in net.modules():
+        cls = _PLAIN.get(type(m))
+        if cls is not None:
+            m.__class__ = cls
     return net

@@ -7,7 +7,7 @@ kernel does not look for that: it copies every non-contiguous tensor to contiguo
 For the pix2pix U-Net's 54M channels_last parameters that made one G update 42-48 ms instead of
 16-22 ms (``python benchmarks/profile_step.py pix2pix --adam torch`` shows the difference).
 
-:class:`Adam` is ``torch.optim.Adam`` with that one change: the tensors handed to the update are
+:class:`CopyFreeAdam` is ``torch.optim.Adam`` with that one change: the tensors handed to the update are
 those views wherever every tensor of a parameter shares the parameter's strides. The parameters,
 the optimizer state and its state_dict are untouched, and the results are bit-identical.
 """
@@ -32,7 +32,7 @@ def _same_layout(tensors: list[torch.Tensor]) -> bool:
     return all(t.stride() == tensors[0].stride() for t in tensors[1:])
 
 
-class Adam(torch.optim.Adam):
+class CopyFreeAdam(torch.optim.Adam):
     """``torch.optim.Adam`` that updates channels_last parameters without copying them (see the
     module doc). Everything else, including the state_dict, is Adam's own."""
 

@@ -1,4 +1,4 @@
-"""ganctl.optim.Adam: the same updates as torch's fused Adam, without copying channels_last tensors."""
+"""ganctl.accel.adam.CopyFreeAdam: the same updates as torch's fused Adam, without copying channels_last tensors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from ganctl import optim
+from ganctl.accel import adam as optim
 
 CL = torch.channels_last
 
@@ -47,7 +47,7 @@ FLAVOURS = {
 def test_updates_are_bit_identical_to_torch_adam(flavour, grad_layouts):
     ours, theirs = _params(LAYOUTS), _params(LAYOUTS)
     kwargs = dict(lr=2e-3, betas=(0.5, 0.999), **FLAVOURS[flavour])
-    opt_a, opt_b = optim.Adam(ours, **kwargs), torch.optim.Adam(theirs, **kwargs)
+    opt_a, opt_b = optim.CopyFreeAdam(ours, **kwargs), torch.optim.Adam(theirs, **kwargs)
     for step in range(4):
         _grads(ours, step, grad_layouts)
         _grads(theirs, step, grad_layouts)
@@ -75,7 +75,7 @@ def test_the_kernel_gets_contiguous_views_of_channels_last_tensors(monkeypatch):
 
     monkeypatch.setattr(torch, "_fused_adam_", spy)
     params = _params(LAYOUTS)
-    opt = optim.Adam(params, lr=1e-3, fused=True, amsgrad=True)
+    opt = optim.CopyFreeAdam(params, lr=1e-3, fused=True, amsgrad=True)
     _grads(params, 0)
     opt.step()
     assert seen == [[True] * 5]
@@ -96,7 +96,7 @@ def test_a_list_it_does_not_know_turns_the_views_off(monkeypatch):
     """Were a later PyTorch to fill one more per-parameter list that this code cannot recognise,
     permuting the others would pair it with them by flat index: then nothing is permuted."""
     params = _params(LAYOUTS)
-    opt = optim.Adam(params, lr=1e-3, fused=True)
+    opt = optim.CopyFreeAdam(params, lr=1e-3, fused=True)
     _grads(params, 0)
     lists = [[] for _ in range(6)]  # params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps
     opt._init_group(opt.param_groups[0], *lists)
@@ -118,7 +118,7 @@ def test_a_list_it_does_not_know_turns_the_views_off(monkeypatch):
 
 @pytest.mark.parametrize("first", ["ganctl", "torch"])
 def test_state_dicts_load_across_both_optimizers(first):
-    kinds = {"ganctl": optim.Adam, "torch": torch.optim.Adam}
+    kinds = {"ganctl": optim.CopyFreeAdam, "torch": torch.optim.Adam}
     second = "torch" if first == "ganctl" else "ganctl"
     ours, theirs = _params(LAYOUTS), _params(LAYOUTS)
     opt_a = kinds[first](ours, lr=1e-3, fused=True)

@@ -1,4 +1,4 @@
-"""Convolutions on small maps as matrix products (ganctl.models.layers): the same maths as nn."""
+"""Convolutions on small maps as matrix products (ganctl.accel.convs): the same maths as nn."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
 
-from ganctl.models import layers
-from ganctl.models.layers import Route, _Conv
+from ganctl.accel import convs
+from ganctl.accel.convs import Route, _Conv
 
 ROUTES = [Route(True, True, True), Route(False, False, True), Route(True, False, False), Route(False, True, False)]
 # (in, out, size, kernel, stride, padding): the DCGAN/pix2pix shape, an odd map, a stride-1 layer,
@@ -68,7 +68,7 @@ def test_other_layouts_and_uneven_geometry(transposed, weights, layout):
 
 
 def test_a_kernel_larger_than_its_input_is_left_to_nn():
-    conv = layers.Conv2d(2, 2, 5)
+    conv = convs.GemmConv2d(2, 2, 5)
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(RuntimeError, match="[Kk]ernel size"):
         conv(torch.randn(1, 2, 1, 1))
 
@@ -77,28 +77,28 @@ def test_the_rule_routes_small_maps_only():
     # route_for(positions of the smaller map, batch, transposed, in, out)
     # DCGAN generator at batch 128: all of the 4x4 -> 8x8 layer, the 8x8 layer's weight gradient,
     # nothing of the 16x16 layer; its last layer (one channel) but for the weight gradient
-    assert layers.route_for(16, 128, True, 1024, 512) == Route(True, True, True)
-    assert layers.route_for(64, 128, True, 512, 256) == Route(False, False, True)
-    assert layers.route_for(256, 128, True, 256, 128) is None
-    assert layers.route_for(1024, 128, True, 128, 1) == Route(True, True, False)
-    assert layers.route_for(1024, 128, True, 128, 3) is None
+    assert convs.route_for(16, 128, True, 1024, 512) == Route(True, True, True)
+    assert convs.route_for(64, 128, True, 512, 256) == Route(False, False, True)
+    assert convs.route_for(256, 128, True, 256, 128) is None
+    assert convs.route_for(1024, 128, True, 128, 1) == Route(True, True, False)
+    assert convs.route_for(1024, 128, True, 128, 3) is None
     # its discriminator: the one-channel input's gradient of the first layer; nothing of the second
-    assert layers.route_for(1024, 128, False, 1, 64) == Route(False, True, False)
-    assert layers.route_for(256, 128, False, 64, 128) is None
+    assert convs.route_for(1024, 128, False, 1, 64) == Route(False, True, False)
+    assert convs.route_for(256, 128, False, 64, 128) is None
     # the U-Net at batch 1: all three products of the 1x1 to 8x8 layers; output and weight
     # gradient of the 32x32 -> 16x16 layer; nothing on 64x64 maps
-    assert layers.route_for(1, 1, False, 512, 512) == Route(True, True, True)
-    assert layers.route_for(64, 1, True, 1024, 512) == Route(True, True, True)
-    assert layers.route_for(256, 1, False, 256, 512) == Route(True, False, True)
-    assert layers.route_for(4096, 1, True, 256, 64) is None
+    assert convs.route_for(1, 1, False, 512, 512) == Route(True, True, True)
+    assert convs.route_for(64, 1, True, 1024, 512) == Route(True, True, True)
+    assert convs.route_for(256, 1, False, 256, 512) == Route(True, False, True)
+    assert convs.route_for(4096, 1, True, 256, 64) is None
     # the PatchGAN's last layer (31x31 -> 30x30, one channel): oneDNN
-    assert layers.route_for(900, 1, False, 512, 1) is None
+    assert convs.route_for(900, 1, False, 512, 1) is None
 
 
 def _pair(transposed: bool, cin: int, cout: int, bias: bool):
-    """A ganctl layer and an nn layer with the same weights."""
+    """An accelerated layer and an nn layer with the same weights."""
     torch.manual_seed(1)
-    ours = (layers.ConvTranspose2d if transposed else layers.Conv2d)(cin, cout, 4, 2, 1, bias=bias)
+    ours = (convs.GemmConvTranspose2d if transposed else convs.GemmConv2d)(cin, cout, 4, 2, 1, bias=bias)
     theirs = (nn.ConvTranspose2d if transposed else nn.Conv2d)(cin, cout, 4, 2, 1, bias=bias)
     assert ours.state_dict().keys() == theirs.state_dict().keys()
     theirs.load_state_dict(ours.state_dict())
@@ -131,11 +131,8 @@ def test_fp32_switched_off_and_large_maps_stay_with_onednn():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert type(ours(small).grad_fn).__name__ == "_ConvBackward"
         assert type(ours(torch.randn(8, 8, 64, 64)).grad_fn).__name__ != "_ConvBackward"
-        previous = layers.set_gemm(False)
-        try:
-            assert type(ours(small).grad_fn).__name__ != "_ConvBackward"
-        finally:
-            layers.set_gemm(previous)
+        convs.as_plain_nn(ours)
+        assert type(ours(small).grad_fn).__name__ != "_ConvBackward"
 
 
 def test_unet_step_in_bf16_is_as_close_to_fp32_as_onednn_is():
@@ -148,14 +145,11 @@ def test_unet_step_in_bf16_is_as_close_to_fp32_as_onednn_is():
     x = torch.rand(1, 3, 256, 256).contiguous(memory_format=torch.channels_last) * 2 - 1
 
     def grads(precision: str, gemm: bool) -> dict[str, torch.Tensor]:
-        previous = layers.set_gemm(gemm)
-        try:
-            G.zero_grad(set_to_none=True)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = G(x)
-            out.float().square().mean().backward()
-        finally:
-            layers.set_gemm(previous)
+        convs.accelerate(G) if gemm else convs.as_plain_nn(G)
+        G.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = G(x)
+        out.float().square().mean().backward()
         return {n: p.grad.clone() for n, p in G.named_parameters()}
 
     exact, ours, onednn = grads("fp32", False), grads("bf16", True), grads("bf16", False)
@@ -172,10 +166,11 @@ def test_as_plain_nn_keeps_the_parameters_and_drops_the_route():
     from ganctl.models import DCGANGenerator
 
     G = DCGANGenerator(z_dim=8, channels=1, image_size=16, features=4)
+    assert convs.accelerate(G) == 3  # 16x16: 1 -> 4x4 -> 8x8 -> 16x16
     before = {k: v.clone() for k, v in G.state_dict().items()}
-    layers.as_plain_nn(G)
+    convs.as_plain_nn(G)
     kinds = {type(m) for m in G.modules()}
-    assert nn.ConvTranspose2d in kinds and layers.ConvTranspose2d not in kinds
+    assert nn.ConvTranspose2d in kinds and convs.GemmConvTranspose2d not in kinds
     assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = G(torch.randn(2, 8, requires_grad=True))
@@ -196,10 +191,11 @@ def graph_nodes(t: torch.Tensor) -> set[str]:
     return names
 
 
-def test_a_dcgan_generator_in_bf16_takes_the_route():
+def test_an_accelerated_dcgan_generator_in_bf16_takes_the_route():
     from ganctl.models import DCGANGenerator
 
     G = DCGANGenerator(z_dim=8, channels=1, image_size=16, features=4)
+    convs.accelerate(G)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = G(torch.randn(2, 8, requires_grad=True))
     assert "_ConvBackward" in graph_nodes(out)
