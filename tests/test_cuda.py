@@ -14,8 +14,7 @@ from safetensors.torch import load_file
 from ganctl import checkpoint, feeders, runtime, trainer
 from ganctl.config import make_config
 from ganctl.data import paired
-
-from .conftest import invoke
+from tests.conftest import invoke
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

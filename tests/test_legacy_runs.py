@@ -1,4 +1,4 @@
-"""Runs written before the redesign (tests/data/legacy-runs, made by ganctl a3d9e21) still sample,
+"""Runs written before the redesign (tests/fixtures/legacy-runs, made by ganctl a3d9e21) still sample,
 translate and resume, and a resumed run continues bit for bit as the old code did."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ganctl.config import TrainConfig
 from ganctl.data import datasets
 from tests.conftest import invoke
 
-LEGACY = Path(__file__).parent / "data" / "legacy-runs"
+LEGACY = Path(__file__).parent / "fixtures" / "legacy-runs"
 
 
 def _install(home: Path) -> Path:

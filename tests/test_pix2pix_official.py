@@ -29,7 +29,7 @@ from ganctl.pix2pix_official import (
 
 KEYS_NAME = "pix2pix-official-unet256-keys.txt"
 SHARED_KEYS = Path(__file__).resolve().parents[2] / "shared" / "reference" / KEYS_NAME
-LOCAL_KEYS = Path(__file__).resolve().parent / "data" / KEYS_NAME
+LOCAL_KEYS = Path(__file__).resolve().parent / "fixtures" / KEYS_NAME
 
 
 # ------------------------------------------------------------ the reference network

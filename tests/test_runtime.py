@@ -11,8 +11,7 @@ import torch
 
 from ganctl import runtime
 from ganctl.errors import GanctlError
-
-from .conftest import error_line, invoke
+from tests.conftest import error_line, invoke
 
 CPU = torch.device("cpu")
 

@@ -15,11 +15,10 @@ from ganctl import accel, models, objectives, runtime
 from ganctl.accel import convs
 from ganctl.accel.adam import CopyFreeAdam
 from ganctl.config import make_config
-
-from .conftest import invoke
+from tests.conftest import invoke
 
 CPU = torch.device("cpu")
-MODELS = Path(__file__).resolve().parent.parent / "ganctl" / "models"
+MODELS = Path(__file__).resolve().parents[2] / "ganctl" / "models"
 # one small network pair per convolutional arch (the MLP has no convolutions)
 ARCHS = {
     "dcgan": (dict(z_dim=8, channels=1, image_size=16, features=4), dict(channels=1, image_size=16, features=4)),

@@ -266,7 +266,7 @@ def test_train_maps_downloads_then_follows_the_recipe(http_server, monkeypatch, 
     import io
 
     from ganctl.data import catalog
-    from tests.test_pix2pix_download import _targz
+    from tests.data.test_pix2pix_download import _targz
 
     def pair(seed):
         img = Image.new("RGB", (128, 64), (seed * 40 % 256, 100, 30))
