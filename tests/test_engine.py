@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganctl import checkpoint, runtime, trainer
+from ganctl import checkpoint, engine, runtime, trainer
 from ganctl.config import make_config
 from ganctl.data import datasets
 from ganctl.errors import CheckpointError
@@ -191,3 +191,72 @@ def test_generator_step_leaves_the_discriminator_gradients_alone(family, digits1
         assert p.requires_grad, n
         assert torch.equal(p.grad, after_d[n]), n
     assert any(not torch.equal(a, p) for a, p in zip(g_before, G.parameters(), strict=True))  # G did learn
+
+
+# ---------------------------------------------------------------- fit() alone, with no family
+
+
+class _Objective:
+    """Records the updates fit() asks for."""
+
+    n_critic = 3
+
+    def __init__(self):
+        self.calls = []
+
+    def set_epoch(self, epoch):
+        self.calls.append(("epoch", epoch))
+
+    def d_step(self, batch, for_g=True):
+        self.calls.append(("d", batch["i"], for_g))
+        return {"d": torch.tensor(1.0)}
+
+    def g_step(self, batch):
+        self.calls.append(("g", batch["i"]))
+        return {"g": torch.tensor(2.0)}
+
+
+class _Feeder:
+    batch_size = 2
+
+    def batches_per_epoch(self):
+        return 4
+
+    def epoch(self, epoch, first=0):
+        for b in range(first, 4):
+            yield {"i": (epoch, b)}
+
+
+class _Recorder(engine.Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_fit_start(self, loop):
+        self.events.append(("start", loop.position.epoch, loop.position.batch))
+
+    def on_step_end(self, loop, metrics):
+        self.events.append(("step", loop.position.step, sorted(metrics)))
+
+    def on_epoch_end(self, loop):
+        self.events.append(("epoch_end", loop.position.epoch, loop.epoch_images))
+
+    def on_fit_end(self, loop):
+        self.events.append(("end", loop.position.step))
+
+
+def test_fit_runs_n_critic_steps_per_generator_step_and_tells_the_callbacks():
+    obj, rec = _Objective(), _Recorder()
+    res = engine.fit(obj, _Feeder(), [rec], epochs=2)
+    assert (res.position.epoch, res.position.step, res.interrupted) == (2, 8, False)
+    g_steps = [c for c in obj.calls if c[0] == "g"]
+    assert [c[1] for c in g_steps] == [(0, 2), (1, 1)]  # after every 3rd discriminator step
+    assert ("d", (0, 2), True) in obj.calls and ("d", (0, 1), False) in obj.calls
+    assert rec.events[0] == ("start", 0, 0) and rec.events[-1] == ("end", 8)
+    assert ("epoch_end", 1, 8) in rec.events and ("step", 3, ["d", "g"]) in rec.events
+
+
+def test_fit_resumes_inside_an_epoch():
+    obj, rec = _Objective(), _Recorder()
+    engine.fit(obj, _Feeder(), [rec], epochs=1, start=engine.Position(0, 2, 2))
+    assert [c[1] for c in obj.calls if c[0] == "d"] == [(0, 2), (0, 3)]
+    assert ("epoch_end", 1, 4) in rec.events  # two batches of two images this time
