@@ -69,7 +69,8 @@ def did_you_mean(kind: str, name: str, choices: list[str] | tuple[str, ...]) -> 
     """Build an 'unknown X' error with the closest valid names."""
     import difflib
 
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    folded = {str(c).lower(): c for c in choices}  # DCGANN is as close to dcgan as dcgann is
+    close = [folded[c] for c in difflib.get_close_matches(str(name).lower(), list(folded), n=3, cutoff=0.5)]
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     valid = ", ".join(choices)
     return UnknownNameError(f"unknown {kind} {name!r}.{hint} Valid: {valid}.")

@@ -51,8 +51,12 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Family:
+    """The family ``name`` (case-insensitive: ``DCGAN`` is dcgan); a did-you-mean error otherwise."""
     if name not in _FAMILIES:
-        raise did_you_mean("model", name, names())
+        folded = {n.lower(): n for n in _FAMILIES}
+        if name.lower() not in folded:
+            raise did_you_mean("model", name, names())
+        name = folded[name.lower()]
     return _FAMILIES[name]
 
 

@@ -52,6 +52,7 @@ def sample(model: str, *, n: int = 64, output: str | None = None, seed: int | No
            label: str | None = None, run: str | None = None, checkpoint: Path | None = None, device: str = "auto",
            say: Say = _quiet) -> Path:
     """Write ``n`` generated images as one grid, or one PNG each into a folder; returns the path."""
+    model = registry.get(model).name  # before torch is imported: a typo is answered at once
     import torch
 
     from ganctl import images, inference
@@ -90,6 +91,7 @@ def interpolate(model: str, *, steps: int = 10, method: str = "lerp", rows: int 
                 checkpoint: Path | None = None, device: str = "auto", say: Say = _quiet) -> Path:
     """Write walks through the latent space (or, with ``to_label``, through the label embedding)
     as a strip of frames, or a GIF when ``output`` ends in .gif; returns the path."""
+    model = registry.get(model).name  # before torch is imported: a typo is answered at once
     import torch
 
     from ganctl import images, inference

@@ -63,6 +63,9 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; print only the run folder.", rich_help_panel="Run"),
 ) -> None:
     """Train a model; checkpoints, samples and metrics go to a run folder in the store."""
+    from ganctl import registry
+
+    model = registry.get(model).name  # a typo is answered before torch is imported; DCGAN is dcgan
     from ganctl.training import run_training
 
     progress = ui.DownloadProgress()

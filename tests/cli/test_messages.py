@@ -226,3 +226,23 @@ def test_run_that_is_not_a_run_name_or_folder_says_so(home, tmp_path, ref):
     line = _clean(error_line(invoke("rm", ref, "--yes")))
     assert "not a run" in line
     assert (home / "runs" / "dcgan" / "a").is_dir()
+
+
+# ---------------------------------------------------------------- model names
+
+
+@pytest.mark.parametrize("args", [["train", "dcgann", "--dataset", "digits"], ["sample", "DCGANN"], ["interpolate", "cgn"]])
+def test_a_mistyped_model_is_answered_before_torch_is_imported(args):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom ganctl.cli import main\nsys.argv = ['ganctl'] + sys.argv[1:]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print(e.code, 'torch' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["1", "False"], r.stdout + r.stderr
+    assert "unknown model" in r.stderr and "Did you mean" in r.stderr
+
+
+def test_model_names_are_case_insensitive(tmp_path):
+    line = error_line(invoke("sample", "DCGAN", "-o", tmp_path / "x.png"))
+    assert "there is no dcgan run" in line
