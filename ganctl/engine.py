@@ -41,10 +41,8 @@ class Loop:
     batches: int  # per epoch
     batch_size: int
     position: Position
-    started_at: Position  # where this fit began (a resume starts inside the run)
     epoch_seconds: float = 0.0  # of the batches of the epoch that just ended
     epoch_images: int = 0
-    stop_requested: bool = False
     logs: dict[str, Any] = field(default_factory=dict)  # per-epoch values callbacks pass each other
 
 
@@ -117,7 +115,7 @@ def fit(objective: Trainable, feeder: Feeder, callbacks: Sequence[Callback], *, 
     """Train from ``start`` (default: the beginning) to the end of epoch ``epochs``, or until Ctrl-C."""
     pos = Position(**vars(start)) if start else Position()
     loop = Loop(epochs=epochs, batches=feeder.batches_per_epoch(), batch_size=feeder.batch_size,
-                position=pos, started_at=Position(**vars(pos)))
+                position=pos)
     try:
         _each(callbacks, "on_fit_start", loop)
         with deferred_sigint() as stop:
@@ -136,13 +134,11 @@ def fit(objective: Trainable, feeder: Feeder, callbacks: Sequence[Callback], *, 
                     pos.batch += 1
                     _each(callbacks, "on_step_end", loop, metrics)
                     if stop[0] and pos.batch < loop.batches:
-                        loop.stop_requested = True
                         _each(callbacks, "on_interrupt", loop)
                         return FitResult(pos, True)
                 loop.epoch_seconds = time.perf_counter() - t0
                 loop.epoch_images = (loop.batches - first) * loop.batch_size
                 pos.epoch, pos.batch = pos.epoch + 1, 0
-                loop.stop_requested = stop[0]
                 _each(callbacks, "on_epoch_end", loop)
                 if stop[0]:
                     return FitResult(pos, True)

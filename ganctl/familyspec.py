@@ -237,14 +237,18 @@ class Family:
     def preset_for(self, dataset: str, channels: int | None = None, arch: str | None = None) -> tuple[str, Preset]:
         return self.pick(arch).preset_for(dataset, channels)
 
+    def options_of(self, variant: Variant) -> tuple[Option, ...]:
+        """The options ``variant`` takes: its objective's and networks', and its data kind's."""
+        return variant.options + (PAIR_OPTIONS if self.paired else ())
+
     def options(self, arch: str | None = None) -> tuple[Option, ...]:
-        return self.pick(arch).options + (PAIR_OPTIONS if self.paired else ())
+        return self.options_of(self.pick(arch))
 
     def all_options(self) -> tuple[Option, ...]:
         """Every option any variant of the family takes."""
         seen: dict[str, Option] = {}
         for v in (self.default, *self.variants.values()):
-            for o in v.options + (PAIR_OPTIONS if self.paired else ()):
+            for o in self.options_of(v):
                 seen.setdefault(o.flag, o)
         return tuple(seen.values())
 

@@ -15,7 +15,6 @@ from ganctl.errors import GanctlError, did_you_mean
 from ganctl.families import cgan, dcgan, gan, pix2pix, wgan
 from ganctl.familyspec import (  # noqa: F401  (the names the rest of ganctl reads from here)
     DATA_KINDS,
-    PAIR_OPTIONS,
     Family,
     Networks,
     Objective,
@@ -81,18 +80,11 @@ def arch_names() -> list[str]:
     return list(dict.fromkeys(v.networks.name for _, _, v in variants()))
 
 
-def objective(name: str) -> Objective:
-    for _, _, v in variants():
-        if v.objective.name == name:
-            return v.objective
-    raise KeyError(name)
-
-
 def takers(flag: str) -> str:
     """Who takes an option, in words: 'wgan, wgan-gp and cgan --arch conv'."""
     who = []
     for fam, arch, v in variants():
-        if any(o.flag == flag for o in v.options + (PAIR_OPTIONS if fam.paired else ())):
+        if any(o.flag == flag for o in fam.options_of(v)):
             who.append(fam.name if arch is None else f"{fam.name} --arch {arch}")
     who = list(dict.fromkeys(who))
     return who[0] if len(who) == 1 else f"{', '.join(who[:-1])} and {who[-1]}"

@@ -11,7 +11,7 @@ from ganctl.engine import Loop, Position
 
 
 def _loop(step=0, epoch=0):
-    return Loop(epochs=1, batches=10, batch_size=4, position=Position(epoch, 0, step), started_at=Position())
+    return Loop(epochs=1, batches=10, batch_size=4, position=Position(epoch, 0, step))
 
 
 def _rows(path):
