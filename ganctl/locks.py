@@ -42,10 +42,14 @@ def try_lock(fd: int, blocking: bool = False) -> bool:
 
 
 def holder_pid(fd: int) -> int | None:
-    """The pid the lock's holder wrote into the file, if it did and it can be read."""
+    """The pid the lock's holder wrote on the file's first line, if it did and it can be read.
+
+    Only the first line counts: a holder that writes its pid without truncating leaves the tail of
+    a longer pid written before it ("497\\n5\\n" after "12345\\n").
+    """
     try:
         os.lseek(fd, 0, os.SEEK_SET)
-        return int(os.read(fd, 32).decode().strip() or "x")
+        return int(os.read(fd, 32).split(b"\n", 1)[0].decode().strip() or "x")
     except (OSError, ValueError):  # not written yet, or unreadable while locked (Windows)
         return None
 

@@ -361,3 +361,23 @@ def test_two_fetches_of_one_dataset_both_succeed(monkeypatch, capsys):
     assert entry.is_present()
     err = capsys.readouterr().err
     assert f"waiting for another ganctl (pid {os.getpid()}) to finish downloading facades" in err
+
+
+def test_the_holder_pid_is_read_from_the_first_line_even_over_a_longer_stale_one(tmp_path):
+    # A holder that writes its pid without truncating leaves the tail of a longer pid written
+    # before it; CI hit this when the test's holder had a shorter pid than the trainer before it.
+    from ganctl.locks import holder_pid
+
+    lock = tmp_path / ".lock"
+    lock.write_bytes(b"497\n5\n")
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        assert holder_pid(fd) == 497
+    finally:
+        os.close(fd)
+    lock.write_bytes(b"")
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        assert holder_pid(fd) is None
+    finally:
+        os.close(fd)
