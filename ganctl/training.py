@@ -10,13 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ganctl import registry, runtime, seeds, store
-from ganctl.callbacks.progress import Reporter
+from ganctl import registry, seeds, store
 from ganctl.config import TrainConfig, make_config
-from ganctl.data import catalog, datasets, fetch
+from ganctl.data import catalog, fetch
 from ganctl.errors import DatasetError, GanctlError
-from ganctl.trainer import TrainResult, train
+
+if TYPE_CHECKING:  # what needs torch is imported once the checks that need none have passed
+    from ganctl.callbacks.progress import Reporter
+    from ganctl.data import datasets
+    from ganctl.trainer import TrainResult
 
 
 def load_training_data(
@@ -28,10 +32,11 @@ def load_training_data(
     warn: Callable[[str], None] | None,
 ) -> datasets.ImageData:
     """A catalog dataset (downloaded first when missing) or a folder of images."""
-    if not datasets.is_path_like(spec) and spec in catalog.CATALOG:
+    from ganctl.data import datasets
+
+    catalog.check_spec(spec, paired=False)
+    if not catalog.is_path_like(spec) and spec in catalog.CATALOG:
         entry = catalog.CATALOG[spec]
-        if entry.paired:
-            raise DatasetError(f"{spec} is a set of image pairs for pix2pix: 'ganctl train pix2pix --dataset {spec}'")
         if not entry.is_present():
             if warn:
                 warn(f"dataset {spec!r} is not in the store yet: downloading it")
@@ -43,11 +48,9 @@ def load_paired_data(spec: str, image_size: int, load_size: int, mirror, progres
     """pix2pix: (train pairs at the jitter's load size, validation pairs at the training size)."""
     from ganctl.data import paired
 
-    if not datasets.is_path_like(spec) and spec in catalog.CATALOG:
+    catalog.check_spec(spec, paired=True)
+    if not catalog.is_path_like(spec) and spec in catalog.CATALOG:
         entry = catalog.CATALOG[spec]
-        if not entry.paired:
-            paired_sets = ", ".join(catalog.paired_names())
-            raise DatasetError(f"{spec} holds single images, not pairs: pix2pix trains on {paired_sets}, or a folder of pairs")
         if not entry.is_present():
             if warn:
                 verb = "generating" if entry.layout == "generated" else "downloading"
@@ -68,13 +71,16 @@ def load_paired_data(spec: str, image_size: int, load_size: int, mirror, progres
     return train, val
 
 
-def _resume_config(family: str, name: str | None, epochs: int | None, given: dict) -> tuple[TrainConfig, Path]:
+def _run_to_resume(family: str, name: str | None) -> store.RunInfo:
     if name:
-        run = store.find_run(name, family)
-    else:
-        run = store.newest_run(family)
-        if run is None:
-            raise GanctlError(f"there is no {family} run to resume: start one with 'ganctl train {family} --dataset D'")
+        return store.find_run(name, family)
+    run = store.newest_run(family)
+    if run is None:
+        raise GanctlError(f"there is no {family} run to resume: start one with 'ganctl train {family} --dataset D'")
+    return run
+
+
+def _resume_config(run: store.RunInfo, epochs: int | None, given: dict) -> tuple[TrainConfig, Path]:
     cfg = _checked_config(run)
     for key, value in given.items():
         if value is not None and value != getattr(cfg, key):
@@ -179,12 +185,25 @@ def run_training(
     given = registry.checked_options(fam, arch, options)
     if eval_every and fam.paired:
         raise GanctlError(f"--eval-every applies to the image families; {fam.name} records validation L1/PSNR/SSIM every epoch")
+    if dataset is not None:
+        catalog.check_spec(dataset, paired=None if resume else fam.paired)
+    if resume:
+        run = _run_to_resume(family, name)
+    else:
+        if dataset is None:
+            raise GanctlError(f"say what to train on: 'ganctl train {family} --dataset digits' (or mnist, or a folder)")
+        if name is not None:
+            store.check_name(name, "run name")
+    # everything above reads no image and imports no torch: a typo is answered in a fraction of a second
+    from ganctl import runtime
+    from ganctl.trainer import train
+
     rt = runtime.resolve(device, precision, compile, accel)
 
     if resume:
         asked = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size,
                  "arch": variant.networks.name if arch else None}
-        cfg, run_dir = _resume_config(family, name, epochs, asked)
+        cfg, run_dir = _resume_config(run, epochs, asked)
         store.check_run_idle(run_dir, f"{family}/{cfg.run_name}")  # refused before the data is loaded
         if dataset is not None and dataset != cfg.dataset and Path(dataset).expanduser().resolve() != Path(cfg.dataset):
             raise GanctlError(f"--resume continues run {cfg.run_name} on its own dataset ({cfg.dataset}); leave out --dataset")
@@ -194,10 +213,7 @@ def run_training(
         data, val = _load_for(fam, cfg.dataset, cfg.image_size, cfg.channels, cfg.data_args.get("load_size"), mirror, progress_for, warn)
         return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val)  # writes config.json once locked
 
-    if dataset is None:
-        raise GanctlError(f"say what to train on: 'ganctl train {family} --dataset digits' (or mnist, or a folder)")
     if name is not None:
-        store.check_name(name, "run name")
         store.check_run_idle(store.run_path(family, name), f"{family}/{name}")
         if store.run_path(family, name).exists():
             raise GanctlError(
@@ -235,7 +251,7 @@ def _load_for(fam, spec, image_size, channels, load_size, mirror, progress_for, 
 
 
 def _dataset_id(dataset: str) -> str:
-    return str(Path(dataset).expanduser().resolve()) if datasets.is_path_like(dataset) else dataset
+    return str(Path(dataset).expanduser().resolve()) if catalog.is_path_like(dataset) else dataset
 
 
 def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, warn, *, epochs, batch_size, lr, seed,
@@ -251,13 +267,15 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
         data, val = load_paired_data(dataset, size, load_size, mirror, progress_for, warn)
         if len(data) < 1:
             raise DatasetError(f"{dataset} holds no training pairs")
-        entry = catalog.CATALOG.get(dataset) if not datasets.is_path_like(dataset) else None
+        entry = catalog.CATALOG.get(dataset) if not catalog.is_path_like(dataset) else None
         groups["data"].setdefault("direction", preset.data.get("direction") or getattr(data, "default_direction", "")
                                   or (entry.default_direction if entry else "") or "AtoB")
         groups["data"]["load_size"] = load_size
         channels, classes = data.channels, None
     else:
         # pick the preset (its size differs for RGB folders) from the headers, then decode at its size
+        from ganctl.data import datasets
+
         _, p0 = variant.preset_for(dataset, datasets.channels_hint(dataset))
         data, val = load_training_data(dataset, image_size or p0.image_size, None, mirror, progress_for, warn), None
         if eval_every and not data.classes:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganctl.data.download import RemoteFile
-from ganctl.errors import did_you_mean
+from ganctl.errors import DatasetError, did_you_mean
 from ganctl.store import datasets_dir
 
 PACKAGE_DATA = Path(__file__).parent
@@ -237,6 +237,34 @@ def get(name: str) -> CatalogEntry:
     if name not in CATALOG:
         raise did_you_mean("dataset", name, sorted(CATALOG))
     return CATALOG[name]
+
+
+def is_path_like(spec: str) -> bool:
+    """Catalog names win over a same-named folder in the current directory; './name' is a path."""
+    if spec in CATALOG:
+        return False
+    return "/" in spec or "\\" in spec or spec.startswith((".", "~")) or Path(spec).exists()
+
+
+def check_spec(spec: str, paired: bool | None = None) -> None:
+    """The checks of a ``--dataset`` value that read no image (and need no torch): a catalog name,
+    or a folder that exists; with ``paired``, a catalog set of that kind (pairs for pix2pix)."""
+    if is_path_like(spec):
+        path = Path(spec).expanduser()
+        if not path.exists():
+            raise DatasetError(f"dataset folder {spec} does not exist")
+        if not path.is_dir():
+            raise DatasetError(f"--dataset {spec} is a file: give a folder of images (or a dataset name)")
+        return
+    if spec not in CATALOG:
+        err = did_you_mean("dataset", spec, sorted(CATALOG))
+        raise DatasetError(f"{err} Or give the path of a folder of images.")
+    entry = CATALOG[spec]
+    if paired is True and not entry.paired:
+        raise DatasetError(f"{spec} holds single images, not pairs: pix2pix trains on {', '.join(paired_names())}, "
+                           "or a folder of pairs")
+    if paired is False and entry.paired:
+        raise DatasetError(f"{spec} is a set of image pairs for pix2pix: 'ganctl train pix2pix --dataset {spec}'")
 
 
 def paired_names() -> list[str]:

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from ganctl.data import catalog
-from ganctl.errors import DatasetError, did_you_mean
+from ganctl.data.catalog import is_path_like
+from ganctl.errors import DatasetError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -311,21 +312,9 @@ def load_catalog(
     return ImageData(entry.name, images.contiguous(), labels, entry.classes, str(directory))
 
 
-def is_path_like(spec: str) -> bool:
-    """Catalog names win over a same-named folder in the current directory; './name' is a path."""
-    if spec in catalog.CATALOG:
-        return False
-    return "/" in spec or "\\" in spec or spec.startswith((".", "~")) or Path(spec).exists()
-
-
 def load(spec: str, image_size: int, channels: int | None = None, split: str = "train", warn: WarnFn | None = None) -> ImageData:
     """A catalog name (must already be in the store) or a folder path."""
+    catalog.check_spec(spec)
     if is_path_like(spec):
-        path = Path(spec).expanduser()
-        if not path.exists():
-            raise DatasetError(f"dataset folder {spec} does not exist")
-        return load_folder(path, image_size, channels, warn)
-    if spec not in catalog.CATALOG:
-        err = did_you_mean("dataset", spec, sorted(catalog.CATALOG))
-        raise DatasetError(f"{err} Or give the path of a folder of images.")
+        return load_folder(Path(spec).expanduser(), image_size, channels, warn)
     return load_catalog(catalog.CATALOG[spec], image_size, channels, split, warn)

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from ganctl.data import catalog
-from ganctl.data.datasets import IMAGE_SUFFIXES, is_path_like
+from ganctl.data.catalog import is_path_like
+from ganctl.data.datasets import IMAGE_SUFFIXES
 from ganctl.data.pair_decoding import check_sizes, decode_pairs, workers
 from ganctl.data.pair_layouts import Pair, choose_split, list_pairs, rel_name
 from ganctl.errors import DatasetError, did_you_mean

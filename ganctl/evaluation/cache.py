@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ganctl import checkpoint, store
-from ganctl.data import datasets
+from ganctl.data import catalog
 from ganctl.errors import CheckpointError
 from ganctl.evaluation import classifier, splits
 from ganctl.evaluation.classifier import DatasetClassifier
@@ -57,7 +57,7 @@ def classifier_for(real: RealSplits, device: torch.device, progress: ProgressFn 
         if progress and path.is_file():
             progress(f"the cached classifier {path} was made for other data: training it again")
     if progress:
-        name = Path(real.dataset).name if datasets.is_path_like(real.dataset) else real.dataset
+        name = Path(real.dataset).name if catalog.is_path_like(real.dataset) else real.dataset
         progress(
             f"training the {name} classifier at {real.train.image_size}px on {len(real.train):,} images "
             "(cached for next time)..."

@@ -41,7 +41,7 @@ class RealSplits:
 
 def dataset_key(dataset: str) -> str:
     """A file-name-safe cache key: the catalog name, or the folder name plus a hash of its path."""
-    if not datasets.is_path_like(dataset):
+    if not catalog.is_path_like(dataset):
         return dataset
     path = str(Path(dataset).expanduser().resolve())
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).name).strip("-.")[:40] or "folder"
@@ -76,7 +76,7 @@ def _fingerprint(data: ImageData) -> str:
 
 def load_splits(dataset: str, image_size: int, channels: int, progress: ProgressFn | None = None) -> RealSplits:
     """The labelled train and test splits of a catalog dataset or a class-folder dataset."""
-    if datasets.is_path_like(dataset):
+    if catalog.is_path_like(dataset):
         data = datasets.load(dataset, image_size, channels, warn=progress)
         if data.labels is None or not data.classes:
             raise DatasetError(UNLABELLED.format(what=f"the folder {dataset} (its images are not sorted into two or more class sub-folders)"))
