@@ -158,18 +158,24 @@ class Variant:
     objective: Objective
     presets: Mapping[str, Preset]  # dataset key -> Preset; "default" for grayscale folders, "rgb" for colour
     summary: str = ""
+    # generator steps a run needs before its samples look like the data: folders train at least
+    # this long (their epochs are raised to reach it) and a shorter run is warned about
+    min_steps: int = 0
 
     @property
     def options(self) -> tuple[Option, ...]:
         return self.objective.options + self.networks.options
 
     def preset_for(self, dataset: str, channels: int | None = None) -> tuple[str, Preset]:
-        """The preset for a catalog dataset name, else by channel count for folders."""
+        """The preset for a catalog dataset name, else by channel count for folders (key
+        ``default`` or ``rgb``: see :data:`FOLDER_PRESETS`)."""
         if dataset in self.presets:
             return dataset, self.presets[dataset]
         key = "rgb" if channels == 3 and "rgb" in self.presets else "default"
         return key, self.presets[key]
 
+
+FOLDER_PRESETS = ("default", "rgb")  # the preset keys a folder of images gets
 
 # options of the pairs data kind, whatever the networks
 PAIR_OPTIONS = (Option("--direction", "data", "direction", choices=("AtoB", "BtoA")),)

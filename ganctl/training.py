@@ -16,6 +16,7 @@ from ganctl import registry, seeds, store
 from ganctl.config import TrainConfig, make_config
 from ganctl.data import catalog, fetch
 from ganctl.errors import DatasetError, GanctlError
+from ganctl.familyspec import FOLDER_PRESETS
 
 if TYPE_CHECKING:  # what needs torch is imported once the checks that need none have passed
     from ganctl.callbacks.progress import Reporter
@@ -296,7 +297,18 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
         if len(data) < 2:
             raise DatasetError(f"{dataset} holds {len(data)} image(s): a GAN needs at least 2")
         channels, classes = data.channels, data.classes
+    batches = len(data) // min(batch_size or preset.batch_size, len(data))
+    n_critic = int({**preset.objective, **groups["objective"]}.get("n_critic", 1))
     total = epochs if epochs is not None else preset.epochs
+    if epochs is None and key in FOLDER_PRESETS and generator_steps(total, batches, n_critic) < variant.min_steps:
+        total = epochs_for(variant.min_steps, batches, n_critic)
+        if warn:
+            warn(f"{dataset} makes {batches} batch{'es' if batches != 1 else ''} an epoch: training {total} epochs "
+                 f"instead of the preset's {preset.epochs}, for the {variant.min_steps:,} generator steps {fam.name} needs")
+    elif generator_steps(total, batches, n_critic) < variant.min_steps and warn:
+        warn(f"this run takes {generator_steps(total, batches, n_critic):,} generator steps, and {fam.name} needs about "
+             f"{variant.min_steps:,} before its samples look like the data: pass --epochs "
+             f"{epochs_for(variant.min_steps, batches, n_critic)} for that")
     objective_args = variant.objective.settled({**preset.objective, **groups["objective"]}, total,
                                                frozenset(groups["objective"]), epochs_given=epochs is not None)
     cfg = make_config(
@@ -307,6 +319,16 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
         discriminator_overrides=groups["discriminator"] or None, data_overrides=groups["data"],
     )
     return cfg, data, val
+
+
+def generator_steps(epochs: int, batches: int, n_critic: int = 1) -> int:
+    """Generator steps of a run: one after every ``n_critic``-th batch."""
+    return epochs * batches // n_critic
+
+
+def epochs_for(steps: int, batches: int, n_critic: int = 1) -> int:
+    """The fewest epochs of ``batches`` batches that make ``steps`` generator steps."""
+    return max(1, -(-steps * n_critic // max(batches, 1)))
 
 
 def _check_size(fam, variant, size: int) -> None:

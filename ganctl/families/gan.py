@@ -65,5 +65,6 @@ GAN = Family(
             rgb=RGB,
             celeba=RGB,
         ),
+        min_steps=5000,  # digits: 300 epochs of 23 batches (6,900 steps), docs/benchmarks.md
     ),
 )

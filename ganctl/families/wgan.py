@@ -75,6 +75,7 @@ WGAN = Family(
             rgb=_faces(WGAN_MNIST, "VedantG-02/pytorch-PlayGround WGAN (faces, 64x64 RGB), 30 epochs"),
             celeba=_faces(WGAN_MNIST, "VedantG-02/pytorch-PlayGround WGAN (faces, 64x64 RGB), 30 epochs"),
         ),
+        min_steps=600,  # generator steps: digits' 150 epochs of 23 batches, 5 critic steps each
     ),
 )
 
@@ -93,5 +94,6 @@ WGAN_GP = Family(
             rgb=_faces(WGANGP_MNIST, "VedantG-02/pytorch-PlayGround WGAN-GP (faces, 64x64 RGB), 30 epochs"),
             celeba=_faces(WGANGP_MNIST, "VedantG-02/pytorch-PlayGround WGAN-GP (faces, 64x64 RGB), 30 epochs"),
         ),
+        min_steps=600,  # generator steps: digits' 150 epochs of 23 batches, 5 critic steps each
     ),
 )
