@@ -114,14 +114,15 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def grid(images: torch.Tensor, nrow: int, padding: int = 2, pad_value: int = 255) -> torch.Tensor:
     """uint8 (N, C, H, W) -> uint8 (C, H', W') grid, row-major, ``nrow`` images per row, with
-    ``padding`` pixels of ``pad_value`` around every image (torchvision's ``make_grid``)."""
-    # imported here: torchvision takes about as long to import as torch itself, and only grids need it
-    from torchvision.utils import make_grid
-
-    n, c = images.shape[:2]
-    if n == 1:  # make_grid returns a lone image as it is; a grid of one is framed like the others
-        return torch.nn.functional.pad(images[0], (padding,) * 4, value=pad_value)
-    return make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)[:c]  # it makes 1 channel 3
+    ``padding`` pixels of ``pad_value`` around every image: the pixels of torchvision's
+    ``make_grid`` (tested), without importing torchvision, which costs a sample command ~1.7 s."""
+    n, c, h, w = images.shape
+    ncol = min(nrow, n)
+    rows, p = -(-n // ncol), padding
+    cells = images.new_full((rows * ncol, c, h + p, w + p), pad_value)  # each image with its top-left padding
+    cells[:n, :, p:, p:] = images
+    out = cells.view(rows, ncol, c, h + p, w + p).permute(2, 0, 3, 1, 4).reshape(c, rows * (h + p), ncol * (w + p))
+    return torch.nn.functional.pad(out, (0, p, 0, p), value=pad_value)  # the bottom and right edges
 
 
 def to_pil(image: torch.Tensor, min_cell: int = 0, cell: int = 0) -> Image.Image:

@@ -53,7 +53,7 @@ def test_latents_depend_only_on_the_seed():
 
 
 def _grid_by_hand(images: torch.Tensor, nrow: int, padding: int, pad_value: int) -> torch.Tensor:
-    """The grid ganctl drew before it used torchvision's make_grid: the pixels must not change."""
+    """A grid drawn one image at a time, the obvious way."""
     n, c, h, w = images.shape
     ncol = min(nrow, n)
     rows = (n + ncol - 1) // ncol
@@ -71,6 +71,25 @@ def test_grid_pixels_are_the_ones_drawn_by_hand():
         x = torch.randint(0, 256, (n, c, 6, 5), dtype=torch.uint8, generator=gen)
         g = images.grid(x, nrow=nrow, padding=padding)
         assert g.dtype == torch.uint8 and torch.equal(g, _grid_by_hand(x, nrow, padding, 255)), (n, c, nrow, padding)
+
+
+def test_grid_pixels_are_torchvisions_make_grid():
+    from torchvision.utils import make_grid
+
+    gen = torch.Generator().manual_seed(1)
+    for n, c, nrow, padding in ((3, 1, 2, 1), (7, 3, 3, 2), (16, 1, 8, 2), (5, 3, 10, 3), (64, 3, 8, 2)):
+        x = torch.randint(0, 256, (n, c, 6, 5), dtype=torch.uint8, generator=gen)
+        assert torch.equal(images.grid(x, nrow, padding), make_grid(x, nrow=nrow, padding=padding, pad_value=255)[:c])
+
+
+def test_drawing_a_grid_does_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\nfrom ganctl import images\n"
+            "images.grid(torch.zeros(5, 3, 4, 4, dtype=torch.uint8), 2)\nprint('torchvision' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "False", r.stderr
 
 
 def test_saved_grids_keep_gray_mode_labels_and_pixels(tmp_path):

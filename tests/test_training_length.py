@@ -4,7 +4,7 @@ run given fewer is warned about with the --epochs that would do."""
 from __future__ import annotations
 
 from ganctl import registry, training
-from tests.conftest import error_line, invoke, make_image_folder
+from tests.conftest import invoke, make_image_folder
 
 
 def test_steps_and_epochs_count_generator_steps():

@@ -60,7 +60,7 @@ def test_train_mistakes_are_answered_before_torch_is_imported(tmp_path, monkeypa
     env = {**os.environ, "GANCTL_HOME": str(tmp_path / "home"), "GANCTL_DISABLE_PROGRESS_BARS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     got = run_cases(TRAIN_CASES, tmp_path, env)
-    for (args, words), (code, err) in zip(TRAIN_CASES, got["results"]):
+    for (args, words), (code, err) in zip(TRAIN_CASES, got["results"], strict=True):
         assert code not in (0, None), (args, err)
         assert words in err, (args, err)
         assert "Traceback" not in err, (args, err)
