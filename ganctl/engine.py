@@ -44,6 +44,10 @@ class Loop:
     epoch_seconds: float = 0.0  # of the batches of the epoch that just ended
     epoch_images: int = 0
     logs: dict[str, Any] = field(default_factory=dict)  # per-epoch values callbacks pass each other
+    # wall seconds of this fit: "first step" (the objective's first call, warm-up included),
+    # "steps" (its other calls), "batches" (waiting for the feeder), and each callback by class name.
+    # On a GPU a step only queues work: the wait for it shows where something reads a result back.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 class Callback:
@@ -105,9 +109,17 @@ def deferred_sigint() -> Iterator[list[bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _each(callbacks: Sequence[Callback], hook: str, *args) -> None:
+def _each(callbacks: Sequence[Callback], hook: str, loop: Loop, *args) -> None:
+    timings = loop.timings
     for cb in callbacks:
-        getattr(cb, hook)(*args)
+        t0 = time.perf_counter()
+        getattr(cb, hook)(loop, *args)
+        name = type(cb).__name__
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _add(timings: dict[str, float], key: str, seconds: float) -> None:
+    timings[key] = timings.get(key, 0.0) + seconds
 
 
 def fit(objective: Trainable, feeder: Feeder, callbacks: Sequence[Callback], *, epochs: int,
@@ -124,18 +136,23 @@ def fit(objective: Trainable, feeder: Feeder, callbacks: Sequence[Callback], *, 
                 objective.set_epoch(pos.epoch)
                 loop.logs = {}
                 _each(callbacks, "on_epoch_start", loop)
-                t0 = time.perf_counter()
+                t0 = t_wait = time.perf_counter()
                 for batch in feeder.epoch(pos.epoch, first):
+                    t_step = time.perf_counter()
                     g_now = (pos.step + 1) % objective.n_critic == 0
                     metrics = objective.d_step(batch, for_g=g_now)
                     if g_now:
                         metrics.update(objective.g_step(batch))
+                    t_done = time.perf_counter()
+                    _add(loop.timings, "batches", t_step - t_wait)
+                    _add(loop.timings, "first step" if "first step" not in loop.timings else "steps", t_done - t_step)
                     pos.step += 1
                     pos.batch += 1
                     _each(callbacks, "on_step_end", loop, metrics)
                     if stop[0] and pos.batch < loop.batches:
                         _each(callbacks, "on_interrupt", loop)
                         return FitResult(pos, True)
+                    t_wait = time.perf_counter()
                 loop.epoch_seconds = time.perf_counter() - t0
                 loop.epoch_images = (loop.batches - first) * loop.batch_size
                 pos.epoch, pos.batch = pos.epoch + 1, 0

@@ -19,6 +19,7 @@ from ganctl.config import TrainConfig
 from ganctl.feeders import ImageFeeder, PairFeeder
 from ganctl.runtime import Runtime
 from ganctl.store import run_lock
+from ganctl.timing import Stopwatch
 
 
 @dataclass
@@ -64,28 +65,31 @@ def build_objective(cfg: TrainConfig, G, D, rt: Runtime) -> objectives.Objective
 
 
 def train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter | None = None,
-          resume: bool = False, val_data=None) -> TrainResult:
+          resume: bool = False, val_data=None, watch: Stopwatch | None = None) -> TrainResult:
     """Train ``cfg`` on ``data`` (images, or pairs with ``val_data`` for validation).
 
     The run folder is locked for the whole training: a second trainer (or ``rm``) of the same run
     is refused before it writes anything, and the lock dies with the process, so a killed run resumes.
     """
     with run_lock(Path(run_dir), f"{cfg.family}/{cfg.run_name}", new=not resume):
-        return _train(cfg, data, Path(run_dir), rt, reporter or NullReporter(), resume, val_data)
+        return _train(cfg, data, Path(run_dir), rt, reporter or NullReporter(), resume, val_data, watch or Stopwatch())
 
 
-def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter, resume: bool, val_data) -> TrainResult:
+def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter, resume: bool, val_data,
+           watch: Stopwatch) -> TrainResult:
     fam = registry.get(cfg.family)
     variant = fam.for_arch(cfg.arch)
-    G, D = build_networks(cfg, rt)
-    obj = build_objective(cfg, G, D, rt)
+    with watch.phase("networks"):
+        G, D = build_networks(cfg, rt)
+        obj = build_objective(cfg, G, D, rt)
     spec = genspec.for_run(cfg)
     saver = callbacks.Checkpointer(run_dir, G, D, obj, spec)
 
     start = None
     if resume:
         atomic_write_json(run_dir / "config.json", cfg.to_json())  # --epochs/--eval-every may have changed
-        start = saver.restore(reporter.message)
+        with watch.phase("resume"):
+            start = saver.restore(reporter.message)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", cfg.to_json())
@@ -111,6 +115,7 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         callbacks.LossChart(run_dir, log, title, not_charted=variant.objective.not_charted),
         saver,
         callbacks.Progress(reporter, cfg, rt, log),
+        callbacks.TimingLog(run_dir, watch),
     ]
     res = engine.fit(obj, feeder, steps, epochs=cfg.epochs, start=start)
     return TrainResult(run_dir, res.position.epoch, res.position.step, res.interrupted, saver.last, log.summary)

@@ -17,6 +17,7 @@ from ganctl.config import TrainConfig, make_config
 from ganctl.data import catalog, fetch
 from ganctl.errors import DatasetError, GanctlError
 from ganctl.familyspec import FOLDER_PRESETS
+from ganctl.timing import Stopwatch
 
 if TYPE_CHECKING:  # what needs torch is imported once the checks that need none have passed
     from ganctl.callbacks.progress import Reporter
@@ -196,10 +197,12 @@ def run_training(
         if name is not None:
             store.check_name(name, "run name")
     # everything above reads no image and imports no torch: a typo is answered in a fraction of a second
-    from ganctl import runtime
-    from ganctl.trainer import train
-
-    rt = runtime.resolve(device, precision, compile, accel)
+    watch = Stopwatch()
+    with watch.phase("imports"):
+        from ganctl import runtime
+        from ganctl.trainer import train
+    with watch.phase("runtime"):
+        rt = runtime.resolve(device, precision, compile, accel)
 
     if resume:
         asked = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size,
@@ -211,8 +214,10 @@ def run_training(
         cfg = _resume_options(fam, cfg, given)
         if eval_every is not None:
             cfg = replace(cfg, eval_every=eval_every)
-        data, val = _load_for(fam, cfg.dataset, cfg.image_size, cfg.channels, cfg.data_args.get("load_size"), mirror, progress_for, warn)
-        return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val)  # writes config.json once locked
+        with watch.phase("data"):
+            data, val = _load_for(fam, cfg.dataset, cfg.image_size, cfg.channels, cfg.data_args.get("load_size"),
+                                  mirror, progress_for, warn)
+        return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val, watch=watch)  # writes config.json once locked
 
     if name is not None:
         store.check_run_idle(store.run_path(family, name), f"{family}/{name}")
@@ -221,10 +226,11 @@ def run_training(
                 f"run {family}/{name} already exists: pass --resume to continue it, "
                 "choose another --name, or delete it with 'ganctl rm'"
             )
-    cfg, data, val = _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, warn,
-                                 epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size,
-                                 eval_every=eval_every)
-    return train(cfg, data, store.run_path(family, cfg.run_name), rt, reporter, resume=False, val_data=val)
+    with watch.phase("data"):
+        cfg, data, val = _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, warn,
+                                     epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size,
+                                     eval_every=eval_every)
+    return train(cfg, data, store.run_path(family, cfg.run_name), rt, reporter, resume=False, val_data=val, watch=watch)
 
 
 def _resume_options(fam: registry.Family, cfg: TrainConfig, given: dict) -> TrainConfig:
