@@ -9,7 +9,10 @@ ganctl's CPU fast paths in ganctl.accel are not applied to here) and the same ba
   (a) pix2pix training images/s at 256x256, batch 1, from JPEG A|B pairs on disk;
   (b) DCGAN training images/s at 64x64, batch 128, on MNIST-format IDX files;
   (c) ``ganctl translate`` of one 256x256 image, process start to file written (median of 3);
-  (d) ``ganctl --help`` wall time (median of 5) against ``python -c "import torch"``.
+  (d) ``ganctl --help`` wall time (median of 5) against ``python -c "import torch"``;
+  (e), (f) pix2pix 1 and 3 epochs, (g) DCGAN 1 epoch: whole processes, start to exit, ganctl with
+      its defaults (checkpoints, validation, grids) against the baseline's train script; ganctl's
+      time split by phase from the run's own timing log.
 
 Training throughput is steady state: ganctl's first epoch and the baseline's first iterations are
 warm-up and not counted. ganctl's epoch seconds (printed on stderr) cover the batch loop only,
@@ -42,6 +45,7 @@ from report import machine  # noqa: E402
 from speedbench.ceiling import ceiling  # noqa: E402
 from speedbench.common import Sizes, default_sizes  # noqa: E402
 from speedbench.dcgan import bench_dcgan  # noqa: E402
+from speedbench.endtoend import bench_dcgan_e2e, bench_pix2pix_e2e  # noqa: E402
 from speedbench.pix2pix import bench_pix2pix  # noqa: E402
 from speedbench.startup import bench_help, bench_translate  # noqa: E402
 from speedbench.tables import ROWS, num, section, write_section  # noqa: E402
@@ -76,14 +80,15 @@ def resolve_device(requested: str) -> torch.device:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="for both sides (default: cuda if there is one)")
-    ap.add_argument("--only", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    ap.add_argument("--only", default="a,b,c,d,e,f,g", help="comma-separated subset of a,b,c,d,e,f,g")
     ap.add_argument("--quick", action="store_true", help="tiny counts: checks the script runs, measures nothing")
     ap.add_argument("--write", action="store_true", help="replace this benchmark's section of docs/benchmarks.md")
     for name, what in (("pairs", "(a) training pairs"), ("images", "(b) training images"),
                        ("epochs", "ganctl epochs in (a), (b); the first is not timed"),
                        ("warmup", "baseline iterations not timed in (a), (b)"),
-                       ("iters", "baseline iterations timed in (a), (b)")):
-        ap.add_argument(f"--{name}", type=int, default=None, help=f"{what} (default: by device)")
+                       ("iters", "baseline iterations timed in (a), (b)"),
+                       ("e2e_pairs", "(e), (f) pix2pix pairs"), ("e2e_images", "(g) DCGAN images")):
+        ap.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"{what} (default: by device)")
     ap.add_argument("--extra", default="", help="more 'ganctl train' options for (a), (b), e.g. '--precision fp32'")
     ap.add_argument("--rounds", type=int, default=2,
                     help="(a), (b): rounds of ganctl then the baseline, averaged (default 2: a VM's speed drifts)")
@@ -110,6 +115,9 @@ def main() -> None:
         "b": lambda work: bench_dcgan(work, device, sz),
         "c": lambda work: bench_translate(work, device, sz),
         "d": lambda work: bench_help(sz),
+        "e": lambda work: bench_pix2pix_e2e(work, device, sz, epochs=1),
+        "f": lambda work: bench_pix2pix_e2e(work, device, sz, epochs=3),
+        "g": lambda work: bench_dcgan_e2e(work, device, sz),
     }
     results = {}
     with tempfile.TemporaryDirectory(prefix="ganctl-speed-") as tmp:

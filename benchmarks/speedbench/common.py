@@ -36,14 +36,18 @@ class Sizes:
     iters: int  # baseline iterations timed, in (a) and (b)
     translate_runs: int  # (c)
     help_runs: int  # (d)
+    e2e_pairs: int = 60  # (e), (f): pix2pix pairs trained end to end
+    e2e_images: int = 1536  # (g): DCGAN images trained end to end
     extra: tuple[str, ...] = ()  # more `ganctl train` options in (a) and (b), e.g. ("--precision", "fp32")
 
 
 def default_sizes(device: str, quick: bool) -> Sizes:
     if quick:  # checks that the script works, not a measurement
-        return Sizes(pairs=4, images=256, epochs=2, warmup=1, iters=2, translate_runs=1, help_runs=2)
+        return Sizes(pairs=4, images=256, epochs=2, warmup=1, iters=2, translate_runs=1, help_runs=2, e2e_pairs=4,
+                     e2e_images=256)
     if device == "cuda":  # a facades-sized set and a full MNIST epoch, so each timed epoch lasts seconds
-        return Sizes(pairs=400, images=MNIST_EPOCH, epochs=3, warmup=10, iters=300, translate_runs=3, help_runs=5)
+        return Sizes(pairs=400, images=MNIST_EPOCH, epochs=3, warmup=10, iters=300, translate_runs=3, help_runs=5,
+                     e2e_pairs=400, e2e_images=MNIST_EPOCH)
     # a 2-core CPU (~1.3 s per fp32 pix2pix iteration, several seconds per DCGAN batch of 128): 5-8
     # minutes in all. The baseline's warmup + iters fit in one pass over the data, so no DataLoader
     # restarts its workers inside the timed span.

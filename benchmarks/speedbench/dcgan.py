@@ -62,6 +62,12 @@ def write_mnist(home: Path, torchvision_root: Path, n_train: int, n_test: int = 
 def baseline_dcgan(root: Path, device: torch.device, warmup: int, iters: int) -> tuple[float, int]:
     """pytorch/examples dcgan and the seeds: torchvision MNIST, Resize(64), per-sample transforms.
     Returns (images/s, DataLoader workers)."""
+    loader, step, workers, _ = dcgan_setup(root, device)
+    return timed_loop(loader, step, device, warmup, iters, batch=128), workers
+
+
+def dcgan_setup(root: Path, device: torch.device):
+    """pytorch/examples dcgan's pieces: (DataLoader, step(real, labels), workers, {"G": G, "D": D})."""
     import torchvision
     import torchvision.transforms as T
 
@@ -95,7 +101,7 @@ def baseline_dcgan(root: Path, device: torch.device, warmup: int, iters: int) ->
         loss_g.backward()
         opt_g.step()
 
-    return timed_loop(loader, step, device, warmup, iters, batch=128), workers
+    return loader, step, workers, {"G": G, "D": D}
 
 
 def bench_dcgan(work: Path, device: torch.device, sz: Sizes) -> dict:

@@ -69,6 +69,12 @@ class AlignedPairs(Dataset):
 
 def baseline_pix2pix(folder: Path, device: torch.device, warmup: int, iters: int) -> tuple[float, int]:
     """The official train.py loop: returns (images/s, DataLoader workers)."""
+    loader, step, workers, _ = pix2pix_setup(folder, device)
+    return timed_loop(loader, step, device, warmup, iters, batch=1), workers
+
+
+def pix2pix_setup(folder: Path, device: torch.device):
+    """The official train.py's pieces: (DataLoader, step(real_a, real_b), workers, {"G": G, "D": D})."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as the official BaseModel sets it
     workers = min(4, os.cpu_count() or 1)  # the official --num_threads 4, capped at the cores
@@ -101,7 +107,7 @@ def baseline_pix2pix(folder: Path, device: torch.device, warmup: int, iters: int
         loss_g.backward()
         opt_g.step()
 
-    return timed_loop(loader, step, device, warmup, iters, batch=1), workers
+    return loader, step, workers, {"G": G, "D": D}
 
 
 def bench_pix2pix(work: Path, device: torch.device, sz: Sizes) -> dict:

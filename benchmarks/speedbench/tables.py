@@ -10,6 +10,7 @@ from report import machine
 from report import write_section as _write
 
 from .common import MNIST_EPOCH
+from .endtoend import split_table
 
 BEGIN, END = "<!-- speed:begin -->", "<!-- speed:end -->"
 HEADING = "## Speed: ganctl against plain PyTorch"
@@ -26,6 +27,8 @@ def targets(key: str, r: dict, device: torch.device) -> list[tuple[str, bool]]:
         if device.type == "cuda":
             return [(f"MNIST epoch < 3 s (H100): {MNIST_EPOCH / r['ganctl']:.2f} s", MNIST_EPOCH / r["ganctl"] < 3)]
         return [(">= 2.5x baseline", ratio >= 2.5)]
+    if key in E2E_TARGETS:
+        return [(f">= {E2E_TARGETS[key]}x baseline", r["baseline"] / r["ganctl"] >= E2E_TARGETS[key])]
     if key == "c":
         return [("< 3 s", r["ganctl"] < 3)]
     return [("< 0.3 s", r["ganctl"] < 0.3)]
@@ -36,7 +39,11 @@ ROWS = {
     "b": ("(b) DCGAN training, 64x64, batch 128, MNIST-format files", "img/s", True),
     "c": ("(c) `ganctl translate` one 256x256 image, process start to file", "s", False),
     "d": ("(d) `ganctl --help` (baseline: `python -c \"import torch\"`)", "s", False),
+    "e": ("(e) pix2pix, 1 epoch, whole process: start to exit", "s", False),
+    "f": ("(f) pix2pix, 3 epochs, whole process: start to exit", "s", False),
+    "g": ("(g) DCGAN, 1 epoch, whole process: start to exit", "s", False),
 }
+E2E_TARGETS = {"e": 2.5, "f": 2.8, "g": 2.5}
 
 
 def table(results: dict[str, dict], device: torch.device) -> str:
@@ -115,6 +122,7 @@ def section(results: dict[str, dict], device: torch.device, command: str, roof: 
         "time covers the batch loop only (not the validation after it).\n\n"
         f"{table(results, device)}\n\n"
         f"{details(results)}\n\n"
+        f"{split_table(results)}"
         f"{ceiling_table(roof) if roof else ''}"
         f"{END}"
     )
