@@ -9,11 +9,11 @@ from ganctl.cli import ui
 EXAMPLES = """
 Examples:
 
-  ganctl report dcgan/digits                       (writes RUN/report/index.html)
+  ganctl report dcgan/digits                  (writes RUN/report/index.html)
 
-  ganctl report dcgan/digits wgan/digits -o cmp/   (two runs: curves overlaid, final numbers side by side)
+  ganctl report dcgan/digits wgan/digits -o cmp/
 
-  ganctl report dcgan/digits --gif                 (writes RUN/progress.gif)
+  ganctl report dcgan/digits --gif            (writes RUN/progress.gif)
 """
 
 
