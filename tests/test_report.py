@@ -187,3 +187,16 @@ def test_pix2pix_pictures_have_input_output_target_columns(tmp_path_factory, mon
     assert "Validation pairs, every epoch" in html
     for key in ("val_l1", "val_psnr", "val_ssim"):  # the per-epoch numbers: a chart and a column each
         assert f'aria-label="{key}"' in html and f"<th>{key}</th>" in html
+
+
+def test_a_chart_averages_long_logs_and_leaves_out_non_finite_values():
+    from ganctl.report import svg
+
+    points = [(float(i), float(i % 2)) for i in range(10_000)] + [(10_000.0, float("nan")), (10_001.0, float("inf"))]
+    chart = svg.line_chart([("d_loss", svg.color(0), points)], "d_loss", "step")
+    coords = re.search(r'points="([^"]+)"', chart).group(1).split()
+    assert len(coords) == svg.MAX_POINTS and "nan" not in chart and "inf" not in chart
+    assert {c.split(",")[1] for c in coords} == {coords[0].split(",")[1]}  # 0,1,0,1... averaged: one flat line
+    flat = svg.line_chart([("a", svg.color(0), [(1.0, 2.0), (2.0, 2.0)])], "a", "step")  # no range: no division by 0
+    assert "<polyline" in flat
+    assert "no values logged" in svg.line_chart([("a", svg.color(0), [(1.0, float("nan"))])], "a", "step")

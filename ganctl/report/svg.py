@@ -49,8 +49,8 @@ def line_chart(lines: Sequence[tuple[str, str, Sequence[tuple[float, float]]]], 
              for label, c, pts in lines]
     lines = [ln for ln in lines if ln[2]]
     legend_rows = len(lines) if len(lines) > 1 else 0
-    left, right, top, bottom = 56, 12, 24 + 14 * legend_rows, 34
-    height += 14 * legend_rows
+    left, right, top, bottom = 56, 12, 26 + 14 * legend_rows + (6 if legend_rows else 0), 34
+    height += top - 26
     pw, ph = width - left - right, height - top - bottom
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
@@ -91,7 +91,7 @@ def line_chart(lines: Sequence[tuple[str, str, Sequence[tuple[float, float]]]], 
             out.append(f'<polyline points="{coords}" fill="none" stroke="{c}" stroke-width="1.5">'
                        f'<title>{escape(label)}</title></polyline>')
         if legend_rows:
-            y = 24 + 14 * i
+            y = 34 + 14 * i
             out.append(f'<rect x="{left}" y="{y - 8}" width="10" height="10" fill="{c}"/>'
                        f'<text x="{left + 14}" y="{y + 1}" class="tick">{escape(label)}</text>')
     out.append("</svg>")
