@@ -100,7 +100,7 @@ def test_several_runs_are_compared_and_their_curves_overlaid(home, tmp_path):
 def test_a_folder_that_is_not_a_run_is_refused_in_one_line(home, tmp_path):
     (tmp_path / "empty").mkdir()
     line = error_line(invoke("report", tmp_path / "empty"))
-    assert "is not a run folder (it holds no config.json)" in line
+    assert "is a folder, but not a run folder (it holds no config.json)" in line
     other = tmp_path / "project"
     other.mkdir()
     (other / "config.json").write_text('{"lr": 0.1}')
@@ -200,3 +200,15 @@ def test_a_chart_averages_long_logs_and_leaves_out_non_finite_values():
     flat = svg.line_chart([("a", svg.color(0), [(1.0, 2.0), (2.0, 2.0)])], "a", "step")  # no range: no division by 0
     assert "<polyline" in flat
     assert "no values logged" in svg.line_chart([("a", svg.color(0), [(1.0, float("nan"))])], "a", "step")
+
+
+def test_two_copies_of_one_run_keep_their_own_anchors_and_pictures(home, tmp_path, monkeypatch):
+    monkeypatch.setattr(page, "EMBED_LIMIT", 0)
+    a, b = tmp_path / "x" / "digits", tmp_path / "y" / "x" / "digits"  # both are run 'x/digits'
+    shutil.copytree(run_dir(home, "dcgan/digits"), a)
+    shutil.copytree(run_dir(home, "dcgan/digits"), b)
+    (b / "samples" / "epoch_0003.png").unlink()
+    html = report(a, b, "-o", tmp_path / "r").read_text()
+    assert 'id="x-digits"' in html and 'id="x-digits-2"' in html
+    assert (tmp_path / "r" / "index_files" / "x-digits" / "epoch_0003.png").is_file()
+    assert not (tmp_path / "r" / "index_files" / "x-digits-2" / "epoch_0003.png").exists()

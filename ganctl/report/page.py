@@ -111,10 +111,6 @@ class _Raw(str):
     """Markup a table cell shows as it is."""
 
 
-def _slug(run: RunData) -> str:
-    return run.id.replace("/", "-")
-
-
 def _charts(runs: Sequence[RunData]) -> str:
     """One chart per logged series (per step), then one per validation/evaluation number (per
     epoch), with every run's line on it."""
@@ -141,7 +137,7 @@ def _comparison(runs: Sequence[RunData]) -> str:
     head = ["run", "family", "dataset", "epochs", "steps", *keys]
     rows = []
     for i, (r, f) in enumerate(zip(runs, finals, strict=True)):
-        swatch = _Raw(f'<span style="color:{svg.color(i)}">&#9632;</span> <a href="#{escape(_slug(r))}">{escape(r.id)}</a>')
+        swatch = _Raw(f'<span style="color:{svg.color(i)}">&#9632;</span> <a href="#{escape(r.slug)}">{escape(r.id)}</a>')
         rows.append([swatch, r.config.get("family", "?"), r.config.get("dataset", "?"),
                      f"{r.epochs_done}/{r.config.get('epochs', '?')}", r.steps, *(f.get(k, "-") for k in keys)])
     note = '<p class="muted">Means over each run\'s last epoch; validation and evaluation numbers as last recorded.</p>'
@@ -198,7 +194,7 @@ def _samples(r: RunData, pics: Pictures) -> str:
     for epoch, path in r.pictures:
         heads = "".join(f"<span>{c}</span>" for c in PAIR_COLUMNS) if r.paired else ""
         cols = f'<div class="cols">{heads}</div>' if heads else ""
-        img = _img(pics, path, f"{_slug(r)}/{path.name}", f"{r.id} epoch {epoch}")
+        img = _img(pics, path, f"{r.slug}/{path.name}", f"{r.id} epoch {epoch}")
         out.append(f"<figure><figcaption>epoch {epoch}</figcaption>{cols}{img}</figure>")
     out.append("</div>")
     return "".join(out)
@@ -219,10 +215,10 @@ def _checkpoints(r: RunData) -> str:
 
 
 def _run_section(r: RunData, pics: Pictures) -> str:
-    out = [f'<h2 id="{escape(_slug(r))}">{escape(r.id)}</h2>', _about(r), _sessions(r)]
+    out = [f'<h2 id="{escape(r.slug)}">{escape(r.id)}</h2>', _about(r), _sessions(r)]
     if r.gif is not None:
         out.append("<h3>Progress</h3>")
-        out.append(f"<figure>{_img(pics, r.gif, f'{_slug(r)}/progress.gif', f'{r.id} progress')}</figure>")
+        out.append(f"<figure>{_img(pics, r.gif, f'{r.slug}/progress.gif', f'{r.id} progress')}</figure>")
     out += [_epoch_table(r), _samples(r, pics), _checkpoints(r)]
     out.append("<h3>Config</h3><details open><summary>config.json</summary>"
                f"<pre>{escape(json.dumps(r.config, indent=2, sort_keys=True))}</pre></details>")
@@ -234,7 +230,7 @@ def render(runs: Sequence[RunData], pics: Pictures) -> str:
     ids = ", ".join(r.id for r in runs)
     toc = " &middot; ".join([*(['<a href="#comparison">comparison</a>'] if len(runs) > 1 else []),
                              '<a href="#curves">curves</a>',
-                             *(f'<a href="#{escape(_slug(r))}">{escape(r.id)}</a>' for r in runs)])
+                             *(f'<a href="#{escape(r.slug)}">{escape(r.id)}</a>' for r in runs)])
     when = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     # the policy forbids every fetch but the page's own pictures: a page that loads nothing else
     csp = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'"
@@ -265,6 +261,14 @@ def picture_bytes(runs: Sequence[RunData]) -> int:
 
 def write(runs: Sequence[RunData], page: Path, say: Say) -> Path:
     """Write the page of ``runs`` to ``page`` (atomically); returns its path."""
+    taken: set[str] = set()
+    for r in runs:  # two folders of the same FAMILY/NAME (copies outside the store) get their own anchors
+        base = r.id.replace("/", "-")
+        r.slug, k = base, 1
+        while r.slug in taken:
+            k += 1
+            r.slug = f"{base}-{k}"
+        taken.add(r.slug)
     size = picture_bytes(runs)
     pics = Pictures(Path(page), embed=size <= EMBED_LIMIT)
     if not pics.embed:

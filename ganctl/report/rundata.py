@@ -25,11 +25,8 @@ class NotARunError(GanctlError):
 
 def resolve(ref: str) -> store.RunInfo:
     """The run ``ref`` names (NAME, FAMILY/NAME or a run folder), refused with one line when it is
-    not one: a folder without config.json, or one whose config.json is not a run's."""
-    path = Path(ref).expanduser()
-    if path.is_dir() and not (path / "config.json").is_file():
-        raise NotARunError(f"{ref} is not a run folder (it holds no config.json): give NAME, FAMILY/NAME or the "
-                           "folder of a run ('ganctl list --runs' shows them)")
+    not one: a folder without config.json (:func:`ganctl.store.find_run` says so), or one whose
+    config.json is not a run's."""
     info = store.find_run(ref)
     if info.damage and not store.in_runs_dir(info.path):
         raise NotARunError(f"{info.path} is not a ganctl run folder: {info.damage}")
@@ -101,6 +98,7 @@ class RunData:
     paired: bool
     gif: Path | None
     epochs: list[EpochRow] = field(default_factory=list)
+    slug: str = ""  # the run's anchor and picture folder in a page: its id, numbered when two runs share it
 
     @property
     def step_keys(self) -> list[str]:
