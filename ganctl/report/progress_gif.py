@@ -14,7 +14,7 @@ from ganctl.errors import GanctlError
 from ganctl.report.rundata import PROGRESS_GIF, epoch_pictures
 
 MAX_FRAMES = 100  # past this many epochs, evenly spaced ones (the first and the last always)
-MAX_SIDE = 768  # larger frames are scaled down: a 200-frame pix2pix GIF would be hundreds of MB
+MAX_SIDE = 640  # larger frames are scaled down: 100 frames of a 256-px pix2pix grid (776x1034) would be ~50 MB
 FRAME_MS = 300
 LAST_MS = 2000  # the last frame holds, so the final state can be seen before the loop restarts
 CAPTION = 18  # pixels of the band above each frame that names its epoch

@@ -63,7 +63,7 @@ def test_a_long_run_is_subsampled_and_large_frames_are_scaled_down(tmp_path):
     assert len(made.epochs) == progress_gif.MAX_FRAMES == 100 and made.epochs[0] == 1 and made.epochs[-1] == 150
     n, (w, h) = frames(tmp_path / "progress.gif")
     assert n == 100
-    assert w == progress_gif.MAX_SIDE and h == 384 + progress_gif.CAPTION
+    assert w == progress_gif.MAX_SIDE and h == progress_gif.MAX_SIDE // 2 + progress_gif.CAPTION
 
 
 def test_each_frame_is_captioned_with_its_epoch_so_equal_pictures_stay_frames(tmp_path):
