@@ -177,10 +177,16 @@ def save_gif(frames: torch.Tensor, path: Path, duration_ms: int = 120) -> Path:
     """[-1, 1] frames (T, N, C, H, W): each frame is a grid of N; plays forward then back."""
     u8 = [to_uint8(f) for f in frames]
     pics = [to_pil(grid(f, nrow=len(f)), 128, f.shape[-1]) for f in u8]
-    pics = pics + pics[-2:0:-1]
+    return save_animation(pics + pics[-2:0:-1], path, duration_ms)
+
+
+def save_animation(pics: Sequence[Image.Image], path: Path, duration_ms: int | Sequence[int] = 120) -> Path:
+    """PIL frames -> one looping GIF (an adaptive palette for each RGB frame); ``duration_ms``: one
+    for every frame, or one per frame."""
     pics = [p.convert("P", palette=Image.Palette.ADAPTIVE) if p.mode == "RGB" else p for p in pics]
+    durations = list(duration_ms) if isinstance(duration_ms, Sequence) else duration_ms
     with atomic_path(Path(path)) as tmp:
-        pics[0].save(tmp, format="GIF", save_all=True, append_images=pics[1:], duration=duration_ms, loop=0)
+        pics[0].save(tmp, format="GIF", save_all=True, append_images=pics[1:], duration=durations, loop=0)
     return Path(path)
 
 
