@@ -14,7 +14,7 @@ import torch
 
 from ganctl import accel, callbacks, engine, genspec, models, objectives, registry
 from ganctl.atomic import atomic_write_json
-from ganctl.callbacks.animation import ProgressAnimation, RuntimeLog
+from ganctl.callbacks.animation import ProgressAnimation
 from ganctl.callbacks.progress import NullReporter, Reporter
 from ganctl.config import TrainConfig
 from ganctl.feeders import ImageFeeder, PairFeeder
@@ -116,8 +116,8 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         callbacks.LossChart(run_dir, log, title, not_charted=variant.objective.not_charted),
         saver,
         callbacks.Progress(reporter, cfg, rt, log),
-        RuntimeLog(run_dir, rt, registry.networks(cfg.arch).convolutional), ProgressAnimation(run_dir),
-        callbacks.TimingLog(run_dir, watch),
+        ProgressAnimation(run_dir),
+        callbacks.SessionLog(run_dir, rt, registry.networks(cfg.arch).convolutional, watch),  # last: it times the others
     ]
     res = engine.fit(obj, feeder, steps, epochs=cfg.epochs, start=start)
     return TrainResult(run_dir, res.position.epoch, res.position.step, res.interrupted, saver.last, log.summary)

@@ -1,7 +1,7 @@
 """(e), (f), (g): training as users time it, whole process from start to exit: ``ganctl train``
 with its defaults (checkpoints, validation, grids and all) against the baseline process
 (:mod:`speedbench.baseline_train`), on the same data. ganctl's time is split with the run's own
-timing log (``RUN/timings.jsonl``, see ganctl/callbacks/timing.py)."""
+timing log (``RUN/runtime.json``, see ganctl/callbacks/session.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from .pix2pix import write_pairs
 
 BASELINE = Path(__file__).with_name("baseline_train.py")
 
-# the split's columns: (heading, keys of timings.jsonl's before_fit_s or loop_s)
+# the split's columns: (heading, keys of a session's timings in runtime.json: before_fit_s or loop_s)
 SPLIT = (
     ("imports", ("imports",)),
     ("data", ("data",)),
@@ -33,7 +33,7 @@ SPLIT = (
 def split(run_dir: Path, wall: float) -> dict[str, float]:
     """Seconds of ganctl's process by phase, from its timing log; 'other' is the rest of the wall time
     (the interpreter, the CLI, what the log does not name)."""
-    row = json.loads((run_dir / "timings.jsonl").read_text().splitlines()[-1])
+    row = json.loads((run_dir / "runtime.json").read_text())["sessions"][-1]["timings"]
     seconds = {**row["before_fit_s"], **row["loop_s"]}
     out = {heading: sum(seconds.get(k, 0.0) for k in keys) for heading, keys in SPLIT}
     out["other"] = max(0.0, wall - sum(out.values()))
@@ -73,7 +73,7 @@ def split_table(results: dict[str, dict]) -> str:
     if not rows:
         return ""
     heads = [h for h, _ in SPLIT] + ["other"]
-    lines = ["Where ganctl's wall time went (seconds, from the run's `timings.jsonl`):", "",
+    lines = ["Where ganctl's wall time went (seconds, from the run's `runtime.json`):", "",
              "| run | " + " | ".join(heads) + " | whole process |", "|---|" + "---|" * (len(heads) + 1)]
     for key, r in rows.items():
         cells = " | ".join(f"{r['split'][h]:.1f}" for h in heads)

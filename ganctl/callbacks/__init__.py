@@ -2,8 +2,8 @@
 
 :func:`ganctl.trainer.train` builds the list for a run: the epoch pictures and numbers of its data
 kind (:mod:`.pictures`), the metrics log and loss chart (:mod:`.metrics`), the checkpointer
-(:mod:`.checkpointer`), the progress display (:mod:`.progress`) and the timing log
-(:mod:`.timing`), in that order: each reads
+(:mod:`.checkpointer`), the progress display (:mod:`.progress`) and the session log
+(:mod:`.session`), in that order: each reads
 what the ones before it put in ``loop.logs``.
 """
 
@@ -11,7 +11,7 @@ from ganctl.callbacks.checkpointer import Checkpointer
 from ganctl.callbacks.metrics import LossChart, MetricsLog
 from ganctl.callbacks.pictures import Evaluation, PairValidation, SampleGrid
 from ganctl.callbacks.progress import NullReporter, Progress, Reporter
-from ganctl.callbacks.timing import TimingLog
+from ganctl.callbacks.session import SessionLog
 
 __all__ = ["Checkpointer", "Evaluation", "LossChart", "MetricsLog", "NullReporter", "PairValidation", "Progress",
-           "Reporter", "SampleGrid", "TimingLog"]
+           "Reporter", "SampleGrid", "SessionLog"]

@@ -1,21 +1,12 @@
-"""What a run leaves for looking at it later: ``progress.gif`` (every epoch's picture as one
-animation) and ``runtime.json`` (what each training session ran on: the fast paths of the
-start-of-training line). ``ganctl report`` shows both."""
+"""``progress.gif``: every epoch's picture of a run as one animation (``ganctl report`` shows it)."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import sys
 from pathlib import Path
 
-import torch
-
-from ganctl import __version__
-from ganctl.atomic import atomic_write_json
 from ganctl.engine import Callback, Loop
 from ganctl.report import progress_gif
-from ganctl.report.rundata import RUNTIME, read_sessions
-from ganctl.runtime import Runtime, device_name
 
 
 class ProgressAnimation(Callback):
@@ -35,26 +26,3 @@ class ProgressAnimation(Callback):
         except Exception:
             if ending is None:
                 raise
-
-
-class RuntimeLog(Callback):
-    """``runtime.json``: one entry per training session (a ``--resume`` adds one) with where it
-    started, the device, the precision and the fast paths, and the torch and ganctl versions."""
-
-    def __init__(self, run_dir: Path, rt: Runtime, convolutional: bool):
-        self.run_dir, self.rt, self.convolutional = Path(run_dir), rt, convolutional
-
-    def on_fit_start(self, loop: Loop) -> None:
-        pos = loop.position
-        sessions = read_sessions(self.run_dir) if pos.step else []
-        sessions.append({
-            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "epoch": pos.epoch,
-            "step": pos.step,
-            "device": device_name(self.rt.device),
-            "precision": self.rt.precision,
-            "fast_paths": self.rt.fast_paths(self.convolutional),
-            "torch": torch.__version__,
-            "ganctl": __version__,
-        })
-        atomic_write_json(self.run_dir / RUNTIME, {"sessions": sessions})

@@ -181,7 +181,7 @@ def _checkpoints(run_dir: Path) -> list[Checkpoint]:
 
 
 def read_sessions(run_dir: Path) -> list[dict]:
-    """The training sessions ``runtime.json`` records (see :class:`ganctl.callbacks.animation.RuntimeLog`)."""
+    """The training sessions ``runtime.json`` records (see :class:`ganctl.callbacks.session.SessionLog`)."""
     try:
         data = json.loads((run_dir / RUNTIME).read_text())
     except (OSError, ValueError):

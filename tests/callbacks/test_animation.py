@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from ganctl import runtime, trainer
-from ganctl.callbacks.animation import ProgressAnimation, RuntimeLog
+from ganctl.callbacks.animation import ProgressAnimation
+from ganctl.callbacks.session import SessionLog
 from ganctl.config import make_config
 from ganctl.data import datasets
 from ganctl.engine import Loop, Position
@@ -161,6 +162,6 @@ def test_ctrl_c_writes_the_gif_and_a_resume_adds_its_frames_and_its_session(digi
 
 def test_a_new_run_starts_its_own_session_list(tmp_path):
     (tmp_path / "runtime.json").write_text(json.dumps({"sessions": [{"step": 0}, {"step": 9}]}))
-    RuntimeLog(tmp_path, CPU, convolutional=False).on_fit_start(Loop(1, 1, 1, Position()))
+    SessionLog(tmp_path, CPU, convolutional=False).on_fit_start(Loop(1, 1, 1, Position()))
     sessions = json.loads((tmp_path / "runtime.json").read_text())["sessions"]
     assert len(sessions) == 1 and "channels_last" not in sessions[0]["fast_paths"]

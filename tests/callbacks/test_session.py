@@ -1,12 +1,12 @@
-"""Each training command appends where its wall time went to RUN/timings.jsonl."""
+"""Each training session records where its wall time went in RUN/runtime.json."""
 
 from __future__ import annotations
 
 import json
 import time
 
-from ganctl import engine, timing
-from ganctl.callbacks.timing import FILE, TimingLog
+from ganctl import engine, runtime, timing
+from ganctl.callbacks.session import SessionLog
 from tests.conftest import invoke
 
 
@@ -49,23 +49,27 @@ def test_the_loop_splits_its_time_between_steps_batches_and_each_callback(tmp_pa
     watch = timing.Stopwatch()
     with watch.phase("data"):
         time.sleep(0.01)
-    engine.fit(_Objective(), _Feeder(), [_Slow(), TimingLog(tmp_path, watch)], epochs=2)
-    row = json.loads((tmp_path / FILE).read_text())
+    cpu = runtime.resolve("cpu", "fp32", False, False)
+    engine.fit(_Objective(), _Feeder(), [_Slow(), SessionLog(tmp_path, cpu, False, watch)], epochs=2)
+    session = json.loads((tmp_path / "runtime.json").read_text())["sessions"][0]
+    row = session["timings"]
     loop = row["loop_s"]
     assert loop["first step"] >= 0.02 and loop["steps"] < loop["first step"]  # 5 quick steps after the first
     assert loop["_Slow"] >= 0.06 and loop["batches"] >= 0.012
-    assert row["before_fit_s"]["data"] >= 0.01 and row["steps"] == [0, 6] and row["epochs"] == [0, 2]
+    assert row["before_fit_s"]["data"] >= 0.01
+    assert (session["step"], session["end_step"], session["epoch"], session["end_epoch"]) == (0, 6, 0, 2)
     assert sum(loop.values()) <= row["fit_s"] + 1e-3
 
 
-def test_train_and_resume_each_append_a_line(tmp_path):
+def test_train_and_resume_each_add_a_session_with_its_timings(tmp_path):
     assert invoke("train", "dcgan", "--dataset", "digits", "--epochs", "1", "--name", "t").exit_code == 0
     assert invoke("train", "dcgan", "--resume", "--name", "t", "--epochs", "2").exit_code == 0
     import os
     from pathlib import Path
 
-    rows = [json.loads(x) for x in (Path(os.environ["GANCTL_HOME"]) / "runs/dcgan/t" / FILE).read_text().splitlines()]
-    assert [r["steps"] for r in rows] == [[0, 23], [23, 46]]
+    sessions = json.loads((Path(os.environ["GANCTL_HOME"]) / "runs/dcgan/t/runtime.json").read_text())["sessions"]
+    assert [(s["step"], s["end_step"]) for s in sessions] == [(0, 23), (23, 46)]
+    rows = [s["timings"] for s in sessions]
     for r in rows:
         assert {"imports", "data", "networks"} <= set(r["before_fit_s"])
         assert {"first step", "steps", "batches", "SampleGrid", "Checkpointer", "MetricsLog"} <= set(r["loop_s"])
