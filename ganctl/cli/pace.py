@@ -29,10 +29,10 @@ def clock_text(seconds: float | None) -> str:
 
 
 def speed_text(per_step: float | None) -> str:
-    """Steps per second, or seconds per step when a step takes a second or more."""
+    """Steps per second, or seconds per step when a step takes more than a second."""
     if per_step is None:
         return ""
-    return f"{1 / per_step:.1f} it/s" if per_step < 1 else f"{per_step:.1f} s/it"
+    return f"{1 / per_step:.1f} it/s" if per_step <= 1 else f"{per_step:.1f} s/it"
 
 
 def steps_text(plan) -> str:
