@@ -63,8 +63,10 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 'es' if word == 'batch' else 's'}"
 
 
-ESTIMATE_AFTER_S = 5.0  # seconds of timed steps (and at least ESTIMATE_MIN_STEPS) before the estimate
-ESTIMATE_MIN_STEPS = 3
+# the estimate waits for this many seconds (and steps) timed after the warm-up: fewer are too noisy
+# on a shared machine (pix2pix's steps 3-5 ran at 6.1 s, the next ten at 3.5 s)
+ESTIMATE_AFTER_S = 10.0
+ESTIMATE_MIN_STEPS = 5
 HEARTBEAT_S = 30.0  # without bars, a line at least this often within an epoch
 BAR_WIDTH, MIN_BAR_WIDTH = 30, 10
 REDRAW_S = 0.2

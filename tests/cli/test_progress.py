@@ -106,10 +106,10 @@ def test_one_estimate_after_the_warm_up_then_the_actual_time(terminal):
 def test_the_estimate_waits_for_enough_timed_steps():
     rep, clock, out = reporter()
     rep.start(CFG, RT, Plan(1, 100, 64))
-    for batch in range(1, 8):  # 2 warm-up steps, then 5 steps of 1 s: 5 s timed
+    for batch in range(1, 13):  # 2 warm-up steps, then 10 steps of 1 s: 10 s timed
         clock.now += 1.0
         rep.step(0, batch, LOSSES)
-        assert (rep.estimate is not None) == (batch == 7)
+        assert (rep.estimate is not None) == (batch == 12)
     rep, clock, out = reporter()
     train(rep, clock, Plan(1, 4, 64), step_s=1.0)  # too short to time: no estimate, no closing line
     rep.finish()
@@ -189,9 +189,9 @@ def test_long_epochs_print_a_line_at_least_every_heartbeat():
     train(rep, clock, Plan(2, 100, 64), warmup_s=1.0, step_s=1.0)
     shown = lines(out)
     beats = [ln for ln in shown if " batch " in ln]
-    # the estimate at 7 s, then a line 30 s after the last one; the epoch's line at 100 s
-    assert [int(re.search(r"batch (\d+)/100", ln)[1]) for ln in beats] == [37, 67, 97, 30, 60, 90]
-    assert beats[0] == "epoch 1/2 batch 37/100 1.0 it/s, eta 2 min 43 s d_loss=1.234 d_real=0.500 d_fake=0.400 g_loss=0.876"
+    # the estimate at 12 s, then a line 30 s after the last one; the epoch's line at 100 s
+    assert [int(re.search(r"batch (\d+)/100", ln)[1]) for ln in beats] == [42, 72, 30, 60, 90]
+    assert beats[0] == "epoch 1/2 batch 42/100 1.0 it/s, eta 2 min 38 s d_loss=1.234 d_real=0.500 d_fake=0.400 g_loss=0.876"
     assert "epoch 1/2 d_loss=1.234 d_real=0.500 d_fake=0.400 g_loss=0.876 60.0s 1000 img/s, eta 1 min 40 s" in shown
     assert ui.HEARTBEAT_S == 30  # the default
 
