@@ -41,6 +41,7 @@ class Loop:
     batches: int  # per epoch
     batch_size: int
     position: Position
+    n_critic: int = 1  # discriminator (critic) steps per generator step
     epoch_seconds: float = 0.0  # of the batches of the epoch that just ended
     epoch_images: int = 0
     logs: dict[str, Any] = field(default_factory=dict)  # per-epoch values callbacks pass each other
@@ -127,7 +128,7 @@ def fit(objective: Trainable, feeder: Feeder, callbacks: Sequence[Callback], *, 
     """Train from ``start`` (default: the beginning) to the end of epoch ``epochs``, or until Ctrl-C."""
     pos = Position(**vars(start)) if start else Position()
     loop = Loop(epochs=epochs, batches=feeder.batches_per_epoch(), batch_size=feeder.batch_size,
-                position=pos)
+                position=pos, n_critic=objective.n_critic)
     try:
         _each(callbacks, "on_fit_start", loop)
         with deferred_sigint() as stop:
