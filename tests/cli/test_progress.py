@@ -82,7 +82,7 @@ def test_the_step_counts_are_the_rows_of_metrics_jsonl(tmp_path, _isolated_store
     r = invoke("train", "wgan", "--dataset", tmp_path / "faces", "--epochs", "3", "--batch-size", "8",
                "--image-size", "16", "--n-critic", "2")
     assert r.exit_code == 0, r.output
-    first = r.stderr.splitlines()[0]
+    first = next(x for x in r.stderr.splitlines() if x.startswith("training "))  # after any warning
     assert first.endswith("3 epochs of 3 batches of 8 = 9 critic steps and 4 generator steps (1 per 2 critic steps)"), first
     rows = [json.loads(x) for x in (_isolated_store / "runs" / "wgan" / "faces" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 9 and len([x for x in rows if "g_loss" in x]) == 4
