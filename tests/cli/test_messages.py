@@ -219,13 +219,53 @@ def test_resume_with_fewer_epochs_than_done_is_refused(home):
     assert json.loads(before)["epochs"] == 2
 
 
-@pytest.mark.parametrize("ref", ["/etc", "/tmp/", "a/b/c", "../a", "a\n"])
-def test_run_that_is_not_a_run_name_or_folder_says_so(home, tmp_path, ref):
+@pytest.mark.parametrize("ref, expect", [
+    ("/etc", "/etc is a folder but not a run folder (it holds no config.json)"),
+    ("/tmp/", "is a folder but not a run folder"),
+    ("a/b/c", "there is no folder a/b/c"),
+    ("../a", "there is no folder ../a"),
+    ("a\n", "'a\\n' is not a run name"),
+])
+def test_run_that_is_not_a_run_name_or_folder_says_so(home, tmp_path, ref, expect):
     line = _clean(error_line(invoke("sample", "dcgan", "--run", ref, "-o", tmp_path / "x.png")))
-    assert "not a run" in line and "FAMILY/NAME" in line
+    assert expect in line and "FAMILY/NAME" in line
     line = _clean(error_line(invoke("rm", ref, "--yes")))
-    assert "not a run" in line
+    assert expect in line
     assert (home / "runs" / "dcgan" / "a").is_dir()
+
+
+def test_a_file_given_as_a_run_is_named_as_a_file(home, tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    assert f"{f} is a file, not a run folder" in _clean(error_line(invoke("rm", f, "--yes")))
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["rm", "wgan/a", "--yes"], "there is no wgan run named 'a' in {runs}; there are no wgan runs yet (other runs: dcgan/a)"),
+    (["rm", "nope", "--yes"], "there is no run named 'nope' in {runs}; runs: dcgan/a"),
+    (["sample", "dcgan", "--run", "nope"], "there is no dcgan run named 'nope' in {runs}; dcgan runs: dcgan/a"),
+    (["rm", "foo/a", "--yes"], "there is no run 'foo/a': unknown model 'foo'"),
+    (["sample", "wgan", "--run", "dcgan/a"], "dcgan/a names a dcgan run, not a wgan one"),
+    (["train", "wgan", "--resume", "--name", "dcgan/a"], "dcgan/a names a dcgan run, not a wgan one"),
+    (["evaluate", "wgan/a"], "there are no wgan runs yet (other runs: dcgan/a)"),
+])
+def test_a_run_that_is_not_found_is_not_called_the_first(home, args, expect):
+    line = _clean(error_line(invoke(*args)))
+    assert expect.format(runs=home.resolve() / "runs") in line
+    assert "no runs yet" not in line.lower().replace("no wgan runs yet", "")
+
+
+def test_a_family_in_a_run_reference_is_case_insensitive(home):
+    r = invoke("rm", "DCGAN/a", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "dcgan/a" in r.stderr
+
+
+def test_an_empty_store_suggests_a_train_command_that_works(_isolated_store):
+    line = _clean(error_line(invoke("rm", "x", "--yes")))
+    assert line.endswith("there are no runs yet: train one with 'ganctl train dcgan --dataset digits'")
+    line = _clean(error_line(invoke("evaluate", "pix2pix/x")))
+    assert line.endswith("train one with 'ganctl train pix2pix --dataset synthetic-facades'")
 
 
 # ---------------------------------------------------------------- model names
