@@ -286,3 +286,32 @@ def test_a_mistyped_model_is_answered_before_torch_is_imported(args):
 def test_model_names_are_case_insensitive(tmp_path):
     line = error_line(invoke("sample", "DCGAN", "-o", tmp_path / "x.png"))
     assert "there is no dcgan run" in line
+
+
+# ---------------------------------------------------------------- usage and --help
+
+
+def _commands():
+    import typer
+
+    from ganctl.cli import app
+
+    return sorted(typer.main.get_command(app).commands)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_flags_show_no_bool_metavar_in_help(monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    for args in ([], *([c] for c in _commands())):
+        r = invoke(*args, "--help")
+        assert r.exit_code == 0, r.output
+        assert "<bool>" not in r.output and "--help" in r.output, (args, r.output)
+
+
+@pytest.mark.parametrize("args", [["translate", "x.png", "--pretrained"], ["export", "--pretrained"],
+                                  ["train", "dcgan", "--quiet=yes"]])
+def test_an_option_used_wrongly_gets_the_usage_line(args):
+    r = invoke(*args)
+    assert r.exit_code == 2, r.output
+    assert f"Usage: root {args[0]} [OPTIONS]" in r.stderr and f"Try 'root {args[0]} -h' for help." in r.stderr
+    assert "requires an argument" in r.stderr or "does not take a value" in r.stderr
