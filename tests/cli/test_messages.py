@@ -315,3 +315,21 @@ def test_an_option_used_wrongly_gets_the_usage_line(args):
     assert r.exit_code == 2, r.output
     assert f"Usage: root {args[0]} [OPTIONS]" in r.stderr and f"Try 'root {args[0]} -h' for help." in r.stderr
     assert "requires an argument" in r.stderr or "does not take a value" in r.stderr
+
+
+# ---------------------------------------------------------------- files that are not what they should be
+
+
+@pytest.mark.parametrize("content, expect", [
+    (b"latest_net_G.pth\nis somewhere else\n", "is a text file, not a PyTorch file"),
+    (b"", "is empty, not a PyTorch file"),
+    (b"\x01\xff\xfe\x00" * 40, "is not a PyTorch file (neither a zip archive nor a pickle)"),
+    (b"\x10\x00\x00\x00\x00\x00\x00\x00{\"__metadata__\":{}}", "is a safetensors file (ganctl's own format), not a PyTorch .pth"),
+])
+def test_import_of_a_file_that_is_no_pytorch_file_says_what_it_is(tmp_path, _isolated_store, content, expect):
+    src = tmp_path / "net_G.pth"
+    src.write_bytes(content)
+    line = _clean(error_line(invoke("import", src, "--name", "x")))
+    assert line.startswith(f"error: {src} {expect}: expected an official pix2pix U-Net generator")
+    assert "safely" not in line and "unsafe" not in line
+    assert not (_isolated_store / "pretrained").exists() or list((_isolated_store / "pretrained").iterdir()) == []
