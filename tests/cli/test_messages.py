@@ -333,3 +333,51 @@ def test_import_of_a_file_that_is_no_pytorch_file_says_what_it_is(tmp_path, _iso
     assert line.startswith(f"error: {src} {expect}: expected an official pix2pix U-Net generator")
     assert "safely" not in line and "unsafe" not in line
     assert not (_isolated_store / "pretrained").exists() or list((_isolated_store / "pretrained").iterdir()) == []
+
+
+def _unreadable(path):
+    """Make ``path`` unreadable; skip when this user reads it anyway (root)."""
+    path.chmod(0)
+    try:
+        path.read_bytes()
+    except PermissionError:
+        return path
+    pytest.skip("this user reads files whatever their permissions (root)")
+
+
+def test_an_unreadable_checkpoint_says_which_and_why(home, tmp_path):
+    gens = sorted((home / "runs" / "dcgan" / "a" / "checkpoints").glob("epoch_*/generator.safetensors"))
+    try:
+        for gen in gens:
+            _unreadable(gen)
+        line = _clean(error_line(invoke("sample", "dcgan", "-o", tmp_path / "x.png")))
+    finally:
+        for gen in gens:
+            gen.chmod(0o644)
+    assert f"{gens[-1]} cannot be read: Permission denied" in line and "No such file" not in line
+    assert "'ganctl rm dcgan/a'" in line
+
+
+def test_a_reader_that_misreports_why_a_file_cannot_be_read_is_corrected(tmp_path):
+    from ganctl import images, pretrained
+
+    folder = tmp_path / "generator.safetensors"  # a folder: open() says why
+    folder.mkdir()
+    for read in (checkpoint.read_meta, pretrained.read_meta, images.open_image):
+        with pytest.raises(Exception, match=f"^{folder} cannot be read: Is a directory$"):
+            read(folder)
+
+
+def test_an_unreadable_image_says_which_and_why(tmp_path):
+    from PIL import Image
+
+    from ganctl import images
+
+    path = tmp_path / "x.png"
+    Image.new("RGB", (4, 4)).save(path)
+    try:
+        _unreadable(path)
+        with pytest.raises(images.ImageReadError, match=f"^{path} cannot be read: Permission denied$"):
+            images.open_image(path)
+    finally:
+        path.chmod(0o644)
