@@ -381,3 +381,23 @@ def test_an_unreadable_image_says_which_and_why(tmp_path):
             images.open_image(path)
     finally:
         path.chmod(0o644)
+
+
+def test_train_help_lists_the_families_and_who_takes_each_option():
+    import typer
+
+    from ganctl import registry
+    from ganctl.cli import app
+
+    params = {o: p for p in typer.main.get_command(app).commands["train"].params for o in p.opts}
+    assert all(name in params["model"].help for name in registry.names())
+    flags = {o.flag for f in registry.FAMILIES.values() for o in f.all_options()}
+    assert {"--clip", "--lambda-gp", "--n-critic", "--direction", "--ngf"} <= flags
+    for flag in flags:
+        takers = {f"{fam.name} --arch {arch}" if arch else fam.name for fam, arch, v in registry.variants()
+                  if any(o.flag == flag for o in fam.options_of(v))}
+        said = params[flag].help.rsplit(" For ", 1)[1].rstrip(".").replace(" and ", ", ").split(", ")
+        assert set(said) == takers, (flag, params[flag].help)
+    for fam in registry.FAMILIES.values():
+        for arch in fam.variants:
+            assert f"{fam.name}: {fam.arch}, the default, or {arch}" in params["--arch"].help
