@@ -17,8 +17,10 @@ from ganctl.data import download as dl
 from ganctl.errors import NoSpaceError, StoreError
 from tests import httpserver
 from tests.conftest import error_line, invoke, make_image_folder, targz, train_in_own_store
+from tests import test_images_input
 
 http_server = httpserver.http_server  # the fixture, for this module
+p2p_home, p2p = test_images_input.p2p_home, test_images_input.p2p  # fixtures: a tiny pix2pix store
 FAST = ["--batch-size", "8", "--image-size", "16", "--seed", "1"]
 
 
@@ -401,3 +403,34 @@ def test_train_help_lists_the_families_and_who_takes_each_option():
     for fam in registry.FAMILIES.values():
         for arch in fam.variants:
             assert f"{fam.name}: {fam.arch}, the default, or {arch}" in params["--arch"].help
+
+
+# ---------------------------------------------------------------- output folders that do not exist yet
+# sample, interpolate and translate all create a missing output folder (with its parents) and say so
+
+
+def test_sample_and_interpolate_into_a_missing_folder_say_they_created_it(home, tmp_path):
+    r = invoke("sample", "dcgan", "-n", 4, "-o", tmp_path / "new" / "grid.png")
+    assert r.exit_code == 0, r.output
+    assert f"created folder {tmp_path / 'new'}" in r.stderr and (tmp_path / "new" / "grid.png").is_file()
+    r = invoke("sample", "dcgan", "-n", 4, "-o", tmp_path / "new" / "grid.png")
+    assert r.exit_code == 0 and "created folder" not in r.stderr  # it exists now
+    r = invoke("sample", "dcgan", "-n", 3, "-o", f"{tmp_path / 'each'}/")
+    assert r.exit_code == 0, r.output
+    assert f"wrote 3 images into a new folder, {tmp_path / 'each'}" in r.stderr
+    r = invoke("interpolate", "dcgan", "--steps", 3, "-o", tmp_path / "walks" / "w.gif")
+    assert r.exit_code == 0 and f"created folder {tmp_path / 'walks'}" in r.stderr, r.output
+
+
+def test_translate_into_a_missing_folder_says_it_created_it(p2p, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "blue").save(tmp_path / "in.png")
+    r = invoke("translate", tmp_path / "in.png", "-o", tmp_path / "out" / "x.png")
+    assert r.exit_code == 0, r.output
+    assert f"created folder {tmp_path / 'out'}" in r.stderr and (tmp_path / "out" / "x.png").is_file()
+    (tmp_path / "many").mkdir()
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "many" / "a.png")
+    r = invoke("translate", tmp_path / "many", "-o", tmp_path / "many_out")
+    assert r.exit_code == 0, r.output
+    assert f"translated 1 of 1 images into a new folder, {tmp_path / 'many_out'}" in r.stderr
