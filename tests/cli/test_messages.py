@@ -15,9 +15,8 @@ from ganctl import atomic, checkpoint, store
 from ganctl.data import archives
 from ganctl.data import download as dl
 from ganctl.errors import NoSpaceError, StoreError
-from tests import httpserver
+from tests import httpserver, test_images_input
 from tests.conftest import error_line, invoke, make_image_folder, targz, train_in_own_store
-from tests import test_images_input
 
 http_server = httpserver.http_server  # the fixture, for this module
 p2p_home, p2p = test_images_input.p2p_home, test_images_input.p2p  # fixtures: a tiny pix2pix store
