@@ -74,7 +74,7 @@ def _resume_config(family: str, name: str | None, epochs: int | None, given: dic
     else:
         run = store.newest_run(family)
         if run is None:
-            raise GanctlError(f"there is no {family} run to resume: start one with 'ganctl train {family} --dataset D'")
+            raise GanctlError(f"there is no {family} run to resume: start one with {store.train_hint(family)}")
     cfg = _checked_config(run)
     for key, value in given.items():
         if value is not None and value != getattr(cfg, key):
