@@ -48,7 +48,7 @@ from torch import nn
 from ganctl import __version__, genspec
 from ganctl.atomic import _file_mode, atomic_path, atomic_write, disk_full
 from ganctl.config import parse_meta
-from ganctl.errors import CheckpointError, NoSpaceError
+from ganctl.errors import CheckpointError, NoSpaceError, cannot_read
 
 GENERATOR = "generator.safetensors"
 DISCRIMINATOR = "discriminator.safetensors"
@@ -90,7 +90,8 @@ def read_meta(path: Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+        why = cannot_read(path)
+        raise CheckpointError(f"{path} cannot be read: {why}" if why else f"{path} is not a readable safetensors file ({e})") from e
     return parse_meta(meta, path)
 
 
@@ -103,6 +104,8 @@ def load_weights(path: Path, module: nn.Module, assign: bool = False) -> None:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
+        if cannot_read(path):
+            raise CheckpointError(f"{path} cannot be read: {cannot_read(path)}") from e
         raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it may be truncated") from e
     try:
         match_dtypes(state, module)

@@ -74,3 +74,13 @@ def did_you_mean(kind: str, name: str, choices: list[str] | tuple[str, ...]) -> 
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     valid = ", ".join(choices)
     return UnknownNameError(f"unknown {kind} {name!r}.{hint} Valid: {valid}.")
+
+
+def cannot_read(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be opened for reading ("Permission denied"), or None if it can. For
+    readers that misreport it (safetensors says "No such file or directory" for a file it may not read)."""
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as e:
+        return e.strerror or str(e)

@@ -55,6 +55,8 @@ def read_header(path: Path) -> tuple[str, tuple[int, int]]:
     except UnidentifiedImageError as e:
         raise ImageReadError(path, "not an image file PIL can read") from e
     except (OSError, ValueError, SyntaxError) as e:
+        if isinstance(e, OSError) and e.strerror:  # the file system's refusal: Permission denied, ...
+            raise ImageReadError(path, e.strerror, f"{path} cannot be read: {e.strerror}") from e
         raise ImageReadError(path, f"bad header: {e}") from e
 
 
@@ -95,6 +97,8 @@ def open_image(path: Path, *, max_pixels: int | None = DECODE_MAX_PIXELS, hint: 
         raise ImageReadError(path, "not an image file PIL can read") from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         text = str(e)
+        if isinstance(e, OSError) and e.strerror:  # the file system's refusal: Permission denied, ...
+            raise ImageReadError(path, e.strerror, f"{path} cannot be read: {e.strerror}") from e
         if "truncated" in text or isinstance(e, EOFError):
             reason = f"truncated: {text or 'the file ends early'}"
         elif "mode" in text:

@@ -106,8 +106,8 @@ def generator_file(run: RunInfo) -> Path:
             print(f"warning: skipping {problem}; using {path}", file=sys.stderr)
         return path
     if skipped:
-        raise CheckpointError(f"run {run.id} has no readable checkpoint ({'; '.join(skipped)}): "
-                              f"start a new run with 'ganctl train {run.family}'")
+        raise CheckpointError(f"run {run.id} has no readable checkpoint ({'; '.join(skipped)}): make the file "
+                              f"readable, or delete the run with 'ganctl rm {run.id}' and train it again")
     raise CheckpointError(
         f"run {run.id} has no checkpoint yet (it saves one at the end of each epoch): "
         f"train it with 'ganctl train {run.family} --resume --name {run.name}'"

@@ -236,6 +236,9 @@ def load_official_file(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
+    problem = not_a_torch_file(path)
+    if problem:
+        raise CheckpointError(f"{path} {problem}: expected {EXPECTED}, as saved by torch.save")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError (code in the pickle), RuntimeError (truncated zip), ...
@@ -252,6 +255,28 @@ def load_official_file(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state_dict: expected {EXPECTED}")
     return {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+
+
+def not_a_torch_file(path: Path) -> str | None:
+    """Why ``path`` cannot be a file of ``torch.save`` (read from its first bytes), or None if it may be
+    one: a zip archive (torch >= 1.6) or a pickle (the legacy format). Said before ``torch.load``
+    is tried, so a text file is not reported as an unsafe pickle."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # zip; pickle protocol 2+ (legacy torch.save)
+        return None
+    if not head:
+        return "is empty, not a PyTorch file"
+    if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 100_000_000:
+        return "is a safetensors file (ganctl's own format), not a PyTorch .pth"
+    try:
+        head.decode("utf-8")
+        return "is a text file, not a PyTorch file"
+    except UnicodeDecodeError:
+        return "is not a PyTorch file (neither a zip archive nor a pickle)"
 
 
 def save_official_file(state: Mapping[str, torch.Tensor], path: str | Path) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ganctl import genspec
 from ganctl.data.download import join_url
-from ganctl.errors import CheckpointError, GanctlError, UnknownNameError, did_you_mean
+from ganctl.errors import CheckpointError, GanctlError, UnknownNameError, cannot_read, did_you_mean
 from ganctl.store import check_name, pretrained_dir
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/"
@@ -142,7 +142,8 @@ def read_meta(path: Path) -> dict:
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+        why = cannot_read(path)
+        raise CheckpointError(f"{path} cannot be read: {why}" if why else f"{path} is not a readable safetensors file ({e})") from e
     return genspec.read(path, parse_meta(meta, path))
 
 

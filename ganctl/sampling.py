@@ -78,11 +78,15 @@ def sample(model: str, *, n: int = 64, output: str | None = None, seed: int | No
     z = inference.latents(n, gen.z_dim, pick_seed(seed, say))
     fake = inference.generate(gen, z, labels)
     out = output or f"{model}_samples.png"
+    folder = Path(out) if is_folder_target(out) else Path(out).parent
+    new = not folder.exists()  # made by the writer, as translate's output folder is: said below
     if is_folder_target(out):
         paths = images.save_each(fake, Path(out))
-        say(f"wrote {len(paths)} images")
+        say(f"wrote {len(paths)} images" + (f" into a new folder, {folder}" if new else ""))
         return Path(out)
     images.save_grid(fake, Path(out), nrow=nrow or math.ceil(math.sqrt(n)), row_labels=row_labels)
+    if new:
+        say(f"created folder {folder}")
     return Path(out)
 
 
@@ -123,8 +127,11 @@ def interpolate(model: str, *, steps: int = 10, method: str = "lerp", rows: int 
             labels = torch.tensor(per_row).repeat_interleave(steps)
         fake = inference.generate(gen, z.flatten(0, 1), labels).unflatten(0, (rows, steps))
     out = Path(output or f"{model}_interpolation.png")
+    new = not out.parent.exists()
     if out.suffix.lower() == ".gif":
         images.save_gif(fake.transpose(0, 1), out)  # frames: (steps, rows, C, H, W)
     else:
         images.save_grid(fake.flatten(0, 1), out, nrow=steps)
+    if new:
+        say(f"created folder {out.parent}")
     return out

@@ -211,7 +211,7 @@ def newest_run(family: str) -> RunInfo | None:
 
 
 def find_run(ref: str, family: str | None = None) -> RunInfo:
-    """Resolve 'NAME', 'FAMILY/NAME' or a run folder path to a run."""
+    """Resolve 'NAME', 'FAMILY/NAME' or a run folder path to a run (of ``family`` when given)."""
     p = Path(ref).expanduser()
     if p.is_dir() and (p / "config.json").is_file():
         return RunInfo(p.parent.name, p.name, p.resolve())
@@ -221,21 +221,74 @@ def find_run(ref: str, family: str | None = None) -> RunInfo:
     else:
         fam, name, parts = "", ref, (ref,)
     if ref.count("/") > 1 or not all(_NAME_RE.match(x) and ".." not in x for x in parts):
-        what = "a folder, but not a run folder (it holds no config.json)" if p.is_dir() else "not a run name or run folder"
-        raise UnknownNameError(
-            f"{ref!r} is {what}: give NAME, FAMILY/NAME or the folder of a run ('ganctl list --runs' shows them)"
-        )
+        raise UnknownNameError(f"{_not_a_run(p, ref)}: give NAME, FAMILY/NAME or the folder of a run "
+                               "('ganctl list --runs' shows them)")
+    try:
+        fam = _family_folder(fam) if fam else ""
+    except UnknownNameError as e:
+        raise UnknownNameError(f"there is no run {ref!r}: {e}") from None
+    if fam and family and fam != family:
+        raise UnknownNameError(f"{fam}/{name} names a {fam} run, not a {family} one")
     family = fam or family
-    candidates = [r for r in list_runs(family) if r.name == name]
+    every = list_runs()
+    candidates = [r for r in every if r.name == name and family in (None, r.family)]
     if not candidates:
-        have = [r.id for r in list_runs(family)]
-        where = f" of {family!r}" if family else ""
-        listing = f" Runs{where}: {', '.join(have)}." if have else " There are no runs yet: train one with 'ganctl train'."
-        raise UnknownNameError(f"no run named {ref!r}{where} in {runs_dir()}.{listing}")
+        raise UnknownNameError(_no_such_run(name, family, every))
     if len(candidates) > 1:
         ids = ", ".join(r.id for r in candidates)
         raise UnknownNameError(f"run name {name!r} is ambiguous ({ids}): give it as FAMILY/NAME.")
     return candidates[0]
+
+
+def _not_a_run(p: Path, ref: str) -> str:
+    """Why ``ref``, which is no valid run name, is not a run either as a path."""
+    if p.is_dir():
+        return f"{p} is a folder but not a run folder (it holds no config.json)"
+    if p.exists():
+        return f"{p} is a file, not a run folder"
+    if "/" in ref or ref.startswith(("~", ".")) or os.sep in ref:
+        return f"there is no folder {p}"
+    return f"{ref!r} is not a run name (letters, digits, '.', '_' and '-') nor a folder"
+
+
+def _family_folder(fam: str) -> str:
+    """The runs folder name of a model family given in FAMILY/NAME: registered names are
+    case-insensitive (DCGAN/x is dcgan/x); an unknown one is a did-you-mean error, unless the store
+    holds runs under it (a family registered by a plug-in that is not loaded)."""
+    from ganctl import registry
+
+    try:
+        return registry.get(fam).name
+    except UnknownNameError:
+        if (runs_dir() / fam).is_dir():
+            return fam
+        raise
+
+
+def _no_such_run(name: str, family: str | None, every: list[RunInfo]) -> str:
+    """The message for a run name that matches no run: what the store does hold, or how to make one."""
+    kind = f"{family} " if family else ""
+    head = f"there is no {kind}run named {name!r} in {runs_dir()}"
+    mine = [r.id for r in every if family in (None, r.family)]
+    if mine:
+        return f"{head}; {kind}runs: {_some(mine)}"
+    if every:
+        return f"{head}; there are no {kind}runs yet (other runs: {_some([r.id for r in every])})"
+    return f"{head}; there are no runs yet: train one with {train_hint(family)}"
+
+
+def _some(ids: list[str], most: int = 10) -> str:
+    more = f" and {len(ids) - most} more ('ganctl list --runs' shows them all)" if len(ids) > most else ""
+    return ", ".join(ids[-most:]) + more
+
+
+def train_hint(family: str | None = None) -> str:
+    """A train command that works from a fresh install, quoted: 'ganctl train dcgan --dataset digits'."""
+    from ganctl import registry
+
+    fam = registry.FAMILIES.get(family or "dcgan") or next(iter(registry.FAMILIES.values()))
+    # built-in, small, and downloaded in seconds; any family of its data kind trains on it
+    return f"'ganctl train {fam.name} --dataset {'synthetic-facades' if fam.paired else 'digits'}'"
 
 
 def next_run_name(family: str, base: str) -> str:

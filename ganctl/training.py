@@ -78,7 +78,7 @@ def _run_to_resume(family: str, name: str | None) -> store.RunInfo:
         return store.find_run(name, family)
     run = store.newest_run(family)
     if run is None:
-        raise GanctlError(f"there is no {family} run to resume: start one with 'ganctl train {family} --dataset D'")
+        raise GanctlError(f"there is no {family} run to resume: start one with {store.train_hint(family)}")
     return run
 
 

@@ -67,8 +67,11 @@ def translate(source: Path, *, output: str | None = None, mode: str = "paper", s
         raise GanctlError(f"{out} is a file: with a folder of inputs, -o names a folder")
     gen = generators.load(FAMILY, device, say=say, run=run, checkpoint=checkpoint, pretrained=pretrained,
                           only_pretrained=True)
+    new = not (out if folder else out.parent).exists()  # made by the writer, and said, as sample does
     if not folder:
         images.save_image(inference.translate_image(gen, first, mode, seed, size, max_pixels), out)
+        if new:
+            say(f"created folder {out.parent}")
         return out
     failed = []
     with progress(len(files), "translate") as bar:
@@ -83,7 +86,7 @@ def translate(source: Path, *, output: str | None = None, mode: str = "paper", s
                 continue
             images.save_image(inference.translate_image(gen, img, mode, seed, size, max_pixels), target)
             bar.advance()
-    say(f"translated {len(files) - len(failed)} of {len(files)} images into {out}")
+    say(f"translated {len(files) - len(failed)} of {len(files)} images into {'a new folder, ' if new else ''}{out}")
     if failed:
         raise GanctlError(f"{len(failed)} file(s) could not be read: {', '.join(str(p) for p in failed[:5])}{' ...' if len(failed) > 5 else ''}")
     return out

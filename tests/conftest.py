@@ -1,11 +1,94 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
 # keep test runs small and deterministic on a 2-core machine
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+# ---------------------------------------------------------------- the user's real store stays untouched
+#
+# Every test gets a GANCTL_HOME of its own (``_isolated_store``). Should one lose it (a
+# ``monkeypatch.undo()``, a fixture that runs before it, a subprocess without the variable), ganctl
+# falls back to platformdirs' user data dir: for the session that is pointed (XDG_DATA_HOME) at a
+# temporary folder, each test fails if anything appears there, and the session fails if the real
+# store (the user data dir, and a GANCTL_HOME the suite was started with) changed at all.
+
+
+def _real_stores() -> list[Path]:
+    from platformdirs import user_data_path
+
+    found = [user_data_path("ganctl", appauthor=False)]
+    if os.environ.get("GANCTL_HOME"):
+        found.append(Path(os.environ["GANCTL_HOME"]).expanduser())
+    return found
+
+
+def _snapshot(folders: list[Path]) -> dict[str, tuple[int, int]]:
+    """Every path under ``folders`` (and the folders) with its size and modification time."""
+    seen = {}
+    for root in folders:
+        for p in (root, *(root.rglob("*") if root.is_dir() else ())):
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            seen[str(p)] = (st.st_size if not p.is_dir() else 0, st.st_mtime_ns)
+    return seen
+
+
+REAL_STORES = _real_stores()
+_REAL_BEFORE = _snapshot(REAL_STORES)
+_FALLBACK_ROOT = Path(tempfile.mkdtemp(prefix="ganctl-tests-xdg-"))
+os.environ["XDG_DATA_HOME"] = str(_FALLBACK_ROOT)  # platformdirs' user data dir on Linux and BSDs
+os.environ.pop("GANCTL_HOME", None)
+
+
+def store_writes(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:
+    """What changed between two snapshots: paths added, removed or modified."""
+    return sorted(p for p in after.keys() | before.keys() if before.get(p) != after.get(p))
+
+
+def fallback_store_writes() -> list[Path]:
+    """Files a test wrote into the fallback store (the platformdirs dir ganctl would use without GANCTL_HOME)."""
+    from platformdirs import user_data_path
+
+    fallback = user_data_path("ganctl", appauthor=False)
+    return sorted(fallback.rglob("*")) if fallback.is_relative_to(_FALLBACK_ROOT) and fallback.exists() else []
+
+
+@pytest.fixture(autouse=True)
+def _no_default_store_writes(request):
+    """Fail the test that wrote into the default store (it lost its GANCTL_HOME)."""
+    yield
+    written = fallback_store_writes()
+    if written:
+        import shutil
+
+        shutil.rmtree(_FALLBACK_ROOT / "ganctl", ignore_errors=True)  # the next test starts clean
+        pytest.fail(f"{request.node.nodeid} wrote into the user data dir ganctl uses without GANCTL_HOME: "
+                    f"{', '.join(map(str, written[:5]))}", pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+
+    shutil.rmtree(_FALLBACK_ROOT, ignore_errors=True)
+    changed = store_writes(_REAL_BEFORE, _snapshot(REAL_STORES))
+    if changed:
+        listing = "\n  ".join(changed[:20])
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (f"FAILED: the real ganctl store ({', '.join(map(str, REAL_STORES))}) changed during the test "
+                   f"session; no test may write there (or another ganctl process used it meanwhile):\n  {listing}")
+        if reporter:
+            reporter.write_line(message, red=True)
+        else:
+            print(message)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(config, items):

@@ -378,7 +378,7 @@ def test_a_truncated_file_is_refused(tmp_path):
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     path = tmp_path / "page.pth"
     path.write_text("<html>404 Not Found</html>\n")
-    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+    with pytest.raises(CheckpointError, match="is a text file, not a PyTorch file"):
         load_official_file(path)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_official_file(tmp_path / "missing.pth")

@@ -10,7 +10,7 @@ import os
 import sys
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ganctl import __version__
 from ganctl.errors import GanctlError, NoSpaceError, is_disk_full
@@ -32,8 +32,36 @@ def _is_cli_control(e: BaseException) -> bool:
     return type(e).__module__.split(".")[0] in ("typer", "click")
 
 
+def _plain_flags(params: list) -> list:
+    """On/off flags take no value: show none in --help (Typer's rich help would print ``<bool>``)."""
+    for p in params:
+        if getattr(p, "is_flag", False) and p.metavar is None:
+            p.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    """Every command: flags without a metavar, and usage errors with the Usage line."""
+
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as e:
+            # Typer's parser raises "Option '--pretrained' requires an argument." (and "does not
+            # take a value") without the context, so it was printed without Usage and --help lines
+            if _is_cli_control(e) and hasattr(e, "ctx") and e.ctx is None:
+                e.ctx, e.cmd = ctx, self
+            raise
+
+
 class _Group(TyperGroup):
     """The one error boundary: known errors become one line on stderr and exit 1."""
+
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
 
     def invoke(self, ctx):
         try:
@@ -61,7 +89,12 @@ class _Group(TyperGroup):
             _fail(f"internal error ({type(e).__name__}: {e}); set GANCTL_DEBUG=1 for the traceback and please report it")
 
 
-app = typer.Typer(
+class _App(typer.Typer):
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or _Command, **kwargs)
+
+
+app = _App(
     cls=_Group,
     no_args_is_help=True,
     help="Train and use generative adversarial networks: GAN, DCGAN, WGAN, conditional GAN and pix2pix.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ganctl import seeds
+from ganctl import registry, seeds  # registry: plain data, no torch (the help below is built from it)
 from ganctl.cli import completion, ui
 
 EXAMPLES = """
@@ -34,25 +34,42 @@ Examples:
 """
 
 
+def _families() -> str:
+    """'gan, dcgan, ... or pix2pix', from the registry."""
+    names = registry.names()
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _archs() -> str:
+    """The --arch values of each family that has more than one: 'cgan: mlp (the default) or conv'."""
+    return "; ".join(f"{f.name}: {f.arch}, the default, or {' or '.join(f.variants)}"
+                     for f in registry.FAMILIES.values() if f.variants)
+
+
+def _only(flag: str, text: str) -> str:
+    """The help of a family option, naming every family (and --arch) that takes it, from the registry."""
+    return f"{text} For {registry.takers(flag)}."
+
+
 def train(
-    model: str = typer.Argument(..., help="Model family (see 'ganctl list').", autocompletion=completion.models),
+    model: str = typer.Argument(..., help=f"Model family: {_families()} (see 'ganctl list').", autocompletion=completion.models),
     dataset: str = typer.Option(None, "--dataset", "-d", help="Catalog name (digits, mnist, fashion-mnist, celeba; pix2pix: facades, maps, ..., synthetic-facades) or a folder of images (searched recursively; sub-folders give class labels) or of pairs.", rich_help_panel="Data", autocompletion=completion.datasets),
     image_size: int = typer.Option(None, "--image-size", help="Train at this size (default: the family's for this dataset).", rich_help_panel="Data"),
     mirror: str = typer.Option(None, "--mirror", envvar="GANCTL_MIRROR", help="Base URL to download the dataset from instead of the published ones.", rich_help_panel="Data"),
-    arch: str = typer.Option(None, "--arch", help="Architecture variant (cgan: mlp, the default, or conv).", rich_help_panel="Training"),
+    arch: str = typer.Option(None, "--arch", help=f"Architecture variant ({_archs()}).", rich_help_panel="Training"),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Total epochs (default: the family's for this dataset). With --resume, the new total.", rich_help_panel="Training"),
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="Images per batch.", rich_help_panel="Training"),
     lr: float = typer.Option(None, "--lr", help="Learning rate of both networks.", rich_help_panel="Training"),
     seed: int = typer.Option(None, "--seed", callback=seeds.option, help="Seed for weights, noise and batch order (default: 0).", rich_help_panel="Training"),
-    n_critic: int = typer.Option(None, "--n-critic", help="Critic steps per generator step (wgan, wgan-gp) (default: 5).", rich_help_panel="Wasserstein"),
-    clip: float = typer.Option(None, "--clip", help="Clip every critic weight to +-CLIP after each critic step (wgan) (default: 0.01).", rich_help_panel="Wasserstein"),
-    lambda_gp: float = typer.Option(None, "--lambda-gp", help="Gradient penalty weight (wgan-gp) (default: 10).", rich_help_panel="Wasserstein"),
-    direction: str = typer.Option(None, "--direction", help="AtoB or BtoA: which side of each pair is the input (default: the dataset's).", rich_help_panel="pix2pix"),
-    epochs_decay: int = typer.Option(None, "--epochs-decay", help="Of the --epochs, how many at the end decay the learning rate linearly to 0 (default: half).", rich_help_panel="pix2pix"),
-    lambda_l1: float = typer.Option(None, "--lambda-l1", help="Weight of the L1 loss; 0 trains with the GAN loss alone (default: 100).", rich_help_panel="pix2pix"),
-    no_gan: bool = typer.Option(False, "--no-gan", help="Train the generator with the L1 loss alone (no discriminator).", rich_help_panel="pix2pix"),
-    ngf: int = typer.Option(None, "--ngf", help="Generator base width (default: 64).", rich_help_panel="pix2pix"),
-    ndf: int = typer.Option(None, "--ndf", help="Discriminator base width (default: 64).", rich_help_panel="pix2pix"),
+    n_critic: int = typer.Option(None, "--n-critic", help=_only("--n-critic", "Critic steps per generator step (default: 5)."), rich_help_panel="Wasserstein"),
+    clip: float = typer.Option(None, "--clip", help=_only("--clip", "Clip every critic weight to +-CLIP after each critic step (default: 0.01 for weight clipping, off with a gradient penalty)."), rich_help_panel="Wasserstein"),
+    lambda_gp: float = typer.Option(None, "--lambda-gp", help=_only("--lambda-gp", "Gradient penalty weight (default: 10 with a gradient penalty, off for weight clipping)."), rich_help_panel="Wasserstein"),
+    direction: str = typer.Option(None, "--direction", help=_only("--direction", "AtoB or BtoA: which side of each pair is the input (default: the dataset's)."), rich_help_panel="pix2pix"),
+    epochs_decay: int = typer.Option(None, "--epochs-decay", help=_only("--epochs-decay", "Of the --epochs, how many at the end decay the learning rate linearly to 0 (default: half)."), rich_help_panel="pix2pix"),
+    lambda_l1: float = typer.Option(None, "--lambda-l1", help=_only("--lambda-l1", "Weight of the L1 loss; 0 trains with the GAN loss alone (default: 100)."), rich_help_panel="pix2pix"),
+    no_gan: bool = typer.Option(False, "--no-gan", help=_only("--no-gan", "Train the generator with the L1 loss alone (no discriminator)."), rich_help_panel="pix2pix"),
+    ngf: int = typer.Option(None, "--ngf", help=_only("--ngf", "Generator base width (default: 64)."), rich_help_panel="pix2pix"),
+    ndf: int = typer.Option(None, "--ndf", help=_only("--ndf", "Discriminator base width (default: 64)."), rich_help_panel="pix2pix"),
     eval_every: int = typer.Option(None, "--eval-every", help="Run 'ganctl evaluate' every N epochs and record the numbers (labelled datasets).", rich_help_panel="Training"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16 (auto: bf16 where the hardware runs it fast: CUDA GPUs from Ampere on, CPUs with AMX or AVX-512 BF16; fp16: GPUs, with loss scaling).", rich_help_panel="Hardware"),

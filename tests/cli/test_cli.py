@@ -153,7 +153,7 @@ def test_ganctl_home_holds_everything(faces, tmp_path, monkeypatch):
         (["train", "wgan", "--dataset", "digits", "--n-critic", "0"], "at least 1"),
         (["interpolate", "dcgan", "--method", "cubic"], "lerp or slerp"),
         (["train", "gan", "--resume"], "no gan run to resume"),
-        (["rm", "nothing"], "no run named"),
+        (["rm", "nothing"], "no run named 'nothing'"),
     ],
 )
 def test_bad_input_is_one_clear_line(args, expect):

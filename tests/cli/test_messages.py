@@ -15,10 +15,11 @@ from ganctl import atomic, checkpoint, store
 from ganctl.data import archives
 from ganctl.data import download as dl
 from ganctl.errors import NoSpaceError, StoreError
-from tests import httpserver
+from tests import httpserver, test_images_input
 from tests.conftest import error_line, invoke, make_image_folder, targz, train_in_own_store
 
 http_server = httpserver.http_server  # the fixture, for this module
+p2p_home, p2p = test_images_input.p2p_home, test_images_input.p2p  # fixtures: a tiny pix2pix store
 FAST = ["--batch-size", "8", "--image-size", "16", "--seed", "1"]
 
 
@@ -219,13 +220,53 @@ def test_resume_with_fewer_epochs_than_done_is_refused(home):
     assert json.loads(before)["epochs"] == 2
 
 
-@pytest.mark.parametrize("ref", ["/etc", "/tmp/", "a/b/c", "../a", "a\n"])
-def test_run_that_is_not_a_run_name_or_folder_says_so(home, tmp_path, ref):
+@pytest.mark.parametrize("ref, expect", [
+    ("/etc", "/etc is a folder but not a run folder (it holds no config.json)"),
+    ("/tmp/", "is a folder but not a run folder"),
+    ("a/b/c", "there is no folder a/b/c"),
+    ("../a", "there is no folder ../a"),
+    ("a\n", "'a\\n' is not a run name"),
+])
+def test_run_that_is_not_a_run_name_or_folder_says_so(home, tmp_path, ref, expect):
     line = _clean(error_line(invoke("sample", "dcgan", "--run", ref, "-o", tmp_path / "x.png")))
-    assert "not a run" in line and "FAMILY/NAME" in line
+    assert expect in line and "FAMILY/NAME" in line
     line = _clean(error_line(invoke("rm", ref, "--yes")))
-    assert "not a run" in line
+    assert expect in line
     assert (home / "runs" / "dcgan" / "a").is_dir()
+
+
+def test_a_file_given_as_a_run_is_named_as_a_file(home, tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    assert f"{f} is a file, not a run folder" in _clean(error_line(invoke("rm", f, "--yes")))
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["rm", "wgan/a", "--yes"], "there is no wgan run named 'a' in {runs}; there are no wgan runs yet (other runs: dcgan/a)"),
+    (["rm", "nope", "--yes"], "there is no run named 'nope' in {runs}; runs: dcgan/a"),
+    (["sample", "dcgan", "--run", "nope"], "there is no dcgan run named 'nope' in {runs}; dcgan runs: dcgan/a"),
+    (["rm", "foo/a", "--yes"], "there is no run 'foo/a': unknown model 'foo'"),
+    (["sample", "wgan", "--run", "dcgan/a"], "dcgan/a names a dcgan run, not a wgan one"),
+    (["train", "wgan", "--resume", "--name", "dcgan/a"], "dcgan/a names a dcgan run, not a wgan one"),
+    (["evaluate", "wgan/a"], "there are no wgan runs yet (other runs: dcgan/a)"),
+])
+def test_a_run_that_is_not_found_is_not_called_the_first(home, args, expect):
+    line = _clean(error_line(invoke(*args)))
+    assert expect.format(runs=home.resolve() / "runs") in line
+    assert "no runs yet" not in line.lower().replace("no wgan runs yet", "")
+
+
+def test_a_family_in_a_run_reference_is_case_insensitive(home):
+    r = invoke("rm", "DCGAN/a", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "dcgan/a" in r.stderr
+
+
+def test_an_empty_store_suggests_a_train_command_that_works(_isolated_store):
+    line = _clean(error_line(invoke("rm", "x", "--yes")))
+    assert line.endswith("there are no runs yet: train one with 'ganctl train dcgan --dataset digits'")
+    line = _clean(error_line(invoke("evaluate", "pix2pix/x")))
+    assert line.endswith("train one with 'ganctl train pix2pix --dataset synthetic-facades'")
 
 
 # ---------------------------------------------------------------- model names
@@ -246,3 +287,149 @@ def test_a_mistyped_model_is_answered_before_torch_is_imported(args):
 def test_model_names_are_case_insensitive(tmp_path):
     line = error_line(invoke("sample", "DCGAN", "-o", tmp_path / "x.png"))
     assert "there is no dcgan run" in line
+
+
+# ---------------------------------------------------------------- usage and --help
+
+
+def _commands():
+    import typer
+
+    from ganctl.cli import app
+
+    return sorted(typer.main.get_command(app).commands)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_flags_show_no_bool_metavar_in_help(monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    for args in ([], *([c] for c in _commands())):
+        r = invoke(*args, "--help")
+        assert r.exit_code == 0, r.output
+        assert "<bool>" not in r.output and "--help" in r.output, (args, r.output)
+
+
+@pytest.mark.parametrize("args", [["translate", "x.png", "--pretrained"], ["export", "--pretrained"],
+                                  ["train", "dcgan", "--quiet=yes"]])
+def test_an_option_used_wrongly_gets_the_usage_line(args):
+    r = invoke(*args)
+    assert r.exit_code == 2, r.output
+    assert f"Usage: root {args[0]} [OPTIONS]" in r.stderr and f"Try 'root {args[0]} -h' for help." in r.stderr
+    assert "requires an argument" in r.stderr or "does not take a value" in r.stderr
+
+
+# ---------------------------------------------------------------- files that are not what they should be
+
+
+@pytest.mark.parametrize("content, expect", [
+    (b"latest_net_G.pth\nis somewhere else\n", "is a text file, not a PyTorch file"),
+    (b"", "is empty, not a PyTorch file"),
+    (b"\x01\xff\xfe\x00" * 40, "is not a PyTorch file (neither a zip archive nor a pickle)"),
+    (b"\x10\x00\x00\x00\x00\x00\x00\x00{\"__metadata__\":{}}", "is a safetensors file (ganctl's own format), not a PyTorch .pth"),
+])
+def test_import_of_a_file_that_is_no_pytorch_file_says_what_it_is(tmp_path, _isolated_store, content, expect):
+    src = tmp_path / "net_G.pth"
+    src.write_bytes(content)
+    line = _clean(error_line(invoke("import", src, "--name", "x")))
+    assert line.startswith(f"error: {src} {expect}: expected an official pix2pix U-Net generator")
+    assert "safely" not in line and "unsafe" not in line
+    assert not (_isolated_store / "pretrained").exists() or list((_isolated_store / "pretrained").iterdir()) == []
+
+
+def _unreadable(path):
+    """Make ``path`` unreadable; skip when this user reads it anyway (root)."""
+    path.chmod(0)
+    try:
+        path.read_bytes()
+    except PermissionError:
+        return path
+    pytest.skip("this user reads files whatever their permissions (root)")
+
+
+def test_an_unreadable_checkpoint_says_which_and_why(home, tmp_path):
+    gens = sorted((home / "runs" / "dcgan" / "a" / "checkpoints").glob("epoch_*/generator.safetensors"))
+    try:
+        for gen in gens:
+            _unreadable(gen)
+        line = _clean(error_line(invoke("sample", "dcgan", "-o", tmp_path / "x.png")))
+    finally:
+        for gen in gens:
+            gen.chmod(0o644)
+    assert f"{gens[-1]} cannot be read: Permission denied" in line and "No such file" not in line
+    assert "'ganctl rm dcgan/a'" in line
+
+
+def test_a_reader_that_misreports_why_a_file_cannot_be_read_is_corrected(tmp_path):
+    from ganctl import images, pretrained
+
+    folder = tmp_path / "generator.safetensors"  # a folder: open() says why
+    folder.mkdir()
+    for read in (checkpoint.read_meta, pretrained.read_meta, images.open_image):
+        with pytest.raises(Exception, match=f"^{folder} cannot be read: Is a directory$"):
+            read(folder)
+
+
+def test_an_unreadable_image_says_which_and_why(tmp_path):
+    from PIL import Image
+
+    from ganctl import images
+
+    path = tmp_path / "x.png"
+    Image.new("RGB", (4, 4)).save(path)
+    try:
+        _unreadable(path)
+        with pytest.raises(images.ImageReadError, match=f"^{path} cannot be read: Permission denied$"):
+            images.open_image(path)
+    finally:
+        path.chmod(0o644)
+
+
+def test_train_help_lists_the_families_and_who_takes_each_option():
+    import typer
+
+    from ganctl import registry
+    from ganctl.cli import app
+
+    params = {o: p for p in typer.main.get_command(app).commands["train"].params for o in p.opts}
+    assert all(name in params["model"].help for name in registry.names())
+    flags = {o.flag for f in registry.FAMILIES.values() for o in f.all_options()}
+    assert {"--clip", "--lambda-gp", "--n-critic", "--direction", "--ngf"} <= flags
+    for flag in flags:
+        takers = {f"{fam.name} --arch {arch}" if arch else fam.name for fam, arch, v in registry.variants()
+                  if any(o.flag == flag for o in fam.options_of(v))}
+        said = params[flag].help.rsplit(" For ", 1)[1].rstrip(".").replace(" and ", ", ").split(", ")
+        assert set(said) == takers, (flag, params[flag].help)
+    for fam in registry.FAMILIES.values():
+        for arch in fam.variants:
+            assert f"{fam.name}: {fam.arch}, the default, or {arch}" in params["--arch"].help
+
+
+# ---------------------------------------------------------------- output folders that do not exist yet
+# sample, interpolate and translate all create a missing output folder (with its parents) and say so
+
+
+def test_sample_and_interpolate_into_a_missing_folder_say_they_created_it(home, tmp_path):
+    r = invoke("sample", "dcgan", "-n", 4, "-o", tmp_path / "new" / "grid.png")
+    assert r.exit_code == 0, r.output
+    assert f"created folder {tmp_path / 'new'}" in r.stderr and (tmp_path / "new" / "grid.png").is_file()
+    r = invoke("sample", "dcgan", "-n", 4, "-o", tmp_path / "new" / "grid.png")
+    assert r.exit_code == 0 and "created folder" not in r.stderr  # it exists now
+    r = invoke("sample", "dcgan", "-n", 3, "-o", f"{tmp_path / 'each'}/")
+    assert r.exit_code == 0, r.output
+    assert f"wrote 3 images into a new folder, {tmp_path / 'each'}" in r.stderr
+    r = invoke("interpolate", "dcgan", "--steps", 3, "-o", tmp_path / "walks" / "w.gif")
+    assert r.exit_code == 0 and f"created folder {tmp_path / 'walks'}" in r.stderr, r.output
+
+
+def test_translate_into_a_missing_folder_says_it_created_it(p2p, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "blue").save(tmp_path / "in.png")
+    r = invoke("translate", tmp_path / "in.png", "-o", tmp_path / "out" / "x.png")
+    assert r.exit_code == 0, r.output
+    assert f"created folder {tmp_path / 'out'}" in r.stderr and (tmp_path / "out" / "x.png").is_file()
+    (tmp_path / "many").mkdir()
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "many" / "a.png")
+    r = invoke("translate", tmp_path / "many", "-o", tmp_path / "many_out")
+    assert r.exit_code == 0, r.output
+    assert f"translated 1 of 1 images into a new folder, {tmp_path / 'many_out'}" in r.stderr

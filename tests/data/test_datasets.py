@@ -122,14 +122,14 @@ def test_large_folders_are_decoded_once_and_cached(tmp_path, monkeypatch, _isola
     first = datasets.load(str(tmp_path / "f"), 8, warn=first_warn.append)
     caches = list((_isolated_store / "datasets" / ".cache").glob("folder-*.safetensors"))
     assert len(caches) == 1
-    calls = []
+    calls, decode = [], datasets._decode
     monkeypatch.setattr(datasets, "_decode", lambda *a: calls.append(a))
     second = datasets.load(str(tmp_path / "f"), 8, warn=second_warn.append)
     assert calls == []  # nothing decoded again
     assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
     assert second.classes == ("a", "b") and first_warn == second_warn and "bad.png" in second_warn[0]
-    monkeypatch.undo()
-    monkeypatch.setattr(datasets, "CACHE_MIN_FILES", 1)
+    # not monkeypatch.undo(): that would also undo the autouse GANCTL_HOME and write to the real store
+    monkeypatch.setattr(datasets, "_decode", decode)
     make_image_folder(tmp_path / "f", n=6, classes=["a", "b"], seed=1)  # rewritten files: a new key
     third = datasets.load(str(tmp_path / "f"), 8)
     assert len(third) == 6 and not torch.equal(third.images[:5], first.images)
