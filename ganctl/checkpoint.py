@@ -37,6 +37,7 @@ import re
 import shutil
 import signal
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from ganctl import __version__, genspec
+from ganctl import __version__, genspec, retention
 from ganctl.atomic import _file_mode, atomic_path, atomic_write, disk_full
 from ganctl.config import parse_meta
 from ganctl.errors import CheckpointError, NoSpaceError
@@ -54,7 +55,6 @@ GENERATOR = "generator.safetensors"
 DISCRIMINATOR = "discriminator.safetensors"
 TRAINER = "trainer.pt"
 POSITION = "position.json"
-KEEP = 2  # epoch checkpoints kept besides the newest interrupt checkpoint
 # hidden names a save or prune moves folders to; clean() deletes them (not .broken-*: kept for the user)
 _OLD, _PRUNE, _BROKEN = ".old-", ".prune-", ".broken-"
 
@@ -194,9 +194,11 @@ def _write(path: Path, label: str, write) -> None:
 
 
 def save(
-    run_dir: Path, tag: str, G: nn.Module, D: nn.Module, g_meta: dict, state: TrainerState
+    run_dir: Path, tag: str, G: nn.Module, D: nn.Module, g_meta: dict, state: TrainerState,
+    keep: int = retention.KEEP, marked: Collection[int] = (),
 ) -> Path:
-    """Write checkpoint ``tag`` (replacing a folder of that name), point ``latest`` to it, prune."""
+    """Write checkpoint ``tag`` (replacing a folder of that name), point ``latest`` to it, then
+    prune to the ``keep`` newest and the ``marked`` epochs (see :mod:`ganctl.retention`)."""
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / tag
@@ -254,7 +256,7 @@ def save(
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
         _fault(f"{tag}:old-deleted")
-    _prune(ckpt_root, keep=final)
+    prune(ckpt_root, final, keep, marked)
     return final
 
 
@@ -269,12 +271,15 @@ def _remove(ckpt_root: Path, folder: Path, prefix: str, label: str) -> None:
     _fault(f"{label}:prune-{folder.name}-deleted")
 
 
-def _prune(ckpt_root: Path, keep: Path) -> None:
-    epochs = sorted(p for p in ckpt_root.glob("epoch_*") if p.is_dir())
-    old = [p for p in epochs[:-KEEP] if p != keep]
-    old += [p for p in sorted(ckpt_root.glob("step_*")) if p != keep and p.is_dir()]
-    for folder in old:
-        _remove(ckpt_root, folder, _PRUNE, keep.name)
+def prune(ckpt_root: Path, newest: Path, keep: int = retention.KEEP, marked: Collection[int] = ()) -> list[Path]:
+    """Delete the checkpoints of ``ckpt_root`` that :func:`ganctl.retention.to_prune` lets go,
+    each renamed aside first (a kill mid-prune leaves a hidden folder for :func:`clean`, never a
+    half-deleted checkpoint). Returns them."""
+    folders = [p for p in ckpt_root.iterdir() if p.is_dir() and not p.is_symlink()]
+    gone = retention.to_prune(folders, newest, keep, marked)
+    for folder in gone:
+        _remove(ckpt_root, folder, _PRUNE, newest.name)
+    return gone
 
 
 def clean(run_dir: Path) -> list[Path]:

@@ -38,10 +38,10 @@ def _state(step: int) -> checkpoint.TrainerState:
     return checkpoint.TrainerState(epoch=step, batch=0, step=step, optimizers={}, rng_cpu=torch.get_rng_state(), rng_cuda=[])
 
 
-def _save(run: Path, epoch: int, seed: int | None = None) -> Path:
+def _save(run: Path, epoch: int, seed: int | None = None, keep: int = 2, tag: str | None = None, **kw) -> Path:
     G, D = _nets(epoch if seed is None else seed)
     spec = genspec.make(family="gan", arch="mlp", generator={"z_dim": 4, "channels": 1, "image_size": 3})
-    return checkpoint.save(run, f"epoch_{epoch:04d}", G, D, spec, _state(epoch))
+    return checkpoint.save(run, tag or f"epoch_{epoch:04d}", G, D, spec, _state(epoch), keep, **kw)
 
 
 def _latest(run: Path) -> str:
@@ -114,7 +114,7 @@ def test_a_truncated_checkpoint_is_rewritten_by_the_next_save(tmp_path):
 
 
 def test_resume_moves_an_unreadable_checkpoint_aside(digits16, tmp_path):
-    cfg = tiny_cfg("gan", digits16, epochs=2)
+    cfg = replace(tiny_cfg("gan", digits16, epochs=2), keep=2)
     run = tmp_path / "run"
     trainer.train(cfg, digits16, run, CPU)
     g = run / "checkpoints" / "epoch_0002" / checkpoint.GENERATOR
@@ -130,7 +130,7 @@ def test_resume_moves_an_unreadable_checkpoint_aside(digits16, tmp_path):
 
 
 def test_sample_falls_back_to_the_newest_readable_checkpoint(digits16, tmp_path):
-    cfg = replace(tiny_cfg("gan", digits16, epochs=2), run_name="t")
+    cfg = replace(tiny_cfg("gan", digits16, epochs=2), run_name="t", keep=2)
     run = store.run_path("gan", "t")
     trainer.train(cfg, digits16, run, CPU)
     g = run / "checkpoints" / "epoch_0002" / checkpoint.GENERATOR
@@ -170,7 +170,7 @@ def test_an_interrupted_prune_leaves_no_half_deleted_checkpoint(tmp_path, monkey
 
 
 def test_resume_cleans_what_killed_saves_left(digits16, tmp_path):
-    cfg = tiny_cfg("gan", digits16, epochs=1)
+    cfg = replace(tiny_cfg("gan", digits16, epochs=1), keep=2)
     run = tmp_path / "run"
     trainer.train(cfg, digits16, run, CPU)
     root = run / "checkpoints"
