@@ -196,7 +196,7 @@ def test_reading_positions_does_not_load_the_optimizer_states(tmp_path, monkeypa
     real = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or real(*a, **k))
     assert [c.name for c in checkpoint.candidates(run)] == ["epoch_0002", "epoch_0001"]
-    assert checkpoint._position(run / "checkpoints" / "epoch_0002") == (2, 0)
+    assert retention._position(run / "checkpoints" / "epoch_0002") == (2, 0)
     assert loads == []
     # a checkpoint saved before position.json existed: trainer.pt, memory-mapped
     (run / "checkpoints" / "epoch_0002" / checkpoint.POSITION).unlink()
