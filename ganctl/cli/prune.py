@@ -8,13 +8,15 @@ from ganctl.cli import ui
 
 
 def prune(
-    run: str = typer.Argument(..., help="The run: NAME, FAMILY/NAME, or a run folder."),
+    run: str = typer.Argument(..., metavar="RUN", help="The run: NAME, FAMILY/NAME, or a run folder."),
     keep: int = typer.Option(1, "--keep", min=1, help="Checkpoints kept, the newest among them (default: the newest alone, all an exact --resume needs). Epochs marked with 'train --keep-epochs' are kept besides."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted, delete nothing."),
 ) -> None:
-    """Delete a run's older checkpoints, and checkpoints a resume found damaged, to free space; the
-    newest (all an exact --resume needs) and the epochs marked with --keep-epochs stay."""
+    """Delete a run's older and damaged checkpoints to free space; the newest and the marked epochs stay.
+
+    The newest checkpoint is all an exact --resume needs; epochs marked with 'train --keep-epochs'
+    are never deleted. Leftovers of killed saves go too."""
     import sys
 
     from ganctl import retention, store
