@@ -184,19 +184,19 @@ def cache_files() -> list[CacheFile]:
     return [CacheFile(p, what, dir_size(p)) for p, what in found if p.is_file() and not p.is_symlink()]
 
 
-def delete_cache_files(files: list[CacheFile]) -> int:
+def delete_cache_files(files: list[CacheFile]) -> list[CacheFile]:
     """Delete cache files (each unlink is atomic; a process reading one keeps its open copy) and
-    the classifier folders they leave empty. Returns the bytes freed."""
-    freed = 0
+    the classifier folders they leave empty. Returns those deleted (not those already gone)."""
+    gone = []
     for f in files:
         try:
             f.path.unlink()
         except FileNotFoundError:
             continue
-        freed += f.size
+        gone.append(f)
         if f.path.parent.parent == evaluators_dir():
             remove_if_empty(f.path.parent)
-    return freed
+    return gone
 
 
 def disk_use() -> dict[str, int]:
