@@ -159,3 +159,15 @@ def test_list_shows_disk_use_by_kind_and_what_prune_would_free(run, _isolated_st
     assert kinds["runs"] == store.human_size(store.dir_size(run.parent.parent))
     assert kinds["total"] == store.human_size(store.dir_size(_isolated_store))
     assert "ganctl rm --cache" in next(ln for ln in use if ln.startswith("caches"))
+
+
+def test_resume_may_change_the_checkpoint_options(run):
+    """--resume --keep 1 --keep-epochs 3 --save-every 2: stored in config.json, marks add up, and the
+    next save prunes by the new rule."""
+    r = invoke("train", "gan", "--resume", "--name", "r", "--epochs", "6", "--keep", "1", "--keep-epochs", "3",
+               "--save-every", "2")
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["keep"], cfg["keep_epochs"], cfg["save_every"]) == (1, [2, 3], 2)
+    assert _ckpts(run) == ["epoch_0002", "epoch_0003", "epoch_0006", "latest"]  # 5 was not due
+    assert "--keep must be at least 1" in error_line(invoke("train", "gan", "--resume", "--name", "r", "--keep", "0"))
