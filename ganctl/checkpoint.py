@@ -16,7 +16,8 @@ Every save writes a complete folder under a temporary name (``.<tag>.*.tmp``), m
 already holding that tag aside (``.old-<tag>``), renames the new one into place, then replaces
 ``checkpoints/latest`` atomically: a save is never skipped, so a re-save after a crash replaces a
 stale or truncated copy. Pruned folders are renamed aside (``.prune-<tag>``) before they are
-deleted; :func:`clean` removes what a killed save or prune left behind. A checkpoint that fails
+deleted; :func:`clean` removes what a killed save or prune left behind (both torch-free, in
+:mod:`ganctl.retention`). A checkpoint that fails
 to load on resume is moved to ``.broken-<tag>`` (kept for inspection, never a candidate again).
 Loading never unpickles code: safetensors for weights, ``torch.load(weights_only=True)`` for the
 rest.
@@ -35,8 +36,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,18 +46,24 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from ganctl import __version__, genspec
+from ganctl import __version__, genspec, retention
 from ganctl.atomic import _file_mode, atomic_path, atomic_write, disk_full
 from ganctl.config import parse_meta
 from ganctl.errors import CheckpointError, NoSpaceError, cannot_read
 
+# the folder bookkeeping (which checkpoint is newest, pruning, cleaning) is torch-free: it lives in
+# ganctl.retention, and is named here too for the callers that load checkpoints
+from ganctl.retention import OLD as _OLD
+from ganctl.retention import POSITION, TRAINER
+from ganctl.retention import candidates as candidates
+from ganctl.retention import clean as clean
+from ganctl.retention import fault as _fault
+from ganctl.retention import move_aside as move_aside
+from ganctl.retention import prune as prune
+from ganctl.retention import read_position as read_position
+
 GENERATOR = "generator.safetensors"
 DISCRIMINATOR = "discriminator.safetensors"
-TRAINER = "trainer.pt"
-POSITION = "position.json"
-KEEP = 2  # epoch checkpoints kept besides the newest interrupt checkpoint
-# hidden names a save or prune moves folders to; clean() deletes them (not .broken-*: kept for the user)
-_OLD, _PRUNE, _BROKEN = ".old-", ".prune-", ".broken-"
 
 
 def _state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -145,27 +152,7 @@ class TrainerState:
     rng_mps: torch.Tensor | None = None
 
 
-# ---------------------------------------------------------------- fault injection (test hook)
-
-_fault_count = 0
-
-
-def _fault(label: str) -> None:
-    """A fault point: see the module docstring. Costs one environment lookup when unarmed."""
-    global _fault_count
-    spec, log = os.environ.get("GANCTL_FAULT", ""), os.environ.get("GANCTL_FAULT_LOG")
-    if not spec and not log:
-        return
-    _fault_count += 1
-    if log:
-        with open(log, "a") as f:
-            f.write(f"{_fault_count} {label}\n")
-    if spec.startswith("save:"):
-        want = spec[5:]
-        if (want.isdigit() and int(want) == _fault_count) or (not want.isdigit() and label.endswith(want)):
-            if hasattr(signal, "SIGKILL"):
-                os.kill(os.getpid(), signal.SIGKILL)
-            os._exit(137)
+# ---------------------------------------------------------------- writing
 
 
 def _fsync_file(path: Path) -> None:
@@ -197,9 +184,11 @@ def _write(path: Path, label: str, write) -> None:
 
 
 def save(
-    run_dir: Path, tag: str, G: nn.Module, D: nn.Module, g_meta: dict, state: TrainerState
+    run_dir: Path, tag: str, G: nn.Module, D: nn.Module, g_meta: dict, state: TrainerState,
+    keep: int = retention.KEEP, marked: Collection[int] = (),
 ) -> Path:
-    """Write checkpoint ``tag`` (replacing a folder of that name), point ``latest`` to it, prune."""
+    """Write checkpoint ``tag`` (replacing a folder of that name), point ``latest`` to it, then
+    prune to the ``keep`` newest and the ``marked`` epochs (see :mod:`ganctl.retention`)."""
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / tag
@@ -257,110 +246,11 @@ def save(
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
         _fault(f"{tag}:old-deleted")
-    _prune(ckpt_root, keep=final)
+    prune(ckpt_root, final, keep, marked)
     return final
 
 
-def _remove(ckpt_root: Path, folder: Path, prefix: str, label: str) -> None:
-    """Rename ``folder`` aside, then delete it: a kill in between or during the deletion leaves
-    a hidden folder for :func:`clean`, never a half-deleted one under a checkpoint's name."""
-    aside = ckpt_root / f"{prefix}{folder.name}"
-    shutil.rmtree(aside, ignore_errors=True)
-    os.rename(folder, aside)
-    _fault(f"{label}:prune-{folder.name}-moved-aside")
-    shutil.rmtree(aside, ignore_errors=True)
-    _fault(f"{label}:prune-{folder.name}-deleted")
-
-
-def _prune(ckpt_root: Path, keep: Path) -> None:
-    epochs = sorted(p for p in ckpt_root.glob("epoch_*") if p.is_dir())
-    old = [p for p in epochs[:-KEEP] if p != keep]
-    old += [p for p in sorted(ckpt_root.glob("step_*")) if p != keep and p.is_dir()]
-    for folder in old:
-        _remove(ckpt_root, folder, _PRUNE, keep.name)
-
-
-def clean(run_dir: Path) -> list[Path]:
-    """Delete what killed saves and prunes left under ``checkpoints/`` (temporary folders and
-    files, folders moved aside). Only the trainer of the run may call this. Returns what went."""
-    root = Path(run_dir) / "checkpoints"
-    gone = []
-    if not root.is_dir():
-        return gone
-    for p in root.iterdir():
-        name = p.name
-        if (name.startswith(".") and name.endswith(".tmp")) or name.startswith((_OLD, _PRUNE)):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            gone.append(p)
-    _repoint_latest(root)
-    return gone
-
-
-def _repoint_latest(root: Path) -> None:
-    """Point ``latest`` at the newest checkpoint when a save was killed between its folder's
-    rename and its ``latest`` write: every folder under a final name is complete (it was fsynced
-    before the rename), so the newest by position is the newest complete one."""
-    folders = [p for p in root.glob("*_*") if p.is_dir() and not p.name.startswith(".")]
-    if not folders:
-        return
-    newest = max(folders, key=_position)
-    pointer = root / "latest"
-    named = root / pointer.read_text().strip() if pointer.is_file() else None
-    if _position(newest) > (_position(named) if named is not None and named.is_dir() else (-1, 0)):
-        atomic_write(pointer, (newest.name + "\n").encode())
-
-
-def move_aside(ckpt: Path) -> Path:
-    """Rename a checkpoint that does not load to ``.broken-<tag>`` (replacing an older one of that
-    name): it stops being a candidate, and a later save of its tag starts afresh."""
-    aside = ckpt.parent / f"{_BROKEN}{ckpt.name}"
-    shutil.rmtree(aside, ignore_errors=True)
-    os.rename(ckpt, aside)
-    return aside
-
-
 # ---------------------------------------------------------------- reading
-
-
-def candidates(run_dir: Path) -> list[Path]:
-    """Checkpoint folders, the one ``latest`` names first, then the others newest first."""
-    root = run_dir / "checkpoints"
-    found = sorted((p for p in root.glob("*_*") if p.is_dir() and not p.name.startswith(".")), key=_position, reverse=True)
-    pointer = root / "latest"
-    if pointer.is_file():
-        named = root / pointer.read_text().strip()
-        if named in found:
-            found.remove(named)
-            found.insert(0, named)
-    return found
-
-
-def read_position(ckpt: Path) -> dict:
-    """``{"epoch", "batch", "step"}`` of a checkpoint without loading its optimizer states: from
-    ``position.json``, or for checkpoints saved before it existed, from ``trainer.pt`` memory-mapped
-    (its tensors are then never read). Raises CheckpointError when neither is readable."""
-    try:
-        pos = json.loads((ckpt / POSITION).read_text())
-        return {k: int(pos[k]) for k in ("epoch", "batch", "step")}
-    except FileNotFoundError:
-        pass
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{ckpt / POSITION} is unreadable ({e})") from e
-    try:
-        data = torch.load(ckpt / TRAINER, map_location="cpu", weights_only=True, mmap=True)
-        return {k: int(data[k]) for k in ("epoch", "batch", "step")}
-    except Exception as e:
-        raise CheckpointError(f"{ckpt / TRAINER} cannot be read ({type(e).__name__})") from e
-
-
-def _position(p: Path) -> tuple[int, int]:
-    try:
-        return (read_position(p)["step"], 1 if p.name.startswith("step_") else 0)
-    except CheckpointError:  # unreadable ones sort last; load_trainer reports why
-        return (-1, 0)
 
 
 def load_trainer(ckpt: Path) -> TrainerState:

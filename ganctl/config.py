@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganctl import __version__, registry
+from ganctl.retention import KEEP, SAVE_EVERY
 from ganctl.seeds import SEED_MAX, SEED_MIN
 
 
@@ -42,6 +43,11 @@ class TrainConfig:
     ganctl_version: str = __version__
     data_args: dict = field(default_factory=dict)  # pix2pix: direction, load_size
     eval_every: int = 0  # epochs between quality evaluations (0: never)
+    # checkpoints (ganctl.retention): saved every save_every epochs, the keep newest kept, and the
+    # keep_epochs always; --resume may change them (absent from configs written before they existed)
+    save_every: int = SAVE_EVERY
+    keep: int = KEEP
+    keep_epochs: tuple[int, ...] = ()
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -55,6 +61,8 @@ class TrainConfig:
         data["betas"] = tuple(data["betas"])
         if data.get("classes") is not None:
             data["classes"] = tuple(data["classes"])
+        if "keep_epochs" in data:
+            data["keep_epochs"] = tuple(data["keep_epochs"])
         return cls(**data)
 
     @classmethod
@@ -75,7 +83,8 @@ class TrainConfig:
 # TypeError deep inside some command.
 
 MAX_JSON_BYTES = 4 << 20  # ganctl writes a few KB; anything this large is not its file
-_MINIMUM = {"epochs": 1, "batch_size": 1, "image_size": 1, "channels": 1, "z_dim": 0, "eval_every": 0}
+_MINIMUM = {"epochs": 1, "batch_size": 1, "image_size": 1, "channels": 1, "z_dim": 0, "eval_every": 0, "save_every": 1,
+            "keep": 1}
 
 
 def _show(value: object) -> str:
@@ -131,6 +140,8 @@ def check_fields(data: dict, partial: bool = False) -> dict:
             raise ValueError(f"{f.name} is {_show(value)}, below its minimum {_MINIMUM[f.name]}")
     if "seed" in data and not SEED_MIN <= data["seed"] <= SEED_MAX:
         raise ValueError(f"seed is {_show(data['seed'])}, outside {SEED_MIN}..{SEED_MAX}")
+    if "keep_epochs" in data and any(e < 1 for e in data["keep_epochs"]):
+        raise ValueError(f"keep_epochs is {_show(data['keep_epochs'])}, not a list of epochs (1 or more)")
     if "lr" in data and not data["lr"] > 0:
         raise ValueError(f"lr is {_show(data['lr'])}, not a positive number")
     if "family" in data and data["family"] not in registry.FAMILIES:
@@ -192,6 +203,9 @@ def make_config(
     discriminator_overrides: dict | None = None,
     data_overrides: dict | None = None,
     eval_every: int = 0,
+    save_every: int | None = None,
+    keep: int | None = None,
+    keep_epochs: tuple[int, ...] | None = None,
 ) -> TrainConfig:
     """Registry defaults for (family, dataset), overridden by whatever the user gave."""
     fam = registry.get(family)
@@ -225,6 +239,9 @@ def make_config(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         data_args={**p.data, **{k: v for k, v in (data_overrides or {}).items() if v is not None}},
         eval_every=eval_every,
+        save_every=save_every or SAVE_EVERY,
+        keep=keep or KEEP,
+        keep_epochs=tuple(keep_epochs or ()),
     )
 
 

@@ -130,9 +130,17 @@ def check_run_idle(path: Path, run_id: str, then: str = "or use another --name")
 
 
 def dir_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    """Bytes in the files under ``path`` (symlinks not followed); 0 when it does not exist. Files
+    that vanish while it counts (a save or prune running meanwhile) are skipped."""
+    def size(p: Path) -> int:
+        try:
+            return p.stat().st_size if p.is_file() and not p.is_symlink() else 0
+        except OSError:
+            return 0
+
+    if not path.is_dir():
+        return size(path)
+    return sum(size(p) for p in path.rglob("*"))
 
 
 def human_size(n: float) -> str:
@@ -141,6 +149,68 @@ def human_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
+
+
+# ---------------------------------------------------------------- disk use and caches
+
+
+def folder_cache_dir() -> Path:
+    """Decoded copies of large image folders (:mod:`ganctl.data.datasets`)."""
+    return datasets_dir() / ".cache"
+
+
+def evaluators_dir() -> Path:
+    """The classifiers ``ganctl evaluate`` trains once per dataset (:mod:`ganctl.evaluation.cache`)."""
+    return home() / "evaluators"
+
+
+CLASSIFIER_FILE = "classifier.safetensors"
+
+
+@dataclass(frozen=True)
+class CacheFile:
+    """A file of the store that ganctl makes again when it is missing (``ganctl rm --cache``)."""
+
+    path: Path
+    what: str
+    size: int
+
+
+def cache_files() -> list[CacheFile]:
+    """The complete cache files: decoded image folders and evaluate's classifiers (never the
+    temporary file of a write in progress, which its writer renames into place)."""
+    found = [*((p, "decoded image folder") for p in sorted(folder_cache_dir().glob("folder-*.safetensors"))),
+             *((p, "evaluate's classifier") for p in sorted(evaluators_dir().glob(f"*/{CLASSIFIER_FILE}")))]
+    return [CacheFile(p, what, dir_size(p)) for p, what in found if p.is_file() and not p.is_symlink()]
+
+
+def delete_cache_files(files: list[CacheFile]) -> list[CacheFile]:
+    """Delete cache files (each unlink is atomic; a process reading one keeps its open copy) and
+    the classifier folders they leave empty. Returns those deleted (not those already gone)."""
+    gone = []
+    for f in files:
+        try:
+            f.path.unlink()
+        except FileNotFoundError:
+            continue
+        gone.append(f)
+        if f.path.parent.parent == evaluators_dir():
+            remove_if_empty(f.path.parent)
+    return gone
+
+
+def disk_use() -> dict[str, int]:
+    """Bytes in the store by kind: ``datasets`` (downloaded or generated; not their caches),
+    ``caches`` (:func:`cache_files` and what their writers left), ``runs``, ``pretrained``, and
+    ``total``: everything under the store, lock files and stray files included."""
+    caches = dir_size(folder_cache_dir()) + dir_size(evaluators_dir())
+    return {
+        "datasets": dir_size(datasets_dir()) - dir_size(folder_cache_dir()),
+        "caches": caches,
+        "runs": dir_size(runs_dir()),
+        "pretrained": dir_size(pretrained_dir()),
+        "total": dir_size(home()),
+    }
 
 
 # ---------------------------------------------------------------- runs

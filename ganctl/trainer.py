@@ -84,7 +84,8 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         G, D = build_networks(cfg, rt)
         obj = build_objective(cfg, G, D, rt)
     spec = genspec.for_run(cfg)
-    saver = callbacks.Checkpointer(run_dir, G, D, obj, spec)
+    saver = callbacks.Checkpointer(run_dir, G, D, obj, spec, save_every=cfg.save_every, keep=cfg.keep,
+                                   keep_epochs=cfg.keep_epochs)
 
     start = None
     if resume:
@@ -120,4 +121,6 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         callbacks.SessionLog(run_dir, rt, registry.networks(cfg.arch).convolutional, watch),  # last: it times the others
     ]
     res = engine.fit(obj, feeder, steps, epochs=cfg.epochs, start=start)
+    if res.interrupted:  # a Ctrl-C always saves, also after an epoch that --save-every skipped
+        saver.save_stop(res.position)
     return TrainResult(run_dir, res.position.epoch, res.position.step, res.interrupted, saver.last, log.summary)

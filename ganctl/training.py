@@ -174,6 +174,9 @@ def run_training(
     mirror: str | None = None,
     arch: str | None = None,
     eval_every: int | None = None,
+    save_every: int | None = None,
+    keep: int | None = None,
+    keep_epochs: tuple[int, ...] | None = None,
     reporter: Reporter | None = None,
     progress_for: Callable | None = None,
     warn: Callable[[str], None] | None = None,
@@ -183,6 +186,7 @@ def run_training(
     ``direction="BtoA"``, ...; None: not given), checked against the family's registration."""
     fam = registry.get(family)
     _check_common(epochs, batch_size, lr, image_size, eval_every, seed)
+    _check_checkpoints(save_every, keep, keep_epochs)
     variant = fam.pick(arch)
     given = registry.checked_options(fam, arch, options)
     if eval_every and fam.paired:
@@ -214,6 +218,7 @@ def run_training(
         cfg = _resume_options(fam, cfg, given)
         if eval_every is not None:
             cfg = replace(cfg, eval_every=eval_every)
+        cfg = _checkpoint_options(cfg, save_every, keep, keep_epochs)
         with watch.phase("data"):
             data, val = _load_for(fam, cfg.dataset, cfg.image_size, cfg.channels, cfg.data_args.get("load_size"),
                                   mirror, progress_for, warn)
@@ -230,7 +235,24 @@ def run_training(
         cfg, data, val = _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, warn,
                                      epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size,
                                      eval_every=eval_every)
+    cfg = _checkpoint_options(cfg, save_every, keep, keep_epochs)
     return train(cfg, data, store.run_path(family, cfg.run_name), rt, reporter, resume=False, val_data=val, watch=watch)
+
+
+def _check_checkpoints(save_every: int | None, keep: int | None, keep_epochs) -> None:
+    if save_every is not None and save_every < 1:
+        raise GanctlError("--save-every must be at least 1 (the last epoch and a Ctrl-C always save)")
+    if keep is not None and keep < 1:
+        raise GanctlError("--keep must be at least 1 (the newest checkpoint is always kept)")
+    if keep_epochs is not None and any(e < 1 for e in keep_epochs):
+        raise GanctlError("--keep-epochs takes epoch numbers of 1 or more")
+
+
+def _checkpoint_options(cfg: TrainConfig, save_every, keep, keep_epochs) -> TrainConfig:
+    """The checkpoint options given, onto the config's (the defaults, or the run's on --resume,
+    where they may change); marked epochs add to those the run has, so none is ever unmarked."""
+    marked = tuple(sorted({*cfg.keep_epochs, *(keep_epochs or ())}))
+    return replace(cfg, save_every=save_every or cfg.save_every, keep=keep or cfg.keep, keep_epochs=marked)
 
 
 def _resume_options(fam: registry.Family, cfg: TrainConfig, given: dict) -> TrainConfig:

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from ganctl import checkpoint, genspec, models, objectives, runtime, store, trainer
+from ganctl import checkpoint, genspec, models, objectives, retention, runtime, store, trainer
 from ganctl.callbacks import Checkpointer
 from tests.conftest import invoke
 from tests.test_engine import CPU, _InterruptAt, tiny_cfg
@@ -38,10 +38,10 @@ def _state(step: int) -> checkpoint.TrainerState:
     return checkpoint.TrainerState(epoch=step, batch=0, step=step, optimizers={}, rng_cpu=torch.get_rng_state(), rng_cuda=[])
 
 
-def _save(run: Path, epoch: int, seed: int | None = None) -> Path:
+def _save(run: Path, epoch: int, seed: int | None = None, keep: int = 2, tag: str | None = None, **kw) -> Path:
     G, D = _nets(epoch if seed is None else seed)
     spec = genspec.make(family="gan", arch="mlp", generator={"z_dim": 4, "channels": 1, "image_size": 3})
-    return checkpoint.save(run, f"epoch_{epoch:04d}", G, D, spec, _state(epoch))
+    return checkpoint.save(run, tag or f"epoch_{epoch:04d}", G, D, spec, _state(epoch), keep, **kw)
 
 
 def _latest(run: Path) -> str:
@@ -114,7 +114,7 @@ def test_a_truncated_checkpoint_is_rewritten_by_the_next_save(tmp_path):
 
 
 def test_resume_moves_an_unreadable_checkpoint_aside(digits16, tmp_path):
-    cfg = tiny_cfg("gan", digits16, epochs=2)
+    cfg = replace(tiny_cfg("gan", digits16, epochs=2), keep=2)
     run = tmp_path / "run"
     trainer.train(cfg, digits16, run, CPU)
     g = run / "checkpoints" / "epoch_0002" / checkpoint.GENERATOR
@@ -130,7 +130,7 @@ def test_resume_moves_an_unreadable_checkpoint_aside(digits16, tmp_path):
 
 
 def test_sample_falls_back_to_the_newest_readable_checkpoint(digits16, tmp_path):
-    cfg = replace(tiny_cfg("gan", digits16, epochs=2), run_name="t")
+    cfg = replace(tiny_cfg("gan", digits16, epochs=2), run_name="t", keep=2)
     run = store.run_path("gan", "t")
     trainer.train(cfg, digits16, run, CPU)
     g = run / "checkpoints" / "epoch_0002" / checkpoint.GENERATOR
@@ -170,7 +170,7 @@ def test_an_interrupted_prune_leaves_no_half_deleted_checkpoint(tmp_path, monkey
 
 
 def test_resume_cleans_what_killed_saves_left(digits16, tmp_path):
-    cfg = tiny_cfg("gan", digits16, epochs=1)
+    cfg = replace(tiny_cfg("gan", digits16, epochs=1), keep=2)
     run = tmp_path / "run"
     trainer.train(cfg, digits16, run, CPU)
     root = run / "checkpoints"
@@ -196,7 +196,7 @@ def test_reading_positions_does_not_load_the_optimizer_states(tmp_path, monkeypa
     real = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or real(*a, **k))
     assert [c.name for c in checkpoint.candidates(run)] == ["epoch_0002", "epoch_0001"]
-    assert checkpoint._position(run / "checkpoints" / "epoch_0002") == (2, 0)
+    assert retention._position(run / "checkpoints" / "epoch_0002") == (2, 0)
     assert loads == []
     # a checkpoint saved before position.json existed: trainer.pt, memory-mapped
     (run / "checkpoints" / "epoch_0002" / checkpoint.POSITION).unlink()
@@ -248,3 +248,76 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(digits
         a, b = (load_file(tmp_path / r / "checkpoints" / "epoch_0001" / name) for r in ("full", "cut"))
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "cut" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+
+
+# ---------------------------------------------------------------- retention (--save-every, --keep, --keep-epochs)
+
+
+def _folders(*names: str) -> list[Path]:
+    return [Path("ck") / n for n in names]
+
+
+def test_retention_keeps_the_newest_the_keep_newest_epochs_and_the_marked_ones():
+    eps = _folders("epoch_0001", "epoch_0002", "epoch_0003", "epoch_0010", "step_00000020", ".broken-epoch_0004", "notes")
+    newest = Path("ck/epoch_0010")
+    names = lambda ps: [p.name for p in ps]  # noqa: E731
+    assert names(retention.to_prune(eps, newest)) == ["epoch_0001", "epoch_0002", "epoch_0003", "step_00000020"]
+    assert names(retention.to_prune(eps, newest, keep=2)) == ["epoch_0001", "epoch_0002", "step_00000020"]
+    assert names(retention.to_prune(eps, newest, keep=1, marked={2})) == ["epoch_0001", "epoch_0003", "step_00000020"]
+    # an interrupt checkpoint that is the newest is kept, and counts among the kept
+    step = Path("ck/step_00000020")
+    assert names(retention.to_prune(eps, step)) == ["epoch_0001", "epoch_0002", "epoch_0003", "epoch_0010"]
+    assert names(retention.to_prune(eps, step, keep=2)) == ["epoch_0001", "epoch_0002", "epoch_0003"]
+    with pytest.raises(ValueError):
+        retention.to_prune(eps, newest, keep=0)
+
+
+def test_save_every_saves_the_due_epochs_the_last_and_the_marked():
+    assert [e for e in range(1, 8) if retention.due(e, 7, 3)] == [3, 6, 7]
+    assert [e for e in range(1, 8) if retention.due(e, 7, 5, marked={2})] == [2, 5, 7]
+
+
+@pytest.mark.parametrize("text", ["", "x", "1,x", "0", "-3", "1.5", "1;2"])
+def test_keep_epochs_must_be_positive_whole_numbers(text):
+    from ganctl.errors import GanctlError
+
+    with pytest.raises(GanctlError, match="--keep-epochs takes epoch numbers"):
+        retention.parse_epochs(text)
+    assert retention.parse_epochs(" 20, 10,10 ") == (10, 20)
+
+
+def test_a_save_prunes_to_keep_and_never_a_marked_epoch(tmp_path):
+    run = tmp_path / "run"
+    for e in range(1, 5):
+        _save(run, e, keep=1, marked={2})
+    assert _visible(run) == ["epoch_0002", "epoch_0004"]
+    _save(run, 5, keep=2, marked={2})
+    assert _visible(run) == ["epoch_0002", "epoch_0004", "epoch_0005"]
+    _save(run, 5, keep=1, tag="step_00000006")  # an interrupt checkpoint is the newest: alone kept
+    assert _visible(run) == ["step_00000006"] and _latest(run) == "step_00000006"
+    assert [p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".")] == []
+
+
+def test_save_every_and_keep_epochs_in_a_run(digits16, tmp_path):
+    cfg = replace(tiny_cfg("gan", digits16, epochs=5), save_every=2, keep=5, keep_epochs=(1,))
+    run = tmp_path / "run"
+    res = trainer.train(cfg, digits16, run, CPU)
+    assert res.checkpoint.name == "epoch_0005"
+    assert _visible(run) == ["epoch_0001", "epoch_0002", "epoch_0004", "epoch_0005"]  # 3 was not due
+    assert len(list((run / "samples").iterdir())) == 5  # pictures every epoch still
+    trainer.train(replace(cfg, epochs=7, keep=1), digits16, run, CPU, resume=True)
+    assert _visible(run) == ["epoch_0001", "epoch_0007"]  # the marked one stays
+
+
+def test_ctrl_c_after_an_epoch_save_every_skipped_saves_it(digits16, tmp_path):
+    """A Ctrl-C in an epoch's last batch ends that epoch, then stops: the epoch is saved although
+    --save-every did not call for it, and resuming from it is exact."""
+    cfg = replace(tiny_cfg("gan", digits16, epochs=3), save_every=5)
+    trainer.train(cfg, digits16, tmp_path / "full", CPU)
+    assert _visible(tmp_path / "full") == ["epoch_0003"]
+    res = trainer.train(cfg, digits16, tmp_path / "cut", CPU, reporter=_InterruptAt(0, 6))  # 6 batches an epoch
+    assert res.interrupted and res.checkpoint.name == "epoch_0001" and _latest(tmp_path / "cut") == "epoch_0001"
+    trainer.train(cfg, digits16, tmp_path / "cut", CPU, resume=True)
+    for name in (checkpoint.GENERATOR, checkpoint.DISCRIMINATOR):
+        a, b = (load_file(tmp_path / r / "checkpoints" / "epoch_0003" / name) for r in ("full", "cut"))
+        assert all(torch.equal(a[k], b[k]) for k in a)

@@ -93,3 +93,32 @@ def test_delete_run_removes_everything():
     store.delete_run(store.find_run("gan/x"))
     assert not path.exists()
     assert list(path.parent.iterdir()) == []
+
+
+def test_the_cache_paths_are_those_the_writers_use(tmp_path):
+    """``rm --cache`` and ``list`` find the caches where datasets.py and evaluation/cache.py write them."""
+    from ganctl.data import datasets
+    from ganctl.evaluation import cache
+
+    (tmp_path / "a.png").write_bytes(b"")
+    assert datasets._cache_path(tmp_path, [tmp_path / "a.png"], 16).parent == store.folder_cache_dir()
+    assert datasets._cache_path(tmp_path, [tmp_path / "a.png"], 16).name.startswith("folder-")
+    assert cache.classifier_dir("digits", 16, 1).parent == store.evaluators_dir()
+    assert cache.CLASSIFIER_FILE == store.CLASSIFIER_FILE
+
+
+def test_dir_size_skips_what_vanishes_and_is_zero_for_nothing(tmp_path, monkeypatch):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"x" * 10)
+    (tmp_path / "d" / "b").write_bytes(b"x" * 5)
+    real = store.Path.stat
+
+    def vanished(self, *a, **k):
+        if self.name == "b":
+            raise FileNotFoundError(self)
+        return real(self, *a, **k)
+
+    assert store.dir_size(tmp_path / "missing") == 0
+    assert store.dir_size(tmp_path / "d") == 15
+    monkeypatch.setattr(store.Path, "stat", vanished)
+    assert store.dir_size(tmp_path / "d") == 10

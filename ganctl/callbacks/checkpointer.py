@@ -1,5 +1,6 @@
-"""Checkpoints of a run: saved at the end of every epoch and on Ctrl-C, restored on ``--resume``
-(see :mod:`ganctl.checkpoint` for the folder layout and how a save stays atomic)."""
+"""Checkpoints of a run: saved at the end of every ``save_every``-th epoch, of the last one, of the
+marked ones and on Ctrl-C, restored on ``--resume`` (see :mod:`ganctl.checkpoint` for the folder
+layout and how a save stays atomic, :mod:`ganctl.retention` for which ones are kept)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ganctl import checkpoint
+from ganctl import checkpoint, retention
 from ganctl.engine import Callback, Loop, Position
 from ganctl.errors import CheckpointError
 
@@ -25,12 +26,16 @@ def _scalers(obj) -> dict:
 
 
 class Checkpointer(Callback):
-    """Saves ``checkpoints/epoch_NNNN`` after each epoch and ``checkpoints/step_NNNNNNNN`` when a
-    Ctrl-C stops an epoch; ``last`` is the newest folder written."""
+    """Saves ``checkpoints/epoch_NNNN`` after every ``save_every``-th epoch, the last one and the
+    ``keep_epochs``, and ``checkpoints/step_NNNNNNNN`` when a Ctrl-C stops an epoch; each save
+    prunes to the ``keep`` newest plus the ``keep_epochs``. ``last`` is the newest folder written."""
 
-    def __init__(self, run_dir: Path, G: nn.Module, D: nn.Module, objective, spec: dict):
+    def __init__(self, run_dir: Path, G: nn.Module, D: nn.Module, objective, spec: dict, *,
+                 save_every: int = retention.SAVE_EVERY, keep: int = retention.KEEP, keep_epochs: tuple[int, ...] = ()):
         self.run_dir, self.G, self.D, self.objective, self.spec = Path(run_dir), G, D, objective, spec
+        self.save_every, self.keep, self.keep_epochs = save_every, keep, frozenset(keep_epochs)
         self.last: Path | None = None
+        self._saved_at: tuple[int, int, int] | None = None
 
     def save(self, tag: str, pos: Position) -> Path:
         state = checkpoint.TrainerState(
@@ -43,14 +48,22 @@ class Checkpointer(Callback):
             scalers={k: s.state_dict() for k, s in _scalers(self.objective).items()},
             rng_mps=torch.mps.get_rng_state() if _mps_available() else None,
         )
-        self.last = checkpoint.save(self.run_dir, tag, self.G, self.D, self.spec, state)
+        self.last = checkpoint.save(self.run_dir, tag, self.G, self.D, self.spec, state, self.keep, self.keep_epochs)
+        self._saved_at = (pos.epoch, pos.batch, pos.step)
         return self.last
 
     def on_epoch_end(self, loop: Loop) -> None:
-        self.save(f"epoch_{loop.position.epoch:04d}", loop.position)
+        if retention.due(loop.position.epoch, loop.epochs, self.save_every, self.keep_epochs):
+            self.save(f"epoch_{loop.position.epoch:04d}", loop.position)
 
     def on_interrupt(self, loop: Loop) -> None:
         self.save(f"step_{loop.position.step:08d}", loop.position)
+
+    def save_stop(self, pos: Position) -> None:
+        """After a Ctrl-C: the loop stops at once inside an epoch (:meth:`on_interrupt` saved), but
+        after the epoch in which it came when that epoch ended: save it if it was not due a save."""
+        if self._saved_at != (pos.epoch, pos.batch, pos.step):
+            self.save(f"epoch_{pos.epoch:04d}" if pos.batch == 0 else f"step_{pos.step:08d}", pos)
 
     def restore(self, say: Callable[[str], None]) -> Position | None:
         """Load the newest checkpoint that loads into the networks, the optimizers and the RNGs;

@@ -121,11 +121,12 @@ from ganctl.cli import evaluate as _evaluate  # noqa: E402
 from ganctl.cli import generate as _generate  # noqa: E402
 from ganctl.cli import manage as _manage  # noqa: E402
 from ganctl.cli import pretrained as _pretrained  # noqa: E402
+from ganctl.cli import prune as _prune  # noqa: E402
 from ganctl.cli import report as _report  # noqa: E402
 from ganctl.cli import train as _train  # noqa: E402
 from ganctl.cli import translate as _translate  # noqa: E402
 
-for _module in (_train, _evaluate, _report, _generate, _translate, _download, _pretrained, _manage):
+for _module in (_train, _evaluate, _report, _generate, _translate, _download, _pretrained, _manage, _prune):
     _module.register(app)
 
 

@@ -10,7 +10,7 @@ from ganctl.cli import ui
 def list_(
     runs_only: bool = typer.Option(False, "--runs", help="Only the runs, one id per line on stdout (for scripts)."),
 ) -> None:
-    """Model families, datasets, and the runs in the store with their sizes."""
+    """Model families, datasets, pretrained models and runs in the store, and its disk use by kind."""
     from rich.table import Table
 
     from ganctl import registry, store
@@ -41,16 +41,49 @@ def list_(
     _print_pretrained(con)
     con.print()
     table = Table(title=f"Runs in {store.runs_dir()}", title_justify="left", box=None, pad_edge=False)
-    for col in ("run", "dataset", "epochs", "created", "size"):
+    for col in ("run", "dataset", "epochs", "created", "size", "prunable"):
         table.add_column(col)
     for r in runs:
         if r.damage:  # shown with its reason; the others are listed as usual
-            table.add_row(r.id, f"damaged: {r.damage}; delete it with 'ganctl rm {r.id}'", "?", "", store.human_size(store.dir_size(r.path)))
+            table.add_row(r.id, f"damaged: {r.damage}; delete it with 'ganctl rm {r.id}'", "?", "", store.human_size(store.dir_size(r.path)), "-")
             continue
         cfg = r.config()
         done = _epochs_done(r.path)
-        table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "), store.human_size(store.dir_size(r.path)))
+        table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "),
+                      store.human_size(store.dir_size(r.path)), _prunable(r, cfg))
     con.print(table if runs else f"No runs yet in {store.runs_dir()}: try 'ganctl train dcgan --dataset digits --epochs 2'.")
+    con.print()
+    _print_disk_use(con)
+
+
+def _prunable(run, cfg: dict) -> str:
+    """What 'ganctl prune RUN' would free, or '-'."""
+    from ganctl import retention, store
+
+    freed = sum(store.dir_size(p) for p in retention.plan(run.path, marked=cfg.get("keep_epochs") or ()).gone)
+    return store.human_size(freed) if freed else "-"
+
+
+def _print_disk_use(con) -> None:
+    """The store's size by kind, with the command that frees each."""
+    from rich.table import Table
+
+    from ganctl import store
+
+    use = store.disk_use()
+    table = Table(title=f"Disk use in {store.home()}", title_justify="left", box=None, pad_edge=False)
+    for col in ("kind", "size", "freed by"):
+        table.add_column(col)
+    freed_by = {
+        "datasets": "deleting datasets/NAME/ (downloaded again when used)",
+        "caches": "ganctl rm --cache (made again when used)",
+        "runs": "ganctl prune RUN (older checkpoints), ganctl rm RUN",
+        "pretrained": "deleting pretrained/NAME/",
+        "total": "",
+    }
+    for kind, what in freed_by.items():
+        table.add_row(kind, store.human_size(use[kind]) if use[kind] else "-", what)
+    con.print(table)
 
 
 def _print_pretrained(con) -> None:
@@ -102,14 +135,19 @@ def _epochs_done(run_dir) -> int:
 
 
 def rm(
-    runs: list[str] = typer.Argument(..., help="Runs to delete: NAME, FAMILY/NAME, or a run folder."),
+    runs: list[str] = typer.Argument(None, metavar="RUNS", help="Runs to delete: NAME, FAMILY/NAME, or a run folder.", show_default=False),
+    cache: bool = typer.Option(False, "--cache", help="Delete the caches ganctl makes again when needed: decoded image folders, evaluate's classifiers."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted, delete nothing."),
 ) -> None:
-    """Delete training runs (their checkpoints, samples and metrics) from the store."""
+    """Delete training runs (their checkpoints, samples and metrics) from the store, or with
+    --cache the caches ganctl rebuilds."""
     from ganctl import store
     from ganctl.errors import GanctlError
 
+    runs = runs or []
+    if not runs and not cache:
+        raise typer.BadParameter("give the runs to delete (NAME, FAMILY/NAME or a run folder), or --cache", param_hint="'RUNS...'")
     found = [store.find_run(r) for r in runs]
     for r in found:
         if not store.in_runs_dir(r.path):
@@ -119,18 +157,28 @@ def rm(
 
     if not (yes or dry_run or sys.stdin.isatty()):
         raise GanctlError("refusing to delete without confirmation: pass --yes (or --dry-run to see what would go)")
-    total = sum(store.dir_size(r.path) for r in found)
+    caches = store.cache_files() if cache else []
+    total = sum(store.dir_size(r.path) for r in found) + sum(c.size for c in caches)
     for r in found:
         ui.info(f"{r.id}  {store.human_size(store.dir_size(r.path))}  {r.path}")
+    for c in caches:
+        ui.info(f"{c.what}  {store.human_size(c.size)}  {c.path}")
+    if cache and not caches:
+        ui.info(f"No caches in {store.home()}.")
+        if not found:
+            return
     if dry_run:
         ui.info(f"Dry run: would free {store.human_size(total)}; no files were deleted.")
         return
     if not yes:
-        if not typer.confirm(f"Delete {len(found)} run(s), {store.human_size(total)}?", default=False, err=True):
+        what = " and ".join(x for x in (f"{len(found)} run(s)" if found else "", f"{len(caches)} cache file(s)" if caches else "") if x)
+        if not typer.confirm(f"Delete {what}, {store.human_size(total)}?", default=False, err=True):
             raise typer.Exit(1)
     for r in found:
         store.delete_run(r)
         ui.result(r.id)
+    for c in store.delete_cache_files(caches):
+        ui.result(c.path)
 
 
 def env() -> None:

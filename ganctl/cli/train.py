@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ganctl import registry, seeds  # registry: plain data, no torch (the help below is built from it)
+from ganctl import registry, retention, seeds  # registry, retention: plain data, no torch
 from ganctl.cli import completion, ui
 
 EXAMPLES = """
@@ -31,6 +31,8 @@ Examples:
   ganctl train pix2pix --dataset ./my_pairs --direction BtoA --epochs 100 --epochs-decay 50
 
   ganctl train dcgan --resume --epochs 30
+
+  ganctl train dcgan --dataset mnist --epochs 40 --save-every 5 --keep-epochs 20
 """
 
 
@@ -75,6 +77,9 @@ def train(
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16 (auto: bf16 where the hardware runs it fast: CUDA GPUs from Ampere on, CPUs with AMX or AVX-512 BF16; fp16: GPUs, with loss scaling).", rich_help_panel="Hardware"),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (slower start, faster steps on GPUs).", rich_help_panel="Hardware"),
     no_accel: bool = typer.Option(False, "--no-accel", help="Turn off ganctl's CPU fast paths (small-map convolutions as matrix products, copy-free Adam, the malloc setting): PyTorch's own kernels only.", rich_help_panel="Hardware"),
+    save_every: int = typer.Option(None, "--save-every", help="Save a checkpoint every N epochs; the last epoch and Ctrl-C always save (default: 1). --resume may change it.", rich_help_panel="Checkpoints"),
+    keep: int = typer.Option(None, "--keep", help="Checkpoints kept, the newest always among them; older ones are deleted after each save (default: 1, all an exact --resume needs). --resume may change it.", rich_help_panel="Checkpoints"),
+    keep_epochs: str = typer.Option(None, "--keep-epochs", metavar="EPOCHS", callback=retention.parse_epochs, help="Epochs whose checkpoints are saved and never deleted, e.g. 10,20. --resume adds to them.", rich_help_panel="Checkpoints"),
     name: str = typer.Option(None, "--name", "-n", help="Run name (default: the dataset's name, numbered).", rich_help_panel="Run"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run named by --name (default: the newest run of MODEL).", rich_help_panel="Run"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; print only the run folder.", rich_help_panel="Run"),
@@ -106,6 +111,9 @@ def train(
         lambda_gp=lambda_gp,
         arch=arch,
         eval_every=eval_every,
+        save_every=save_every,
+        keep=keep,
+        keep_epochs=keep_epochs,
         direction=direction,
         epochs_decay=epochs_decay,
         lambda_l1=lambda_l1,
