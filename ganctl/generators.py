@@ -2,8 +2,10 @@
 evaluate and export.
 
 In order: ``--checkpoint`` (a generator file, a checkpoint folder or a run folder), ``--pretrained``
-(a model in the store, or a demo shipped in the package), ``--run`` (a run's newest readable checkpoint), else the newest run of the
-family, else (where the command allows it) the only pretrained model of the family in the store.
+(a model in the store, or a demo shipped in the package), ``--run`` (a run's newest readable
+checkpoint), else the newest run of the family, else (where the command allows it) the only
+pretrained model of the family in the store. A shipped demo is never chosen unasked: the no-run
+error names it.
 """
 
 from __future__ import annotations
