@@ -50,7 +50,7 @@ def list_(
         cfg = r.config()
         done = _epochs_done(r.path)
         table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "), store.human_size(store.dir_size(r.path)))
-    con.print(table if runs else f"No runs yet in {store.runs_dir()}: try 'ganctl train dcgan --dataset digits --epochs 2'.")
+    con.print(table if runs else f"No runs yet in {store.runs_dir()}: try 'ganctl train dcgan --dataset digits', or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
 
 
 def _print_pretrained(con) -> None:
