@@ -113,6 +113,13 @@ def test_list_shows_the_shipped_demos(_isolated_store):
     assert [m["name"] for m in pretrained.installed()] == []  # the store's own listing stays the store's
 
 
+
+def test_list_with_no_runs_suggests_a_full_training_or_the_demo(_isolated_store):
+    r = invoke("list")
+    said = " ".join((r.stdout + r.stderr).split())  # rich may wrap the line
+    assert "'ganctl train dcgan --dataset digits'" in said and "--epochs 2" not in said  # 2 epochs sample noise
+    assert "--pretrained digits-dcgan" in said
+
 # ---------------------------------------------------------------- translate: an input the user has
 
 
