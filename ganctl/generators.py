@@ -2,8 +2,10 @@
 evaluate and export.
 
 In order: ``--checkpoint`` (a generator file, a checkpoint folder or a run folder), ``--pretrained``
-(a model in the store), ``--run`` (a run's newest readable checkpoint), else the newest run of the
-family, else (where the command allows it) the only pretrained model of the family in the store.
+(a model in the store, or a demo shipped in the package), ``--run`` (a run's newest readable
+checkpoint), else the newest run of the family, else (where the command allows it) the only
+pretrained model of the family in the store. A shipped demo is never chosen unasked: the no-run
+error names it.
 """
 
 from __future__ import annotations
@@ -44,9 +46,8 @@ def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str
     ``run`` and ``checkpoint`` together: a checkpoint of that run (a folder name such as
     ``epoch_0010``, or a path). ``only_pretrained``: with no run of the family, use the only
     pretrained model of the family in the store. ``required``: no newest-run default (export).
+    Everything up to the no-run error is torch-free, so a mistake is answered at once.
     """
-    from ganctl import inference
-
     if pretrained is not None and (run is not None or checkpoint is not None):
         raise GanctlError("give one of --run, --checkpoint and --pretrained" if not required
                           else "give exactly one of RUN, --checkpoint PATH or --pretrained NAME")
@@ -55,6 +56,8 @@ def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str
 
         return Choice(store_models.generator_path(pretrained), "pretrained", family or "", pretrained=pretrained)
     if checkpoint is not None:
+        from ganctl import inference
+
         path = Path(checkpoint).expanduser()
         info = store.find_run(run, family) if run is not None else None
         if info is not None and not path.exists() and not path.is_absolute():
@@ -68,6 +71,8 @@ def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str
         raise GanctlError("name the model family or the run")
     info = store.find_run(run, family) if run is not None else store.newest_run(family)
     if info is not None:
+        from ganctl import inference
+
         return Choice(inference.generator_file(info), "run" if run else "newest run", info.family, run=info)
     if only_pretrained:
         from ganctl import pretrained as store_models
@@ -83,16 +88,25 @@ def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str
             f"no {family} model in the store: train one ('ganctl train {family} --dataset synthetic-facades') "
             "or download a pretrained one ('ganctl download facades_label2photo')"
         )
-    raise GanctlError(f"there is no {family} run in {store.runs_dir()}: train one with "
-                      f"'ganctl train {family} --dataset digits', or pass --checkpoint")
+    raise GanctlError(no_run_message(family))
+
+
+def no_run_message(family: str) -> str:
+    """What to do when there is no run of an image family: train one, or use a shipped demo
+    (named, never substituted: a sample must not silently come from another model)."""
+    from ganctl import demos
+
+    shipped = demos.for_family(family)
+    instead = f"use the shipped demo: --pretrained {shipped[0]}" if shipped else "pass --checkpoint"
+    return f"no {family} run in the store: train one with 'ganctl train {family} --dataset digits', or {instead}"
 
 
 def load(family: str, device: str, *, say: Callable[[str], None] | None = None, **where):
     """The loaded generator (:class:`ganctl.inference.LoadedGenerator`) :func:`choose` picks, on
     ``device`` ("auto", "cpu", ...); ``say`` gets the line about what is used."""
+    choice = choose(family, **where)  # before torch is imported: a missing run is answered at once
     from ganctl import inference, runtime
 
-    choice = choose(family, **where)
     gen = inference.load_generator(choice.path, runtime.resolve_device(device), family=family)
     if choice.source == "pretrained":  # the name as the file records it
         choice = replace(choice, pretrained=gen.meta.get("pretrained", choice.pretrained))

@@ -1,4 +1,5 @@
-"""Pretrained pix2pix generators: the catalog of official models and the ones in the store.
+"""Pretrained generators: the catalog of official pix2pix models, the ones in the store, and the
+digits demos shipped in the package (:mod:`ganctl.demos`, read in place).
 
 The five models of junyanz/pytorch-CycleGAN-and-pix2pix (``scripts/download_pix2pix_model.sh``)
 are U-Net-256 generators saved as raw ``state_dict``s with ``torch.save``. ganctl downloads one
@@ -20,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganctl import genspec
+from ganctl import demos, genspec
 from ganctl.data.download import join_url
 from ganctl.errors import CheckpointError, GanctlError, UnknownNameError, cannot_read, did_you_mean
 from ganctl.store import check_name, pretrained_dir
@@ -168,12 +169,32 @@ def installed() -> list[dict]:
     return found
 
 
+def shipped() -> list[dict]:
+    """The demos shipped in the package, as :func:`installed` lists the store's models (plus
+    ``"shipped": True``)."""
+    found = []
+    for name in demos.DEMOS:
+        path = demos.path(name)
+        if path is None:
+            continue
+        try:
+            meta = read_meta(path)
+        except CheckpointError:
+            meta = {}
+        found.append({"name": name, "path": path, "meta": meta, "shipped": True})
+    return found
+
+
 def generator_path(name: str) -> Path:
-    """The generator.safetensors of pretrained model ``name`` (or ``name_pretrained``) in the store."""
+    """The generator.safetensors of pretrained model ``name`` (or ``name_pretrained``) in the
+    store, else of the shipped demo ``name`` (read in place, not copied)."""
     check_name(name, "pretrained model name")
     path = pretrained_dir() / name / GENERATOR
     if path.is_file():
         return path
+    demo = demos.path(name)
+    if demo is not None:
+        return demo
     model = find(name)
     if model is not None and (pretrained_dir() / model.name / GENERATOR).is_file():
         return pretrained_dir() / model.name / GENERATOR
@@ -181,7 +202,9 @@ def generator_path(name: str) -> Path:
         raise CheckpointError(f"pretrained model {name} is not in the store: run 'ganctl download {model.download_name}'")
     have = [m["name"] for m in installed()]
     listing = f" In the store: {', '.join(have)}." if have else ""
+    shipped = [n for n in demos.DEMOS if demos.path(n) is not None]
+    hint = f" Shipped with ganctl: {', '.join(shipped)}." if shipped else ""
     raise UnknownNameError(
         f"pretrained model {name} is not in the store: run 'ganctl download' to see the official ones, "
-        f"or 'ganctl import FILE.pth --name {name}' for your own.{listing}"
+        f"or 'ganctl import FILE.pth --name {name}' for your own.{listing}{hint}"
     )

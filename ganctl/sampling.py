@@ -28,10 +28,10 @@ def _label(gen, spec: str | None) -> int | None:
     return inference.resolve_label(spec, gen.meta["classes"])
 
 
-def _generator(model: str, run, checkpoint, device: str, say: Say):
+def _generator(model: str, run, checkpoint, pretrained, device: str, say: Say):
     if registry.get(model).paired:  # an unknown family is a did-you-mean error here
         raise GanctlError(f"{model} translates images rather than sampling noise: use 'ganctl translate IMAGE -o OUT'")
-    return generators.load(model, device, say=say, run=run, checkpoint=checkpoint)
+    return generators.load(model, device, say=say, run=run, checkpoint=checkpoint, pretrained=pretrained)
 
 
 def pick_seed(seed: int | None, say: Say) -> int:
@@ -49,19 +49,19 @@ def is_folder_target(out: str) -> bool:
 
 
 def sample(model: str, *, n: int = 64, output: str | None = None, seed: int | None = None, nrow: int | None = None,
-           label: str | None = None, run: str | None = None, checkpoint: Path | None = None, device: str = "auto",
-           say: Say = _quiet) -> Path:
+           label: str | None = None, run: str | None = None, checkpoint: Path | None = None,
+           pretrained: str | None = None, device: str = "auto", say: Say = _quiet) -> Path:
     """Write ``n`` generated images as one grid, or one PNG each into a folder; returns the path."""
     model = registry.get(model).name  # before torch is imported: a typo is answered at once
-    import torch
-
-    from ganctl import images, inference
-
     if n < 1:
         raise GanctlError("-n must be at least 1")
     if nrow is not None and nrow < 1:
         raise GanctlError("--nrow must be at least 1")
-    gen = _generator(model, run, checkpoint, device, say)
+    gen = _generator(model, run, checkpoint, pretrained, device, say)  # no run: answered before torch is imported
+    import torch
+
+    from ganctl import images, inference
+
     y = _label(gen, label)
     row_labels = None
     if y is not None:
@@ -92,14 +92,11 @@ def sample(model: str, *, n: int = 64, output: str | None = None, seed: int | No
 
 def interpolate(model: str, *, steps: int = 10, method: str = "lerp", rows: int = 1, output: str | None = None,
                 seed: int | None = None, label: str | None = None, to_label: str | None = None, run: str | None = None,
-                checkpoint: Path | None = None, device: str = "auto", say: Say = _quiet) -> Path:
+                checkpoint: Path | None = None, pretrained: str | None = None, device: str = "auto",
+                say: Say = _quiet) -> Path:
     """Write walks through the latent space (or, with ``to_label``, through the label embedding)
     as a strip of frames, or a GIF when ``output`` ends in .gif; returns the path."""
     model = registry.get(model).name  # before torch is imported: a typo is answered at once
-    import torch
-
-    from ganctl import images, inference
-
     if method not in ("lerp", "slerp"):
         raise GanctlError(f"unknown --method {method!r}: use lerp or slerp")
     if rows < 1:
@@ -108,7 +105,11 @@ def interpolate(model: str, *, steps: int = 10, method: str = "lerp", rows: int 
         raise GanctlError("--steps must be at least 2 (the two end points)")
     if to_label is not None and label is None:
         raise GanctlError("--to-label needs --label: the class to start from")
-    gen = _generator(model, run, checkpoint, device, say)
+    gen = _generator(model, run, checkpoint, pretrained, device, say)  # no run: answered before torch is imported
+    import torch
+
+    from ganctl import images, inference
+
     y0, y1 = _label(gen, label), _label(gen, to_label)
     ends = inference.latents(2 * rows, gen.z_dim, pick_seed(seed, say))
     if y1 is not None:

@@ -35,6 +35,32 @@ def _open(path: Path, size: int | None, max_pixels: int):
     return images.open_image(path, hint=": shrink it first")
 
 
+def pair_warning(path: Path, img) -> str | None:
+    """A warning when ``img`` looks like a side-by-side A|B pair (twice as wide as high, as the
+    images of a pix2pix dataset), which translates as one picture rather than its input half."""
+    if img.width != 2 * img.height:
+        return None
+    return (f"warning: {path} is {img.width}x{img.height}, twice as wide as high: it looks like an A|B pair from a "
+            "pix2pix dataset, and is translated whole. Give the input half alone (crop it), or try "
+            "'ganctl translate --write-example labels.png' for a label map")
+
+
+def write_example(path: Path, dataset: str = "synthetic-facades") -> Path:
+    """Write a label map to translate: the label-map half of the first validation pair of
+    synthetic-facades (what a pix2pix run on it takes as input), drawn here, no store needed."""
+    from PIL import Image
+
+    from ganctl import images
+    from ganctl.data import catalog
+    from ganctl.data.synthetic_facades import synthetic_facades
+
+    entry = catalog.get(dataset)
+    train = entry.expected_counts["train"]  # pairs are numbered across splits: validation comes next
+    _, labels = synthetic_facades(1, entry.native_size, seed=0, start=train)
+    img = Image.fromarray(labels[0].permute(1, 2, 0).contiguous().numpy(), "RGB")
+    return images.save_image(img, Path(path))
+
+
 class _NoProgress:
     def __init__(self, total: int, description: str): ...
     def __enter__(self): return self
@@ -60,6 +86,9 @@ def translate(source: Path, *, output: str | None = None, mode: str = "paper", s
     folder = source.is_dir()
     if not folder:
         first = _open(files[0], size, max_pixels)  # an unreadable or huge input fails before the model is loaded
+        warning = pair_warning(files[0], first)
+        if warning:
+            say(warning)
     out = Path(output) if output else source.parent / (source.name + "_translated" if folder else source.stem + "_translated.png")
     if not folder and (out.is_dir() or (output or "").endswith(("/", "\\"))):
         out = out / (source.stem + ".png")
@@ -73,7 +102,7 @@ def translate(source: Path, *, output: str | None = None, mode: str = "paper", s
         if new:
             say(f"created folder {out.parent}")
         return out
-    failed = []
+    failed, warned = [], False
     with progress(len(files), "translate") as bar:
         for path in files:
             target = out / path.relative_to(source).with_suffix(".png")
@@ -84,6 +113,10 @@ def translate(source: Path, *, output: str | None = None, mode: str = "paper", s
                 bar.message(f"warning: skipped {e}")
                 bar.advance()
                 continue
+            warning = None if warned else pair_warning(path, img)
+            if warning:  # once: a folder of pairs would repeat it for every file
+                bar.message(warning)
+                warned = True
             images.save_image(inference.translate_image(gen, img, mode, seed, size, max_pixels), target)
             bar.advance()
     say(f"translated {len(files) - len(failed)} of {len(files)} images into {'a new folder, ' if new else ''}{out}")

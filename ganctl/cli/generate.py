@@ -21,6 +21,8 @@ Examples:
   ganctl sample cgan --label 5 -n 16 -o fives.png
 
   ganctl sample cgan -o grid.png            (one labelled row per class)
+
+  ganctl sample cgan --pretrained digits-cgan -o grid.png   (the demo shipped with ganctl)
 """
 
 INTERPOLATE_EXAMPLES = """
@@ -33,11 +35,14 @@ Examples:
   ganctl interpolate cgan --label 5 -o five.gif     (label fixed, latent moves)
 
   ganctl interpolate cgan --label 3 --to-label 8     (latent fixed, label moves)
+
+  ganctl interpolate cgan --label 5 --pretrained digits-cgan -o five.gif
 """
 
 _MODEL = typer.Argument(..., help="Model family (see 'ganctl list').", autocompletion=completion.models)
 _RUN = typer.Option(None, "--run", "-r", help="Run name or folder (default: the newest run of MODEL).", rich_help_panel="Model")
 _CKPT = typer.Option(None, "--checkpoint", "-c", help="A generator .safetensors file, checkpoint folder or run folder.", rich_help_panel="Model")
+_PRETRAINED = typer.Option(None, "--pretrained", "-p", help="A pretrained model: a demo shipped with ganctl (digits-dcgan, digits-cgan) or one in the store.", rich_help_panel="Model")
 _SEED = typer.Option(None, "--seed", "-s", callback=seeds.option, help="Seed for the latent points (default: random, and printed).")
 _DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware")
 _LABEL = typer.Option(None, "--label", "-l", help="Class to generate (conditional models): a class name or index.", rich_help_panel="Conditional models")
@@ -52,13 +57,14 @@ def sample(
     label: str = _LABEL,
     run: str = _RUN,
     checkpoint: Path = _CKPT,
+    pretrained: str = _PRETRAINED,
     device: str = _DEVICE,
 ) -> None:
     """Generate images with a trained generator."""
     from ganctl import sampling
 
     ui.result(sampling.sample(model, n=n, output=output, seed=seed, nrow=nrow, label=label, run=run,
-                              checkpoint=checkpoint, device=device, say=ui.info))
+                              checkpoint=checkpoint, pretrained=pretrained, device=device, say=ui.info))
 
 
 def interpolate(
@@ -72,6 +78,7 @@ def interpolate(
     to_label: str = typer.Option(None, "--to-label", help="With --label: keep the latent point and move from --label to this class instead.", rich_help_panel="Conditional models"),
     run: str = _RUN,
     checkpoint: Path = _CKPT,
+    pretrained: str = _PRETRAINED,
     device: str = _DEVICE,
 ) -> None:
     """Walk through the latent space between random points: a strip of frames, or a GIF.
@@ -82,7 +89,7 @@ def interpolate(
     from ganctl import sampling
 
     ui.result(sampling.interpolate(model, steps=steps, method=method, rows=rows, output=output, seed=seed, label=label,
-                                   to_label=to_label, run=run, checkpoint=checkpoint, device=device, say=ui.info))
+                                   to_label=to_label, run=run, checkpoint=checkpoint, pretrained=pretrained, device=device, say=ui.info))
 
 
 def register(app: typer.Typer) -> None:

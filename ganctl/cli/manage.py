@@ -51,7 +51,7 @@ def list_(
         done = _epochs_done(r.path)
         table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "),
                       store.human_size(store.dir_size(r.path)), _prunable(r, cfg))
-    con.print(table if runs else f"No runs yet in {store.runs_dir()}: try 'ganctl train dcgan --dataset digits --epochs 2'.")
+    con.print(table if runs else f"No runs yet in {store.runs_dir()}: try 'ganctl train dcgan --dataset digits', or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
     con.print()
     _print_disk_use(con)
 
@@ -87,22 +87,23 @@ def _print_disk_use(con) -> None:
 
 
 def _print_pretrained(con) -> None:
-    """The pretrained generators in the store (downloaded or imported)."""
+    """The pretrained generators in the store (downloaded or imported), and those shipped with ganctl."""
     from rich.table import Table
 
     from ganctl import pretrained, store
 
-    found = pretrained.installed()
+    found = pretrained.installed() + pretrained.shipped()
     if not found:
         con.print(f"No pretrained models in {store.pretrained_dir()}: 'ganctl download' lists the official ones.")
         return
-    table = Table(title=f"Pretrained models in {store.pretrained_dir()}", title_justify="left", box=None, pad_edge=False)
+    table = Table(title=f"Pretrained models in {store.pretrained_dir()} (and shipped with ganctl)", title_justify="left", box=None, pad_edge=False)
     for col in ("name", "direction", "description", "source", "size"):
         table.add_column(col, no_wrap=col == "name")
     for m in found:
         meta = m["meta"]
+        source = "shipped (read in place)" if m.get("shipped") else meta.get("source_url") or "-"
         table.add_row(m["name"], meta.get("direction") or "-", meta.get("description") or "(unreadable metadata)",
-                      meta.get("source_url") or "-", store.human_size(m["path"].stat().st_size))
+                      source, store.human_size(m["path"].stat().st_size))
     con.print(table)
 
 

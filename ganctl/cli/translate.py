@@ -12,7 +12,9 @@ from ganctl.cli import ui
 EXAMPLES = """
 Examples:
 
-  ganctl translate facade_labels.png -o out.png
+  ganctl translate --write-example labels.png   (a label map to try it on)
+
+  ganctl translate labels.png -o facade.png
 
   ganctl translate --pretrained facades_label2photo labels.png -o photo.png
 
@@ -22,7 +24,8 @@ Examples:
 """
 
 def translate(
-    source: Path = typer.Argument(..., help="An image, or a folder of images (searched recursively)."),
+    ctx: typer.Context,
+    source: Path = typer.Argument(None, metavar="SOURCE", help="An image, or a folder of images (searched recursively).", show_default=False),
     output: str = typer.Option(None, "--output", "-o", help="Output image; a folder when SOURCE is a folder (default: SOURCE_translated.png or SOURCE_translated/)."),
     mode: str = typer.Option("paper", "--mode", help="paper: dropout and batch statistics at test time, as the paper and the official test script; eval: the deterministic network."),
     seed: int = typer.Option(0, "--seed", "-s", callback=seeds.option, help="Seed for the dropout of --mode paper (same seed, same output)."),
@@ -33,6 +36,7 @@ def translate(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels",  # inference.TRANSLATE_MAX_PIXELS (no torch import here)
                                    help="Refuse a working resolution above this many pixels (the full U-Net needs about 400 bytes a pixel); --size works at a lower one.", rich_help_panel="Hardware"),
+    write_example: Path = typer.Option(None, "--write-example", help="Write a label map to try translate on (from synthetic-facades' validation split) to this file, and exit.", show_default=False),
 ) -> None:
     """Translate images with a pix2pix generator (for example label maps to photos).
 
@@ -41,6 +45,13 @@ def translate(
     """
     from ganctl import translation
 
+    if write_example is not None:
+        if source is not None:
+            raise typer.BadParameter("writes a label map and translates nothing: give it without SOURCE", param_hint="'--write-example'")
+        ui.result(translation.write_example(write_example))
+        return
+    if source is None:
+        ctx.fail("Missing argument 'SOURCE'.")
     ui.result(translation.translate(source, output=output, mode=mode, seed=seed, size=size, run=run, checkpoint=checkpoint,
                                     pretrained=pretrained, device=device, max_pixels=max_pixels, say=ui.info,
                                     progress=ui.ItemProgress))

@@ -286,7 +286,7 @@ def test_a_mistyped_model_is_answered_before_torch_is_imported(args):
 
 def test_model_names_are_case_insensitive(tmp_path):
     line = error_line(invoke("sample", "DCGAN", "-o", tmp_path / "x.png"))
-    assert "there is no dcgan run" in line
+    assert "no dcgan run in the store" in line
 
 
 # ---------------------------------------------------------------- usage and --help
