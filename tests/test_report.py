@@ -100,7 +100,7 @@ def test_several_runs_are_compared_and_their_curves_overlaid(home, tmp_path):
 def test_a_folder_that_is_not_a_run_is_refused_in_one_line(home, tmp_path):
     (tmp_path / "empty").mkdir()
     line = error_line(invoke("report", tmp_path / "empty"))
-    assert "is a folder, but not a run folder (it holds no config.json)" in line
+    assert "is a folder but not a run folder (it holds no config.json)" in line
     other = tmp_path / "project"
     other.mkdir()
     (other / "config.json").write_text('{"lr": 0.1}')

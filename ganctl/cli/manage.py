@@ -43,15 +43,19 @@ def list_(
     table = Table(title=f"Runs in {store.runs_dir()}", title_justify="left", box=None, pad_edge=False)
     for col in ("run", "dataset", "epochs", "created", "size", "prunable"):
         table.add_column(col)
+    damaged = []
     for r in runs:
-        if r.damage:  # shown with its reason; the others are listed as usual
-            table.add_row(r.id, f"damaged: {r.damage}; delete it with 'ganctl rm {r.id}'", "?", "", store.human_size(store.dir_size(r.path)), "-")
+        if r.damage:  # its reason goes below the table, on a line of its own; the others are listed as usual
+            table.add_row(r.id, "damaged (see below)", "?", "", store.human_size(store.dir_size(r.path)), "-")
+            damaged.append(f"{r.id} is damaged: {r.damage}; delete it with 'ganctl rm {r.id}'")
             continue
         cfg = r.config()
         done = _epochs_done(r.path)
         table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "),
                       store.human_size(store.dir_size(r.path)), _prunable(r, cfg))
     con.print(table if runs else f"No runs yet in {store.runs_dir()}: try 'ganctl train dcgan --dataset digits', or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
+    for line in damaged:
+        con.print(line)
     con.print()
     _print_disk_use(con)
 
