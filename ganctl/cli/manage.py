@@ -44,14 +44,17 @@ def list_(
     for col in ("run", "dataset", "epochs", "created", "size", "prunable"):
         table.add_column(col)
     for r in runs:
-        if r.damage:  # shown with its reason; the others are listed as usual
-            table.add_row(r.id, f"damaged: {r.damage}; delete it with 'ganctl rm {r.id}'", "?", "", store.human_size(store.dir_size(r.path)), "-")
+        if r.damage:  # its reason goes under the table, on one line (a path and a reason wrap in a cell)
+            table.add_row(r.id, "damaged (see below)", "?", "", store.human_size(store.dir_size(r.path)), "-")
             continue
         cfg = r.config()
         done = _epochs_done(r.path)
         table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "),
                       store.human_size(store.dir_size(r.path)), _prunable(r, cfg))
     con.print(table if runs else f"No runs yet in {store.runs_dir()}: try 'ganctl train dcgan --dataset digits --epochs 2'.")
+    for r in runs:
+        if r.damage:
+            con.print(f"{r.id}  damaged: {r.damage}; delete it with 'ganctl rm {r.id}'", soft_wrap=True, markup=False, highlight=False)
     con.print()
     _print_disk_use(con)
 
