@@ -42,13 +42,13 @@ def test_a_large_enough_folder_keeps_the_preset_epochs(tmp_path):
 def test_a_run_shorter_than_its_family_needs_is_warned_about_with_the_epochs_to_pass(tmp_path):
     r = invoke("train", "dcgan", "--dataset", "digits", "--epochs", "1", "--name", "short")
     assert r.exit_code == 0, r.output
-    assert "this run takes 23 generator steps, and dcgan needs about 600" in r.stderr
-    assert "pass --epochs 27" in r.stderr  # 27 * 23 = 621
+    assert "this run takes 23 generator steps, and dcgan needs about 400" in r.stderr
+    assert "pass --epochs 18" in r.stderr  # 18 * 23 = 414
 
 
 def test_a_run_as_long_as_its_family_needs_is_not_warned_about():
     fam = registry.get("dcgan")
-    for epochs, warned in ((27, False), (26, True)):  # 621 and 598 steps against 600
+    for epochs, warned in ((18, False), (17, True)):  # 414 and 391 steps against 400
         warnings = []
         training._new_config(fam, fam.pick(None), None, "digits", "t", {}, None, None, warnings.append,
                              epochs=epochs, batch_size=None, lr=None, seed=None, image_size=None, eval_every=None)

@@ -10,7 +10,7 @@ from ganctl.cli import completion, ui
 EXAMPLES = """
 Examples:
 
-  ganctl train dcgan --dataset digits --epochs 2
+  ganctl train dcgan --dataset digits
 
   ganctl train gan --dataset mnist --seed 1 --name mnist-seed1
 
