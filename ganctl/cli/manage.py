@@ -42,7 +42,7 @@ def list_(
     con.print()
     table = Table(title=f"Runs in {store.runs_dir()}", title_justify="left", box=None, pad_edge=False)
     for col in ("run", "dataset", "epochs", "created", "size", "prunable"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("run", "epochs", "size"), overflow="fold")  # the id is what rm and --run take: never cut
     damaged = []
     for r in runs:
         if r.damage:  # its reason goes below the table, on a line of its own; the others are listed as usual

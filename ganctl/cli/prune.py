@@ -27,8 +27,6 @@ def prune(
         raise GanctlError(f"{r.path} is not a run in the store ({store.runs_dir()}); ganctl only prunes its own runs")
     then = "or stop it, then prune it"
     store.check_run_idle(r.path, r.id, then=then)
-    if not (yes or dry_run or sys.stdin.isatty()):
-        raise GanctlError("refusing to delete without confirmation: pass --yes (or --dry-run to see what would go)")
     marked = tuple(r.config().get("keep_epochs") or ())
     plan = retention.plan(r.path, keep, marked)
     size = {p: store.dir_size(p) for p in [*plan.kept, *plan.gone]}
@@ -46,6 +44,8 @@ def prune(
     if dry_run:
         ui.info(f"Dry run: would free {store.human_size(total)}; no files were deleted.")
         return
+    if not (yes or sys.stdin.isatty()):  # asked only once there is something to delete
+        raise GanctlError("refusing to delete without confirmation: pass --yes (or --dry-run to see what would go)")
     if not yes and not typer.confirm(f"Delete {len(plan.gone)} folder(s) of {r.id}, {store.human_size(total)}?", default=False, err=True):
         raise typer.Exit(1)
     with store.run_lock(r.path, r.id, then=then):  # no save or other prune meanwhile

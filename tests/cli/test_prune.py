@@ -53,6 +53,8 @@ def test_prune_keeps_the_newest_and_the_marked_epochs(run):
     assert _ckpts(run) == ["epoch_0002", "epoch_0004", "latest"]
     r = invoke("prune", str(run), "--yes")  # by path; nothing left to do
     assert r.exit_code == 0 and "Nothing to prune in gan/r." in r.stderr
+    r = invoke("prune", "r")  # nothing to delete: no confirmation is needed, even without a terminal
+    assert r.exit_code == 0 and "Nothing to prune in gan/r." in r.stderr and "--yes" not in r.stderr
     # the pruned run resumes from its newest checkpoint
     r = invoke("train", "gan", "--resume", "--name", "r", "--epochs", "5")
     assert r.exit_code == 0 and "epoch 5/5" in r.stderr, r.output
