@@ -76,13 +76,13 @@ def translate(source: Path, *, output: str | None = None, mode: str = "paper", s
     """Translate ``source`` (an image, or a folder of images, searched recursively); returns the
     image or folder written. ``progress(total, description)`` is a context manager with
     ``advance()`` and ``message(text)`` (the CLI's bar)."""
+    files = inputs(source)  # a missing input is answered before torch is imported
     from ganctl import images, inference
 
     say = say or (lambda text: None)
     if mode not in inference.TRANSLATE_MODES:
         raise GanctlError(f"unknown --mode {mode!r}: use paper or eval")
     inference.check_translate_pixels(1, 1, size, max_pixels)  # --size and --max-pixels agree
-    files = inputs(source)
     folder = source.is_dir()
     if not folder:
         first = _open(files[0], size, max_pixels)  # an unreadable or huge input fails before the model is loaded

@@ -30,13 +30,15 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
 ) -> None:
     """Score a run: Frechet distance to the real test images in a classifier's feature space, and label accuracy."""
-    from ganctl import evaluate as ev
-    from ganctl import runtime, store
+    from ganctl import store
     from ganctl.errors import GanctlError
 
     if n < 2:
         raise GanctlError("-n must be at least 2 (a covariance needs two samples)")
-    info = store.find_run(run)
+    info = store.find_run(run)  # a mistyped run is answered before torch is imported
+    from ganctl import evaluate as ev
+    from ganctl import runtime
+
     dev = runtime.resolve_device(device)
     result, path = ev.evaluate_run(info, n=n, seed=seed, device=dev, checkpoint_path=checkpoint, progress=ui.info)
     _print(result)

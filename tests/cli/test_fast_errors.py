@@ -25,6 +25,15 @@ TRAIN_CASES = [
     (["train", "dcgan", "--resume"], "no dcgan run to resume"),
     (["train", "dcgan", "--resume", "--name", "nosuch"], "nosuch"),
     (["train", "dcgan", "--dataset", "digits", "--seed", str(2**64)], "--seed"),
+    (["train", "dcgan", "--dataset", "digits", "--keep", "0"], "--keep must be at least 1"),
+    (["sample", "dcgan"], "no dcgan run in the store"),
+    (["sample", "cgan", "--pretrained", "nosuch"], "nosuch"),
+    (["interpolate", "cgn"], "unknown model"),
+    (["sample", "dcgan", "--run", "nosuch"], "nosuch"),
+    (["translate", "no-such-image.png", "-o", "x.png"], "does not exist"),
+    (["evaluate", "nosuch"], "nosuch"),
+    (["prune", "nosuch"], "nosuch"),
+    (["report", "nosuch"], "nosuch"),
 ]
 
 _RUNNER = """
@@ -52,7 +61,7 @@ def run_cases(cases, cwd, env) -> dict:
     return json.loads(r.stdout.splitlines()[-1])
 
 
-def test_train_mistakes_are_answered_before_torch_is_imported(tmp_path, monkeypatch):
+def test_mistakes_are_answered_before_torch_is_imported(tmp_path, monkeypatch):
     import os
 
     (tmp_path / "README.md").write_text("not a folder")
