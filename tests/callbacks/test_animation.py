@@ -5,14 +5,12 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
 from dataclasses import replace
 
 import pytest
-import torch
 from PIL import Image
 
-from ganctl import runtime, trainer
+from ganctl import trainer
 from ganctl.callbacks.animation import ProgressAnimation
 from ganctl.callbacks.session import SessionLog
 from ganctl.config import make_config
@@ -20,8 +18,7 @@ from ganctl.data import datasets
 from ganctl.engine import Loop, Position
 from ganctl.errors import NoSpaceError
 from ganctl.report import progress_gif
-
-CPU = runtime.Runtime(torch.device("cpu"), "fp32")
+from tests.test_engine import CPU, _InterruptAt
 
 
 @pytest.fixture(scope="module")
@@ -125,22 +122,6 @@ def test_while_an_error_ends_training_a_failed_gif_is_quiet_and_a_second_ctrl_c_
     except RuntimeError:
         ProgressAnimation(tmp_path).on_fit_end(loop)  # the training's error is the one to report
     assert not (tmp_path / "progress.gif").exists()
-
-
-class _InterruptAt:
-    """Reporter that sends this process a real SIGINT (Ctrl-C) after a given batch."""
-
-    def __init__(self, epoch, batch):
-        self.at = (epoch, batch)
-
-    def start(self, *a): ...
-    def epoch_end(self, *a): ...
-    def finish(self): ...
-    def message(self, text): ...
-
-    def step(self, epoch, batch, metrics):
-        if (epoch, batch) == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 def test_ctrl_c_writes_the_gif_and_a_resume_adds_its_frames_and_its_session(digits16, tmp_path):

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 
 import pytest
 import torch
@@ -15,6 +13,7 @@ from ganctl.config import make_config
 from ganctl.data import paired
 from tests import httpserver
 from tests.conftest import error_line, invoke, train_in_own_store
+from tests.test_engine import _InterruptAt
 
 http_server = httpserver.http_server  # the fixture, for this module
 
@@ -95,22 +94,6 @@ def pairs32(tmp_path_factory):
         train = paired.load_paired("synthetic-facades", "train", 36)
         val = paired.load_paired("synthetic-facades", "val", 32)
     return train, val
-
-
-class _InterruptAt:
-    """Reporter that sends this process a real SIGINT (Ctrl-C) after a given batch."""
-
-    def __init__(self, epoch, batch):
-        self.at = (epoch, batch)
-
-    def start(self, *a): ...
-    def epoch_end(self, *a): ...
-    def finish(self): ...
-    def message(self, text): ...
-
-    def step(self, epoch, batch, metrics):
-        if (epoch, batch) == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 def _same_as_interrupted_and_resumed(cfg, full_data, split_data, val, tmp_path, at):
