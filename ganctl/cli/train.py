@@ -7,6 +7,19 @@ import typer
 from ganctl import registry, retention, seeds  # registry, retention: plain data, no torch
 from ganctl.cli import completion, ui
 
+def _dataset_help() -> str:
+    """--dataset's help from the catalog (plain data, no torch): the names of each kind."""
+    from ganctl.data import catalog
+
+    single = ", ".join(n for n, e in catalog.CATALOG.items() if not e.paired)
+    pairs = ", ".join(catalog.paired_names())
+    takers = " and ".join(f.name for f in registry.FAMILIES.values() if f.paired)
+    return (f"A dataset name ({single}; pairs for {takers}: {pairs}) or a folder of images (searched recursively; "
+            "sub-folders give class labels) or of pairs. 'ganctl download' lists them.")
+
+
+_DATASET_HELP = _dataset_help()
+
 EXAMPLES = """
 Examples:
 
@@ -55,7 +68,7 @@ def _only(flag: str, text: str) -> str:
 
 def train(
     model: str = typer.Argument(..., help=f"Model family: {_families()} (see 'ganctl list').", autocompletion=completion.models),
-    dataset: str = typer.Option(None, "--dataset", "-d", help="Catalog name (digits, mnist, fashion-mnist, celeba; pix2pix: facades, maps, ..., synthetic-facades) or a folder of images (searched recursively; sub-folders give class labels) or of pairs.", rich_help_panel="Data", autocompletion=completion.datasets),
+    dataset: str = typer.Option(None, "--dataset", "-d", help=_DATASET_HELP, rich_help_panel="Data", autocompletion=completion.datasets),
     image_size: int = typer.Option(None, "--image-size", help="Train at this size (default: the family's for this dataset).", rich_help_panel="Data"),
     mirror: str = typer.Option(None, "--mirror", envvar="GANCTL_MIRROR", help="Base URL to download the dataset from instead of the published ones.", rich_help_panel="Data"),
     arch: str = typer.Option(None, "--arch", help=f"Architecture variant ({_archs()}).", rich_help_panel="Training"),
