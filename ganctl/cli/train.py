@@ -7,6 +7,7 @@ import typer
 from ganctl import registry, retention, seeds  # registry, retention: plain data, no torch
 from ganctl.cli import completion, ui
 
+
 def _dataset_help() -> str:
     """--dataset's help from the catalog (plain data, no torch): the names of each kind."""
     from ganctl.data import catalog
