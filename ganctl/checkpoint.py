@@ -43,12 +43,11 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ganctl import __version__, genspec, retention
 from ganctl.atomic import _file_mode, atomic_path, atomic_write, disk_full
-from ganctl.config import parse_meta
 from ganctl.errors import CheckpointError, NoSpaceError, cannot_read
 
 # the folder bookkeeping (which checkpoint is newest, pruning, cleaning) is torch-free: it lives in
@@ -62,7 +61,7 @@ from ganctl.retention import move_aside as move_aside
 from ganctl.retention import prune as prune
 from ganctl.retention import read_position as read_position
 
-GENERATOR = "generator.safetensors"
+GENERATOR = genspec.GENERATOR
 DISCRIMINATOR = "discriminator.safetensors"
 
 
@@ -82,24 +81,9 @@ def save_generator(path: Path, module: nn.Module, spec: dict) -> None:
     atomic_write(Path(path).with_name(genspec.FILE), data)
 
 
-def read_spec(path: Path) -> dict:
-    """The checked generator spec of a generator file (config.json beside it, else its header);
-    a CheckpointError naming the file when the file or its spec is unreadable or foreign."""
-    header = read_meta(path)  # safetensors checks the header and that the file is complete
-    try:
-        return genspec.check(genspec.read(path, header))
-    except ValueError as e:
-        raise CheckpointError(f"{path} has damaged or foreign ganctl metadata: {e}") from e
-
-
-def read_meta(path: Path) -> dict:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError, KeyError) as e:
-        why = cannot_read(path)
-        raise CheckpointError(f"{path} cannot be read: {why}" if why else f"{path} is not a readable safetensors file ({e})") from e
-    return parse_meta(meta, path)
+# a generator file's header and spec are read without torch: one reader, in genspec
+read_meta = genspec.read_file_meta
+read_spec = genspec.read_file
 
 
 def load_weights(path: Path, module: nn.Module, assign: bool = False) -> None:

@@ -10,12 +10,13 @@ error names it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ganctl import registry, store
-from ganctl.errors import GanctlError
+from ganctl import genspec, registry, retention, store
+from ganctl.errors import CheckpointError, GanctlError
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,6 @@ def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str
 
         return Choice(store_models.generator_path(pretrained), "pretrained", family or "", pretrained=pretrained)
     if checkpoint is not None:
-        from ganctl import inference
 
         path = Path(checkpoint).expanduser()
         info = store.find_run(run, family) if run is not None else None
@@ -64,16 +64,15 @@ def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str
             path = info.path / "checkpoints" / str(checkpoint)
             if not path.exists():
                 raise GanctlError(f"run {info.id} has no checkpoint {checkpoint}: its checkpoints are in {info.path / 'checkpoints'}")
-        return Choice(inference.resolve_checkpoint(path), "checkpoint", family or "", run=info)
+        return Choice(resolve_checkpoint(path), "checkpoint", family or "", run=info)
     if required and run is None:
         raise GanctlError("give exactly one of RUN, --checkpoint PATH or --pretrained NAME")
     if family is None and run is None:
         raise GanctlError("name the model family or the run")
     info = store.find_run(run, family) if run is not None else store.newest_run(family)
     if info is not None:
-        from ganctl import inference
 
-        return Choice(inference.generator_file(info), "run" if run else "newest run", info.family, run=info)
+        return Choice(generator_file(info), "run" if run else "newest run", info.family, run=info)
     if only_pretrained:
         from ganctl import pretrained as store_models
 
@@ -101,10 +100,11 @@ def no_run_message(family: str) -> str:
     return f"no {family} run in the store: train one with 'ganctl train {family} --dataset digits', or {instead}"
 
 
-def load(family: str, device: str, *, say: Callable[[str], None] | None = None, **where):
-    """The loaded generator (:class:`ganctl.inference.LoadedGenerator`) :func:`choose` picks, on
-    ``device`` ("auto", "cpu", ...); ``say`` gets the line about what is used."""
-    choice = choose(family, **where)  # before torch is imported: a missing run is answered at once
+def load(family: str, device: str, *, say: Callable[[str], None] | None = None, choice: Choice | None = None,
+         **where):
+    """The loaded generator (:class:`ganctl.inference.LoadedGenerator`) :func:`choose` picks (or
+    ``choice``, already made), on ``device`` ("auto", "cpu", ...); ``say`` gets the line about what is used."""
+    choice = choice or choose(family, **where)  # before torch is imported: a missing run is answered at once
     from ganctl import inference, runtime
 
     gen = inference.load_generator(choice.path, runtime.resolve_device(device), family=family)
@@ -114,3 +114,44 @@ def load(family: str, device: str, *, say: Callable[[str], None] | None = None, 
     if say and line:
         say(line)
     return gen
+
+
+def generator_file(run: store.RunInfo) -> Path:
+    """The newest readable generator of a run (the one ``latest`` names if it reads), with a
+    warning on stderr for each newer one that does not.
+    A StoreError if its config.json is damaged."""
+    run.check()
+    skipped = []
+    for ckpt in retention.candidates(run.path):
+        path = ckpt / genspec.GENERATOR
+        if not path.is_file():
+            continue
+        try:
+            genspec.read_file_meta(path)  # checks the header and that the file is complete
+        except CheckpointError as e:
+            skipped.append(str(e))
+            continue
+        for problem in skipped:
+            print(f"warning: skipping {problem}; using {path}", file=sys.stderr)
+        return path
+    if skipped:
+        raise CheckpointError(f"run {run.id} has no readable checkpoint ({'; '.join(skipped)}): make the file "
+                              f"readable, or delete the run with 'ganctl rm {run.id}' and train it again")
+    raise CheckpointError(
+        f"run {run.id} has no checkpoint yet (it saves one at the end of each epoch): "
+        f"train it with 'ganctl train {run.family} --resume --name {run.name}'"
+    )
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """Accept a generator file, a checkpoint folder, or a run folder."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        if (path / genspec.GENERATOR).is_file():
+            return path / genspec.GENERATOR
+        if (path / "config.json").is_file():
+            return generator_file(store.RunInfo(path.parent.name, path.name, path))
+        raise CheckpointError(f"{path} holds no {genspec.GENERATOR}: give a generator file or a run folder")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    return path

@@ -20,6 +20,7 @@ from ganctl.errors import CheckpointError
 
 SCHEMA_VERSION = 1
 FILE = "config.json"  # beside generator.safetensors
+GENERATOR = "generator.safetensors"  # the generator file of a checkpoint and of a pretrained model
 
 # every key, and the type check.py enforces on it (the TrainConfig fields are checked by config.check_fields)
 KEYS: dict[str, object] = {
@@ -121,3 +122,67 @@ def read(generator: Path, header: dict) -> dict:
         if not isinstance(data, dict) or "arch" in data or "schema_version" in data:  # else some other tool's config.json
             return data
     return header
+
+
+MAX_HEADER = 100_000_000  # what safetensors itself accepts
+
+
+def read_file_meta(path: Path) -> dict:
+    """The ganctl entry of a ``.safetensors`` header, read without torch: the file is an 8-byte
+    little-endian length, that many bytes of JSON, then the tensor data. A CheckpointError naming
+    the file when it cannot be read, is no safetensors file, or is not complete (its size must be
+    the header's plus the end of the last tensor's data)."""
+    import os
+
+    from ganctl.config import parse_meta
+    from ganctl.errors import cannot_read
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 2 <= n <= min(MAX_HEADER, size - 8):
+                raise ValueError("no safetensors header at its start")
+            header = json.loads(f.read(n))
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read: {cannot_read(path) or e.strerror or e}") from e
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"{path} is not a readable safetensors file ({e})") from e
+    try:
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+        meta = header.get("__metadata__") or {}
+        if not isinstance(meta, dict):
+            raise ValueError("its metadata is not an object")
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors file (a damaged header: {e})") from e
+    if 8 + n + max(ends, default=0) != size:
+        raise CheckpointError(f"{path} is not a readable safetensors file ({size:,} bytes where its header describes "
+                              f"{8 + n + max(ends, default=0):,}); it may be truncated")
+    return parse_meta(meta, path)
+
+
+def read_file(path: Path) -> dict:
+    """The checked spec of a generator file (``config.json`` beside it, else its header), without
+    torch; a CheckpointError naming the file when the file or its spec is unreadable or foreign."""
+    header = read_file_meta(path)
+    try:
+        return check(read(path, header))
+    except ValueError as e:
+        raise CheckpointError(f"{path} has damaged or foreign ganctl metadata: {e}") from e
+
+
+def resolve_label(spec: str, classes: list[str] | tuple[str, ...]) -> int:
+    """A class name (case-insensitive) or an index -> the index; anything else is an error that
+    lists the valid labels."""
+    from ganctl.errors import GanctlError
+
+    names = [str(c) for c in classes]
+    for i, name in enumerate(names):
+        if spec.strip().lower() == name.lower():
+            return i
+    if spec.strip().lstrip("-").isdigit() and 0 <= int(spec) < len(names):
+        return int(spec)
+    valid = ", ".join(f"{i} ({n})" if n != str(i) else n for i, n in enumerate(names))
+    raise GanctlError(f"unknown label {spec!r} for this model: use a class name or index, one of {valid}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ from torch import nn
 
 from ganctl import checkpoint, models
 from ganctl.errors import CheckpointError, GanctlError
-from ganctl.store import RunInfo
 
 
 def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
@@ -87,49 +85,9 @@ class LoadedGenerator:
         return int(self.meta["z_dim"])
 
 
-def generator_file(run: RunInfo) -> Path:
-    """The newest readable generator of a run (the one ``latest`` names if it reads), with a
-    warning on stderr for each newer one that does not.
-    A StoreError if its config.json is damaged."""
-    run.check()
-    skipped = []
-    for ckpt in checkpoint.candidates(run.path):
-        path = ckpt / checkpoint.GENERATOR
-        if not path.is_file():
-            continue
-        try:
-            checkpoint.read_meta(path)  # safetensors checks the header and that the file is complete
-        except CheckpointError as e:
-            skipped.append(str(e))
-            continue
-        for problem in skipped:
-            print(f"warning: skipping {problem}; using {path}", file=sys.stderr)
-        return path
-    if skipped:
-        raise CheckpointError(f"run {run.id} has no readable checkpoint ({'; '.join(skipped)}): make the file "
-                              f"readable, or delete the run with 'ganctl rm {run.id}' and train it again")
-    raise CheckpointError(
-        f"run {run.id} has no checkpoint yet (it saves one at the end of each epoch): "
-        f"train it with 'ganctl train {run.family} --resume --name {run.name}'"
-    )
-
-
-def resolve_checkpoint(path: Path) -> Path:
-    """Accept a generator file, a checkpoint folder, or a run folder."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        if (path / checkpoint.GENERATOR).is_file():
-            return path / checkpoint.GENERATOR
-        if (path / "config.json").is_file():
-            return generator_file(RunInfo(path.parent.name, path.name, path))
-        raise CheckpointError(f"{path} holds no {checkpoint.GENERATOR}: give a generator file or a run folder")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    return path
-
-
 def load_generator(path: Path, device: torch.device, family: str | None = None) -> LoadedGenerator:
-    path = resolve_checkpoint(path)
+    """The generator in the file ``path`` (which file: :mod:`ganctl.generators`), on ``device``."""
+    path = Path(path)
     meta = checkpoint.read_meta(path)
     if "arch" not in meta or "generator" not in meta:
         raise CheckpointError(f"{path} is not a ganctl generator (its metadata names no architecture)")
@@ -189,19 +147,6 @@ def generate_embedded(gen: LoadedGenerator, z: torch.Tensor, emb: torch.Tensor, 
 def label_embedding(gen: LoadedGenerator, label: int) -> torch.Tensor:
     dev = next(gen.net.parameters()).device
     return gen.net.embed(torch.tensor([label], device=dev))[0].float().cpu()
-
-
-def resolve_label(spec: str, classes: list[str] | tuple[str, ...]) -> int:
-    """A class name (case-insensitive) or an index -> the index; anything else is an error that
-    lists the valid labels."""
-    names = [str(c) for c in classes]
-    for i, name in enumerate(names):
-        if spec.strip().lower() == name.lower():
-            return i
-    if spec.strip().lstrip("-").isdigit() and 0 <= int(spec) < len(names):
-        return int(spec)
-    valid = ", ".join(f"{i} ({n})" if n != str(i) else n for i, n in enumerate(names))
-    raise GanctlError(f"unknown label {spec!r} for this model: use a class name or index, one of {valid}")
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

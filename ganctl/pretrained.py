@@ -23,11 +23,11 @@ from pathlib import Path
 
 from ganctl import demos, genspec
 from ganctl.data.download import join_url
-from ganctl.errors import CheckpointError, GanctlError, UnknownNameError, cannot_read, did_you_mean
+from ganctl.errors import CheckpointError, GanctlError, UnknownNameError, did_you_mean
 from ganctl.store import check_name, pretrained_dir
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/"
-GENERATOR = "generator.safetensors"  # the same file name as in a training checkpoint
+GENERATOR = genspec.GENERATOR  # the same file name as in a training checkpoint
 SUFFIX = "_pretrained"  # the official folder name: checkpoints/NAME_pretrained/latest_net_G.pth
 DIRECTIONS = ("AtoB", "BtoA")
 OFFICIAL_FILE = "latest_net_G.pth"  # what the official test.py loads from checkpoints/NAME/
@@ -133,19 +133,8 @@ def normalise_direction(direction: str | None) -> str | None:
 
 def read_meta(path: Path) -> dict:
     """The generator spec of a generator file (config.json beside it, else the safetensors header),
-    as ``checkpoint.read_spec`` reads it but without importing torch (safe_open with framework="pt"
-    imports it), so listings stay fast. Not checked: see ``genspec.check``."""
-    from safetensors import SafetensorError, safe_open
-
-    from ganctl.config import parse_meta
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        why = cannot_read(path)
-        raise CheckpointError(f"{path} cannot be read: {why}" if why else f"{path} is not a readable safetensors file ({e})") from e
-    return genspec.read(path, parse_meta(meta, path))
+    without importing torch, so listings stay fast. Not checked: see ``genspec.check``."""
+    return genspec.read(path, genspec.read_file_meta(path))
 
 
 def installed() -> list[dict]:

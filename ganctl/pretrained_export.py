@@ -21,7 +21,7 @@ def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ganctl.inference import resolve_checkpoint
+    from ganctl.generators import resolve_checkpoint
     from ganctl.pix2pix_official import ganctl_to_official, save_official_file
 
     src = resolve_checkpoint(Path(generator_path))

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from ganctl import generators, registry
+from ganctl import generators, genspec, registry
 from ganctl.errors import GanctlError
 
 Say = Callable[[str], None]
@@ -17,21 +17,31 @@ def _quiet(text: str) -> None:
     pass
 
 
-def _label(gen, spec: str | None) -> int | None:
-    """The class index of --label, checked against the classes the model was trained on."""
-    from ganctl import inference
-
+def _label(meta: dict, spec: str | None) -> int | None:
+    """The class index of --label, checked against the classes the model was trained on (``meta``:
+    the generator's spec)."""
     if spec is None:
         return None
-    if not gen.meta.get("conditional"):
-        raise GanctlError(f"--label needs a conditional model (cgan); this {gen.meta.get('family')} generator ignores labels")
-    return inference.resolve_label(spec, gen.meta["classes"])
+    if not meta.get("conditional"):
+        raise GanctlError(f"--label needs a conditional model (cgan); this {meta.get('family')} generator ignores labels")
+    return genspec.resolve_label(spec, meta["classes"])
 
 
-def _generator(model: str, run, checkpoint, pretrained, device: str, say: Say):
+def _generator(model: str, run, checkpoint, pretrained, device: str, say: Say, labels=()):
+    """The generator to sample; ``labels`` (--label, --to-label) are checked against the chosen
+    file's classes before torch is imported, so a wrong label is answered at once."""
     if registry.get(model).paired:  # an unknown family is a did-you-mean error here
         raise GanctlError(f"{model} translates images rather than sampling noise: use 'ganctl translate IMAGE -o OUT'")
-    return generators.load(model, device, say=say, run=run, checkpoint=checkpoint, pretrained=pretrained)
+    choice = generators.choose(model, run=run, checkpoint=checkpoint, pretrained=pretrained)
+    if any(x is not None for x in labels):
+        try:
+            spec = genspec.read_file(choice.path)
+        except GanctlError:
+            spec = None  # the loader says what is wrong with the file
+        if spec is not None and spec.get("family") == model:  # another family's file: the loader's message
+            for x in labels:
+                _label(spec, x)
+    return generators.load(model, device, say=say, choice=choice)
 
 
 def pick_seed(seed: int | None, say: Say) -> int:
@@ -57,12 +67,12 @@ def sample(model: str, *, n: int = 64, output: str | None = None, seed: int | No
         raise GanctlError("-n must be at least 1")
     if nrow is not None and nrow < 1:
         raise GanctlError("--nrow must be at least 1")
-    gen = _generator(model, run, checkpoint, pretrained, device, say)  # no run: answered before torch is imported
+    gen = _generator(model, run, checkpoint, pretrained, device, say, (label,))  # before torch: no run, a wrong label
     import torch
 
     from ganctl import images, inference
 
-    y = _label(gen, label)
+    y = _label(gen.meta, label)
     row_labels = None
     if y is not None:
         labels = torch.full((n,), y, dtype=torch.long)
@@ -105,12 +115,12 @@ def interpolate(model: str, *, steps: int = 10, method: str = "lerp", rows: int 
         raise GanctlError("--steps must be at least 2 (the two end points)")
     if to_label is not None and label is None:
         raise GanctlError("--to-label needs --label: the class to start from")
-    gen = _generator(model, run, checkpoint, pretrained, device, say)  # no run: answered before torch is imported
+    gen = _generator(model, run, checkpoint, pretrained, device, say, (label, to_label))  # before torch: no run, a wrong label
     import torch
 
     from ganctl import images, inference
 
-    y0, y1 = _label(gen, label), _label(gen, to_label)
+    y0, y1 = _label(gen.meta, label), _label(gen.meta, to_label)
     ends = inference.latents(2 * rows, gen.z_dim, pick_seed(seed, say))
     if y1 is not None:
         # latent fixed (one per row), label embedding moving from y0 to y1

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganctl import inference, objectives, registry, runtime
+from ganctl import genspec, inference, objectives, registry, runtime
 from ganctl.config import make_config
 from ganctl.errors import GanctlError
 from ganctl.models.conditional import ConditionalDCGANCritic, ConditionalDCGANGenerator
@@ -71,14 +71,14 @@ def test_fakes_use_the_batch_labels(monkeypatch):
 
 def test_resolve_label_by_name_or_index():
     classes = ["t-shirt", "trouser", "sneaker"]
-    assert inference.resolve_label("sneaker", classes) == 2
-    assert inference.resolve_label("Trouser", classes) == 1
-    assert inference.resolve_label("0", classes) == 0
+    assert genspec.resolve_label("sneaker", classes) == 2
+    assert genspec.resolve_label("Trouser", classes) == 1
+    assert genspec.resolve_label("0", classes) == 0
     with pytest.raises(GanctlError, match="unknown label 'boot'.*0 \\(t-shirt\\), 1 \\(trouser\\), 2 \\(sneaker\\)"):
-        inference.resolve_label("boot", classes)
+        genspec.resolve_label("boot", classes)
     with pytest.raises(GanctlError, match="unknown label '3'"):
-        inference.resolve_label("3", classes)
-    assert inference.resolve_label("7", [str(i) for i in range(10)]) == 7
+        genspec.resolve_label("3", classes)
+    assert genspec.resolve_label("7", [str(i) for i in range(10)]) == 7
 
 
 @pytest.fixture(scope="module")
