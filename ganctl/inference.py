@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ganctl import checkpoint, models
+from ganctl import checkpoint, genspec, models
 from ganctl.errors import CheckpointError, GanctlError
 
 
@@ -88,10 +88,10 @@ class LoadedGenerator:
 def load_generator(path: Path, device: torch.device, family: str | None = None) -> LoadedGenerator:
     """The generator in the file ``path`` (which file: :mod:`ganctl.generators`), on ``device``."""
     path = Path(path)
-    meta = checkpoint.read_meta(path)
-    if "arch" not in meta or "generator" not in meta:
+    header = checkpoint.read_meta(path)
+    if "arch" not in header or "generator" not in header:
         raise CheckpointError(f"{path} is not a ganctl generator (its metadata names no architecture)")
-    meta = checkpoint.read_spec(path)
+    meta = genspec.read(path, header)  # the header read once; check_meta checks the spec and its arch
     check_meta(meta, path)
     if family and meta.get("family") != family:
         other = meta.get("family")
@@ -113,8 +113,6 @@ def load_generator(path: Path, device: torch.device, family: str | None = None) 
 def check_meta(meta: dict, path: Path) -> None:
     """A CheckpointError naming ``path`` unless its metadata's fields have the types and ranges a
     run's config.json would (they are copied from it) and its generator arguments fit its arch."""
-    from ganctl import genspec
-
     try:
         genspec.check(meta)
         models.check_args(meta["arch"], meta["generator"])

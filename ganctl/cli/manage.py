@@ -53,7 +53,7 @@ def list_(
         done = _epochs_done(r.path)
         table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "),
                       store.human_size(store.dir_size(r.path)), _prunable(r, cfg))
-    con.print(table if runs else f"No runs yet in {store.runs_dir()}: try 'ganctl train dcgan --dataset digits', or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
+    con.print(table if runs else f"No runs yet in {store.runs_dir()}: try {store.train_hint('dcgan')}, or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
     for line in damaged:
         con.print(line)
     con.print()
