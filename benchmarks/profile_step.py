@@ -64,6 +64,8 @@ VARIANTS = [
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", choices=SETUPS, nargs="?", help="the step to time (with --ab: default both)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: the step as `ganctl train --device cuda` builds it (the CPU switches do not apply)")
     ap.add_argument("--precision", default="auto", choices=runtime.PRECISIONS)
     ap.add_argument("--steps", type=int, default=0, help="timed steps (default: 20 for pix2pix, 8 for dcgan)")
     ap.add_argument("--allocator", choices=("tuned", "default"), default="tuned",
@@ -93,6 +95,9 @@ def main() -> None:
         return
     if args.model is None:
         raise SystemExit("name the step to time: pix2pix or dcgan (or give --ab)")
+    if args.device == "cuda":
+        cuda_step(args)
+        return
     cpu = torch.device("cpu")
     if args.allocator == "tuned":
         memory.keep_freed_memory()
@@ -153,6 +158,64 @@ def main() -> None:
             for _ in range(3):
                 step()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top, max_name_column_width=45))
+
+
+def cuda_step(args: argparse.Namespace) -> None:
+    """The step on a GPU, built as ``ganctl train`` builds it (its runtime, networks, objective): the
+    wall time per step against the GPU's busy time in it, so a launch-bound step shows as such."""
+    from torch.profiler import ProfilerActivity, profile
+
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no CUDA GPU")
+    rt = runtime.resolve("cuda", args.precision, compile=args.compile)
+    setup, batch_size, shape = SETUPS[args.model]
+    cfg = make_config(setup["family"], setup["dataset"], "profile", channels=setup["channels"], classes=None,
+                      preset_key=setup["preset_key"], batch_size=batch_size)
+    G, D = trainer.build_networks(cfg, rt)
+    obj = trainer.build_objective(cfg, G, D, rt)
+    fmt = torch.channels_last if trainer.uses_channels_last(cfg, rt) else torch.contiguous_format
+
+    def image() -> torch.Tensor:
+        return torch.rand(batch_size, *shape, device=rt.device).mul_(2).sub_(1).contiguous(memory_format=fmt)
+
+    batch = {"input": image(), "target": image()} if args.model == "pix2pix" else {"real": image(), "labels": None}
+
+    def step() -> None:
+        obj.d_step(batch)
+        obj.g_step(batch)
+
+    for _ in range(20 if args.compile else 5):
+        step()
+    torch.cuda.synchronize()
+    steps = args.steps or (200 if args.model == "pix2pix" else 100)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    queued = (time.perf_counter() - t0) / steps
+    torch.cuda.synchronize()
+    seconds = (time.perf_counter() - t0) / steps
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(10):
+            step()
+        torch.cuda.synchronize()
+    events = prof.key_averages()
+    # the kernels alone (as the profiler's own "Self CUDA time total"): operators and annotations
+    # list the time of kernels they launched once more
+    on_gpu = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
+    busy = sum(e.self_device_time_total for e in on_gpu) / 10 / 1e6
+    kernels = sum(e.count for e in on_gpu) / 10
+    print(f"{args.model}: {runtime.device_name(rt.device)}, torch {torch.__version__}, "
+          f"{', '.join(rt.fast_paths(True))}")
+    print(f"{batch_size / seconds:,.1f} img/s, {seconds * 1000:.2f} ms per step (the host queues a step in "
+          f"{queued * 1000:.2f} ms), the GPU busy {busy * 1000:.2f} ms of it ({busy / seconds:.0%}), "
+          f"about {kernels:.0f} kernels per step")
+    if args.top:
+        for key in ("self_device_time_total", "self_cuda_time_total"):
+            try:
+                print(events.table(sort_by=key, row_limit=args.top, max_name_column_width=45))
+                break
+            except (KeyError, AttributeError, ValueError):
+                continue
 
 
 def ab_table(args: argparse.Namespace) -> None:

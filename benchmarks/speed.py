@@ -138,7 +138,7 @@ def main() -> None:
     text = section(results, device, command, roof)
     print(text)
     if args.write:
-        print(f"wrote {write_section(text)}", file=sys.stderr)
+        print(f"wrote {write_section(text, device)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,10 @@ class _Feeder:
     """Epochs of ``n // batch_size`` batches in a seeded order (the last partial batch is dropped:
     tiny batches upset batch norm); subclasses make the tensors."""
 
+    # where the data a batch is indexed from lives: the epoch's order goes there once, so that no
+    # batch copies its indices to the GPU (a copy from pageable memory makes the host wait)
+    index_device: torch.device | None = None
+
     def __init__(self, n: int, batch_size: int, seed: int):
         self.n, self.seed = n, seed
         self.batch_size = min(batch_size, n)
@@ -57,6 +61,8 @@ class _Feeder:
 
     def epoch(self, epoch: int, first: int = 0) -> Iterator[dict]:
         perm, bs, batches = epoch_permutation(self.seed, epoch, self.n), self.batch_size, self.batches_per_epoch()
+        if self.index_device is not None:
+            perm = perm.to(self.index_device)
         for b in range(first, batches):
             batch = self.batch(perm[b * bs : (b + 1) * bs], epoch, b)
             if b + 1 < batches:  # the next batch is prepared while this one trains
@@ -80,6 +86,7 @@ class ImageFeeder(_Feeder):
         if rt.device.type != "cpu" and x.numel() < 2**31:  # small data: keep it on the GPU
             x = x.to(rt.device)
             y = y.to(rt.device) if y is not None else None
+            self.index_device = rt.device
         self.x, self.y = x, y
 
     def batch(self, idx: torch.Tensor, epoch: int, b: int) -> dict:
@@ -101,6 +108,7 @@ class PairFeeder(_Feeder):
         self.on_device = rt.device.type != "cpu" and not getattr(data, "lazy", False) and data.a.numel() < 2**31
         if self.on_device:
             self.a, self.b = data.a.to(rt.device), data.b.to(rt.device)
+            self.index_device = rt.device
         self._ahead_pool: ThreadPoolExecutor | None = None
         self._ahead: tuple[tuple, Future] | None = None
 

@@ -36,7 +36,9 @@ def seeded_rng(device: torch.device | str, seed: int) -> Iterator[None]:
     if accel:
         mod = torch.get_device_module(accel)
         ids = [device.index if device.index is not None else (mod.current_device() if hasattr(mod, "current_device") else 0)]
-    with torch.random.fork_rng(devices=ids, device_type=accel):
+    # device_type must name a device even when only the CPU is forked (devices=[]): torch 2.11
+    # turns None into torch.device(None) and fails wherever CUDA is available
+    with torch.random.fork_rng(devices=ids, device_type=accel or "cpu"):
         torch.random.default_generator.manual_seed(seed)
         if accel == "cuda":  # fork_rng has initialised CUDA, so this seeds now, not lazily later
             with torch.cuda.device(ids[0]):

@@ -45,7 +45,12 @@ class Runtime:
 
     def channels_last(self, convolutional: bool = True) -> bool:
         """NHWC for convolutions: oneDNN (CPU) and cuDNN run them faster in it (measured 1.25x on a
-        2-core AVX2 CPU for the DCGAN discriminator step)."""
+        2-core AVX2 CPU for the DCGAN discriminator step). Compiled on a GPU, the layout is
+        inductor's to choose (it makes convolutions channels_last itself): channels_last modules
+        under torch.compile failed there (torch 2.11, H200: a stride mismatch in the compiled
+        convolution_backward of the DCGAN step)."""
+        if self.compile and self.device.type == "cuda":
+            return False
         return convolutional and self.device.type in ("cpu", "cuda")
 
     def fast_paths(self, convolutional: bool) -> list[str]:

@@ -46,6 +46,9 @@ _REAL_BEFORE = _snapshot(REAL_STORES)
 _FALLBACK_ROOT = Path(tempfile.mkdtemp(prefix="ganctl-tests-xdg-"))
 os.environ["XDG_DATA_HOME"] = str(_FALLBACK_ROOT)  # platformdirs' user data dir on Linux and BSDs
 os.environ.pop("GANCTL_HOME", None)
+# settings of the shell the suite runs in must not change what the tests see (bars, tracebacks)
+for _name in ("GANCTL_DISABLE_PROGRESS_BARS", "GANCTL_DEBUG"):
+    os.environ.pop(_name, None)
 
 
 def store_writes(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:

@@ -120,3 +120,27 @@ def test_translate_on_the_gpu(_isolated_store, tmp_path):
     r = invoke("translate", src, "-o", out, "--device", "cuda")
     assert r.exit_code == 0, r.output
     assert Image.open(out).size == (100, 80)
+
+
+def _sync_check():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "sync_check.py"
+    spec = importlib.util.spec_from_file_location("sync_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("family", ["dcgan", "pix2pix"])
+def test_no_host_sync_per_training_step(tmp_path, family):
+    # set_sync_debug_mode("warn") after the warm-up: a step and its batch queue work and never wait
+    # for the device; metrics are read back in blocks by a callback, not by the step
+    sync_check = _sync_check()
+    watch = sync_check.check(family, sync_check.RUNS[family], 10, tmp_path)
+    assert watch.watched_steps > 20
+    per_step = {k: n for k, n in watch.found.items() if k[0] in ("step", "feeder", "step or feeder")}
+    assert not per_step, per_step
+    in_callbacks = sum(n for (phase, _), n in watch.found.items() if phase.startswith("on_step_end"))
+    assert in_callbacks <= watch.watched_steps / 10, watch.found

@@ -50,7 +50,10 @@ def test_a_legacy_run_resumes_bit_identically_to_the_old_code(_isolated_store):
         old = load_file(LEGACY / "reference" / f"dcgan-2epochs-{net}.safetensors")
         assert new.keys() == old.keys()
         for k in old:
-            assert torch.equal(new[k], old[k]), (net, k)
+            # bit for bit on the CPU that made the fixture; another CPU's kernels (an H200 host's
+            # Intel AMX, say) round differently. A lost optimizer or RNG state moves weights by
+            # about the learning rate (2e-4), far outside this tolerance.
+            torch.testing.assert_close(new[k], old[k], rtol=1e-4, atol=2e-6, msg=f"{net} {k}")
 
 
 def test_a_legacy_pix2pix_run_translates_and_resumes(_isolated_store, tmp_path):

@@ -120,3 +120,13 @@ def test_fp16_training_on_the_cpu_is_one_clear_line(_isolated_store):
     r = invoke("train", "dcgan", "--dataset", "digits", "--device", "cpu", "--precision", "fp16", "--epochs", "1")
     assert r.exit_code != 0
     assert "bf16" in error_line(r)
+
+
+def test_compiled_gpu_runs_leave_the_layout_to_inductor():
+    # channels_last modules under torch.compile failed on an H200 (torch 2.11): compiled, the
+    # GPU keeps NCHW and inductor picks convolution layouts itself; eager GPU and CPU runs keep NHWC
+    cuda = torch.device("cuda")
+    assert runtime.Runtime(cuda, "bf16").channels_last(True)
+    assert not runtime.Runtime(cuda, "bf16", compile=True).channels_last(True)
+    assert runtime.Runtime(torch.device("cpu"), "fp32", compile=True).channels_last(True)
+    assert "channels_last" not in runtime.Runtime(cuda, "bf16", compile=True).fast_paths(True)

@@ -115,3 +115,21 @@ def test_seeded_dropout_masks_are_the_ones_translate_always_drew(device, monkeyp
         with inference.paper_mode(net):
             old = net(x)
     assert torch.equal(new, old)
+
+
+def test_seeded_rng_names_a_device_type_even_for_the_cpu(monkeypatch):
+    # torch 2.11's fork_rng begins with torch.device(device_type): None failed there wherever CUDA
+    # was available (every CPU sample, evaluation and validation on a GPU machine)
+    fork = torch.random.fork_rng
+    seen = []
+
+    def strict_fork(*args, **kwargs):
+        seen.append(torch.device(kwargs["device_type"]).type)
+        return fork(*args, **kwargs)
+
+    monkeypatch.setattr(torch.random, "fork_rng", strict_fork)
+    with inference.seeded_rng("cpu", 1):
+        a = torch.rand(3)
+    with inference.seeded_rng(torch.device("cpu"), 1):
+        assert torch.equal(torch.rand(3), a)
+    assert seen == ["cpu", "cpu"]

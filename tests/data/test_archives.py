@@ -119,7 +119,9 @@ def test_every_tar_compression_extracts_in_one_pass(tmp_path, data_filter, mode,
     # progress: the archive's bytes, read once
     assert events[0] == ("start", {"total": arc.stat().st_size, "resumed": 0}) and events[-1][0] == "end"
     assert sum(kw["n"] for event, kw in events if event == "advance") == arc.stat().st_size
-    assert data_filter is None or data_filter == ["set", "set/a.jpg", "set/sub/b.jpg"]
+    # each member once, in order (Python 3.12's tarfile filters folders once more when it sets their modes)
+    assert data_filter is None or data_filter[:3] == ["set", "set/a.jpg", "set/sub/b.jpg"]
+    assert data_filter is None or set(data_filter[3:]) <= {"set"}
 
 
 def test_a_damaged_trailer_is_found_after_every_entry_extracted(tmp_path, data_filter):

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Every GPU check in one go, for a session that has a CUDA GPU for a few minutes:
+#
+#   1. the whole test suite (the CUDA tests in the foreground, the rest on the CPU cores beside them),
+#   2. where a training step waits for the device (benchmarks/sync_check.py),
+#   3. the speed table against plain PyTorch (benchmarks/speed.py --device cuda --write),
+#   4. a profile of one pix2pix and one DCGAN step (benchmarks/profile_step.py --device cuda).
+#
+#   bash benchmarks/cuda_session.sh [OUT]     # logs into OUT (default: $OUT, else /tmp/ganctl-cuda)
+#
+# Each part has its own time limit, so a hang costs that part, not the session. A machine with no
+# package index can bring wheels in .whl/ (installed with --no-index); ganctl itself is installed
+# editable without build isolation, so nothing is downloaded.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${1:-${OUT:-/tmp/ganctl-cuda}}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 GANCTL_DISABLE_PROGRESS_BARS=1
+PY=${PYTHON:-python3}
+started=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - started )) s] $*"; }
+
+{
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+    $PY -c "import torch, sys; print(sys.version.split()[0], torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())"
+    if [ -d .whl ]; then $PY -m pip install -q --no-index --no-deps .whl/*.whl; fi
+    $PY -m pip install -q --no-index --no-deps --no-build-isolation -e . || echo "editable install failed: running from the tree"
+    $PY -m pip list 2>/dev/null | grep -i -E "^(torch|torchvision|typer|rich|pillow|safetensors|platformdirs|pytest) "
+} >"$OUT/env.txt" 2>&1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+stamp "installed: $(tail -n 8 "$OUT/env.txt" | tr '\n' ' ')"
+
+# the CPU tests run beside the GPU work; their timing is not measured
+(timeout 300 $PY -m pytest -q -p no:cacheprovider --ignore=tests/test_cuda.py >"$OUT/suite.txt" 2>&1
+ echo "exit $?" >>"$OUT/suite.txt") &
+suite=$!
+
+timeout 180 $PY -m pytest -q -p no:cacheprovider -rA tests/test_cuda.py >"$OUT/cuda-tests.txt" 2>&1
+stamp "CUDA tests: $(tail -n 1 "$OUT/cuda-tests.txt")"
+timeout 90 $PY benchmarks/sync_check.py >"$OUT/sync.txt" 2>&1
+stamp "sync check: exit $?"
+wait $suite
+stamp "CPU suite: $(tail -n 2 "$OUT/suite.txt" | tr '\n' ' ')"
+
+timeout 330 $PY benchmarks/speed.py --device cuda --rounds 1 --write >"$OUT/speed.md" 2>"$OUT/speed.err"
+stamp "speed: exit $?"
+for model in pix2pix dcgan; do
+    timeout 60 $PY benchmarks/profile_step.py "$model" --device cuda --top 12
+done >"$OUT/profile.txt" 2>&1
+stamp "profiles: exit $?"
