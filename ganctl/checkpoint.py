@@ -167,15 +167,48 @@ def _write(path: Path, label: str, write) -> None:
 # ---------------------------------------------------------------- saving
 
 
-def save(
-    run_dir: Path, tag: str, G: nn.Module, D: nn.Module, g_meta: dict, state: TrainerState,
-    keep: int = retention.KEEP, marked: Collection[int] = (),
-) -> Path:
-    """Write checkpoint ``tag`` (replacing a folder of that name), point ``latest`` to it, then
-    prune to the ``keep`` newest and the ``marked`` epochs (see :mod:`ganctl.retention`)."""
-    ckpt_root = run_dir / "checkpoints"
-    ckpt_root.mkdir(parents=True, exist_ok=True)
-    final = ckpt_root / tag
+@dataclass
+class Snapshot:
+    """What a checkpoint holds, copied into host memory at the save point: training may change the
+    networks and optimizers while another thread writes this (:func:`write`)."""
+
+    generator: dict[str, torch.Tensor]
+    discriminator: dict[str, torch.Tensor]
+    trainer: dict
+    position: dict
+
+
+def host_copy(obj):
+    """``obj`` (tensors inside dicts, lists and tuples) with every tensor copied into host memory
+    that nothing else references. Device tensors go into pinned memory with non-blocking copies
+    and one wait per device, not one wait per tensor; strides are kept (channels_last optimizer
+    moments resume as they were)."""
+    waits: set[torch.device] = set()
+
+    def copy(x):
+        if isinstance(x, torch.Tensor):
+            x = x.detach()
+            if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+                x = x.contiguous()
+            out = torch.empty_strided(x.size(), x.stride(), dtype=x.dtype, device="cpu",
+                                      pin_memory=x.device.type == "cuda")
+            out.copy_(x, non_blocking=x.device.type != "cpu")
+            if x.device.type != "cpu":
+                waits.add(x.device)
+            return out
+        if isinstance(x, dict):
+            return {k: copy(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return type(x)(copy(v) for v in x)
+        return x
+
+    out = copy(obj)
+    for device in waits:
+        torch.get_device_module(device.type).synchronize(device)
+    return out
+
+
+def snapshot(G: nn.Module, D: nn.Module, state: TrainerState) -> Snapshot:
     trainer = {
         "epoch": state.epoch,
         "batch": state.batch,
@@ -188,19 +221,41 @@ def save(
     }
     if state.rng_mps is not None:
         trainer["rng_mps"] = state.rng_mps
-    position = {"epoch": state.epoch, "batch": state.batch, "step": state.step}
+    G_state, D_state, trainer = host_copy((G.state_dict(), D.state_dict(), trainer))
+    return Snapshot(G_state, D_state, trainer, {"epoch": state.epoch, "batch": state.batch, "step": state.step})
 
+
+def save(
+    run_dir: Path, tag: str, G: nn.Module, D: nn.Module, g_meta: dict, state: TrainerState,
+    keep: int = retention.KEEP, marked: Collection[int] = (),
+) -> Path:
+    """:func:`snapshot` then :func:`write`, in this thread."""
+    return write(run_dir, tag, snapshot(G, D, state), g_meta, keep, marked)
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.contiguous() for k, v in state.items()}  # safetensors stores row-major tensors
+
+
+def write(
+    run_dir: Path, tag: str, snap: Snapshot, g_meta: dict, keep: int = retention.KEEP, marked: Collection[int] = (),
+) -> Path:
+    """Write checkpoint ``tag`` (replacing a folder of that name), point ``latest`` to it, then
+    prune to the ``keep`` newest and the ``marked`` epochs (see :mod:`ganctl.retention`)."""
+    ckpt_root = run_dir / "checkpoints"
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / tag
     tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", suffix=".tmp", dir=ckpt_root))
     try:
         _fault(f"{tag}:tmp-created")
         meta_d = {"ganctl_version": __version__}
         _write(tmp / GENERATOR, f"{tag}:generator", lambda p: save_file(
-            _state(G), str(p), metadata={"ganctl": json.dumps(g_meta, sort_keys=True)}))
+            _contiguous(snap.generator), str(p), metadata={"ganctl": json.dumps(g_meta, sort_keys=True)}))
         _write(tmp / genspec.FILE, f"{tag}:generator-config", lambda p: p.write_bytes(genspec.to_json(g_meta)))
         _write(tmp / DISCRIMINATOR, f"{tag}:discriminator", lambda p: save_file(
-            _state(D), str(p), metadata={"ganctl": json.dumps(meta_d, sort_keys=True)}))
-        _write(tmp / TRAINER, f"{tag}:trainer", lambda p: torch.save(trainer, p))
-        _write(tmp / POSITION, f"{tag}:position", lambda p: p.write_text(json.dumps(position) + "\n"))
+            _contiguous(snap.discriminator), str(p), metadata={"ganctl": json.dumps(meta_d, sort_keys=True)}))
+        _write(tmp / TRAINER, f"{tag}:trainer", lambda p: torch.save(snap.trainer, p))
+        _write(tmp / POSITION, f"{tag}:position", lambda p: p.write_text(json.dumps(snap.position) + "\n"))
         mode = _file_mode()
         for f in tmp.iterdir():
             os.chmod(f, mode)

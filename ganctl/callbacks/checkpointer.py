@@ -5,6 +5,7 @@ layout and how a save stays atomic, :mod:`ganctl.retention` for which ones are k
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -28,14 +29,33 @@ def _scalers(obj) -> dict:
 class Checkpointer(Callback):
     """Saves ``checkpoints/epoch_NNNN`` after every ``save_every``-th epoch, the last one and the
     ``keep_epochs``, and ``checkpoints/step_NNNNNNNN`` when a Ctrl-C stops an epoch; each save
-    prunes to the ``keep`` newest plus the ``keep_epochs``. ``last`` is the newest folder written."""
+    prunes to the ``keep`` newest plus the ``keep_epochs``. ``last`` is the newest folder saved.
+
+    Off the critical path: at the save point the state is copied into host memory (a snapshot),
+    and a background thread writes, fsyncs and renames it while training goes on. One write is in
+    flight at a time: the next save, the end of the fit (also after Ctrl-C or an error) and
+    :meth:`wait` wait for it, and a failed write (a full disk) is raised there. A save is atomic
+    either way (:func:`ganctl.checkpoint.write`), so a process killed mid-write resumes from the
+    previous checkpoint. ``background=False`` writes in the caller's thread."""
 
     def __init__(self, run_dir: Path, G: nn.Module, D: nn.Module, objective, spec: dict, *,
-                 save_every: int = retention.SAVE_EVERY, keep: int = retention.KEEP, keep_epochs: tuple[int, ...] = ()):
+                 save_every: int = retention.SAVE_EVERY, keep: int = retention.KEEP, keep_epochs: tuple[int, ...] = (),
+                 background: bool = True):
         self.run_dir, self.G, self.D, self.objective, self.spec = Path(run_dir), G, D, objective, spec
         self.save_every, self.keep, self.keep_epochs = save_every, keep, frozenset(keep_epochs)
         self.last: Path | None = None
         self._saved_at: tuple[int, int, int] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganctl-checkpoint") if background else None
+        self._writing: Future | None = None
+
+    def wait(self) -> None:
+        """Until the write in flight (if any) is on disk; its error, if it failed."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def on_fit_end(self, loop: Loop) -> None:
+        self.wait()
 
     def save(self, tag: str, pos: Position) -> Path:
         state = checkpoint.TrainerState(
@@ -48,7 +68,14 @@ class Checkpointer(Callback):
             scalers={k: s.state_dict() for k, s in _scalers(self.objective).items()},
             rng_mps=torch.mps.get_rng_state() if _mps_available() else None,
         )
-        self.last = checkpoint.save(self.run_dir, tag, self.G, self.D, self.spec, state, self.keep, self.keep_epochs)
+        self.wait()  # one write at a time, in order; a failed one stops training here
+        snap = checkpoint.snapshot(self.G, self.D, state)
+        args = (self.run_dir, tag, snap, self.spec, self.keep, self.keep_epochs)
+        if self._pool is None:
+            checkpoint.write(*args)
+        else:
+            self._writing = self._pool.submit(checkpoint.write, *args)
+        self.last = self.run_dir / "checkpoints" / tag
         self._saved_at = (pos.epoch, pos.batch, pos.step)
         return self.last
 
@@ -64,6 +91,7 @@ class Checkpointer(Callback):
         after the epoch in which it came when that epoch ended: save it if it was not due a save."""
         if self._saved_at != (pos.epoch, pos.batch, pos.step):
             self.save(f"epoch_{pos.epoch:04d}" if pos.batch == 0 else f"step_{pos.step:08d}", pos)
+        self.wait()
 
     def restore(self, say: Callable[[str], None]) -> Position | None:
         """Load the newest checkpoint that loads into the networks, the optimizers and the RNGs;

@@ -1,0 +1,115 @@
+"""Checkpoints are written by a background thread (issue 22, item 2): training goes on while a
+snapshot of the save point is written, the next save and the end of the fit wait for it, and a
+failed write stops training at the next save point with its own error."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ganctl import checkpoint, genspec
+from ganctl.callbacks import Checkpointer
+from ganctl.engine import Loop, Position
+from ganctl.errors import NoSpaceError
+
+
+class _Objective:
+    def __init__(self, G, D):
+        self.opts = {"G": torch.optim.Adam(G.parameters()), "D": torch.optim.Adam(D.parameters())}
+
+    def optimizers(self):
+        return self.opts
+
+
+def _saver(tmp_path, **kw):
+    torch.manual_seed(0)
+    G, D = nn.Linear(4, 3), nn.Linear(3, 1)
+    G.weight.sum().backward()
+    obj = _Objective(G, D)
+    obj.opts["G"].step()  # optimizer moments that training goes on changing
+    spec = genspec.make(family="gan", arch="mlp", generator={"z_dim": 4, "channels": 1, "image_size": 3})
+    return Checkpointer(tmp_path / "run", G, D, obj, spec, keep=5, **kw), G, obj
+
+
+def _gated_write(monkeypatch):
+    """checkpoint.write held until the test opens the gate; returns (gate, tags written)."""
+    gate, written, real = threading.Event(), [], checkpoint.write
+
+    def write(run_dir, tag, *args):
+        assert gate.wait(10)
+        written.append(tag)
+        return real(run_dir, tag, *args)
+
+    monkeypatch.setattr(checkpoint, "write", write)
+    return gate, written
+
+
+def test_training_goes_on_while_the_snapshot_is_written(tmp_path, monkeypatch):
+    gate, written = _gated_write(monkeypatch)
+    saver, G, obj = _saver(tmp_path)
+    before = G.weight.detach().clone()
+    moment = obj.opts["G"].state[G.weight]["exp_avg"].clone()
+    saver.save("epoch_0001", Position(1, 0, 4))
+    assert written == []  # save returned while the write waits
+    with torch.no_grad():  # the next steps change the weights and moments in place
+        G.weight.add_(1.0)
+        obj.opts["G"].state[G.weight]["exp_avg"].add_(1.0)
+    gate.set()
+    saver.on_fit_end(Loop(epochs=1, batches=1, batch_size=1, position=Position(1, 0, 4)))
+    ckpt = tmp_path / "run" / "checkpoints" / "epoch_0001"
+    assert written == ["epoch_0001"] and saver.last == ckpt
+    assert torch.equal(load_file(ckpt / checkpoint.GENERATOR)["weight"], before)
+    saved = checkpoint.load_trainer(ckpt).optimizers["G"]["state"][0]["exp_avg"]
+    assert torch.equal(saved, moment)
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "epoch_0001"
+
+
+def test_the_next_save_waits_for_the_one_in_flight(tmp_path, monkeypatch):
+    gate, written = _gated_write(monkeypatch)
+    saver, _, _ = _saver(tmp_path)
+    saver.save("epoch_0001", Position(1, 0, 4))
+    second = threading.Thread(target=saver.save, args=("epoch_0002", Position(2, 0, 8)))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive() and written == []  # blocked behind the first write
+    gate.set()
+    second.join(10)
+    saver.wait()
+    assert written == ["epoch_0001", "epoch_0002"]
+
+
+def test_a_failed_write_stops_training_at_the_next_save_point(tmp_path, monkeypatch):
+    def full(run_dir, tag, *args):
+        raise NoSpaceError(run_dir / "checkpoints" / tag)
+
+    monkeypatch.setattr(checkpoint, "write", full)
+    saver, _, _ = _saver(tmp_path)
+    saver.save("epoch_0001", Position(1, 0, 4))  # returns: the error comes from the thread
+    with pytest.raises(NoSpaceError):
+        saver.save("epoch_0002", Position(2, 0, 8))
+    saver.save("epoch_0003", Position(3, 0, 12))
+    with pytest.raises(NoSpaceError):
+        saver.on_fit_end(Loop(epochs=3, batches=1, batch_size=1, position=Position(3, 0, 12)))
+
+
+def test_in_the_callers_thread_when_asked(tmp_path, monkeypatch):
+    threads = []
+    real = checkpoint.write
+    monkeypatch.setattr(checkpoint, "write", lambda *a: threads.append(threading.current_thread()) or real(*a))
+    saver, _, _ = _saver(tmp_path, background=False)
+    saver.save("epoch_0001", Position(1, 0, 4))
+    assert threads == [threading.current_thread()]
+    assert (tmp_path / "run" / "checkpoints" / "epoch_0001" / checkpoint.TRAINER).is_file()
+
+
+def test_a_host_copy_keeps_strides_and_shares_no_memory():
+    w = torch.randn(8, 4, 3, 3).contiguous(memory_format=torch.channels_last)
+    state = {"w": w, "nested": [w[0], (torch.tensor(3),)], "lr": 0.1}
+    copy = checkpoint.host_copy(state)
+    assert copy["w"].stride() == w.stride() and torch.equal(copy["w"], w)
+    assert copy["w"].data_ptr() != w.data_ptr() and copy["nested"][0].data_ptr() != w.data_ptr()
+    assert isinstance(copy["nested"][1], tuple) and copy["lr"] == 0.1
