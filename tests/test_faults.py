@@ -58,8 +58,9 @@ def _problem(t) -> str | None:
 
 @pytest.mark.slow
 def test_kills_at_every_save_point_and_at_random_moments(tmp_path):
-    """Every write, fsync and rename of a 3-epoch run's saves and prune, every point of a re-save,
-    and a few random moments (about 10 minutes on 2 cores)."""
+    """Every write, fsync and rename of a 3-epoch run's saves and prune, and a few random moments
+    (about 10 minutes on 2 cores). Re-saves no longer happen after a kill (resume re-points
+    `latest` at the newest complete folder), so there are no re-save chains to kill."""
     ref = faults.reference(tmp_path, faults.make_dataset(tmp_path / "images"), 3)
     assert any(":prune-epoch_0001-moved-aside" in p for p in ref.points)
     problems = []
@@ -67,10 +68,6 @@ def test_kills_at_every_save_point_and_at_random_moments(tmp_path):
         t = faults.injected(tmp_path, ref, n)
         if _problem(t):
             problems.append(f"{n} {ref.points[n - 1]}: {_problem(t)}")
-    for first, then in faults.replace_chains(ref):
-        t = faults.injected(tmp_path, ref, first, then)
-        if _problem(t) or t.checks[0] != "behind":
-            problems.append(f"{first} then {then}: {_problem(t)} {t.checks}")
     rng = random.Random(0)
     for _ in range(3):
         t = faults.random_kill(tmp_path, ref, rng)
