@@ -107,7 +107,7 @@ def export(generator: Path, fmt: str, output: str | os.PathLike, mode: str = "ev
             raise ExportError(f"--format onnx needs {lib}, which is not installed: {PIP_EXTRA}")
     from ganctl.export import graph, writers
 
-    traced = graph.trace_file(generator, mode)
+    traced = graph.prepare(generator, mode)
     out = output_path(output, fmt)
     write = writers.write_onnx if fmt == "onnx" else writers.write_pt2
     diff = write(traced, out, metadata(traced.meta, mode))

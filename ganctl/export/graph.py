@@ -36,7 +36,11 @@ MAX_BATCH = 65536
 
 @dataclass
 class Traced:
-    program: torch.export.ExportedProgram
+    """A generator ready for ``torch.export``: the module, an example input and the dynamic shapes."""
+
+    model: nn.Module
+    example: tuple[torch.Tensor, ...]
+    dynamic_shapes: dict
     meta: dict  # the generator's spec
     input_names: list[str]
     output_names: list[str]
@@ -134,8 +138,8 @@ def _inputs(net: nn.Module, meta: dict) -> tuple[dict, list[str], tuple, list[tu
     return {"z": {0: batch}}, ["z"], (torch.zeros(2, z_dim),), checks
 
 
-def trace_file(path: Path, mode: str = "eval") -> Traced:
-    """Load the generator file ``path`` on the CPU and trace it in ``mode`` ("eval" or "paper")."""
+def prepare(path: Path, mode: str = "eval") -> Traced:
+    """Load the generator file ``path`` on the CPU and make it ready to trace in ``mode`` ("eval" or "paper")."""
     gen = inference.load_generator(Path(path), torch.device("cpu"))
     net, meta = gen.net.float().eval(), gen.meta
     paired = getattr(net, "size_multiple", None) is not None
@@ -148,16 +152,29 @@ def trace_file(path: Path, mode: str = "eval") -> Traced:
         model = _ZOnly(model)
     with torch.no_grad():
         expected = [paper_reference(net, *c) if mode == "paper" else net(*c) for c in checks]
+    return Traced(model, example, dynamic, meta, names, ["output"], checks, expected)
+
+
+@contextlib.contextmanager
+def tracing(traced: Traced, what: str):
+    """Around a torch.export trace (torch.export.export, torch.onnx.export) of ``traced``: no
+    small-size specialisation, no autograd, and a failure as one line (the traceback with GANCTL_DEBUG=1)."""
+    from ganctl.export import ExportError
+
     try:
         with _no_small_size_specialisation(), torch.no_grad():
-            program = torch.export.export(model, example, dynamic_shapes=dynamic, strict=False)
-    except Exception as e:  # torch.export's errors are pages long: one line, the traceback with GANCTL_DEBUG=1
-        from ganctl.export import ExportError
-
+            yield
+    except ExportError:
+        raise
+    except Exception as e:  # the exporters' errors are pages long
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"torch.export cannot trace this {meta['arch']} generator ({first}); "
+        raise ExportError(f"{what} failed on this {traced.meta['arch']} generator ({first}); "
                           "set GANCTL_DEBUG=1 for the traceback and please report it") from e
-    return Traced(program, meta, names, ["output"], checks, expected)
+
+
+def export_program(traced: Traced) -> torch.export.ExportedProgram:
+    with tracing(traced, "torch.export"):
+        return torch.export.export(traced.model, traced.example, dynamic_shapes=traced.dynamic_shapes, strict=False)
 
 
 class _ZOnly(nn.Module):

@@ -18,7 +18,7 @@ import torch
 
 from ganctl.atomic import atomic_path
 from ganctl.export import TOLERANCE, ExportError
-from ganctl.export.graph import Traced
+from ganctl.export.graph import Traced, export_program, tracing
 
 PT2_META = "ganctl.json"  # the pt2 archive's extra file with the metadata (torch.export.load(extra_files=...))
 
@@ -34,7 +34,7 @@ def _quiet():
 def _compare(got: list[np.ndarray], traced: Traced, what: str) -> float:
     """The largest |got - expected| over every check; an ExportError when over the tolerance."""
     worst = 0.0
-    for out, want, inputs in zip(got, traced.expected, traced.checks):
+    for out, want, inputs in zip(got, traced.expected, traced.checks, strict=True):
         out = np.asarray(out, dtype=np.float32)
         want = want.float().numpy()
         shape = tuple(inputs[0].shape)
@@ -51,9 +51,10 @@ def _compare(got: list[np.ndarray], traced: Traced, what: str) -> float:
 
 def onnx_model(traced: Traced, metadata: dict[str, str]):
     """The ONNX ModelProto of ``traced`` (torch.onnx.export's dynamo path), with ``metadata`` in its metadata_props."""
-    with _quiet():
-        program = torch.onnx.export(traced.program, (), dynamo=True, input_names=traced.input_names,
-                                    output_names=traced.output_names, optimize=True, verbose=False)
+    with _quiet(), tracing(traced, "PyTorch's ONNX exporter"):
+        program = torch.onnx.export(traced.model, traced.example, dynamo=True, dynamic_shapes=traced.dynamic_shapes,
+                                    input_names=traced.input_names, output_names=traced.output_names,
+                                    optimize=True, verbose=False)
     model = program.model_proto
     del model.metadata_props[:]
     for key, value in metadata.items():
@@ -68,15 +69,9 @@ def write_onnx(traced: Traced, out: Path, metadata: dict[str, str]) -> float:
     import onnx
     import onnxruntime as ort
 
-    try:
-        model = onnx_model(traced, metadata)
+    model = onnx_model(traced, metadata)
+    with tracing(traced, "the ONNX checker"):
         onnx.checker.check_model(model)
-    except ExportError:
-        raise
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExportError(f"PyTorch's ONNX exporter failed on this {traced.meta['arch']} generator ({first}); "
-                          "set GANCTL_DEBUG=1 for the traceback and please report it") from e
     data = model.SerializeToString()
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
@@ -84,7 +79,7 @@ def write_onnx(traced: Traced, out: Path, metadata: dict[str, str]) -> float:
         options.log_severity_level = 3  # errors only
         session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
-        got = [session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0] for inputs in traced.checks]
+        got = [session.run(None, {n: t.numpy() for n, t in zip(names, inputs, strict=True)})[0] for inputs in traced.checks]
         return _compare(got, traced, "ONNX model")
 
 
@@ -93,7 +88,7 @@ def write_pt2(traced: Traced, out: Path, metadata: dict[str, str]) -> float:
     with torch.export.load reproduces PyTorch on the checks; the difference."""
     buf = io.BytesIO()  # torch.export.save wants a name ending in .pt2 or a buffer, not the temporary name
     with _quiet():
-        torch.export.save(traced.program, buf, extra_files={PT2_META: json.dumps(metadata, sort_keys=True)})
+        torch.export.save(export_program(traced), buf, extra_files={PT2_META: json.dumps(metadata, sort_keys=True)})
     with atomic_path(out) as tmp:
         tmp.write_bytes(buf.getvalue())
         with _quiet():
