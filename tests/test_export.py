@@ -72,6 +72,17 @@ def generator_of(run: Path):
     return inference.load_generator(run / "checkpoints" / "epoch_0001" / genspec.GENERATOR, CPU)
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "export.md"
+
+
+def docs_snippet(needle: str) -> str:
+    """The python block of docs/export.md that contains ``needle``."""
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.S)
+    return next(b for b in blocks if needle in b)
+
+
 def dims(value_info) -> list:
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
@@ -93,7 +104,7 @@ def test_dcgan_run_as_onnx_matches_pytorch(runs, tmp_path):
     assert json.loads(meta["ganctl_spec"])["generator"] == gen.meta["generator"]
 
 
-def test_cgan_run_as_onnx_takes_the_label_as_a_second_input(runs, tmp_path):
+def test_cgan_run_as_onnx_takes_the_label_as_a_second_input(runs, tmp_path, monkeypatch):
     out, err = exported(tmp_path, "cgan/c", "--format", "onnx")
     assert verified_difference(err) <= 1e-3
     s = session(out)
@@ -108,8 +119,17 @@ def test_cgan_run_as_onnx_takes_the_label_as_a_second_input(runs, tmp_path):
     meta = props(out)
     assert meta["inputs"] == "z, label" and json.loads(meta["classes"]) == [str(i) for i in range(10)]
 
+    # the sampling snippet of docs/export.md draws a 7 with it
+    (tmp_path / "digits.onnx").write_bytes(out.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(docs_snippet("digits.onnx"), str(DOCS), "exec"), scope)
+    z = torch.from_numpy(scope["z"])
+    want = (inference.generate(gen, z, torch.full((8,), 7)) + 1) * 127.5
+    np.testing.assert_allclose(scope["images"], want.numpy(), atol=1e-3)
 
-def test_pix2pix_run_as_onnx_in_eval_and_paper_mode(runs, tmp_path):
+
+def test_pix2pix_run_as_onnx_in_eval_and_paper_mode(runs, tmp_path, monkeypatch):
     gen = generator_of(runs / "pix2pix" / "p")
     x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(1)) * 2 - 1  # dynamic H and W
     out, err = exported(tmp_path / "eval", "pix2pix/p", "--format", "onnx")
@@ -120,6 +140,21 @@ def test_pix2pix_run_as_onnx_in_eval_and_paper_mode(runs, tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(eval_out, gen.net(x).numpy(), atol=1e-4)
     assert props(out)["size_multiple"] == "32" and props(out)["direction"] == "BtoA"
+
+    # the ten lines of docs/export.md translate an image with it, as ganctl translate --mode eval does
+    snippet = docs_snippet("facades.onnx")
+    assert len(snippet.strip().splitlines()) <= 10
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "facades.onnx").write_bytes(out.read_bytes())
+    from PIL import Image
+
+    Image.new("RGB", (70, 40), (200, 30, 90)).save(tmp_path / "labels.png")
+    exec(compile(snippet, str(DOCS), "exec"), {})
+    photo = Image.open(tmp_path / "photo.png")
+    assert photo.size == (64, 32) and photo.mode == "RGB"
+    expected = inference.translate_image(gen, Image.open(tmp_path / "labels.png").resize((64, 32), Image.BICUBIC),
+                                         mode="eval")
+    assert np.abs(np.asarray(photo, dtype=int) - np.asarray(expected, dtype=int)).max() <= 1
 
     paper, err = exported(tmp_path / "paper", "pix2pix/p", "--format", "onnx", "--mode", "paper")
     assert verified_difference(err) <= 1e-3 and props(paper)["mode"] == "paper"
