@@ -219,10 +219,10 @@ def _generator_file(folder: Path, family: str, arch: str | None) -> Path:
 # cdcgan (cgan --arch conv) and the U-Net (pix2pix)
 @pytest.mark.parametrize(("family", "arch"), [("gan", None), ("wgan-gp", None), ("cgan", "conv")])
 def test_every_architecture_exports_to_onnx(tmp_path, family, arch):
-    from ganctl import export
+    from ganctl.export import exporter
 
     src = _generator_file(tmp_path, family, arch)
-    done = export.export(src, "onnx", tmp_path / "g.onnx")
+    done = exporter.export(src, "onnx", tmp_path / "g.onnx")
     assert done.path == tmp_path / "g.onnx" and 0 <= done.max_diff <= 1e-3
     assert props(done.path)["family"] == family
 

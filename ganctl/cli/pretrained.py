@@ -60,15 +60,17 @@ def export(
     pretrained_name: str = typer.Option(None, "--pretrained", "-p", help="A pretrained model in the store, instead of RUN."),
 ) -> None:
     """Write a generator to use outside ganctl: ONNX or a torch.export program, checked against PyTorch; or a pix2pix generator as an official latest_net_G.pth."""
-    from ganctl import export as exporting
     from ganctl import generators
+    from ganctl.export import options
 
-    exporting.check_options(fmt, mode)  # before any file is read
+    options.check_options(fmt, mode)  # before any file is read
     src = generators.choose(None, run=run, checkpoint=checkpoint, pretrained=pretrained_name, required=True).path
     if fmt != "official":
-        done = exporting.export(src, fmt, output, mode or "eval")
+        from ganctl.export import exporter
+
+        done = exporter.export(src, fmt, output, mode or "eval")
         shapes = ", ".join("x".join(map(str, s)) for s in done.checks)
-        ui.info(f"verified: max abs difference {done.max_diff:.2e} from PyTorch (limit {exporting.TOLERANCE:g}) "
+        ui.info(f"verified: max abs difference {done.max_diff:.2e} from PyTorch (limit {options.TOLERANCE:g}) "
                 f"on inputs {shapes}")
         ui.result(done.path)
         return

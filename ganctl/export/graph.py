@@ -159,7 +159,7 @@ def prepare(path: Path, mode: str = "eval") -> Traced:
 def tracing(traced: Traced, what: str):
     """Around a torch.export trace (torch.export.export, torch.onnx.export) of ``traced``: no
     small-size specialisation, no autograd, and a failure as one line (the traceback with GANCTL_DEBUG=1)."""
-    from ganctl.export import ExportError
+    from ganctl.export.options import ExportError
 
     try:
         with _no_small_size_specialisation(), torch.no_grad():

@@ -1,7 +1,7 @@
 """Write a traced generator as ONNX or as a pt2 ExportedProgram, each run and checked before it
 takes its name: the file is written under a temporary name (ganctl.atomic), loaded back by the
 runtime that will use it (onnxruntime; torch.export.load), run on the check inputs and compared
-with PyTorch. Over :data:`ganctl.export.TOLERANCE` it is an ExportError and the file is removed.
+with PyTorch. Over :data:`ganctl.export.options.TOLERANCE` it is an ExportError and the file is removed.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ganctl.atomic import atomic_path
-from ganctl.export import TOLERANCE, ExportError
 from ganctl.export.graph import Traced, export_program, tracing
+from ganctl.export.options import TOLERANCE, ExportError
 
 PT2_META = "ganctl.json"  # the pt2 archive's extra file with the metadata (torch.export.load(extra_files=...))
 
