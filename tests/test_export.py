@@ -274,3 +274,18 @@ def test_corrupt_and_unknown_runs_and_wrong_options_are_one_line(runs, tmp_path)
     line = error_line(invoke("export", "--checkpoint", corrupt, "--format", "onnx", "-o", tmp_path / "g.onnx"))
     assert "it may be truncated" in line
     assert not (tmp_path / "g.onnx").exists() and not (tmp_path / "g").exists()
+
+
+def test_a_run_whose_only_checkpoint_is_damaged_is_one_line(runs, tmp_path):
+    import shutil
+
+    damaged = runs / "dcgan" / "damaged"
+    shutil.copytree(runs / "dcgan" / "d", damaged)
+    try:
+        generator = damaged / "checkpoints" / "epoch_0001" / genspec.GENERATOR
+        generator.write_bytes(generator.read_bytes()[:1000])
+        line = error_line(invoke("export", "dcgan/damaged", "--format", "pt2", "-o", tmp_path / "g.pt2"))
+        assert "run dcgan/damaged has no readable checkpoint" in line
+        assert not (tmp_path / "g.pt2").exists()
+    finally:
+        shutil.rmtree(damaged)
