@@ -97,9 +97,10 @@ def paper_reference(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _no_small_size_specialisation():
     """torch.export specialises a size it sees as 0 or 1, and guards its derived sizes against them:
-    traced at 2 blocks, the program then refuses a 1-block (one multiple) image. Size-oblivious
-    tracing (a torch config flag, since 2.6) keeps those sizes symbolic; without it, the checks
-    at one multiple below tell."""
+    traced at 2 blocks, the program then refuses a 1-block (one multiple) image, and traced at 1
+    block it is not dynamic at all. Size-oblivious tracing (a private torch config flag, present in
+    torch 2.14) keeps those sizes symbolic; a torch without it is still checked, at one multiple,
+    before anything is written."""
     try:
         from torch.fx.experimental import _config
     except ImportError:
