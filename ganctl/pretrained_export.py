@@ -29,7 +29,8 @@ def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict
     if meta.get("arch") != "pix2pix" or not isinstance(meta.get("generator"), dict):
         what = f"a {meta['family']!r} generator" if meta.get("family") else "no ganctl generator"
         raise CheckpointError(
-            f"{src} holds {what}: only pix2pix U-Net generators have an official layout to export to"
+            f"{src} holds {what}: only pix2pix U-Net generators have an official layout to export to "
+            "(--format onnx or pt2 export any generator)"
         )
     arch = meta["generator"]
     try:

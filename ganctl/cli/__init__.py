@@ -21,9 +21,12 @@ def _debug() -> bool:
 
 
 def _fail(message: str, code: int = 1) -> None:
+    from rich.markup import escape
+
     from ganctl.cli import ui
 
-    ui.err().print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    # escaped: a message's own brackets (pip install "ganctl[export]") are text, not markup
+    ui.err().print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 

@@ -1,4 +1,5 @@
-"""ganctl import, ganctl export: pix2pix generators to and from the official .pth layout"""
+"""ganctl import, ganctl export: pix2pix generators to and from the official .pth layout; any generator
+to ONNX or a torch.export program (ganctl.export)"""
 
 from __future__ import annotations
 
@@ -23,11 +24,16 @@ Examples:
 
   ganctl export pix2pix/facades -o checkpoints/facades_ganctl/     (writes latest_net_G.pth there)
 
+  ganctl export pix2pix/facades --format onnx -o facades.onnx      (onnxruntime, any ONNX runtime)
+
+  ganctl export pix2pix/facades --format onnx --mode paper -o facades-paper.onnx
+
+  ganctl export dcgan/digits --format pt2 -o digits.pt2            (torch.export.load, no ganctl needed)
+
   ganctl export --checkpoint runs/pix2pix/facades/checkpoints/epoch_0200 -o net_G.pth
 
   ganctl export --pretrained my-facades -o net_G.pth
 """
-
 
 def import_(
     path: Path = typer.Argument(..., help="A generator .pth saved by the official pix2pix code (latest_net_G.pth)."),
@@ -47,14 +53,29 @@ def import_(
 
 def export(
     run: str = typer.Argument(None, help="Run to export: NAME, FAMILY/NAME or a run folder (its newest checkpoint)."),
-    output: str = typer.Option(..., "--output", "-o", help="The .pth to write; a folder (or a path ending in /) gets latest_net_G.pth."),
+    output: str = typer.Option(..., "--output", "-o", help="The file to write; a folder (or a path ending in /) gets latest_net_G.pth, generator.onnx or generator.pt2."),
+    fmt: str = typer.Option("official", "--format", "-f", help="official: a pix2pix .pth for the official code; onnx: an ONNX model (any family); pt2: a torch.export program (any family)."),
+    mode: str = typer.Option(None, "--mode", help="onnx and pt2 of pix2pix: eval (default: stored batch-norm statistics, no dropout) or paper (batch norm with the input's own statistics, dropout at its expectation)."),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A generator.safetensors file or checkpoint folder, instead of RUN."),
     pretrained_name: str = typer.Option(None, "--pretrained", "-p", help="A pretrained model in the store, instead of RUN."),
 ) -> None:
-    """Write a pix2pix generator as an official latest_net_G.pth (for junyanz/pytorch-CycleGAN-and-pix2pix)."""
-    from ganctl import generators, pretrained_export
+    """Write a generator to use outside ganctl: ONNX or a torch.export program, checked against PyTorch; or a pix2pix generator as an official latest_net_G.pth."""
+    from ganctl import generators
+    from ganctl.export import options
 
+    options.check_options(fmt, mode)  # before any file is read
     src = generators.choose(None, run=run, checkpoint=checkpoint, pretrained=pretrained_name, required=True).path
+    if fmt != "official":
+        from ganctl.export import exporter
+
+        done = exporter.export(src, fmt, output, mode or "eval")
+        shapes = ", ".join("x".join(map(str, s)) for s in done.checks)
+        ui.info(f"verified: max abs difference {done.max_diff:.2e} from PyTorch (limit {options.TOLERANCE:g}) "
+                f"on inputs {shapes}")
+        ui.result(done.path)
+        return
+    from ganctl import pretrained_export
+
     out, meta = pretrained_export.export(src, output)
     ui.info(f"official test.py options: {pretrained_export.official_options(meta)}")
     depth = meta["generator"]["num_downs"]
