@@ -18,7 +18,11 @@ Examples:
 
   ganctl evaluate cgan/mnist --checkpoint epoch_0010
 
-  cat "$(ganctl evaluate dcgan/digits)"      (stdout is the path of eval.json)
+  ganctl evaluate dcgan/celeba          (FID, KID, precision/recall: first 'ganctl download inception')
+
+  ganctl evaluate dcgan/digits --features inception --json
+
+  cat "$(ganctl evaluate dcgan/digits)"      (stdout is the path of eval.json; with --json, the numbers)
 """
 
 
@@ -27,22 +31,35 @@ def evaluate(
     n: int = typer.Option(2000, "--num", "-n", help="How many images to generate (and real training images for the reference distance)."),
     seed: int = typer.Option(0, "--seed", "-s", callback=seeds.option, help="Seed for the latent points: the same seed gives the same number."),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="Evaluate this generator file, checkpoint folder, or checkpoint of the run (e.g. epoch_0010) instead of the newest."),
+    features: str = typer.Option("auto", "--features", help="Feature space: inception (FID, KID, precision/recall), classifier (ganctl's in-domain classifier: FD and KID with their real floor), or auto: classifier for digits, mnist, fashion-mnist and grayscale class folders, inception for the rest."),
+    reference_num: int = typer.Option(None, "--reference-num", help="Inception: at most this many real training images (default 10,000)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result (numbers and protocol) as JSON on stdout instead of the path of eval.json."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
 ) -> None:
-    """Score a run: Frechet distance to the real test images in a classifier's feature space, and label accuracy."""
+    """Score a run: FID, KID and precision/recall on Inception features, or FD and KID in ganctl's classifier space."""
     from ganctl import store
     from ganctl.errors import GanctlError
 
     if n < 2:
         raise GanctlError("-n must be at least 2 (a covariance needs two samples)")
+    if features not in ("auto", "inception", "classifier"):
+        raise GanctlError(f"unknown --features {features!r}: use auto, inception or classifier")
+    if reference_num is not None and reference_num < 2:
+        raise GanctlError("--reference-num must be at least 2")
     info = store.find_run(run)  # a mistyped run is answered before torch is imported
     from ganctl import evaluate as ev
     from ganctl import runtime
 
     dev = runtime.resolve_device(device)
-    result, path = ev.evaluate_run(info, n=n, seed=seed, device=dev, checkpoint_path=checkpoint, progress=ui.info)
+    result, path = ev.evaluate_run(info, n=n, seed=seed, device=dev, checkpoint_path=checkpoint, progress=ui.info,
+                                   features=features, reference_n=reference_num)
     _print(result)
-    ui.result(path)
+    if as_json:
+        import json
+
+        print(json.dumps(result, indent=2, sort_keys=True), flush=True)
+    else:
+        ui.result(path)
 
 
 def _print(r: dict) -> None:
@@ -53,12 +70,26 @@ def _print(r: dict) -> None:
     table.add_column(justify="right")
     table.add_column()
     epoch = f", epoch {r['epoch']}" if r.get("epoch") is not None else ""
+    p = r["protocol"]
     table.add_row("run", r["run"], f"{r['checkpoint']}{epoch}, {r['n']:,} samples, seed {r['seed']}")
-    table.add_row("Frechet distance", f"{r['frechet_distance']:.3f}", "generated vs real test images (lower is better)")
-    table.add_row("reference", f"{r['real_train_vs_test_frechet_distance']:.3f}", "real training vs test images: the floor")
-    if r.get("label_accuracy") is not None:
-        table.add_row("label accuracy", f"{r['label_accuracy']:.3f}", "samples the classifier sees as the label asked for")
-    table.add_row("classifier", f"{r['classifier_test_accuracy']:.3f}", f"test accuracy ({r['classifier']})")
+    kid = f"{r['kid_mean']:.4f} ± {r['kid_std']:.4f}"
+    if r["feature_space"] == "inception":
+        table.add_row("FID", f"{r['frechet_distance']:.3f}", f"against {p['reference']['images']:,} real {p['reference']['split']} images (lower is better)")
+        table.add_row("KID", kid, f"mean ± sd over {p['kid']['subsets']} subsets of {p['kid']['subset_size']:,}")
+        if r.get("precision") is not None:
+            table.add_row("precision", f"{r['precision']:.3f}", "share of samples inside the real images' manifold (fidelity)")
+            table.add_row("recall", f"{r['recall']:.3f}", "share of real images inside the samples' manifold (diversity)")
+    else:
+        table.add_row("Frechet distance", f"{r['frechet_distance']:.3f}", "generated vs real test images (lower is better)")
+        table.add_row("reference", f"{r['real_train_vs_test_frechet_distance']:.3f}", f"real training vs test images: the floor, at the same N ({r['n']:,})")
+        table.add_row("KID", kid, f"generated vs test; floor {r['real_train_vs_test_kid_mean']:.4f} ± {r['real_train_vs_test_kid_std']:.4f}")
+        if r.get("label_accuracy") is not None:
+            table.add_row("label accuracy", f"{r['label_accuracy']:.3f}", "samples the classifier sees as the label asked for")
+        table.add_row("classifier", f"{r['classifier_test_accuracy']:.3f}", f"test accuracy ({r['classifier']})")
+    table.add_row("features", "", p["feature_space"])
+    table.add_row("weights", "", f"sha256 {p['weights_sha256']}")
+    table.add_row("resize", "", p["resize"])
+    table.add_row("library", "", p["library"])
     ui.err().print(table)
 
 

@@ -89,7 +89,8 @@ def on_device(model: DatasetClassifier, device: torch.device) -> DatasetClassifi
     return model.to(device).to(memory_format=_memory_format(device))
 
 
-def _batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def to_device_batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 or [-1, 1] images as the classifier takes them on ``device``."""
     return _to_float(images).to(device).contiguous(memory_format=_memory_format(device))
 
 
@@ -99,7 +100,7 @@ def features_and_logits(model: DatasetClassifier, images: torch.Tensor, device: 
     model.eval()
     feats, logits = [], []
     for chunk in images.split(FEATURE_BATCH):
-        f = model.features(_batch(chunk, device))
+        f = model.features(to_device_batch(chunk, device))
         feats.append(f.cpu())
         logits.append(model.head(f).cpu())
     return torch.cat(feats), torch.cat(logits)
