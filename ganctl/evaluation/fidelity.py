@@ -117,7 +117,12 @@ def frechet(fake: torch.Tensor, real: torch.Tensor) -> float:
     library()
     from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 
-    stats = [fid_features_to_statistics(f.detach().cpu().float()) for f in (fake, real)]
+    if fake.ndim != 2 or real.ndim != 2 or fake.shape[1] != real.shape[1]:
+        raise ValueError(f"feature sets must be (N, D) with the same D, got {tuple(fake.shape)} and {tuple(real.shape)}")
+    if fake.shape[0] < 2 or real.shape[0] < 2:
+        raise ValueError("a covariance needs at least 2 samples in each feature set")
+    dtype = torch.float64 if torch.float64 in (fake.dtype, real.dtype) else torch.float32
+    stats = [fid_features_to_statistics(f.detach().cpu().to(dtype)) for f in (fake, real)]
     return float(fid_statistics_to_metric(stats[0], stats[1], False)[KEY_METRIC_FID])
 
 
