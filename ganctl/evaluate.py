@@ -48,6 +48,18 @@ def choose_space(dataset: str, channels: int, features: str = "auto") -> str:
     return "classifier" if entry is not None and entry.classes and channels == 1 else "inception"
 
 
+def check_ready(dataset: str, channels: int, features: str = "auto") -> str:
+    """Raise the one-line error evaluate would give for a missing metrics extra or missing Inception
+    weights, before a training run with --eval-every starts; return the feature space."""
+    from ganctl.evaluation import fidelity, weights
+
+    space = choose_space(dataset, channels, features)
+    fidelity.library()
+    if space == "inception":
+        weights.require()
+    return space
+
+
 def _has_class_folders(folder: str) -> bool:
     root = Path(folder).expanduser()
     return sum(1 for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) >= 2 if root.is_dir() else False

@@ -172,3 +172,11 @@ def test_evaluate_an_rgb_run_with_inception(served, tmp_path, _isolated_store):
     again = invoke("evaluate", "dcgan/f", "-n", 5, "--json")
     assert again.exit_code == 0 and "measuring" not in again.stderr
     assert json.loads(again.stdout)["frechet_distance"] == res["frechet_distance"]
+
+
+def test_eval_every_on_an_rgb_run_asks_for_the_weights_before_training(tmp_path, _isolated_store):
+    folder = tmp_path / "faces"
+    make_image_folder(folder, n=8, size=(20, 20))
+    r = invoke("train", "dcgan", "--dataset", folder, "--epochs", 1, "--batch-size", 4, "--image-size", 16, "--eval-every", 1)
+    assert "ganctl download inception" in error_line(r)
+    assert not (_isolated_store / "runs").exists() or not any((_isolated_store / "runs").rglob("*.safetensors"))
