@@ -86,11 +86,14 @@ def _print(r: dict) -> None:
         if r.get("label_accuracy") is not None:
             table.add_row("label accuracy", f"{r['label_accuracy']:.3f}", "samples the classifier sees as the label asked for")
         table.add_row("classifier", f"{r['classifier_test_accuracy']:.3f}", f"test accuracy ({r['classifier']})")
-    table.add_row("features", "", p["feature_space"])
-    table.add_row("weights", "", f"sha256 {p['weights_sha256']}")
-    table.add_row("resize", "", p["resize"])
-    table.add_row("library", "", p["library"])
-    ui.err().print(table)
+    console = ui.err()
+    console.print(table)
+    # the protocol, as lines that wrap whole (a hash is never cut): what makes the numbers comparable
+    reference = p["reference"]
+    for label, text in (("features", p["feature_space"]), ("weights", f"sha256 {p['weights_sha256']}"),
+                        ("reference", f"{reference['images']:,} {reference['split']} images of {reference['dataset']}"),
+                        ("resize", p["resize"]), ("library", p["library"])):
+        console.print(f"{label + ':':<11}{text}", soft_wrap=True, highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
