@@ -1,8 +1,9 @@
-"""The small CNN whose penultimate layer the Frechet distance is measured in, and its training.
+"""The small CNN whose penultimate layer the in-domain Frechet distance and KID are measured in,
+and its training.
 
-ganctl downloads no Inception weights (and Inception knows nothing about 8x8 digits), so it trains
-this classifier on the dataset's training split: a fixed seed, a bounded sample budget, no global
-random state.
+Inception, trained on 299 px photos, knows nothing about 8x8 digits, so for labelled small-image
+sets ganctl trains this classifier on the dataset's training split: a fixed seed, a bounded sample
+budget, no global random state.
 """
 
 from __future__ import annotations
