@@ -100,8 +100,7 @@ def evaluate_generator(
     if not meta.get("z_dim"):  # image-to-image generators (pix2pix) draw no noise
         raise GanctlError(
             f"evaluate scores generators that draw images from noise, and {gen.path} holds a "
-            f"{meta.get('family', 'non-noise')!r} generator: pix2pix runs record validation L1, PSNR and SSIM "
-            "in their metrics.jsonl instead"
+            f"{meta.get('family', 'non-noise')!r} generator: score it on its test pairs with 'ganctl evaluate RUN'"
         )
     dataset, size, channels = meta.get("dataset"), meta.get("image_size"), meta.get("channels")
     if not dataset or not size or not channels:
@@ -157,17 +156,25 @@ def evaluate_run(
     progress: ProgressFn | None = None,
     features: str = "auto",
     reference_n: int | None = None,
+    mode: str = "paper",
 ) -> tuple[dict, Path]:
     """Evaluate a run's newest generator (or ``checkpoint_path``: a generator file, checkpoint
     folder, or a checkpoint's name such as ``epoch_0010``); write ``eval.json`` (the latest
-    result) and append to ``evaluations.jsonl`` (the history) in the run folder."""
+    result) and append to ``evaluations.jsonl`` (the history) in the run folder. A pix2pix run is
+    scored on its dataset's test pairs (at most ``n``) in ``mode``."""
     from ganctl import generators
 
     device = torch.device(device)
     path = generators.choose(run.family, run=str(run.path), checkpoint=checkpoint_path).path
     gen = inference.load_generator(path, device)
-    result = evaluate_generator(gen, n=n, seed=seed, device=device, progress=progress, features=features,
-                                reference_n=reference_n)
+    if is_image_to_image(gen.meta):
+        from ganctl.evaluation import pairs
+
+        result = pairs.evaluate_pairs(gen, gen.meta.get("dataset") or run.config.get("dataset"), mode=mode, seed=seed,
+                                      device=device, n=n, progress=progress)
+    else:
+        result = evaluate_generator(gen, n=n, seed=seed, device=device, progress=progress, features=features,
+                                    reference_n=reference_n)
     ckpt = gen.path.parent
     result = {
         "run": run.id,
@@ -183,6 +190,26 @@ def evaluate_run(
     with open(run.path / "evaluations.jsonl", "a") as f:
         f.write(json.dumps(result, sort_keys=True) + "\n")
     return result, out
+
+
+def is_image_to_image(meta: dict) -> bool:
+    """A pix2pix generator: it draws no noise and translates in a direction."""
+    return not meta.get("z_dim") and meta.get("direction") in ("AtoB", "BtoA")
+
+
+def evaluate_pretrained(name: str, dataset: str, *, mode: str = "paper", seed: int = 0, n: int | None = None,
+                        device: torch.device | str, progress: ProgressFn | None = None) -> dict:
+    """Score pretrained pix2pix model ``name`` (in the store) on the test pairs of ``dataset``."""
+    from ganctl import pretrained
+    from ganctl.evaluation import pairs
+
+    device = torch.device(device)
+    gen = inference.load_generator(pretrained.generator_path(name), device)
+    if not is_image_to_image(gen.meta):
+        raise GanctlError(f"{name} draws images from noise: evaluate a run of it, or give --pretrained a pix2pix model")
+    result = pairs.evaluate_pairs(gen, dataset, mode=mode, seed=seed, device=device, n=n, progress=progress)
+    return {"pretrained": name, **result, "generator": str(gen.path),
+            "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ganctl_version": __version__}
 
 
 def evaluate_during_training(

@@ -4,10 +4,15 @@ the same names and shapes, about 95 MB)."""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
+import pytest
 import torch
+
+from ganctl.evaluation import weights
 
 
 def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -34,3 +39,15 @@ def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
 def write_random_inception(path: Path, seed: int = 0) -> Path:
     torch.save(random_inception_state(seed), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """The random weights file, under the real file's name (written once per session)."""
+    return write_random_inception(tmp_path_factory.mktemp("inception") / weights.INCEPTION.file)
+
+
+def pin(monkeypatch, data: bytes) -> None:
+    """Pin the size and sha256 of ``data`` in place of the real file's."""
+    monkeypatch.setitem(weights.CATALOG, "inception", replace(
+        weights.INCEPTION, size=len(data), sha256=hashlib.sha256(data).hexdigest()))

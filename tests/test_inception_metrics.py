@@ -7,7 +7,6 @@ The weights file is torch-fidelity's Inception-v3 with random weights, saved as 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import replace
@@ -21,22 +20,11 @@ from PIL import Image
 from ganctl.evaluation import fidelity, weights
 from tests.conftest import error_line, invoke, make_image_folder
 from tests.httpserver import http_server  # noqa: F401
-from tests.inception_weights import random_inception_state, write_random_inception
+from tests.inception_weights import pin, random_inception_state, random_weights  # noqa: F401
 
 pytest.importorskip("torch_fidelity")
 
 FILE = weights.INCEPTION.file
-
-
-@pytest.fixture(scope="session")
-def random_weights(tmp_path_factory) -> Path:
-    return write_random_inception(tmp_path_factory.mktemp("inception") / FILE)
-
-
-def _pin(monkeypatch, data: bytes) -> None:
-    """Pin the size and sha256 of ``data`` in place of the real file's."""
-    monkeypatch.setitem(weights.CATALOG, "inception", replace(
-        weights.INCEPTION, size=len(data), sha256=hashlib.sha256(data).hexdigest()))
 
 
 @pytest.fixture
@@ -44,7 +32,7 @@ def served(http_server, random_weights, monkeypatch):  # noqa: F811
     """The random weights at <server>/mirror/<file>, pinned as the expected file."""
     data = random_weights.read_bytes()
     http_server.files[f"mirror/{FILE}"] = data
-    _pin(monkeypatch, data)
+    pin(monkeypatch, data)
     return http_server, data
 
 
@@ -59,7 +47,7 @@ def test_the_real_file_is_pinned_by_its_published_name_and_sha256():
     assert w.size == 95_628_359 and all(u.startswith("https://") for u in w.urls)
 
 
-def test_random_weights_have_the_real_files_layout(random_weights):
+def test_random_weights_have_the_real_files_layout(random_weights):  # noqa: F811
     state = torch.load(random_weights, weights_only=True)
     assert len(state) == 566 and "Mixed_7c.branch_pool.conv.weight" in state and state["fc.weight"].shape == (1008, 2048)
     weights.check_inception_file(random_weights)  # loads as torch-fidelity's network
@@ -99,7 +87,7 @@ def test_a_file_that_is_not_the_network_is_one_error_and_leaves_nothing(damage, 
         torch.save(state, tmp_path / "w.pth")
         data = (tmp_path / "w.pth").read_bytes()
     http_server.files[f"m/{FILE}"] = data
-    _pin(monkeypatch, data)  # the checksum matches: what is checked here is the content
+    pin(monkeypatch, data)  # the checksum matches: what is checked here is the content
     line = error_line(invoke("download", "inception", "--mirror", http_server.url + "m"))
     assert "is not the Inception network" in line and "deleted" in line, line
     assert _store_files(_isolated_store) == []
@@ -117,7 +105,7 @@ def _folders(root: Path, n: int = 6) -> tuple[Path, Path]:
     return root / "fake", root / "real"
 
 
-def test_fid_kid_and_precision_recall_of_two_folders_equal_torch_fidelitys(random_weights, tmp_path):
+def test_fid_kid_and_precision_recall_of_two_folders_equal_torch_fidelitys(random_weights, tmp_path):  # noqa: F811
     import torch_fidelity
 
     fake, real = _folders(tmp_path)
