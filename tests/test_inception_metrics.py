@@ -59,7 +59,7 @@ def test_download_inception_from_a_mirror_resumes_a_cut_transfer(served, _isolat
     r = invoke("download", "inception", "--mirror", server.url + "mirror")
     assert r.exit_code == 0, r.output
     path = Path(r.stdout.strip())
-    assert path == _isolated_store.resolve() / "evaluators" / "weights" / FILE and path.read_bytes() == data
+    assert path == _isolated_store.resolve() / "weights" / FILE and path.read_bytes() == data
     ranges = [q.range for q in server.requests_for(f"mirror/{FILE}")]
     assert ranges == [None, f"bytes={len(data) // 3}-"], ranges  # the second request resumed
     assert [p.name for p in _store_files(_isolated_store)] == ["CACHEDIR.TAG", FILE]

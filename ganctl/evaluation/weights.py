@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ganctl.data.download import ProgressFn, RemoteFile, download
 from ganctl.errors import CheckpointError, GanctlError
-from ganctl.store import ensure_cache_dir, evaluators_dir, remove_if_empty
+from ganctl.store import ensure_cache_dir, home, remove_if_empty
 
 
 class MissingWeightsError(GanctlError):
@@ -65,7 +65,8 @@ CATALOG: dict[str, FeatureWeights] = {INCEPTION.name: INCEPTION}
 
 
 def weights_dir() -> Path:
-    return evaluators_dir() / "weights"
+    """Not under evaluators/: those are caches 'ganctl rm --cache' deletes, these are a download."""
+    return home() / "weights"
 
 
 def path_of(w: FeatureWeights) -> Path:
@@ -115,12 +116,11 @@ def fetch(
             staged.unlink(missing_ok=True)
             raise CheckpointError(f"the downloaded {w.file} is not the Inception network ({e}): it was deleted; "
                                   "run the same command again, or pass --mirror URL") from e
-        ensure_cache_dir(evaluators_dir())  # re-downloadable: tagged for backup tools to skip
+        ensure_cache_dir(weights_dir())  # re-downloadable: tagged for backup tools to skip
         os.replace(staged, final)
         return final
     finally:  # a failed download leaves no empty folder behind (a partial file, kept to resume, stays)
         remove_if_empty(weights_dir())
-        remove_if_empty(evaluators_dir())
 
 
 def check_inception_file(path: Path) -> None:
