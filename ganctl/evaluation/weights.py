@@ -108,8 +108,12 @@ def fetch(
     # downloaded beside the final name, renamed onto it only once it has loaded as the network; an
     # interrupted transfer stays as '<file>.unchecked.incomplete' and the next run resumes it
     staged = final.with_name(final.name + ".unchecked")
+    from ganctl.evaluation import fidelity
+
+    fidelity.library()  # the check needs torch-fidelity: say so before 95 MB are fetched
     try:
-        download(w.remote, _bases(w, mirror), staged, progress=progress_for(w.file) if progress_for else None)
+        if not staged.is_file():  # a complete one (size and sha256 checked) is left only by a stopped check
+            download(w.remote, _bases(w, mirror), staged, progress=progress_for(w.file) if progress_for else None)
         try:
             check_inception_file(staged)
         except CheckpointError as e:
