@@ -1,17 +1,18 @@
-"""A quality number for generators of labelled small-image datasets.
+"""Quality numbers for generators that draw images from noise.
 
-The Frechet Inception Distance (Heusel et al., 2017) compares Gaussian fits of real and generated
-images in the feature space of an ImageNet Inception network. Inception knows nothing about 8x8
-digits, and ganctl downloads no weights, so ganctl trains its own small classifier on the
-dataset's training split (once, cached in the store) and measures the same Frechet distance in
-that classifier's penultimate layer: generated images against the real *test* split. For
-conditional generators the same classifier also says how often a sample shows the label it was
-asked for.
+Two feature spaces, both measured through torch-fidelity (:mod:`ganctl.evaluation.fidelity`):
 
-The number is only comparable between runs evaluated with the same classifier (same dataset,
-image size and channels), and it is biased upwards for small samples, so every result also holds
-the distance between real training images and the test images: the floor a perfect generator
-would reach.
+- **inception** (:mod:`ganctl.evaluation.standard`): FID, KID and precision/recall on the pool
+  features of the TensorFlow FID Inception-v3, the numbers papers and other tools report. The
+  default for RGB runs (celeba, folders) and for folders without class labels.
+- **classifier** (:mod:`ganctl.evaluation.in_domain`): the Frechet distance and KID in the feature
+  space of a small classifier ganctl trains on the dataset itself (Inception knows nothing about
+  8x8 digits), with the same numbers for real training images (the floor) at the same sample
+  size, and label accuracy for conditional generators. The default for grayscale labelled sets:
+  digits, mnist, fashion-mnist and class folders.
+
+Every result holds its protocol (feature space, weights' sha256, sample counts, reference split,
+resize filter), and the real side's features are cached in the store.
 """
 
 from __future__ import annotations
@@ -20,45 +21,62 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ganctl import __version__, checkpoint, inference, store
+from ganctl import __version__, checkpoint, images, inference, store
 from ganctl.atomic import atomic_write_json
+from ganctl.data import catalog
 from ganctl.errors import CheckpointError, GanctlError
-from ganctl.evaluation import cache, classifier, splits
-from ganctl.evaluation.classifier import DatasetClassifier
-from ganctl.evaluation.frechet import frechet_distance
-from ganctl.evaluation.splits import RealSplits
 
 ProgressFn = Callable[[str], None]
+SPACES = ("auto", "inception", "classifier")
 
 
-@dataclass
-class _Reference:
-    """What a score is measured against, the same for every generator of one dataset and size:
-    the real splits, the classifier, and its features of the test split and of ``n`` training
-    images (the real floor)."""
+def choose_space(dataset: str, channels: int, features: str = "auto") -> str:
+    """``features`` as asked, or for ``auto``: the classifier for grayscale labelled sets (catalog
+    sets with classes, grayscale folders), Inception for everything else."""
+    if features not in SPACES:
+        raise GanctlError(f"unknown feature space {features!r}: use {', '.join(SPACES)}")
+    if features != "auto":
+        return features
+    if catalog.is_path_like(dataset):
+        return "classifier" if channels == 1 and _has_class_folders(dataset) else "inception"
+    entry = catalog.CATALOG.get(dataset)
+    return "classifier" if entry is not None and entry.classes and channels == 1 else "inception"
 
-    splits: RealSplits
-    model: DatasetClassifier
-    info: dict
-    f_test: torch.Tensor
-    f_train: torch.Tensor
+
+def check_ready(dataset: str, channels: int, features: str = "auto") -> str:
+    """Raise the one-line error evaluate would give for a missing torch-fidelity or missing Inception
+    weights, before a training run with --eval-every starts; return the feature space."""
+    from ganctl.evaluation import fidelity, weights
+
+    space = choose_space(dataset, channels, features)
+    fidelity.library()
+    if space == "inception":
+        weights.require()
+    return space
 
 
-def _reference(dataset: str, size: int, channels: int, n: int, seed: int, device: torch.device,
-               progress: ProgressFn | None) -> _Reference:
-    real = splits.load_splits(dataset, size, channels, progress)
-    model, info = cache.classifier_for(real, device, progress)
-    f_test, _ = classifier.features_and_logits(model, real.test.images, device)
-    # the floor: real training images, as many as generated (when there are that many)
-    pick = torch.randperm(len(real.train), generator=torch.Generator().manual_seed(seed))[:n]
-    f_train, _ = classifier.features_and_logits(model, real.train.images[pick], device)
-    return _Reference(real, model, info, f_test, f_train)
+def _has_class_folders(folder: str) -> bool:
+    root = Path(folder).expanduser()
+    return sum(1 for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) >= 2 if root.is_dir() else False
+
+
+def _fakes(gen: inference.LoadedGenerator, seed: int, conditional: bool, shape: tuple, progress: ProgressFn | None):
+    def make(n: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        labels = torch.arange(n) % num_classes if conditional else None
+        if progress:
+            what = f"{n:,} images{' (labels balanced over the classes)' if conditional else ''}"
+            progress(f"generating {what} with {gen.path.parent.name or 'the generator'}")
+        fake = inference.generate(gen, inference.latents(n, gen.z_dim, seed), labels)
+        if tuple(fake.shape[1:]) != shape:
+            raise CheckpointError(f"{gen.path} generates {tuple(fake.shape[1:])} images, its metadata says {shape}")
+        return images.to_uint8(fake), labels
+
+    return make
 
 
 def evaluate_generator(
@@ -69,11 +87,12 @@ def evaluate_generator(
     device: torch.device | str,
     progress: ProgressFn | None = None,
     references: dict | None = None,
+    features: str = "auto",
+    reference_n: int | None = None,
 ) -> dict:
-    """Frechet distance of ``n`` generated images to the real test split, the real floor, and
-    (conditional generators) the label accuracy. The dataset, size and channels come from the
-    generator's metadata. ``references``: a dict kept by the caller across calls (training
-    evaluates every few epochs), so the splits are loaded and the real features computed once."""
+    """Score ``n`` generated images (see the module's docstring). The dataset, size and channels
+    come from the generator's metadata. ``references``: a dict kept by the caller across calls
+    (training evaluates every few epochs), so the real side is loaded and measured once."""
     if n < 2:
         raise GanctlError("-n must be at least 2 (a covariance needs two samples)")
     device = torch.device(device)
@@ -81,49 +100,40 @@ def evaluate_generator(
     if not meta.get("z_dim"):  # image-to-image generators (pix2pix) draw no noise
         raise GanctlError(
             f"evaluate scores generators that draw images from noise, and {gen.path} holds a "
-            f"{meta.get('family', 'non-noise')!r} generator: pix2pix runs record validation L1, PSNR and SSIM "
-            "in their metrics.jsonl instead"
+            f"{meta.get('family', 'non-noise')!r} generator: score it on its test pairs with 'ganctl evaluate RUN'"
         )
     dataset, size, channels = meta.get("dataset"), meta.get("image_size"), meta.get("channels")
     if not dataset or not size or not channels:
         raise CheckpointError(f"{gen.path} does not say which dataset it was trained on: it cannot be evaluated")
     size, channels = int(size), int(channels)
+    space = choose_space(dataset, channels, features)
+    from ganctl.evaluation import fidelity, in_domain, splits, standard
+
+    fidelity.library()  # a missing extra is answered before anything is loaded
     conditional = bool(meta.get("conditional"))
-    key = (dataset, size, channels, n, seed, str(device))
+    make = _fakes(gen, seed, conditional, (channels, size, size), progress)
+    ref_n = reference_n or standard.REFERENCE_N
+    key = (space, dataset, size, channels, n, seed, ref_n, str(device))
     ref = references.get(key) if references is not None else None
-    if ref is None:
-        ref = _reference(dataset, size, channels, n, seed, device, progress)
-        if references is not None:
-            references[key] = ref
-    real, model, info = ref.splits, ref.model, ref.info
-    if conditional:
-        splits.check_classes(real, meta.get("classes"))
-    elif meta.get("classes") and tuple(meta["classes"]) != real.classes and progress:
-        progress(f"note: the classes of {dataset} changed since this model was trained")
-    num_classes = len(real.classes)
-
-    labels = torch.arange(n) % num_classes if conditional else None
-    z = inference.latents(n, gen.z_dim, seed)
-    if progress:
-        what = f"{n:,} images{' (labels balanced over the classes)' if conditional else ''}"
-        progress(f"generating {what} with {gen.path.parent.name or 'the generator'}")
-    fake = inference.generate(gen, z, labels)
-    if tuple(fake.shape[1:]) != (channels, size, size):
-        raise CheckpointError(f"{gen.path} generates {tuple(fake.shape[1:])} images, its metadata says ({channels}, {size}, {size})")
-
-    f_fake, logits = classifier.features_and_logits(model, fake.clamp(-1, 1), device)
-    result = {
-        "frechet_distance": round(frechet_distance(f_fake, ref.f_test), 4),
-        "real_train_vs_test_frechet_distance": round(frechet_distance(ref.f_train, ref.f_test), 4),
-        "label_accuracy": round(float((logits.argmax(1) == labels).float().mean()), 4) if conditional else None,
-        "classifier_test_accuracy": info["test_accuracy"],
-        "n": n,
-        "seed": seed,
-        "dataset": dataset,
-        "image_size": size,
-        "classifier": Path(info["path"]).parent.name,
-    }
-    return result
+    if space == "classifier":
+        if ref is None:
+            ref = in_domain.InDomainReference(dataset, size, channels, n, seed, device, progress)
+        if conditional:
+            splits.check_classes(ref.splits, meta.get("classes"))
+        elif meta.get("classes") and tuple(meta["classes"]) != ref.splits.classes and progress:
+            progress(f"note: the classes of {dataset} changed since this model was trained")
+        if ref.n < n and progress:
+            progress(f"{dataset} has {ref.n:,} training images: scoring {ref.n:,} generated images, "
+                     "so that the real floor is measured at the same sample size")
+        result = in_domain.score(ref, make, conditional)
+    else:
+        if ref is None:
+            ref = standard.InceptionReference(dataset, size, channels, ref_n, device, progress)
+        result = standard.score(ref, make, n, len(meta.get("classes") or ()) or 1)
+    if references is not None:
+        references[key] = ref
+    result["protocol"]["reference"]["dataset"] = dataset
+    return {**result, "feature_space": space, "seed": seed, "dataset": dataset, "image_size": size}
 
 
 def _epoch_of(ckpt: Path) -> int | None:
@@ -144,16 +154,27 @@ def evaluate_run(
     device: torch.device | str,
     checkpoint_path: Path | None = None,
     progress: ProgressFn | None = None,
+    features: str = "auto",
+    reference_n: int | None = None,
+    mode: str = "paper",
 ) -> tuple[dict, Path]:
     """Evaluate a run's newest generator (or ``checkpoint_path``: a generator file, checkpoint
     folder, or a checkpoint's name such as ``epoch_0010``); write ``eval.json`` (the latest
-    result) and append to ``evaluations.jsonl`` (the history) in the run folder."""
+    result) and append to ``evaluations.jsonl`` (the history) in the run folder. A pix2pix run is
+    scored on its dataset's test pairs (at most ``n``) in ``mode``."""
     from ganctl import generators
 
     device = torch.device(device)
     path = generators.choose(run.family, run=str(run.path), checkpoint=checkpoint_path).path
     gen = inference.load_generator(path, device)
-    result = evaluate_generator(gen, n=n, seed=seed, device=device, progress=progress)
+    if is_image_to_image(gen.meta):
+        from ganctl.evaluation import pairs
+
+        result = pairs.evaluate_pairs(gen, gen.meta.get("dataset") or run.config.get("dataset"), mode=mode, seed=seed,
+                                      device=device, n=n, progress=progress)
+    else:
+        result = evaluate_generator(gen, n=n, seed=seed, device=device, progress=progress, features=features,
+                                    reference_n=reference_n)
     ckpt = gen.path.parent
     result = {
         "run": run.id,
@@ -169,6 +190,26 @@ def evaluate_run(
     with open(run.path / "evaluations.jsonl", "a") as f:
         f.write(json.dumps(result, sort_keys=True) + "\n")
     return result, out
+
+
+def is_image_to_image(meta: dict) -> bool:
+    """A pix2pix generator: it draws no noise and translates in a direction."""
+    return not meta.get("z_dim") and meta.get("direction") in ("AtoB", "BtoA")
+
+
+def evaluate_pretrained(name: str, dataset: str, *, mode: str = "paper", seed: int = 0, n: int | None = None,
+                        device: torch.device | str, progress: ProgressFn | None = None) -> dict:
+    """Score pretrained pix2pix model ``name`` (in the store) on the test pairs of ``dataset``."""
+    from ganctl import pretrained
+    from ganctl.evaluation import pairs
+
+    device = torch.device(device)
+    gen = inference.load_generator(pretrained.generator_path(name), device)
+    if not is_image_to_image(gen.meta):
+        raise GanctlError(f"{name} draws images from noise: evaluate a run of it, or give --pretrained a pix2pix model")
+    result = pairs.evaluate_pairs(gen, dataset, mode=mode, seed=seed, device=device, n=n, progress=progress)
+    return {"pretrained": name, **result, "generator": str(gen.path),
+            "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ganctl_version": __version__}
 
 
 def evaluate_during_training(

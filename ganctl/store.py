@@ -177,10 +177,11 @@ class CacheFile:
 
 
 def cache_files() -> list[CacheFile]:
-    """The complete cache files: decoded image folders and evaluate's classifiers (never the
+    """The complete cache files: decoded image folders, evaluate's classifiers and real features (never the
     temporary file of a write in progress, which its writer renames into place)."""
     found = [*((p, "decoded image folder") for p in sorted(folder_cache_dir().glob("folder-*.safetensors"))),
-             *((p, "evaluate's classifier") for p in sorted(evaluators_dir().glob(f"*/{CLASSIFIER_FILE}")))]
+             *((p, "evaluate's classifier") for p in sorted(evaluators_dir().glob(f"*/{CLASSIFIER_FILE}"))),
+             *((p, "evaluate's real features") for p in sorted(evaluators_dir().glob("references/*.safetensors")))]
     return [CacheFile(p, what, dir_size(p)) for p, what in found if p.is_file() and not p.is_symlink()]
 
 

@@ -220,6 +220,7 @@ def run_training(
         if eval_every is not None:
             cfg = replace(cfg, eval_every=eval_every)
         cfg = _checkpoint_options(cfg, save_every, keep, keep_epochs)
+        _check_eval(cfg)
         with watch.phase("data"):
             data, val = _load_for(fam, cfg.dataset, cfg.image_size, cfg.channels, cfg.data_args.get("load_size"),
                                   mirror, progress_for, warn)
@@ -237,7 +238,16 @@ def run_training(
                                      epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size,
                                      eval_every=eval_every)
     cfg = _checkpoint_options(cfg, save_every, keep, keep_epochs)
+    _check_eval(cfg)
     return train(cfg, data, store.run_path(family, cfg.run_name), rt, reporter, resume=False, val_data=val, watch=watch)
+
+
+def _check_eval(cfg) -> None:
+    """--eval-every's needs (torch-fidelity; Inception's weights for its space), before the first epoch."""
+    if cfg.eval_every:
+        from ganctl import evaluate
+
+        evaluate.check_ready(cfg.dataset, cfg.channels)
 
 
 def _check_checkpoints(save_every: int | None, keep: int | None, keep_epochs) -> None:
@@ -308,11 +318,6 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
 
         _, p0 = variant.preset_for(dataset, datasets.channels_hint(dataset))
         data, val = load_training_data(dataset, image_size or p0.image_size, None, mirror, progress_for, warn), None
-        if eval_every and not data.classes:
-            raise DatasetError(
-                f"--eval-every scores samples with a classifier trained on the dataset's labels, and {dataset} has none: "
-                "leave it out, or use digits, mnist, fashion-mnist or a folder with one sub-folder per class"
-            )
         if fam.conditional and not data.classes:
             raise DatasetError(
                 f"{fam.name} learns one image distribution per class, and {dataset} has no labels: use digits, mnist, "

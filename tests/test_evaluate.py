@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ from ganctl import inference
 from ganctl.data import datasets
 from ganctl.errors import DatasetError, GanctlError
 from ganctl.evaluation import cache, classifier, splits
-from ganctl.evaluation.frechet import frechet_distance
+from ganctl.evaluation.fidelity import frechet as frechet_distance  # torch-fidelity's, as evaluate uses it
 from tests.conftest import error_line, invoke, make_image_folder
 
 SIZE = 16  # every digits test here runs at 16 px: one classifier, trained once per session
@@ -65,7 +66,8 @@ def test_frechet_distance_is_symmetric_and_matches_a_general_reference():
 
 def test_frechet_distance_with_fewer_samples_than_features():
     a, b = _gaussian(10, 64, 0), _gaussian(12, 64, 1)
-    assert frechet_distance(a, a.clone()) == pytest.approx(0.0, abs=1e-6)
+    # singular covariances: the library's general eigenvalues leave rounding of about 1e-6 around 0
+    assert frechet_distance(a, a.clone()) == pytest.approx(0.0, abs=1e-5)
     d = frechet_distance(a.float(), b.float())  # float32 in, float64 inside
     assert d > 0 and d == d  # finite, not NaN
     with pytest.raises(ValueError):
@@ -310,5 +312,39 @@ def test_evaluate_command_errors(tmp_path, _isolated_store):
     make_image_folder(tmp_path / "flat", n=16, size=(12, 12))
     r = invoke("train", "dcgan", "--dataset", tmp_path / "flat", "--epochs", 1, "--batch-size", 8, "--image-size", 16)
     assert r.exit_code == 0, r.output
-    line = error_line(invoke("evaluate", "dcgan/flat", "-n", 20))
+    # an unlabelled folder is scored on Inception features; the classifier space needs classes
+    line = error_line(invoke("evaluate", "dcgan/flat", "-n", 20, "--features", "classifier"))
     assert "labelled dataset" in line and "one sub-folder per class" in line
+    assert "ganctl download inception" in error_line(invoke("evaluate", "dcgan/flat", "-n", 20))
+    assert "unknown --features 'x'" in error_line(invoke("evaluate", "dcgan/flat", "--features", "x"))
+
+
+# ---------------------------------------------------------------- KID and the floor at the same N (issue 19)
+
+
+def test_classifier_space_gives_kid_beside_fd_and_the_floor_at_the_same_n(cached_classifier, digits_test, _isolated_store):
+    from ganctl.evaluation import reference
+
+    train_n = 1797 - datasets.DIGITS_TEST
+    noise = ev.evaluate_generator(_fake(Noise()), n=5000, device=CPU)  # more than the training split holds
+    assert noise["feature_space"] == "classifier" and noise["n"] == train_n
+    p = noise["protocol"]
+    assert p["generated"] == p["floor"]["images"] == train_n and p["reference"] == {"dataset": "digits", "split": "test", "images": datasets.DIGITS_TEST}
+    assert p["kid"]["subset_size"] == datasets.DIGITS_TEST and p["weights_sha256"] == hashlib.sha256(cached_classifier.read_bytes()).hexdigest()
+    assert noise["kid_mean"] > 20 * max(noise["real_train_vs_test_kid_mean"], 1e-3) and noise["kid_std"] > 0
+    assert noise["frechet_distance"] > 20 * noise["real_train_vs_test_frechet_distance"]
+    # the real side's features are cached in the store (test split, and the floor's training images)
+    files = sorted(p.name for p in reference.references_dir().glob("*.safetensors"))
+    assert len(files) == 2 and any("-test-16px-1ch-classifier-" in f for f in files), files
+    again = ev.evaluate_generator(_fake(Noise()), n=5000, device=CPU)
+    assert again == noise
+
+
+def test_the_library_path_gives_the_classifiers_own_features(cached_classifier, digits_test):
+    from ganctl.evaluation import fidelity, in_domain
+
+    model, _ = cache.get_classifier("digits", SIZE, 1, None, CPU)
+    ours, logits = classifier.features_and_logits(model, digits_test.images, CPU)
+    via = fidelity.features(in_domain.extractor(model, CPU), fidelity.UInt8Images(digits_test.images, rgb=False), CPU,
+                            in_domain.LAYERS)
+    assert torch.allclose(via["features"], ours, atol=1e-5) and torch.allclose(via["logits"], logits, atol=1e-5)

@@ -52,7 +52,8 @@ class Evaluation(Callback):
     """Every ``every`` epochs, :mod:`ganctl.evaluate`'s numbers of the generator in training
     (``eval_*`` in the metrics log). The real images and their features are loaded once."""
 
-    KEEP = ("frechet_distance", "real_train_vs_test_frechet_distance", "label_accuracy")
+    KEEP = ("frechet_distance", "real_train_vs_test_frechet_distance", "kid_mean", "real_train_vs_test_kid_mean",
+            "precision", "recall", "label_accuracy")
 
     def __init__(self, G: nn.Module, spec: dict, every: int, seed: int, rt: Runtime):
         self.G, self.spec, self.every, self.seed, self.rt = G, spec, every, seed, rt

@@ -16,7 +16,10 @@ def datasets(incomplete: str) -> list[str]:
 
 
 def downloadables(incomplete: str) -> list[str]:
-    """Datasets and pretrained models (their `_pretrained` names where a dataset has the same name)."""
+    """Datasets, pretrained models (their `_pretrained` names where a dataset has the same name) and
+    evaluate's Inception weights."""
     from ganctl import pretrained
+    from ganctl.evaluation import weights
 
-    return datasets(incomplete) + [n for n in pretrained.download_names() if n.startswith(incomplete)]
+    names = [*pretrained.download_names(), *weights.CATALOG]
+    return datasets(incomplete) + [n for n in names if n.startswith(incomplete)]

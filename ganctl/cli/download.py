@@ -20,6 +20,8 @@ Examples:
   ganctl download facades_label2photo     (official pretrained pix2pix weights)
 
   ganctl download edges2shoes_pretrained  (the model; 'edges2shoes' is the dataset)
+
+  ganctl download inception       (the Inception-v3 weights of FID, KID and precision/recall)
 """
 
 
@@ -51,13 +53,20 @@ def download(
             table.add_row(e.name, size, status, e.summary)
         ui.err().print(table)
         _list_pretrained()
+        _list_weights()
+        return
+    from ganctl.evaluation import weights
+
+    if name in weights.CATALOG:
+        _download_weights(name, mirror)
         return
     if name not in catalog.CATALOG:  # datasets first: 'edges2shoes' is the dataset, edges2shoes_pretrained the model
         from ganctl import pretrained
         from ganctl.errors import did_you_mean
 
         if pretrained.find(name) is None:
-            raise did_you_mean("dataset or pretrained model", name, [*catalog.CATALOG, *pretrained.download_names()])
+            raise did_you_mean("dataset or pretrained model", name,
+                               [*catalog.CATALOG, *pretrained.download_names(), *weights.CATALOG])
         _download_pretrained(name, mirror)
         return
     entry = catalog.get(name)
@@ -101,6 +110,32 @@ def _download_pretrained(name: str, mirror: str | None) -> None:
     path = pretrained_install.fetch(name, mirror, ui.DownloadProgress().for_file)
     meta = pretrained.read_meta(path)
     ui.info(f"{model.name}: {model.description} ({meta['direction']}), {architecture_summary(meta['generator'])}")
+    ui.result(path)
+
+
+def _list_weights() -> None:
+    from rich.table import Table
+
+    from ganctl.evaluation import weights
+    from ganctl.store import human_size
+
+    table = Table(title="Feature extractor weights (ganctl evaluate)", title_justify="left", box=None, pad_edge=False)
+    for col in ("name", "size", "status", "description"):
+        table.add_column(col, no_wrap=col in ("name", "size"))
+    for w in weights.CATALOG.values():
+        table.add_row(w.name, human_size(w.size), "in store" if weights.is_present(w) else "not downloaded", w.description)
+    ui.err().print()
+    ui.err().print(table)
+
+
+def _download_weights(name: str, mirror: str | None) -> None:
+    from ganctl.evaluation import weights
+
+    w = weights.CATALOG[name]
+    if weights.is_present(w):
+        ui.info(f"{name} is already in the store")
+    path = weights.fetch(name, mirror, ui.DownloadProgress().for_file)
+    ui.info(f"{name}: {w.file}, sha256 {w.sha256}")
     ui.result(path)
 
 

@@ -1,8 +1,9 @@
-"""The small CNN whose penultimate layer the Frechet distance is measured in, and its training.
+"""The small CNN whose penultimate layer the in-domain Frechet distance and KID are measured in,
+and its training.
 
-ganctl downloads no Inception weights (and Inception knows nothing about 8x8 digits), so it trains
-this classifier on the dataset's training split: a fixed seed, a bounded sample budget, no global
-random state.
+Inception, trained on 299 px photos, knows nothing about 8x8 digits, so for labelled small-image
+sets ganctl trains this classifier on the dataset's training split: a fixed seed, a bounded sample
+budget, no global random state.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def on_device(model: DatasetClassifier, device: torch.device) -> DatasetClassifi
     return model.to(device).to(memory_format=_memory_format(device))
 
 
-def _batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def to_device_batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 or [-1, 1] images as the classifier takes them on ``device``."""
     return _to_float(images).to(device).contiguous(memory_format=_memory_format(device))
 
 
@@ -99,7 +101,7 @@ def features_and_logits(model: DatasetClassifier, images: torch.Tensor, device: 
     model.eval()
     feats, logits = [], []
     for chunk in images.split(FEATURE_BATCH):
-        f = model.features(_batch(chunk, device))
+        f = model.features(to_device_batch(chunk, device))
         feats.append(f.cpu())
         logits.append(model.head(f).cpu())
     return torch.cat(feats), torch.cat(logits)
