@@ -132,10 +132,9 @@ def launch(raw_args: list[str], nproc: str, nnodes: int | None, node_rank: int |
 
 
 def _failure_line(e, shared: Path) -> str:
-    said = {int(p.stem.split("-")[-1]): p.read_text().strip() for p in shared.glob("error-rank-*.txt")}
-    if said:  # the rank that raised, not the ones torchrun stopped after it
-        rank = min(said)
-        return f"rank {rank} of the job failed: {said[rank]}"
+    said = sorted(shared.glob("error-rank-*.txt"), key=lambda p: p.stat().st_mtime_ns)
+    if said:  # the first rank that failed, not the ones that lost it in a collective after
+        return f"rank {said[0].stem.split('-')[-1]} of the job failed: {said[0].read_text().strip()}"
     rank, failure = e.get_first_failure()
     if failure.exitcode < 0:
         try:
