@@ -106,13 +106,16 @@ def launch(raw_args: list[str], nproc: str, nnodes: int | None, node_rank: int |
     import logging
 
     from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     n = processes_per_node(nproc)
     argv = torchrun_args(n, nnodes or 1, node_rank, rdzv_endpoint, timeout_s, worker_args(raw_args))
-    # torchrun's agent logs every start and stop; the workers' own output is what the user reads
-    for name in ("torch.distributed", "torch.distributed.run", "torch.distributed.elastic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # torchrun's agent logs every start and stop (each of its loggers has its own level); the
+    # workers' own output is what the user reads
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="ganctl-launch-") as shared:
         before = os.environ.get(LAUNCH_DIR)
         os.environ[LAUNCH_DIR] = shared
@@ -120,6 +123,9 @@ def launch(raw_args: list[str], nproc: str, nnodes: int | None, node_rank: int |
             torchrun.run(torchrun.parse_args(argv))
         except ChildFailedError as e:
             raise GanctlError(_failure_line(e, Path(shared))) from None
+        except SignalException:  # Ctrl-C (or a kill) of the launcher: the workers got it too
+            if not (Path(shared) / RESULT).is_file():  # rank 0 did not get to save and report
+                raise KeyboardInterrupt from None
         finally:
             if before is None:
                 os.environ.pop(LAUNCH_DIR, None)
