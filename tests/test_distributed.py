@@ -204,3 +204,24 @@ def test_a_worker_that_raises_ends_the_job_with_one_line(tmp_path, _isolated_sto
     assert lines[-1] == "error: rank 1 of the job failed: injected failure", r.stderr
     assert sum(ln.startswith("error:") for ln in lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert took < 60
+
+
+@pytest.mark.slow
+def test_sigkill_of_rank_0_then_resume_is_bit_exact_with_two_processes(_isolated_store):
+    from safetensors.torch import load_file
+
+    args = ["--dataset", "digits", "--batch-size", "500", "--image-size", "16", "--device", "cpu", "--epochs", "3",
+            "--nproc-per-node", "2", "--quiet"]
+    assert _ganctl("train", "dcgan", *args, "--name", "whole").returncode == 0
+    # rank 0 is SIGKILLed as it starts writing epoch 2's checkpoint (ganctl.checkpoint's fault hook)
+    r = _ganctl("train", "dcgan", *args, "--name", "cut", env={"GANCTL_FAULT": "save:epoch_0002:tmp-created"})
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+        "error: rank 0 of the job failed (killed by SIGKILL); the other ranks were stopped"), r.stderr
+    r = _ganctl("train", "dcgan", "--resume", "--name", "cut", "--nproc-per-node", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "resuming from checkpoints/epoch_0001" in r.stderr
+    runs = _isolated_store / "runs" / "dcgan"
+    for net in ("generator", "discriminator"):
+        a = load_file(runs / "whole" / "checkpoints" / "epoch_0003" / f"{net}.safetensors")
+        b = load_file(runs / "cut" / "checkpoints" / "epoch_0003" / f"{net}.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), net
