@@ -107,6 +107,7 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         atomic_write_json(run_dir / "config.json", cfg.to_json())  # --epochs/--eval-every may have changed
         with watch.phase("resume"):
             start = saver.restore(reporter.message)
+        _warn_other_world(run_dir, reporter)
     elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", cfg.to_json())
@@ -149,6 +150,19 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
     if res.interrupted:  # a Ctrl-C always saves, also after an epoch that --save-every skipped
         saver.save_stop(res.position)
     return TrainResult(run_dir, res.position.epoch, res.position.step, res.interrupted, saver.last, log.summary)
+
+
+def _warn_other_world(run_dir: Path, reporter: Reporter) -> None:
+    """Another number of processes than the run's last session had splits the batches otherwise:
+    the same sums in another order, so the result is not bit-identical to an uninterrupted run."""
+    from ganctl.report.rundata import read_sessions
+
+    sessions = read_sessions(run_dir)
+    before = sessions[-1].get("processes", 1) if sessions else None
+    now = distributed.world().size
+    if before is not None and before != now:
+        reporter.message(f"warning: this run trained with {before} process{'es' if before != 1 else ''} and resumes with "
+                         f"{now}: it continues the same training, but not bit-identically to an uninterrupted run")
 
 
 def _share_state(G, D, obj: objectives.Objective, start: engine.Position | None) -> engine.Position | None:

@@ -171,6 +171,12 @@ def test_nproc_per_node_trains_one_run_that_sample_reads(tmp_path, _isolated_sto
     s = invoke("sample", "dcgan", "-n", 4, "-o", tmp_path / "s.png")
     assert s.exit_code == 0, s.output
     assert (tmp_path / "s.png").is_file()
+    sessions = json.loads((run / "runtime.json").read_text())["sessions"]
+    assert [s["processes"] for s in sessions] == [2]
+    # one process resumes it, and says it is not bit-exact
+    r = invoke("train", "dcgan", "--resume", "--epochs", 3)
+    assert r.exit_code == 0, r.output
+    assert "trained with 2 processes and resumes with 1" in r.stderr
 
 
 @pytest.mark.slow
