@@ -64,6 +64,7 @@ class World:
 
 
 _world = World()
+_control = None  # a gloo group for flags: on GPUs, agreeing on a Ctrl-C needs no device sync
 
 
 def _env_int(environ, key: str, default: int) -> int:
@@ -143,6 +144,8 @@ def start(rt: Runtime, timeout_s: float = DEFAULT_TIMEOUT_S) -> Runtime:
     else:
         raise GanctlError(f"multi-process training runs on CUDA GPUs or CPUs, not on {rt.device.type}: pass --device cpu")
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), device_id=device_id)
+    global _control
+    _control = dist.new_group(backend="gloo") if backend == "nccl" else None
     _world = w
     return rt
 
@@ -156,7 +159,8 @@ def stop() -> None:
 
     if dist.is_initialized():
         dist.destroy_process_group()
-    _world = World()
+    global _control
+    _world, _control = World(), None
 
 
 @contextmanager
@@ -254,10 +258,8 @@ def any_rank(flag: bool) -> bool:
     import torch
     import torch.distributed as dist
 
-    t = torch.tensor([1.0 if flag else 0.0])
-    if dist.get_backend() == "nccl":
-        t = t.cuda()
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    t = torch.tensor([1.0 if flag else 0.0])  # on the CPU: gloo's group, or the control one beside NCCL
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_control)
     return bool(t.item())
 
 

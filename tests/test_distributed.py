@@ -231,3 +231,29 @@ def test_sigkill_of_rank_0_then_resume_is_bit_exact_with_two_processes(_isolated
         a = load_file(runs / "whole" / "checkpoints" / "epoch_0003" / f"{net}.safetensors")
         b = load_file(runs / "cut" / "checkpoints" / "epoch_0003" / f"{net}.safetensors")
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), net
+
+
+@pytest.mark.slow
+def test_two_machines_simulated_on_one_train_one_run(_isolated_store):
+    endpoint = f"127.0.0.1:{_free_port()}"
+    cmd = [sys.executable, "-m", "ganctl", "train", "dcgan", "--dataset", "digits", *TINY, "--quiet",
+           "--nproc-per-node", "1", "--nnodes", "2", "--rdzv-endpoint", endpoint]
+    nodes = [subprocess.Popen([*cmd, "--node-rank", str(r)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=240) for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], outs
+    run = _one_run(_isolated_store)
+    assert outs[0][0].strip() == str(run.resolve())  # node 0 holds rank 0 and prints the run
+    assert "rank 0 of the job ran on another machine" in outs[1][1]
+    assert json.loads((run / "runtime.json").read_text())["sessions"][0]["processes"] == 2
+
+
+@pytest.mark.slow
+def test_wgan_gp_trains_with_two_processes(_isolated_store):
+    r = _ganctl("train", "wgan-gp", "--dataset", "digits", "--epochs", "1", "--batch-size", "100", "--image-size", "16",
+                "--device", "cpu", "--nproc-per-node", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    run = next((_isolated_store / "runs" / "wgan-gp").iterdir())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 15 and all("gp" in row for row in rows) and sum("g_loss" in row for row in rows) == 3
+    assert (run / "checkpoints" / "epoch_0001" / "generator.safetensors").is_file()
