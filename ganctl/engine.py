@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -124,8 +124,11 @@ def _add(timings: dict[str, float], key: str, seconds: float) -> None:
 
 
 def fit(objective: Trainable, feeder: Feeder, callbacks: Sequence[Callback], *, epochs: int,
-        start: Position | None = None) -> FitResult:
-    """Train from ``start`` (default: the beginning) to the end of epoch ``epochs``, or until Ctrl-C."""
+        start: Position | None = None, agree: Callable[[bool], bool] | None = None) -> FitResult:
+    """Train from ``start`` (default: the beginning) to the end of epoch ``epochs``, or until Ctrl-C.
+
+    ``agree`` (several processes) turns this process's Ctrl-C flag into the job's after every
+    batch (true if any process has it), so all of them stop after the same batch."""
     pos = Position(**vars(start)) if start else Position()
     loop = Loop(epochs=epochs, batches=feeder.batches_per_epoch(), batch_size=feeder.batch_size,
                 position=pos, n_critic=objective.n_critic)
@@ -150,6 +153,8 @@ def fit(objective: Trainable, feeder: Feeder, callbacks: Sequence[Callback], *, 
                     pos.step += 1
                     pos.batch += 1
                     _each(callbacks, "on_step_end", loop, metrics)
+                    if agree is not None:
+                        stop[0] = agree(stop[0])
                     if stop[0] and pos.batch < loop.batches:
                         _each(callbacks, "on_interrupt", loop)
                         return FitResult(pos, True)

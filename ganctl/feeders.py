@@ -7,6 +7,9 @@
 
 Randomness that decides batches (order, crops, flips) comes from generators seeded with
 (seed, epoch) and (seed, epoch, batch), so it never needs saving for an exact resume.
+
+In a multi-process run (:mod:`ganctl.distributed`) ``batch_size`` is the global batch: every rank
+walks the same order and takes its own equal part of each batch.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import torch
 
-from ganctl import seeds
+from ganctl import distributed, seeds
 from ganctl.data.pair_jitter import paired_jitter
 from ganctl.runtime import Runtime
 
@@ -27,6 +30,9 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
 
 
 def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
+    w = distributed.world()
+    if w.active:  # each rank jitters its own part of the batch: a stream of its own
+        return torch.Generator().manual_seed(seeds.derive(seed, epoch, batch, "rank", w.rank))
     return torch.Generator().manual_seed(seeds.derive(seed, epoch, batch))
 
 
@@ -63,10 +69,11 @@ class _Feeder:
         perm, bs, batches = epoch_permutation(self.seed, epoch, self.n), self.batch_size, self.batches_per_epoch()
         if self.index_device is not None:
             perm = perm.to(self.index_device)
+        mine = distributed.local_rows  # this rank's part of each global batch (all of it in one process)
         for b in range(first, batches):
-            batch = self.batch(perm[b * bs : (b + 1) * bs], epoch, b)
+            batch = self.batch(mine(perm[b * bs : (b + 1) * bs]), epoch, b)
             if b + 1 < batches:  # the next batch is prepared while this one trains
-                self.prefetch(perm[(b + 1) * bs : (b + 2) * bs], epoch, b + 1)
+                self.prefetch(mine(perm[(b + 1) * bs : (b + 2) * bs]), epoch, b + 1)
             yield batch
 
     def prefetch(self, idx: torch.Tensor, epoch: int, b: int) -> None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganctl import accel
+from ganctl import accel, distributed
 from ganctl.config import TrainConfig
 from ganctl.errors import GanctlError
 from ganctl.runtime import Runtime
@@ -59,7 +59,8 @@ class Objective:
         self._fake_labels: torch.Tensor | None = None
 
     def latent(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.z_dim, device=self.rt.device)
+        # drawn for the global batch, of which this rank keeps its rows (ganctl.distributed)
+        return distributed.local_rows(torch.randn(distributed.global_rows(n), self.cfg.z_dim, device=self.rt.device))
 
     def fake_labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         # conditional models generate fakes for the batch's own labels (vanerk03/CGAN)
@@ -77,16 +78,26 @@ class Objective:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
 
     def update(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
-        """zero_grad, backward, step (through the fp16 loss scaler when there is one)."""
+        """zero_grad, backward, step (through the fp16 loss scaler when there is one).
+
+        In a multi-process run the gradients are averaged over the ranks between the backward
+        pass and the step. Scaled fp16 gradients are averaged before the scaler checks them: an
+        inf or NaN on any rank is then on every rank, so all skip the step and scale alike."""
         scaler = self.scale_g if opt is self.opt_g else self.scale_d
         opt.zero_grad(set_to_none=True)
         if scaler is None:
             loss.backward()
+            self._average(opt)
             opt.step()
             return
         scaler.scale(loss).backward()
+        self._average(opt)
         scaler.step(opt)
         scaler.update()
+
+    @staticmethod
+    def _average(opt: torch.optim.Optimizer) -> None:
+        distributed.average_gradients(p for group in opt.param_groups for p in group["params"])
 
     def set_epoch(self, epoch: int) -> None:
         """Called before each epoch (0-based); objectives with a learning-rate schedule set it here."""
@@ -146,7 +157,8 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, label
     """WGAN-GP penalty (Gulrajani et al., 2017): mean over samples of (||grad_x D(x_hat)||_2 - 1)^2,
     with x_hat on the straight line between each real and fake image at a per-sample U(0, 1)
     position and the norm taken per sample (not over the whole batch). Computed in fp32."""
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+    # drawn for the global batch, as the latents are (ganctl.distributed)
+    eps = distributed.local_rows(torch.rand(distributed.global_rows(real.shape[0]), *([1] * (real.dim() - 1)), device=real.device))
     x_hat = (eps * real.float() + (1 - eps) * fake.float()).requires_grad_(True)
     with torch.autocast(real.device.type, enabled=False):
         out = D(x_hat, labels)

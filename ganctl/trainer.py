@@ -3,6 +3,11 @@
 Nothing here depends on the family's name: the registration (:mod:`ganctl.registry`) names the
 networks, their init and the objective, and the family's data kind picks the feeder and the
 epoch pictures.
+
+In a multi-process run (:mod:`ganctl.distributed`) every rank trains, and rank 0 alone writes: it
+holds the run's lock, writes the config, restores a checkpoint and hands its state to the others,
+and runs the callbacks (metrics, pictures, evaluation, checkpoints, progress). The others run only
+:class:`EpochSync`, which waits at each epoch's end for rank 0 to finish what it writes then.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ganctl import accel, callbacks, engine, genspec, models, objectives, registry
+from ganctl import accel, callbacks, distributed, engine, genspec, models, objectives, registry
 from ganctl.atomic import atomic_write_json
 from ganctl.callbacks.animation import ProgressAnimation
 from ganctl.callbacks.progress import NullReporter, Reporter
@@ -71,7 +76,10 @@ def train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter
 
     The run folder is locked for the whole training: a second trainer (or ``rm``) of the same run
     is refused before it writes anything, and the lock dies with the process, so a killed run resumes.
+    In a multi-process run, rank 0 holds the lock and the other ranks write nothing.
     """
+    if not distributed.is_main():
+        return _train(cfg, data, Path(run_dir), rt, NullReporter(), resume, val_data, watch or Stopwatch())
     with run_lock(Path(run_dir), f"{cfg.family}/{cfg.run_name}", new=not resume):
         return _train(cfg, data, Path(run_dir), rt, reporter or NullReporter(), resume, val_data, watch or Stopwatch())
 
@@ -80,21 +88,31 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
            watch: Stopwatch) -> TrainResult:
     fam = registry.get(cfg.family)
     variant = fam.for_arch(cfg.arch)
+    main = distributed.is_main()
     with watch.phase("networks"):
         G, D = build_networks(cfg, rt)
+        if distributed.world().active and not fam.paired:
+            # the global batch's statistics, as one process training on it has. pix2pix keeps its
+            # per-rank batch norm: its recipe is batch 1, where batch norm normalises each image by
+            # itself, and its validation runs G in training mode on rank 0 alone.
+            distributed.sync_batch_norm(G)
+            distributed.sync_batch_norm(D)
         obj = build_objective(cfg, G, D, rt)
     spec = genspec.for_run(cfg)
     saver = callbacks.Checkpointer(run_dir, G, D, obj, spec, save_every=cfg.save_every, keep=cfg.keep,
                                    keep_epochs=cfg.keep_epochs)
 
     start = None
-    if resume:
+    if resume and main:
         atomic_write_json(run_dir / "config.json", cfg.to_json())  # --epochs/--eval-every may have changed
         with watch.phase("resume"):
             start = saver.restore(reporter.message)
-    else:
+        _warn_other_world(run_dir, reporter)
+    elif main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", cfg.to_json())
+    if distributed.world().active:
+        start = _share_state(G, D, obj, start)
 
     channels_last = uses_channels_last(cfg, rt)
     if fam.paired:
@@ -111,6 +129,10 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
     # on a GPU every read-back waits for the queued steps: read in blocks; a CPU has nothing to wait for
     log = callbacks.MetricsLog(run_dir, resume=resume, read_every=10 if rt.device.type == "cpu" else 50)
     title = f"{cfg.family} on {Path(cfg.dataset).name}"
+    if not main:  # rank 0 writes and shows; the others wait for it at each epoch's end
+        steps: list[engine.Callback] = [EpochSync()]
+        res = engine.fit(obj, feeder, steps, epochs=cfg.epochs, start=start, agree=distributed.any_rank)
+        return TrainResult(run_dir, res.position.epoch, res.position.step, res.interrupted, None, {})
     steps = [
         *shows,
         log,
@@ -120,7 +142,58 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         ProgressAnimation(run_dir),
         callbacks.SessionLog(run_dir, rt, registry.networks(cfg.arch).convolutional, watch),  # last: it times the others
     ]
-    res = engine.fit(obj, feeder, steps, epochs=cfg.epochs, start=start)
+    agree = None
+    if distributed.world().active:
+        steps.append(EpochSync())
+        agree = distributed.any_rank
+    res = engine.fit(obj, feeder, steps, epochs=cfg.epochs, start=start, agree=agree)
     if res.interrupted:  # a Ctrl-C always saves, also after an epoch that --save-every skipped
         saver.save_stop(res.position)
     return TrainResult(run_dir, res.position.epoch, res.position.step, res.interrupted, saver.last, log.summary)
+
+
+def _warn_other_world(run_dir: Path, reporter: Reporter) -> None:
+    """Another number of processes than the run's last session had splits the batches otherwise:
+    the same sums in another order, so the result is not bit-identical to an uninterrupted run."""
+    from ganctl.report.rundata import read_sessions
+
+    sessions = read_sessions(run_dir)
+    before = sessions[-1].get("processes", 1) if sessions else None
+    now = distributed.world().size
+    if before is not None and before != now:
+        reporter.message(f"warning: this run trained with {before} process{'es' if before != 1 else ''} and resumes with "
+                         f"{now}: it continues the same training, but not bit-identically to an uninterrupted run")
+
+
+def _share_state(G, D, obj: objectives.Objective, start: engine.Position | None) -> engine.Position | None:
+    """Rank 0's weights, optimizer and loss-scaler states, RNG state and position (what it restored
+    on --resume, or its fresh start) on every rank. Every rank draws from one random stream
+    (:mod:`ganctl.distributed`), so rank 0's RNG state is everyone's."""
+    distributed.broadcast_modules(G, D)
+    scalers = {"g": obj.scale_g, "d": obj.scale_d}
+    state = distributed.broadcast_object({
+        "start": start,
+        "optimizers": {k: o.state_dict() for k, o in obj.optimizers().items()},
+        "scalers": {k: s.state_dict() for k, s in scalers.items() if s is not None},
+        "rng_cpu": torch.get_rng_state(),
+        "rng_device": torch.cuda.get_rng_state() if obj.rt.device.type == "cuda" else None,
+    })
+    if not distributed.is_main():
+        for k, o in obj.optimizers().items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in scalers.items():
+            if s is not None and k in state["scalers"]:
+                s.load_state_dict(state["scalers"][k])
+        torch.set_rng_state(state["rng_cpu"])
+        if state["rng_device"] is not None:
+            torch.cuda.set_rng_state(state["rng_device"])
+    return state["start"]
+
+
+class EpochSync(engine.Callback):
+    """Last in every rank's list: at the end of each epoch every rank waits until
+    rank 0 has written what it writes then (pictures, evaluation, the checkpoint's snapshot), so no
+    rank runs ahead into a collective that would time out while rank 0 evaluates."""
+
+    def on_epoch_end(self, loop: engine.Loop) -> None:
+        distributed.wait_for_main(f"epoch-{loop.position.epoch}")

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganctl import registry, seeds, store
+from ganctl import distributed, registry, seeds, store
 from ganctl.config import TrainConfig, make_config
 from ganctl.data import catalog, fetch
 from ganctl.errors import DatasetError, GanctlError
@@ -178,13 +178,19 @@ def run_training(
     save_every: int | None = None,
     keep: int | None = None,
     keep_epochs: tuple[int, ...] | None = None,
+    dist_timeout: float = distributed.DEFAULT_TIMEOUT_S,
     reporter: Reporter | None = None,
     progress_for: Callable | None = None,
     warn: Callable[[str], None] | None = None,
     **options: object,
 ) -> TrainResult:
     """Train ``family`` on ``dataset``. ``options`` are the family options (``n_critic=3``,
-    ``direction="BtoA"``, ...; None: not given), checked against the family's registration."""
+    ``direction="BtoA"``, ...; None: not given), checked against the family's registration.
+
+    Started by torchrun (``RANK``, ``WORLD_SIZE``... in the environment), this process joins the
+    job (:func:`ganctl.distributed.start`, with ``dist_timeout`` seconds for any collective) and
+    trains its part of every batch; rank 0 alone checks the store, names the run and writes it.
+    The caller leaves the job with :func:`ganctl.distributed.stop`."""
     fam = registry.get(family)
     _check_common(epochs, batch_size, lr, image_size, eval_every, seed)
     _check_checkpoints(save_every, keep, keep_epochs)
@@ -207,13 +213,17 @@ def run_training(
         from ganctl import runtime
         from ganctl.trainer import train
     with watch.phase("runtime"):
-        rt = runtime.resolve(device, precision, compile, accel)
+        rt = distributed.start(runtime.resolve(device, precision, compile, accel), dist_timeout)
+    main = distributed.is_main()
+    if not main:
+        warn = progress_for = None  # rank 0 says it
 
     if resume:
         asked = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size,
                  "arch": variant.networks.name if arch else None}
         cfg, run_dir = _resume_config(run, epochs, asked)
-        store.check_run_idle(run_dir, f"{family}/{cfg.run_name}")  # refused before the data is loaded
+        if main:  # the others would see rank 0's lock
+            store.check_run_idle(run_dir, f"{family}/{cfg.run_name}")  # refused before the data is loaded
         if dataset is not None and dataset != cfg.dataset and Path(dataset).expanduser().resolve() != Path(cfg.dataset):
             raise GanctlError(f"--resume continues run {cfg.run_name} on its own dataset ({cfg.dataset}); leave out --dataset")
         cfg = _resume_options(fam, cfg, given)
@@ -221,24 +231,27 @@ def run_training(
             cfg = replace(cfg, eval_every=eval_every)
         cfg = _checkpoint_options(cfg, save_every, keep, keep_epochs)
         _check_eval(cfg)
-        with watch.phase("data"):
+        with watch.phase("data"), distributed.main_first():
             data, val = _load_for(fam, cfg.dataset, cfg.image_size, cfg.channels, cfg.data_args.get("load_size"),
                                   mirror, progress_for, warn)
+        distributed.check_batch(min(cfg.batch_size, len(data)), distributed.world().size, "the run's --batch-size")
         return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val, watch=watch)  # writes config.json once locked
 
-    if name is not None:
+    if name is not None and main:
         store.check_run_idle(store.run_path(family, name), f"{family}/{name}")
         if store.run_path(family, name).exists():
             raise GanctlError(
                 f"run {family}/{name} already exists: pass --resume to continue it, "
                 "choose another --name, or delete it with 'ganctl rm'"
             )
-    with watch.phase("data"):
+    with watch.phase("data"), distributed.main_first():
         cfg, data, val = _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, warn,
                                      epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size,
                                      eval_every=eval_every)
-    cfg = _checkpoint_options(cfg, save_every, keep, keep_epochs)
+    cfg = distributed.broadcast_object(_checkpoint_options(cfg, save_every, keep, keep_epochs))  # rank 0's run name
     _check_eval(cfg)
+    distributed.check_batch(min(cfg.batch_size, len(data)), distributed.world().size,
+                            "--batch-size" if batch_size else f"the {cfg.family} preset's batch size")
     return train(cfg, data, store.run_path(family, cfg.run_name), rt, reporter, resume=False, val_data=val, watch=watch)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ganctl import __version__, timing
+from ganctl import __version__, distributed, timing
 from ganctl.atomic import atomic_write_json
 from ganctl.engine import Callback, Loop
 from ganctl.report.rundata import RUNTIME, read_sessions
@@ -44,6 +44,7 @@ class SessionLog(Callback):
             "step": pos.step,
             "device": device_name(self.rt.device),
             "precision": self.rt.precision,
+            "processes": distributed.world().size,
             "fast_paths": self.rt.fast_paths(self.convolutional),
             "torch": torch.__version__,
             "ganctl": __version__,

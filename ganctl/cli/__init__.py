@@ -23,8 +23,11 @@ def _debug() -> bool:
 def _fail(message: str, code: int = 1) -> None:
     from rich.markup import escape
 
+    from ganctl import launch
     from ganctl.cli import ui
 
+    if launch.write_error(message):  # a worker of `train --nproc-per-node`: the launcher prints it, once
+        raise typer.Exit(code)
     # escaped: a message's own brackets (pip install "ganctl[export]") are text, not markup
     ui.err().print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
@@ -50,6 +53,7 @@ class _Command(TyperCommand):
         return _plain_flags(super().get_params(ctx))
 
     def parse_args(self, ctx, args):
+        ctx.meta["ganctl_args"] = list(args)  # as given: `train --nproc-per-node` passes them on to its workers
         try:
             return super().parse_args(ctx, args)
         except Exception as e:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from ganctl import registry, retention, seeds  # registry, retention: plain data, no torch
+from ganctl import distributed, launch, registry, retention, seeds  # plain data, no torch at import
 from ganctl.cli import completion, ui
 
 
@@ -47,6 +49,10 @@ Examples:
   ganctl train dcgan --resume --epochs 30
 
   ganctl train dcgan --dataset mnist --epochs 40 --save-every 5 --keep-epochs 20
+
+  ganctl train dcgan --dataset celeba --nproc-per-node auto --batch-size 256
+
+  torchrun --nproc_per_node 4 -m ganctl train dcgan --dataset celeba --batch-size 256
 """
 
 
@@ -68,13 +74,14 @@ def _only(flag: str, text: str) -> str:
 
 
 def train(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help=f"Model family: {_families()} (see 'ganctl list').", autocompletion=completion.models),
     dataset: str = typer.Option(None, "--dataset", "-d", help=_DATASET_HELP, rich_help_panel="Data", autocompletion=completion.datasets),
     image_size: int = typer.Option(None, "--image-size", help="Train at this size (default: the family's for this dataset).", rich_help_panel="Data"),
     mirror: str = typer.Option(None, "--mirror", envvar="GANCTL_MIRROR", help="Base URL to download the dataset from instead of the published ones.", rich_help_panel="Data"),
     arch: str = typer.Option(None, "--arch", help=f"Architecture variant ({_archs()}).", rich_help_panel="Training"),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Total epochs (default: the family's for this dataset). With --resume, the new total.", rich_help_panel="Training"),
-    batch_size: int = typer.Option(None, "--batch-size", "-b", help="Images per batch.", rich_help_panel="Training"),
+    batch_size: int = typer.Option(None, "--batch-size", "-b", help="Images per batch (with several processes: in all, split evenly over them).", rich_help_panel="Training"),
     lr: float = typer.Option(None, "--lr", help="Learning rate of both networks.", rich_help_panel="Training"),
     seed: int = typer.Option(None, "--seed", callback=seeds.option, help="Seed for weights, noise and batch order (default: 0).", rich_help_panel="Training"),
     n_critic: int = typer.Option(None, "--n-critic", help=_only("--n-critic", "Critic steps per generator step (default: 5)."), rich_help_panel="Wasserstein"),
@@ -94,6 +101,11 @@ def train(
     save_every: int = typer.Option(None, "--save-every", help="Save a checkpoint every N epochs; the last epoch and Ctrl-C always save (default: 1). --resume may change it.", rich_help_panel="Checkpoints"),
     keep: int = typer.Option(None, "--keep", help="Checkpoints kept, the newest always among them; older ones are deleted after each save (default: 1, all an exact --resume needs). --resume may change it.", rich_help_panel="Checkpoints"),
     keep_epochs: str = typer.Option(None, "--keep-epochs", metavar="EPOCHS", callback=retention.parse_epochs, help="Epochs whose checkpoints are saved and never deleted, e.g. 10,20. --resume adds to them.", rich_help_panel="Checkpoints"),
+    nproc_per_node: str = typer.Option(None, "--nproc-per-node", metavar="N|auto", help="Train with N processes on this machine (auto: one per GPU; on a CPU, each gets the cores divided by N), started through torchrun's machinery. See docs/distributed.md.", rich_help_panel="Several processes"),
+    nnodes: int = typer.Option(None, "--nnodes", help="Machines in the job (with --nproc-per-node and --rdzv-endpoint; each machine runs the same command).", rich_help_panel="Several processes"),
+    node_rank: int = typer.Option(None, "--node-rank", help="This machine's number, 0 to --nnodes - 1 (leave it out to number machines as they arrive).", rich_help_panel="Several processes"),
+    rdzv_endpoint: str = typer.Option(None, "--rdzv-endpoint", metavar="HOST:PORT", help="Where the machines of a job meet (the first machine's address and a free port).", rich_help_panel="Several processes"),
+    dist_timeout: float = typer.Option(distributed.DEFAULT_TIMEOUT_S, "--dist-timeout", metavar="SECONDS", help="With several processes: a rendezvous or a step that waits longer than this for another process ends the job.", rich_help_panel="Several processes"),
     name: str = typer.Option(None, "--name", "-n", help="Run name (default: the dataset's name, numbered).", rich_help_panel="Run"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run named by --name (default: the newest run of MODEL).", rich_help_panel="Run"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; print only the run folder.", rich_help_panel="Run"),
@@ -102,59 +114,86 @@ def train(
     from ganctl import registry
 
     model = registry.get(model).name  # a typo is answered before torch is imported; DCGAN is dcgan
+    launch.check_options(nproc_per_node, nnodes, node_rank, rdzv_endpoint, batch_size)
+    if nproc_per_node is not None:  # the launcher: its workers run this command without these options
+        done = launch.launch(ctx.meta.get("ganctl_args", []), nproc_per_node, nnodes, node_rank, rdzv_endpoint, dist_timeout)
+        if not done:
+            ui.info("done: rank 0 of the job ran on another machine, which holds the run")
+            return
+        _finish(model, Path(done["run_dir"]), done["epochs_done"], done["step"], done["interrupted"],
+                done["checkpoint"], resume, quiet)
+        return
     from ganctl.training import run_training
 
     progress = ui.DownloadProgress()
-    result = run_training(
-        model,
-        dataset,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        image_size=image_size,
-        device=device,
-        precision=precision,
-        compile=compile,
-        accel=not no_accel,
-        name=name,
-        resume=resume,
-        mirror=mirror,
-        n_critic=n_critic,
-        clip=clip,
-        lambda_gp=lambda_gp,
-        arch=arch,
-        eval_every=eval_every,
-        save_every=save_every,
-        keep=keep,
-        keep_epochs=keep_epochs,
-        direction=direction,
-        epochs_decay=epochs_decay,
-        lambda_l1=lambda_l1,
-        no_gan=no_gan,
-        ngf=ngf,
-        ndf=ndf,
-        reporter=ui.TrainProgress(quiet=quiet),
-        progress_for=progress.for_file,
-        warn=ui.warn,
-    )
-    rid = f"{result.run_dir.parent.name}/{result.run_dir.name}"
-    if result.interrupted:
-        ui.warn(
-            f"stopped at epoch {result.epochs_done + 1}, step {result.step}; checkpoint saved. "
-            f"Continue with: ganctl train {model} --resume --name {result.run_dir.name}"
+    try:
+        result = run_training(
+            model,
+            dataset,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            image_size=image_size,
+            device=device,
+            precision=precision,
+            compile=compile,
+            accel=not no_accel,
+            name=name,
+            resume=resume,
+            mirror=mirror,
+            n_critic=n_critic,
+            clip=clip,
+            lambda_gp=lambda_gp,
+            arch=arch,
+            eval_every=eval_every,
+            save_every=save_every,
+            keep=keep,
+            keep_epochs=keep_epochs,
+            direction=direction,
+            epochs_decay=epochs_decay,
+            lambda_l1=lambda_l1,
+            no_gan=no_gan,
+            ngf=ngf,
+            ndf=ndf,
+            reporter=ui.TrainProgress(quiet=quiet),
+            progress_for=progress.for_file,
+            dist_timeout=dist_timeout,
+            warn=ui.warn,
         )
-        ui.result(result.run_dir)
+        main = distributed.is_main()
+    finally:
+        distributed.stop()
+    if not main:  # rank 0 of the job reports it
+        return
+    if launch.launched():  # for `ganctl train --nproc-per-node`, which reports it
+        launch.write_result({"run_dir": str(result.run_dir), "epochs_done": result.epochs_done, "step": result.step,
+                             "interrupted": result.interrupted, "checkpoint": result.checkpoint is not None})
+        return
+    _finish(model, result.run_dir, result.epochs_done, result.step, result.interrupted, result.checkpoint is not None,
+            resume, quiet)
+
+
+def _finish(model: str, run_dir: Path, epochs_done: int, step: int, interrupted: bool, saved: bool, resume: bool,
+            quiet: bool) -> None:
+    """What a finished (or stopped) training prints: its run folder on stdout, a hint on stderr."""
+    rid = f"{run_dir.parent.name}/{run_dir.name}"
+    if interrupted:
+        ui.warn(
+            f"stopped at epoch {epochs_done + 1}, step {step}; checkpoint saved. "
+            f"Continue with: ganctl train {model} --resume --name {run_dir.name}"
+        )
+        ui.result(run_dir)
         raise typer.Exit(130)
-    if result.checkpoint is None and resume:
-        ui.info(f"run {rid} already has its {result.epochs_done} epochs: pass --epochs N to train further")
+    if not saved and resume:
+        ui.info(f"run {rid} already has its {epochs_done} epochs: pass --epochs N to train further")
     elif not quiet:
         from ganctl import registry
 
         paired = registry.get(model).paired
         verb = "translate with it: 'ganctl translate IMAGE -o OUT --run" if paired else f"sample it with 'ganctl sample {model} --run"
-        ui.info(f"done: run {rid}; {verb} {result.run_dir.name}'")
-    ui.result(result.run_dir)
+        ui.info(f"done: run {rid}; {verb} {run_dir.name}'")
+    ui.result(run_dir)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,175 @@
+"""``ganctl train ... --nproc-per-node N``: start N training processes through torchrun's own
+machinery (``torch.distributed.run``), each running ``python -m ganctl train ...`` without the
+launcher's options, exactly as ``torchrun --nproc_per_node N -m ganctl train ...`` would.
+
+The launcher and its workers share a folder (``GANCTL_LAUNCH_DIR``): rank 0 leaves its result
+there (the run folder, where it stopped) and a worker that fails leaves its one-line error, so the
+launcher prints the result, or that line, as a single-process ``ganctl train`` does. Torch-free
+until :func:`launch` runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+from ganctl.errors import GanctlError
+
+LAUNCH_DIR = "GANCTL_LAUNCH_DIR"  # set for the workers of `ganctl train --nproc-per-node`
+# the launcher's own options, with the number of values each takes; the workers get the others
+LAUNCHER_OPTIONS = {"--nproc-per-node": 1, "--nnodes": 1, "--node-rank": 1, "--rdzv-endpoint": 1}
+RESULT = "result.json"
+
+
+def worker_args(args: list[str]) -> list[str]:
+    """The arguments of ``ganctl train`` without the launcher's options (``--opt V`` and ``--opt=V``)."""
+    out, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            out.extend(args[i:])
+            break
+        flag = a.split("=", 1)[0]
+        if flag in LAUNCHER_OPTIONS:
+            i += 1 if "=" in a else 1 + LAUNCHER_OPTIONS[flag]
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def processes_per_node(value: str) -> int:
+    """``--nproc-per-node``: a number, or ``auto`` (this machine's GPUs)."""
+    if value == "auto":
+        import torch
+
+        n = torch.cuda.device_count()
+        if n < 1:
+            raise GanctlError("--nproc-per-node auto starts one process per GPU, and this machine has none: give a number "
+                              "(on a CPU, each process gets the cores divided by the number of processes)")
+        return n
+    try:
+        n = int(value)
+    except ValueError:
+        raise GanctlError(f"--nproc-per-node takes a number of processes or auto, not {value!r}") from None
+    if n < 1:
+        raise GanctlError("--nproc-per-node must be at least 1")
+    return n
+
+
+def check_options(nproc: str | None, nnodes: int | None, node_rank: int | None, rdzv_endpoint: str | None,
+                  batch_size: int | None) -> None:
+    """The launcher's options, checked before torch loads (``auto`` is counted later)."""
+    if nproc is None:
+        if nnodes is not None or node_rank is not None or rdzv_endpoint is not None:
+            raise GanctlError("--nnodes, --node-rank and --rdzv-endpoint start a job with --nproc-per-node: give it too")
+        return
+    n = None if nproc == "auto" else processes_per_node(nproc)
+    if nnodes is not None and nnodes < 1:
+        raise GanctlError("--nnodes must be at least 1")
+    if (nnodes or 1) > 1 and not rdzv_endpoint:
+        raise GanctlError("several machines (--nnodes) meet at --rdzv-endpoint HOST:PORT (the first machine's address)")
+    if node_rank is not None and not 0 <= node_rank < (nnodes or 1):
+        raise GanctlError(f"--node-rank must be between 0 and {(nnodes or 1) - 1} (--nnodes {nnodes or 1})")
+    if rdzv_endpoint is not None and ":" not in rdzv_endpoint:
+        raise GanctlError(f"--rdzv-endpoint takes HOST:PORT, not {rdzv_endpoint!r}")
+    if n is not None and batch_size is not None:
+        from ganctl import distributed
+
+        distributed.check_batch(batch_size, n * (nnodes or 1))
+
+
+def torchrun_args(nproc: int, nnodes: int, node_rank: int | None, rdzv_endpoint: str | None, timeout_s: float,
+                  train_args: list[str]) -> list[str]:
+    """torchrun's command line for this job. One machine: a rendezvous on a free local port. Several:
+    at ``rdzv_endpoint``, the static rendezvous when each machine says its ``node_rank``, the
+    c10d one (ranks in the order the machines arrive) when none does."""
+    wait = int(max(1, timeout_s))
+    args = ["--nproc-per-node", str(nproc), "--nnodes", str(nnodes), "--max-restarts", "0",
+            "--rdzv-conf", f"join_timeout={wait},timeout={wait}"]
+    if nnodes == 1 and not rdzv_endpoint:
+        args.append("--standalone")
+    elif node_rank is not None:
+        args += ["--rdzv-backend", "static", "--node-rank", str(node_rank), "--rdzv-endpoint", rdzv_endpoint]
+    else:
+        args += ["--rdzv-backend", "c10d", "--rdzv-endpoint", rdzv_endpoint]
+    return [*args, "-m", "ganctl", "train", *train_args]
+
+
+def launch(raw_args: list[str], nproc: str, nnodes: int | None, node_rank: int | None, rdzv_endpoint: str | None,
+           timeout_s: float) -> dict:
+    """Run the job; returns rank 0's result (see :func:`write_result`), or raises the first
+    failure as one line: which rank, and its error (or the signal that ended it)."""
+    import logging
+
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    n = processes_per_node(nproc)
+    argv = torchrun_args(n, nnodes or 1, node_rank, rdzv_endpoint, timeout_s, worker_args(raw_args))
+    # torchrun's agent logs every start and stop (each of its loggers has its own level); the
+    # workers' own output is what the user reads
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="ganctl-launch-") as shared:
+        before = os.environ.get(LAUNCH_DIR)
+        os.environ[LAUNCH_DIR] = shared
+        try:
+            torchrun.run(torchrun.parse_args(argv))
+        except ChildFailedError as e:
+            raise GanctlError(_failure_line(e, Path(shared))) from None
+        except SignalException:  # Ctrl-C (or a kill) of the launcher: the workers got it too
+            if not (Path(shared) / RESULT).is_file():  # rank 0 did not get to save and report
+                raise KeyboardInterrupt from None
+        finally:
+            if before is None:
+                os.environ.pop(LAUNCH_DIR, None)
+            else:
+                os.environ[LAUNCH_DIR] = before
+        result = Path(shared) / RESULT
+        if not result.is_file():  # rank 0 ran on another machine
+            return {}
+        return json.loads(result.read_text())
+
+
+def _failure_line(e, shared: Path) -> str:
+    said = sorted(shared.glob("error-rank-*.txt"), key=lambda p: p.stat().st_mtime_ns)
+    if said:  # the first rank that failed, not the ones that lost it in a collective after
+        return f"rank {said[0].stem.split('-')[-1]} of the job failed: {said[0].read_text().strip()}"
+    rank, failure = e.get_first_failure()
+    if failure.exitcode < 0:
+        try:
+            why = f"killed by {signal.Signals(-failure.exitcode).name}"
+        except ValueError:
+            why = f"killed by signal {-failure.exitcode}"
+    else:
+        why = f"exit code {failure.exitcode}"
+    return f"rank {rank} of the job failed ({why}); the other ranks were stopped"
+
+
+def launched() -> Path | None:
+    """The launcher's shared folder, when this process is one of its workers."""
+    value = os.environ.get(LAUNCH_DIR)
+    return Path(value) if value else None
+
+
+def write_result(result: dict) -> None:
+    """Rank 0 of a launched job: what the launcher prints."""
+    shared = launched()
+    if shared is not None and shared.is_dir():
+        (shared / RESULT).write_text(json.dumps(result))
+
+
+def write_error(message: str) -> bool:
+    """A worker of a launched job: its error, for the launcher to print (True when written)."""
+    shared = launched()
+    if shared is None or not shared.is_dir():
+        return False
+    rank = os.environ.get("RANK", "0")
+    (shared / f"error-rank-{rank}.txt").write_text(message)
+    return True

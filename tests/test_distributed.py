@@ -1,0 +1,259 @@
+"""Multi-process training (ganctl.distributed, ganctl.launch): CPU processes on gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganctl import distributed, launch, objectives, runtime, trainer
+from ganctl.config import make_config
+from ganctl.errors import GanctlError
+from tests.conftest import error_line, invoke
+
+CPU = runtime.Runtime(torch.device("cpu"), "fp32", accel=False)
+ROOT = Path(__file__).resolve().parents[1]
+GLOBAL_BATCH = 8
+
+
+# ---------------------------------------------------------------- torch-free parts
+
+
+def test_launcher_options_are_left_out_of_the_workers_command():
+    args = ["dcgan", "--dataset", "digits", "--nproc-per-node", "2", "--nnodes=2", "--node-rank", "1",
+            "--rdzv-endpoint", "h:1", "--epochs", "3", "--dist-timeout", "30"]
+    assert launch.worker_args(args) == ["dcgan", "--dataset", "digits", "--epochs", "3", "--dist-timeout", "30"]
+
+
+def test_torchrun_command_line_for_one_and_two_machines():
+    one = launch.torchrun_args(2, 1, None, None, 60, ["dcgan"])
+    assert "--standalone" in one and one[-4:] == ["-m", "ganctl", "train", "dcgan"]
+    assert one[one.index("--max-restarts") + 1] == "0"
+    two = launch.torchrun_args(4, 2, 1, "10.0.0.1:29400", 30, ["dcgan"])
+    assert two[two.index("--rdzv-backend") + 1] == "static" and two[two.index("--node-rank") + 1] == "1"
+    assert "join_timeout=30,timeout=30" in two
+    arriving = launch.torchrun_args(4, 2, None, "10.0.0.1:29400", 30, ["dcgan"])
+    assert arriving[arriving.index("--rdzv-backend") + 1] == "c10d"
+
+
+def test_world_from_torchrun_environment():
+    assert distributed.from_env({}) == distributed.World()
+    w = distributed.from_env({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2"})
+    assert (w.rank, w.local_rank, w.size, w.local_size, w.main, w.active) == (3, 1, 4, 2, False, True)
+    with pytest.raises(GanctlError, match="RANK=4"):
+        distributed.from_env({"RANK": "4", "WORLD_SIZE": "4"})
+
+
+def test_the_global_batch_must_divide_by_the_processes():
+    distributed.check_batch(64, 4)
+    with pytest.raises(GanctlError, match="--batch-size 10 is the global batch and must divide by the 4 processes: use 8 or 12"):
+        distributed.check_batch(10, 4)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "7", "--nproc-per-node", "2"], "must divide by the 2 processes: use 6 or 8"),
+    (["--nproc-per-node", "two"], "--nproc-per-node takes a number of processes or auto"),
+    (["--nproc-per-node", "2", "--nnodes", "2"], "--rdzv-endpoint HOST:PORT"),
+    (["--nnodes", "2"], "give it too"),
+])
+def test_launcher_mistakes_are_one_line_before_any_process_starts(args, message):
+    t0 = time.perf_counter()
+    r = invoke("train", "dcgan", "--dataset", "digits", *args)
+    assert message in error_line(r)
+    assert time.perf_counter() - t0 < 5
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _config(family: str):
+    cfg = make_config(family, "digits", "t", channels=1, classes=None, preset_key="digits", epochs=1,
+                      batch_size=GLOBAL_BATCH, image_size=16, seed=3)
+    if family == "gan":  # an MLP without batch norm or dropout
+        return replace(cfg, generator={**cfg.generator, "hidden": [16], "batch_norm": False, "dropout": 0.0},
+                       discriminator={**cfg.discriminator, "hidden": [16], "dropout": 0.0})
+    return replace(cfg, generator={**cfg.generator, "features": 4}, discriminator={**cfg.discriminator, "features": 4})
+
+
+CASES = ("gan", "dcgan", "wgan-gp")  # no batch norm; synchronised batch norm; gradient penalty (double backward)
+
+
+def _steps(family: str) -> dict:
+    """Two full steps of ``family`` on fixed global batches; the networks' weights after them."""
+    cfg = _config(family)
+    G, D = trainer.build_networks(cfg, CPU)
+    if distributed.world().active:
+        distributed.sync_batch_norm(G)
+        distributed.sync_batch_norm(D)
+    obj = objectives.build(G, D, cfg, CPU)
+    torch.manual_seed(cfg.seed)
+    real = torch.rand(2, GLOBAL_BATCH, 1, 16, 16, generator=torch.Generator().manual_seed(7)) * 2 - 1
+    for b in range(2):
+        batch = {"real": distributed.local_rows(real[b]), "labels": None}
+        obj.d_step(batch, for_g=True)
+        obj.g_step(batch)
+    return {"G": {k: v.clone() for k, v in G.state_dict().items()}, "D": {k: v.clone() for k, v in D.state_dict().items()}}
+
+
+def _worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    distributed.start(CPU, 30)
+    try:
+        torch.save({f: _steps(f) for f in CASES}, Path(out) / f"rank{rank}.pt")
+    finally:
+        distributed.stop()
+
+
+@pytest.fixture(scope="module")
+def two_process_steps(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ranks")
+    torch.multiprocessing.start_processes(_worker, args=(_free_port(), str(out)), nprocs=2, start_method="spawn")
+    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+
+
+@pytest.mark.parametrize("family", CASES)
+def test_two_processes_step_as_one_process_on_the_global_batch(two_process_steps, family):
+    one = _steps(family)
+    rank0, rank1 = (s[family] for s in two_process_steps)
+    for net in ("G", "D"):
+        for k, v in one[net].items():
+            assert torch.equal(rank0[net][k], rank1[net][k]), f"{net}.{k} differs between the ranks"
+            if v.dtype.is_floating_point:
+                torch.testing.assert_close(rank0[net][k], v, rtol=1e-4, atol=1e-5, msg=f"{family} {net}.{k}")
+            else:
+                assert torch.equal(rank0[net][k], v)
+    # and the step did something: the weights moved from their initialisation
+    G0, _ = trainer.build_networks(_config(family), CPU)
+    assert any(not torch.allclose(G0.state_dict()[k], one["G"][k]) for k in one["G"] if one["G"][k].is_floating_point())
+
+
+def _ganctl(*args, env=None, timeout=240):
+    return subprocess.run([sys.executable, "-m", "ganctl", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+TINY = ["--epochs", "2", "--batch-size", "500", "--image-size", "16", "--device", "cpu"]
+
+
+def _one_run(home: Path) -> Path:
+    runs = list((home / "runs" / "dcgan").iterdir())
+    assert len(runs) == 1, runs
+    run = runs[0]
+    assert json.loads((run / "config.json").read_text())["batch_size"] == 500
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 7))  # 3 global batches of 500 a epoch, one row each
+    assert sorted(p.name for p in (run / "checkpoints").iterdir() if not p.name.startswith(".")) == ["epoch_0002", "latest"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
+    return run
+
+
+def test_nproc_per_node_trains_one_run_that_sample_reads(tmp_path, _isolated_store):
+    r = _ganctl("train", "dcgan", "--dataset", "digits", *TINY, "--nproc-per-node", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    run = _one_run(_isolated_store)
+    assert r.stdout.strip().splitlines() == [str(run.resolve())]
+    assert "Traceback" not in r.stderr and "WARNING" not in r.stderr
+    s = invoke("sample", "dcgan", "-n", 4, "-o", tmp_path / "s.png")
+    assert s.exit_code == 0, s.output
+    assert (tmp_path / "s.png").is_file()
+    sessions = json.loads((run / "runtime.json").read_text())["sessions"]
+    assert [s["processes"] for s in sessions] == [2]
+    # one process resumes it, and says it is not bit-exact
+    r = invoke("train", "dcgan", "--resume", "--epochs", 3)
+    assert r.exit_code == 0, r.output
+    assert "trained with 2 processes and resumes with 1" in r.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_trains_the_same_run(_isolated_store):
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+                        "ganctl", "train", "dcgan", "--dataset", "digits", *TINY, "--quiet"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    run = _one_run(_isolated_store)
+    assert r.stdout.strip().splitlines() == [str(run.resolve())]  # rank 0 alone prints
+
+
+def test_a_worker_that_raises_ends_the_job_with_one_line(tmp_path, _isolated_store):
+    # rank 1 alone fails at its first discriminator step (a sitecustomize only its process runs)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('RANK') == '1':\n"
+        "    from ganctl import objectives\n"
+        "    from ganctl.errors import GanctlError\n"
+        "    def boom(self, batch, for_g=True):\n"
+        "        raise GanctlError('injected failure')\n"
+        "    objectives.BCEObjective.d_step = boom\n")
+    t0 = time.perf_counter()
+    r = _ganctl("train", "dcgan", "--dataset", "digits", *TINY, "--nproc-per-node", "2", "--quiet", "--dist-timeout", 20,
+                env={"PYTHONPATH": os.pathsep.join([str(hook), str(ROOT)])})
+    took = time.perf_counter() - t0
+    assert r.returncode == 1, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines[-1] == "error: rank 1 of the job failed: injected failure", r.stderr
+    assert sum(ln.startswith("error:") for ln in lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert took < 60
+
+
+@pytest.mark.slow
+def test_sigkill_of_rank_0_then_resume_is_bit_exact_with_two_processes(_isolated_store):
+    from safetensors.torch import load_file
+
+    args = ["--dataset", "digits", "--batch-size", "500", "--image-size", "16", "--device", "cpu", "--epochs", "3",
+            "--nproc-per-node", "2", "--quiet"]
+    assert _ganctl("train", "dcgan", *args, "--name", "whole").returncode == 0
+    # rank 0 is SIGKILLed as it starts writing epoch 2's checkpoint (ganctl.checkpoint's fault hook)
+    r = _ganctl("train", "dcgan", *args, "--name", "cut", env={"GANCTL_FAULT": "save:epoch_0002:tmp-created"})
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
+        "error: rank 0 of the job failed (killed by SIGKILL); the other ranks were stopped"), r.stderr
+    r = _ganctl("train", "dcgan", "--resume", "--name", "cut", "--nproc-per-node", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "resuming from checkpoints/epoch_0001" in r.stderr
+    runs = _isolated_store / "runs" / "dcgan"
+    for net in ("generator", "discriminator"):
+        a = load_file(runs / "whole" / "checkpoints" / "epoch_0003" / f"{net}.safetensors")
+        b = load_file(runs / "cut" / "checkpoints" / "epoch_0003" / f"{net}.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), net
+
+
+@pytest.mark.slow
+def test_two_machines_simulated_on_one_train_one_run(_isolated_store):
+    endpoint = f"127.0.0.1:{_free_port()}"
+    cmd = [sys.executable, "-m", "ganctl", "train", "dcgan", "--dataset", "digits", *TINY, "--quiet",
+           "--nproc-per-node", "1", "--nnodes", "2", "--rdzv-endpoint", endpoint]
+    nodes = [subprocess.Popen([*cmd, "--node-rank", str(r)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for r in (0, 1)]
+    outs = [p.communicate(timeout=240) for p in nodes]
+    assert [p.returncode for p in nodes] == [0, 0], outs
+    run = _one_run(_isolated_store)
+    assert outs[0][0].strip() == str(run.resolve())  # node 0 holds rank 0 and prints the run
+    assert "rank 0 of the job ran on another machine" in outs[1][1]
+    assert json.loads((run / "runtime.json").read_text())["sessions"][0]["processes"] == 2
+
+
+@pytest.mark.slow
+def test_wgan_gp_trains_with_two_processes(_isolated_store):
+    r = _ganctl("train", "wgan-gp", "--dataset", "digits", "--epochs", "1", "--batch-size", "100", "--image-size", "16",
+                "--device", "cpu", "--nproc-per-node", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    run = next((_isolated_store / "runs" / "wgan-gp").iterdir())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 15 and all("gp" in row for row in rows) and sum("g_loss" in row for row in rows) == 3
+    assert (run / "checkpoints" / "epoch_0001" / "generator.safetensors").is_file()
