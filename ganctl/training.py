@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganctl import registry, seeds, store
+from ganctl import registry, seeds, store, trackers
 from ganctl.config import TrainConfig, make_config
 from ganctl.data import catalog, fetch
 from ganctl.errors import DatasetError, GanctlError
@@ -178,15 +178,18 @@ def run_training(
     save_every: int | None = None,
     keep: int | None = None,
     keep_epochs: tuple[int, ...] | None = None,
+    log: tuple[str, ...] | list[str] | None = None,
     reporter: Reporter | None = None,
     progress_for: Callable | None = None,
     warn: Callable[[str], None] | None = None,
     **options: object,
 ) -> TrainResult:
     """Train ``family`` on ``dataset``. ``options`` are the family options (``n_critic=3``,
-    ``direction="BtoA"``, ...; None: not given), checked against the family's registration."""
+    ``direction="BtoA"``, ...; None: not given), checked against the family's registration.
+    ``log`` names the experiment trackers to send the run to (``--log``; this session only)."""
     fam = registry.get(family)
     _check_common(epochs, batch_size, lr, image_size, eval_every, seed)
+    log = trackers.check(log)  # a missing library is named before torch is imported
     _check_checkpoints(save_every, keep, keep_epochs)
     variant = fam.pick(arch)
     given = registry.checked_options(fam, arch, options)
@@ -223,7 +226,7 @@ def run_training(
         with watch.phase("data"):
             data, val = _load_for(fam, cfg.dataset, cfg.image_size, cfg.channels, cfg.data_args.get("load_size"),
                                   mirror, progress_for, warn)
-        return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val, watch=watch)  # writes config.json once locked
+        return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val, watch=watch, log=log)  # writes config.json once locked
 
     if name is not None:
         store.check_run_idle(store.run_path(family, name), f"{family}/{name}")
@@ -237,7 +240,8 @@ def run_training(
                                      epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size,
                                      eval_every=eval_every)
     cfg = _checkpoint_options(cfg, save_every, keep, keep_epochs)
-    return train(cfg, data, store.run_path(family, cfg.run_name), rt, reporter, resume=False, val_data=val, watch=watch)
+    return train(cfg, data, store.run_path(family, cfg.run_name), rt, reporter, resume=False, val_data=val, watch=watch,
+                 log=log)
 
 
 def _check_checkpoints(save_every: int | None, keep: int | None, keep_epochs) -> None:

@@ -20,3 +20,9 @@ def downloadables(incomplete: str) -> list[str]:
     from ganctl import pretrained
 
     return datasets(incomplete) + [n for n in pretrained.download_names() if n.startswith(incomplete)]
+
+
+def trackers(incomplete: str) -> list[str]:
+    from ganctl.trackers import TRACKERS
+
+    return [n for n in TRACKERS if n.startswith(incomplete)]

@@ -47,6 +47,8 @@ Examples:
   ganctl train dcgan --resume --epochs 30
 
   ganctl train dcgan --dataset mnist --epochs 40 --save-every 5 --keep-epochs 20
+
+  ganctl train dcgan --dataset digits --epochs 2 --log tensorboard --log wandb
 """
 
 
@@ -96,6 +98,7 @@ def train(
     keep_epochs: str = typer.Option(None, "--keep-epochs", metavar="EPOCHS", callback=retention.parse_epochs, help="Epochs whose checkpoints are saved and never deleted, e.g. 10,20. --resume adds to them.", rich_help_panel="Checkpoints"),
     name: str = typer.Option(None, "--name", "-n", help="Run name (default: the dataset's name, numbered).", rich_help_panel="Run"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run named by --name (default: the newest run of MODEL).", rich_help_panel="Run"),
+    log: list[str] = typer.Option(None, "--log", metavar="TRACKER", help="Also send the run to an experiment tracker: tensorboard (event files in RUN/tensorboard), wandb (offline unless logged in or WANDB_MODE says otherwise) or mlflow (MLFLOW_TRACKING_URI). Repeatable. Each needs its extra: pip install 'ganctl[tensorboard]'. Give it again with --resume to go on logging the same tracker run.", rich_help_panel="Run", autocompletion=completion.trackers),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; print only the run folder.", rich_help_panel="Run"),
 ) -> None:
     """Train a model; checkpoints, samples and metrics go to a run folder in the store."""
@@ -134,6 +137,7 @@ def train(
         no_gan=no_gan,
         ngf=ngf,
         ndf=ndf,
+        log=log,
         reporter=ui.TrainProgress(quiet=quiet),
         progress_for=progress.for_file,
         warn=ui.warn,
