@@ -21,9 +21,12 @@ def _debug() -> bool:
 
 
 def _fail(message: str, code: int = 1) -> None:
+    from rich.markup import escape
+
     from ganctl.cli import ui
 
-    ui.err().print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    # the message is text, not markup: "pip install 'ganctl[wandb]'" keeps its brackets
+    ui.err().print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 

@@ -152,7 +152,7 @@ class TrackerCallback(Callback):
         pos = loop.position
         summary = {f"epoch/{k}": v for k, v in loop.logs.get("summary", {}).items()
                    if not k.startswith(("val_", "eval_")) and not (isinstance(v, float) and math.isnan(v))}
-        self._send(self.scalars, [(pos.step, {"epoch": pos.epoch, **summary})])
+        self._send(self.scalars, [(pos.step, {"epoch/number": pos.epoch, **summary})])
         path = self.run_dir / "samples" / f"epoch_{pos.epoch:04d}.png"
         if path.is_file():
             self._send(self.picture, pos.step, pos.epoch, path)

@@ -19,10 +19,9 @@ class TensorBoardTracker(TrackerCallback):
         from torch.utils.tensorboard.summary import hparams
 
         self.dir = self.run_dir / FOLDER
-        # a resumed run writes on in the same folder; purge_step hides what an earlier session logged
-        # past the checkpoint this one starts from (a crash after the last save), as TensorBoard does
-        # after a restart
-        self.writer = SummaryWriter(str(self.dir), purge_step=step if self.resume and step else None)
+        # a resumed run writes on in the same folder from step + 1; purge_step hides what an earlier
+        # session logged past the checkpoint this one starts from (a crash after the last save)
+        self.writer = SummaryWriter(str(self.dir), purge_step=step + 1 if self.resume and step else None)
         # the hyperparameters in the run's own folder (add_hparams would write them into a new sub-run)
         for summary in hparams(flat_config(self.cfg_json), {}):
             self.writer.file_writer.add_summary(summary, step)
