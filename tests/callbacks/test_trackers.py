@@ -132,6 +132,31 @@ def test_a_tracker_that_fails_mid_run_is_reported_once_and_training_goes_on(tmp_
                     "metrics.jsonl and samples/ have everything"]
 
 
+def test_resuming_a_logged_run_without_its_tracker_says_how_to_go_on(tmp_path):
+    from ganctl.callbacks.trackers import build, store
+
+    store(tmp_path, "wandb", {"id": "abc"})
+    store(tmp_path, "tensorboard", {"dir": "tensorboard"})
+    said = []
+    assert build((), tmp_path, {}, None, True, said.append) == []
+    assert said == ["this run was logged to tensorboard before: pass --log tensorboard with --resume to go on "
+                    "logging it there",
+                    "this run was logged to wandb before: pass --log wandb with --resume to go on logging it there"]
+    assert json.loads((tmp_path / "trackers.json").read_text()) == {"wandb": {"id": "abc"}, "tensorboard": {"dir": "tensorboard"}}
+
+
+def test_a_tracker_that_cannot_start_stops_the_run_before_its_first_step(monkeypatch):
+    from ganctl.callbacks.trackers.tensorboard import TensorBoardTracker
+
+    def refuse(self, step):
+        raise RuntimeError("cannot open the store\ndetails")
+
+    monkeypatch.setattr(TensorBoardTracker, "start", refuse)
+    monkeypatch.setattr("ganctl.trackers.installed", lambda library: True)
+    line = error_line(invoke("train", "dcgan", *FAST, "--log", "tensorboard", "--name", "x"))
+    assert line == "error: --log tensorboard could not start: cannot open the store"
+
+
 def test_unknown_tracker_names_the_known_ones():
     line = error_line(invoke("train", "dcgan", *FAST, "--log", "tensorbord"))
     assert "Did you mean 'tensorboard'" in line and "wandb" in line and "mlflow" in line
