@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -179,25 +180,59 @@ def test_a_missing_library_is_named_before_torch_is_imported(tmp_path):
     assert "pip install 'ganctl[wandb]'" in r.stderr and "Traceback" not in r.stderr
 
 
+# ------------------------------------------------------------------ one run, every tracker installed
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    """One dcgan run logged to every tracker whose library is installed: 1 epoch, then --resume
+    for a 2nd. W&B on its default path (no credentials, no WANDB_MODE: offline); MLflow on a file
+    store in a temporary folder."""
+    from ganctl.trackers import TRACKERS, installed
+
+    names = [n for n, t in TRACKERS.items() if installed(t.library)]
+    if not names:
+        pytest.skip("no tracker library is installed: pip install 'ganctl[tensorboard,wandb,mlflow]'")
+    root = tmp_path_factory.mktemp("logged")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANCTL_HOME", str(root / "home"))
+        mp.setenv("NO_COLOR", "1")
+        for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_BASE_URL",
+                     "WANDB_IDENTITY_TOKEN_FILE", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+            mp.delenv(name, raising=False)
+        mp.setenv("NETRC", str(root / "no-netrc"))  # no `wandb login` either
+        for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+            mp.setenv(name, str(root / "wandb-home" / name.lower()))
+        mp.setenv("WANDB_SILENT", "true")
+        uri = (root / "mlruns").as_uri()
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store on request
+        log = [x for n in names for x in ("--log", n)]
+        first = _train(*FAST, "--epochs", "1", "--name", "all", *log)
+        run = _run_dir(root / "home", "all")
+        ids = json.loads((run / "trackers.json").read_text())
+        # --epochs changes on resume: a config value that MLflow keeps as a param of the first session
+        second = _train("--resume", "--name", "all", "--epochs", "2", *log)
+    return SimpleNamespace(run=run, first=first, second=second, ids=ids, mlflow_uri=uri, tmp=root)
+
+
 # ------------------------------------------------------------------ TensorBoard
 
 
 @_needs("tensorboard")
-def test_tensorboard_event_files_hold_the_losses_the_grids_and_the_config(_isolated_store):
+def test_tensorboard_event_files_hold_the_losses_the_grids_and_the_config(logged):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    r = _train(*FAST, "--epochs", "1", "--name", "tb", "--log", "tensorboard")
-    run = _run_dir(_isolated_store, "tb")
-    assert f"tensorboard --logdir {run / 'tensorboard'}" in r.stderr
-    _train("--resume", "--name", "tb", "--epochs", "2", "--log", "tensorboard")  # the same folder, on from step E1 + 1
-
+    run = logged.run
+    assert f"tensorboard --logdir {run / 'tensorboard'}" in logged.first.stderr
+    # the resumed session writes on in the same folder
     assert [p.parent.name for p in run.rglob("events.out.tfevents.*")] == ["tensorboard"] * 2
     ea = EventAccumulator(str(run / "tensorboard"), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
     ea.Reload()
     for key in ("d_loss", "g_loss"):
-        logged = {e.step: e.value for e in ea.Scalars(f"train/{key}")}
+        logged_values = {e.step: e.value for e in ea.Scalars(f"train/{key}")}
         assert len(ea.Scalars(f"train/{key}")) == E2  # each step once, across the resume
-        assert logged == pytest.approx(_losses(run, key), abs=1e-5)
+        assert logged_values == pytest.approx(_losses(run, key), abs=1e-5)
     assert [e.step for e in ea.Scalars("epoch/g_loss")] == [E1, E2]
     assert [(e.step, e.value) for e in ea.Scalars("epoch/number")] == [(E1, 1), (E2, 2)]
     grids = ea.Images("samples")
@@ -239,26 +274,12 @@ def _wandb_history(run_folder: Path) -> list[dict]:
             for r in _wandb_records(log) if r.WhichOneof("record_type") == "history"]
 
 
-@pytest.fixture
-def _wandb_offline_env(monkeypatch, tmp_path):
-    """No W&B credentials and no WANDB_MODE: the default path; W&B's own folders in tmp."""
-    for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_BASE_URL", "WANDB_IDENTITY_TOKEN_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
-        monkeypatch.setenv(name, str(tmp_path / "wandb-home" / name.lower()))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-
-
 @_needs("wandb")
-def test_wandb_logs_offline_without_a_login_into_the_run_folder(_isolated_store, _wandb_offline_env):
-    r = _train(*FAST, "--epochs", "1", "--name", "wb", "--log", "wandb")
-    assert "no W&B API key and WANDB_MODE is not set: logging offline" in r.stderr
-    assert r.stdout.strip().splitlines()[-1].endswith("wb")  # stdout is still just the run folder
-    run = _run_dir(_isolated_store, "wb")
-    wandb_id = json.loads((run / "trackers.json").read_text())["wandb"]["id"]
-    _train("--resume", "--name", "wb", "--epochs", "2", "--log", "wandb")
-
+def test_wandb_logs_offline_without_a_login_into_the_run_folder(logged):
+    run = logged.run
+    assert "no W&B API key and WANDB_MODE is not set: logging offline" in logged.first.stderr
+    assert logged.first.stdout.strip().splitlines() == [str(run)]  # stdout is still just the run folder
+    wandb_id = logged.ids["wandb"]["id"]
     folders = sorted((run / "wandb").glob(f"offline-run-*-{wandb_id}"))
     assert len(folders) == 2  # the resumed session logs to the same W&B run id ('wandb sync' joins them)
     history = [h for f in folders for h in _wandb_history(f)]
@@ -266,48 +287,38 @@ def test_wandb_logs_offline_without_a_login_into_the_run_folder(_isolated_store,
     assert sorted(steps) == list(range(1, E2 + 1))
     assert {s: h["train/g_loss"] for s, h in steps.items()} == pytest.approx(_losses(run, "g_loss"), abs=1e-5)
     assert [h["step"] for h in history if "epoch/d_loss" in h] == [E1, E2]
-    images = [h for h in history if h.get("samples/_type") == "image-file"]
-    assert [h["step"] for h in images] == [E1, E2]
-    assert all((f / "files" / h["samples/path"]).is_file() for f in folders for h in _wandb_history(f)
-               if h.get("samples/_type"))
+    images = [(f, h) for f in folders for h in _wandb_history(f) if h.get("samples/_type") == "image-file"]
+    assert [h["step"] for _, h in images] == [E1, E2]
+    assert all((f / "files" / h["samples/path"]).is_file() for f, h in images)
     (first,) = [r for r in _wandb_records(next(folders[0].glob("run-*.wandb"))) if r.WhichOneof("record_type") == "run"]
     config = {u.key: json.loads(u.value_json) for u in first.run.config.update}
-    assert config["family"] == "dcgan" and config["batch_size"] == 512 and first.run.display_name == "dcgan/wb"
+    assert config["family"] == "dcgan" and config["batch_size"] == 512 and first.run.display_name == "dcgan/all"
 
 
 # ------------------------------------------------------------------ MLflow
 
 
 @_needs("mlflow")
-def test_mlflow_file_store_is_read_back_with_mlflow_client(_isolated_store, monkeypatch, tmp_path):
+def test_mlflow_file_store_is_read_back_with_mlflow_client(logged):
     from mlflow import MlflowClient
 
-    uri = (tmp_path / "mlruns").as_uri()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store on request
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    _train(*FAST, "--epochs", "1", "--name", "ml", "--log", "mlflow")
-    run = _run_dir(_isolated_store, "ml")
-    stored = json.loads((run / "trackers.json").read_text())["mlflow"]
-    assert stored["tracking_uri"] == uri
-    _train("--resume", "--name", "ml", "--epochs", "2", "--log", "mlflow")  # --epochs changes: a param that is kept
-    assert json.loads((run / "trackers.json").read_text())["mlflow"] == stored  # the same MLflow run
-
-    client = MlflowClient(uri)
-    got = client.get_run(stored["run_id"])
-    assert got.info.status == "FINISHED" and got.info.run_name == "dcgan/ml"
+    run, ids = logged.run, logged.ids["mlflow"]
+    assert ids["tracking_uri"] == logged.mlflow_uri
+    assert json.loads((run / "trackers.json").read_text())["mlflow"] == ids  # the resume went on in the same MLflow run
+    client = MlflowClient(logged.mlflow_uri)
+    got = client.get_run(ids["run_id"])
+    assert got.info.status == "FINISHED" and got.info.run_name == "dcgan/all"
     assert client.get_experiment(got.info.experiment_id).name == "ganctl"
     for key in ("d_loss", "g_loss"):
-        history = {m.step: m.value for m in client.get_metric_history(stored["run_id"], f"train/{key}")}
+        history = {m.step: m.value for m in client.get_metric_history(ids["run_id"], f"train/{key}")}
         assert history == pytest.approx(_losses(run, key), abs=1e-5) and sorted(history) == list(range(1, E2 + 1))
-    assert [m.step for m in client.get_metric_history(stored["run_id"], "epoch/g_loss")] == [E1, E2]
+    assert [m.step for m in client.get_metric_history(ids["run_id"], "epoch/g_loss")] == [E1, E2]
     params = got.data.params
     assert params["family"] == "dcgan" and params["batch_size"] == "512" and params["epochs"] == "1"
     assert params["generator.features"] == str(json.loads((run / "config.json").read_text())["generator"]["features"])
-    artifacts = {a.path for a in client.list_artifacts(stored["run_id"])}
+    artifacts = {a.path for a in client.list_artifacts(ids["run_id"])}
     assert "config.json" in artifacts and "images" in artifacts
-    config = client.download_artifacts(stored["run_id"], "config.json", str(tmp_path))
+    config = client.download_artifacts(ids["run_id"], "config.json", str(logged.tmp))
     assert json.loads(Path(config).read_text())["epochs"] == 2  # rewritten on resume
-    pictures = [a.path for a in client.list_artifacts(stored["run_id"], "images") if not a.path.endswith("compressed.webp")]
-    assert sorted(p.split("+step+")[1].split("+")[0] for p in pictures if p.endswith(".png")) == [str(E1), str(E2)]
+    pictures = [a.path for a in client.list_artifacts(ids["run_id"], "images") if a.path.endswith(".png")]
+    assert sorted(p.split("+step+")[1].split("+")[0] for p in pictures) == [str(E1), str(E2)]
