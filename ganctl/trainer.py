@@ -21,6 +21,7 @@ from ganctl import accel, callbacks, distributed, engine, genspec, models, objec
 from ganctl.atomic import atomic_write_json
 from ganctl.callbacks.animation import ProgressAnimation
 from ganctl.callbacks.progress import NullReporter, Reporter
+from ganctl.callbacks.trackers import build as build_trackers
 from ganctl.config import TrainConfig
 from ganctl.feeders import ImageFeeder, PairFeeder
 from ganctl.runtime import Runtime
@@ -71,8 +72,9 @@ def build_objective(cfg: TrainConfig, G, D, rt: Runtime) -> objectives.Objective
 
 
 def train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter | None = None,
-          resume: bool = False, val_data=None, watch: Stopwatch | None = None) -> TrainResult:
-    """Train ``cfg`` on ``data`` (images, or pairs with ``val_data`` for validation).
+          resume: bool = False, val_data=None, watch: Stopwatch | None = None, log: tuple[str, ...] = ()) -> TrainResult:
+    """Train ``cfg`` on ``data`` (images, or pairs with ``val_data`` for validation), sending it
+    to the experiment trackers named in ``log`` (checked by :func:`ganctl.trackers.check`).
 
     The run folder is locked for the whole training: a second trainer (or ``rm``) of the same run
     is refused before it writes anything, and the lock dies with the process, so a killed run resumes.
@@ -81,11 +83,12 @@ def train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter
     if not distributed.is_main():
         return _train(cfg, data, Path(run_dir), rt, NullReporter(), resume, val_data, watch or Stopwatch())
     with run_lock(Path(run_dir), f"{cfg.family}/{cfg.run_name}", new=not resume):
-        return _train(cfg, data, Path(run_dir), rt, reporter or NullReporter(), resume, val_data, watch or Stopwatch())
+        return _train(cfg, data, Path(run_dir), rt, reporter or NullReporter(), resume, val_data, watch or Stopwatch(),
+                      log)
 
 
 def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter, resume: bool, val_data,
-           watch: Stopwatch) -> TrainResult:
+           watch: Stopwatch, trackers: tuple[str, ...]) -> TrainResult:
     fam = registry.get(cfg.family)
     variant = fam.for_arch(cfg.arch)
     main = distributed.is_main()
@@ -140,6 +143,8 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         saver,
         callbacks.Progress(reporter, cfg, rt, log),
         ProgressAnimation(run_dir),
+        # after the metrics log (they send the rows it read back) and the pictures (they send the grid)
+        *build_trackers(trackers, run_dir, cfg.to_json(), log, resume, reporter.message),
         callbacks.SessionLog(run_dir, rt, registry.networks(cfg.arch).convolutional, watch),  # last: it times the others
     ]
     agree = None

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganctl import distributed, registry, seeds, store
+from ganctl import distributed, registry, seeds, store, trackers
 from ganctl.config import TrainConfig, make_config
 from ganctl.data import catalog, fetch
 from ganctl.errors import DatasetError, GanctlError
@@ -179,6 +179,7 @@ def run_training(
     keep: int | None = None,
     keep_epochs: tuple[int, ...] | None = None,
     dist_timeout: float = distributed.DEFAULT_TIMEOUT_S,
+    log: tuple[str, ...] | list[str] | None = None,
     reporter: Reporter | None = None,
     progress_for: Callable | None = None,
     warn: Callable[[str], None] | None = None,
@@ -190,9 +191,12 @@ def run_training(
     Started by torchrun (``RANK``, ``WORLD_SIZE``... in the environment), this process joins the
     job (:func:`ganctl.distributed.start`, with ``dist_timeout`` seconds for any collective) and
     trains its part of every batch; rank 0 alone checks the store, names the run and writes it.
-    The caller leaves the job with :func:`ganctl.distributed.stop`."""
+    The caller leaves the job with :func:`ganctl.distributed.stop`.
+
+    ``log`` names the experiment trackers to send the run to (``--log``; this session only)."""
     fam = registry.get(family)
     _check_common(epochs, batch_size, lr, image_size, eval_every, seed)
+    log = trackers.check(log)  # a missing library is named before torch is imported
     _check_checkpoints(save_every, keep, keep_epochs)
     variant = fam.pick(arch)
     given = registry.checked_options(fam, arch, options)
@@ -235,7 +239,7 @@ def run_training(
             data, val = _load_for(fam, cfg.dataset, cfg.image_size, cfg.channels, cfg.data_args.get("load_size"),
                                   mirror, progress_for, warn)
         distributed.check_batch(min(cfg.batch_size, len(data)), distributed.world().size, "the run's --batch-size")
-        return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val, watch=watch)  # writes config.json once locked
+        return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val, watch=watch, log=log)  # writes config.json once locked
 
     if name is not None and main:
         store.check_run_idle(store.run_path(family, name), f"{family}/{name}")
@@ -252,7 +256,8 @@ def run_training(
     _check_eval(cfg)
     distributed.check_batch(min(cfg.batch_size, len(data)), distributed.world().size,
                             "--batch-size" if batch_size else f"the {cfg.family} preset's batch size")
-    return train(cfg, data, store.run_path(family, cfg.run_name), rt, reporter, resume=False, val_data=val, watch=watch)
+    return train(cfg, data, store.run_path(family, cfg.run_name), rt, reporter, resume=False, val_data=val, watch=watch,
+                 log=log)
 
 
 def _check_eval(cfg) -> None:

@@ -2,8 +2,8 @@
 
 :func:`ganctl.trainer.train` builds the list for a run: the epoch pictures and numbers of its data
 kind (:mod:`.pictures`), the metrics log and loss chart (:mod:`.metrics`), the checkpointer
-(:mod:`.checkpointer`), the progress display (:mod:`.progress`) and the session log
-(:mod:`.session`), in that order: each reads
+(:mod:`.checkpointer`), the progress display (:mod:`.progress`), the experiment trackers of
+``--log`` (:mod:`.trackers`) and the session log (:mod:`.session`), in that order: each reads
 what the ones before it put in ``loop.logs``.
 """
 

@@ -23,3 +23,9 @@ def downloadables(incomplete: str) -> list[str]:
 
     names = [*pretrained.download_names(), *weights.CATALOG]
     return datasets(incomplete) + [n for n in names if n.startswith(incomplete)]
+
+
+def trackers(incomplete: str) -> list[str]:
+    from ganctl.trackers import TRACKERS
+
+    return [n for n in TRACKERS if n.startswith(incomplete)]

@@ -53,6 +53,8 @@ Examples:
   ganctl train dcgan --dataset celeba --nproc-per-node auto --batch-size 256
 
   torchrun --nproc_per_node 4 -m ganctl train dcgan --dataset celeba --batch-size 256
+
+  ganctl train dcgan --dataset digits --epochs 2 --log tensorboard --log wandb
 """
 
 
@@ -108,6 +110,7 @@ def train(
     dist_timeout: float = typer.Option(distributed.DEFAULT_TIMEOUT_S, "--dist-timeout", metavar="SECONDS", help="With several processes: a rendezvous or a step that waits longer than this for another process ends the job.", rich_help_panel="Several processes"),
     name: str = typer.Option(None, "--name", "-n", help="Run name (default: the dataset's name, numbered).", rich_help_panel="Run"),
     resume: bool = typer.Option(False, "--resume", help="Continue the run named by --name (default: the newest run of MODEL).", rich_help_panel="Run"),
+    log: list[str] = typer.Option(None, "--log", metavar="TRACKER", help="Also send the run to an experiment tracker: tensorboard (event files in RUN/tensorboard), wandb (offline unless logged in or WANDB_MODE says otherwise) or mlflow (MLFLOW_TRACKING_URI). Repeatable. Each needs its extra: pip install 'ganctl[tensorboard]'. Give it again with --resume to go on logging the same tracker run.", rich_help_panel="Run", autocompletion=completion.trackers),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; print only the run folder.", rich_help_panel="Run"),
 ) -> None:
     """Train a model; checkpoints, samples and metrics go to a run folder in the store."""
@@ -159,6 +162,7 @@ def train(
             reporter=ui.TrainProgress(quiet=quiet),
             progress_for=progress.for_file,
             dist_timeout=dist_timeout,
+            log=log,
             warn=ui.warn,
         )
         main = distributed.is_main()

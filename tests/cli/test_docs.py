@@ -66,6 +66,8 @@ def _scopes(line: str, in_code_block: bool, commands) -> list[tuple[int, int, st
             found.append((a, b, m.group(1)))
     for m in re.finditer(r"\S+\.py\b|\bpython\b", line):  # another program's options
         found.append((m.start(), end_of(m.start()), None))
+    for m in re.finditer(r"(?:^|`)\s*(?:tensorboard|wandb|mlflow) ", line):  # the trackers' own commands
+        found.append((m.start(), end_of(m.start()), None))
     return sorted(found)
 
 
@@ -154,7 +156,9 @@ def test_the_check_finds_an_option_a_page_gives_the_wrong_command():
         "```",
         "ganctl --version",
         "python benchmarks/profile_step.py --ab",
+        "tensorboard --logdir runs",
         "```",
+        "`ganctl train dcgan --log tensorboard`, then `tensorboard --logdir RUN`.",
     ])
     got = named_options(text, ("sample",), commands)
     assert got == [
@@ -164,6 +168,8 @@ def test_the_check_finds_an_option_a_page_gives_the_wrong_command():
         (4, "--dataroot", None), (5, "--norm", None),
         (7, "--version", (ROOT,)),
         (8, "--ab", None),
+        (9, "--logdir", None),
+        (11, "--log", ("train",)), (11, "--logdir", None),
     ]
     missing = [o for _, o, owners in got if owners and not any(o in _declared(commands[c]) for c in owners)]
     assert missing == ["--no-such-flag"]

@@ -26,6 +26,7 @@ TRAIN_CASES = [
     (["train", "dcgan", "--resume", "--name", "nosuch"], "nosuch"),
     (["train", "dcgan", "--dataset", "digits", "--seed", str(2**64)], "--seed"),
     (["train", "dcgan", "--dataset", "digits", "--keep", "0"], "--keep must be at least 1"),
+    (["train", "dcgan", "--dataset", "digits", "--log", "tensorbord"], "Did you mean 'tensorboard'"),
     (["sample", "dcgan"], "no dcgan run in the store"),
     (["sample", "cgan", "--pretrained", "nosuch"], "nosuch"),
     (["sample", "cgan", "--pretrained", "digits-cgan", "--label", "12"], "unknown label '12'"),
