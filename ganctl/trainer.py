@@ -81,7 +81,7 @@ def train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter
     In a multi-process run, rank 0 holds the lock and the other ranks write nothing.
     """
     if not distributed.is_main():
-        return _train(cfg, data, Path(run_dir), rt, NullReporter(), resume, val_data, watch or Stopwatch())
+        return _train(cfg, data, Path(run_dir), rt, NullReporter(), resume, val_data, watch or Stopwatch(), ())
     with run_lock(Path(run_dir), f"{cfg.family}/{cfg.run_name}", new=not resume):
         return _train(cfg, data, Path(run_dir), rt, reporter or NullReporter(), resume, val_data, watch or Stopwatch(),
                       log)
