@@ -99,6 +99,16 @@ def torchrun_args(nproc: int, nnodes: int, node_rank: int | None, rdzv_endpoint:
     return [*args, "-m", "ganctl", "train", *train_args]
 
 
+def parse_torchrun(argv: list[str]):
+    """torchrun's options from ``argv``. The workers' options are ganctl's: with abbreviations on,
+    argparse would take `--log` for an ambiguous prefix of torchrun's --log-dir, --log-line-prefix-template..."""
+    from torch.distributed import run as torchrun
+
+    parser = torchrun.get_args_parser()
+    parser.allow_abbrev = False
+    return parser.parse_args(argv)
+
+
 def launch(raw_args: list[str], nproc: str, nnodes: int | None, node_rank: int | None, rdzv_endpoint: str | None,
            timeout_s: float) -> dict:
     """Run the job; returns rank 0's result (see :func:`write_result`), or raises the first
@@ -120,7 +130,7 @@ def launch(raw_args: list[str], nproc: str, nnodes: int | None, node_rank: int |
         before = os.environ.get(LAUNCH_DIR)
         os.environ[LAUNCH_DIR] = shared
         try:
-            torchrun.run(torchrun.parse_args(argv))
+            torchrun.run(parse_torchrun(argv))
         except ChildFailedError as e:
             raise GanctlError(_failure_line(e, Path(shared))) from None
         except SignalException:  # Ctrl-C (or a kill) of the launcher: the workers got it too

@@ -257,3 +257,13 @@ def test_wgan_gp_trains_with_two_processes(_isolated_store):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 15 and all("gp" in row for row in rows) and sum("g_loss" in row for row in rows) == 3
     assert (run / "checkpoints" / "epoch_0001" / "generator.safetensors").is_file()
+
+
+def test_worker_options_that_look_like_torchruns_reach_the_workers():
+    # `--log` is a prefix of torchrun's --log-dir and --log-line-prefix-template
+    from ganctl import launch
+
+    argv = launch.torchrun_args(2, 1, None, None, 60, ["dcgan", "--log", "tensorboard", "--log", "wandb"])
+    args = launch.parse_torchrun(argv)
+    assert args.training_script == "ganctl" and args.module
+    assert args.training_script_args == ["train", "dcgan", "--log", "tensorboard", "--log", "wandb"]
