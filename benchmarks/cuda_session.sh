@@ -5,7 +5,9 @@
 #   2. where a training step waits for the device (benchmarks/sync_check.py),
 #   3. the speed table against plain PyTorch (benchmarks/speed.py --device cuda --write),
 #      with docs/benchmarks.md copied to OUT,
-#   4. a profile of one pix2pix and one DCGAN step (benchmarks/profile_step.py --device cuda).
+#   4. a profile of one pix2pix and one DCGAN step (benchmarks/profile_step.py --device cuda),
+#   5. multi-process training on the host's CPU cores, 1 against 2, 4 and 8 processes with gloo
+#      (benchmarks/distributed_speed.py), since a lent machine has one GPU but many cores.
 #
 #   bash benchmarks/cuda_session.sh [OUT]     # logs into OUT (default: $OUT, else /tmp/ganctl-cuda)
 #
@@ -26,9 +28,10 @@ stamp() { echo "[$(( $(date +%s) - started )) s] $*"; }
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
     $PY -c "import torch, sys; print(sys.version.split()[0], torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.get_device_name())"
-    if [ -d .whl ]; then $PY -m pip install -q --no-index --no-deps .whl/*.whl; fi
+    # wheels the image lacks (platformdirs, torch-fidelity and its tqdm); what it has stays
+    if [ -d .whl ]; then $PY -m pip install -q --no-index --find-links .whl platformdirs torch-fidelity; fi
     $PY -m pip install -q --no-index --no-deps --no-build-isolation -e . || echo "editable install failed: running from the tree"
-    $PY -m pip list 2>/dev/null | grep -i -E "^(torch|torchvision|typer|rich|pillow|safetensors|platformdirs|pytest) "
+    $PY -m pip list 2>/dev/null | grep -i -E "^(torch|torchvision|typer|rich|pillow|safetensors|platformdirs|pytest|numpy|torch-fidelity|tqdm|onnx|onnxruntime|tensorboard) "
 } >"$OUT/env.txt" 2>&1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 stamp "installed: $(tail -n 8 "$OUT/env.txt" | tr '\n' ' ')"
@@ -49,8 +52,11 @@ stamp "CPU suite: $(tail -n 2 "$OUT/suite.txt" | tr '\n' ' ')"
 timeout 300 $PY benchmarks/speed.py --device cuda --rounds 1 --only "${SPEED_ROWS:-a,b,c,d}" --write \
     >"$OUT/speed.md" 2>"$OUT/speed.err"
 stamp "speed: exit $?"
-for model in pix2pix dcgan; do
+for model in ${PROFILE_MODELS:-pix2pix dcgan}; do
     timeout 60 $PY benchmarks/profile_step.py "$model" --device cuda --top 12
 done >"$OUT/profile.txt" 2>&1
 stamp "profiles: exit $?"
+timeout ${DIST_TIMEOUT:-120} $PY benchmarks/distributed_speed.py --processes "${DIST_PROCESSES:-2,4,8}" \
+    --section distributed_speed_gpu_host --write >"$OUT/distributed.md" 2>"$OUT/distributed.err"
+stamp "distributed on the CPU cores: exit $?"
 cp docs/benchmarks.md "$OUT/"

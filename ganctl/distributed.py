@@ -359,7 +359,7 @@ def _build_sync_batch_norm() -> type:
                     self.num_batches_tracked.add_(1)
                     m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                     self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                    self.running_var.mul_(1 - m).add_(var.detach() * (n / max(float(n) - 1, 1.0)), alpha=m)
+                    self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1).clamp_min(1)), alpha=m)  # n stays on the device: no sync
             shape = [1, c] + [1] * (x.dim() - 2)
             y = (x32 - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
             if self.affine:

@@ -144,3 +144,51 @@ def test_no_host_sync_per_training_step(tmp_path, family):
     assert not per_step, per_step
     in_callbacks = sum(n for (phase, _), n in watch.found.items() if phase.startswith("on_step_end"))
     assert in_callbacks <= watch.watched_steps / 10, watch.found
+
+
+def test_collectives_over_nccl_queue_work_and_never_wait(monkeypatch):
+    # A lent machine has one GPU, and NCCL refuses two ranks on one device; so the NCCL paths run
+    # here in a one-rank job that calls every collective (a world of one otherwise skips them):
+    # global batch norm, the gradient all-reduce, the broadcast, and the Ctrl-C flag on the gloo side group
+    import torch.distributed as dist
+    from torch import nn
+
+    from ganctl import distributed
+
+    class OneRankJob(distributed.World):
+        @property
+        def active(self) -> bool:
+            return True
+
+    dev = torch.device("cuda", 0)
+    dist.init_process_group("nccl", store=dist.HashStore(), rank=0, world_size=1, device_id=dev)
+    try:
+        monkeypatch.setattr(distributed, "_world", OneRankJob())
+        monkeypatch.setattr(distributed, "_control", dist.new_group(backend="gloo"))
+        torch.manual_seed(0)
+        plain = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.LeakyReLU(0.2)).to(dev)
+        synced = distributed.sync_batch_norm(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.LeakyReLU(0.2)).to(dev))
+        synced.load_state_dict(plain.state_dict())
+        distributed.broadcast_modules(synced)
+        x = torch.randn(16, 3, 12, 12, device=dev)
+        for _ in range(2):  # warm-up: NCCL's first collective sets up its communicator
+            synced(x).square().mean().backward()
+        synced.zero_grad()
+        synced.load_state_dict(plain.state_dict())
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            y = synced(x)
+            y.square().mean().backward()
+            distributed.average_gradients(synced.parameters())
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        want = plain(x)
+        want.square().mean().backward()
+        torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-5)
+        for a, b in zip(synced.parameters(), plain.parameters(), strict=True):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(synced[1].running_var, plain[1].running_var)
+        assert distributed.any_rank(True) and not distributed.any_rank(False)
+    finally:
+        dist.destroy_process_group()
