@@ -67,8 +67,9 @@ class _Feeder:
 
     def epoch(self, epoch: int, first: int = 0) -> Iterator[dict]:
         perm, bs, batches = epoch_permutation(self.seed, epoch, self.n), self.batch_size, self.batches_per_epoch()
-        if self.index_device is not None:
-            perm = perm.to(self.index_device)
+        if self.index_device is not None:  # on a GPU from pinned memory, so the host does not wait for the copy
+            cuda = self.index_device.type == "cuda"
+            perm = (perm.pin_memory() if cuda else perm).to(self.index_device, non_blocking=cuda)
         mine = distributed.local_rows  # this rank's part of each global batch (all of it in one process)
         for b in range(first, batches):
             batch = self.batch(mine(perm[b * bs : (b + 1) * bs]), epoch, b)
