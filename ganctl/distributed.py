@@ -17,6 +17,9 @@ Design (see docs/distributed.md):
   no gradient) and WGAN-GP differentiates twice, neither of which DDP supports as such.
 - **Batch statistics are global** (:func:`sync_batch_norm`): torch's own SyncBatchNorm refuses CPU
   tensors, so gloo runs could not use it.
+- **Dropout masks are global too** (:func:`global_dropout`): a plain dropout layer draws its mask
+  for the rows it is given from the stream every rank shares, so every rank would drop the same
+  units of its rows; the mask is drawn for the global batch instead, and each rank keeps its rows.
 
 This module imports torch only inside its functions: the CLI reads the world before torch loads.
 """
@@ -301,6 +304,47 @@ def _synced(bn):
 
 
 _SYNC_BN: type | None = None
+_GLOBAL_DROPOUT: type | None = None
+
+
+def global_dropout(module: nn.Module) -> nn.Module:
+    """``module`` with every ``nn.Dropout`` replaced by one whose mask is drawn for the global batch
+    (from the random stream all ranks share), of which this rank keeps its rows: N processes drop
+    what one process drops training on the global batch (on the CPU, the very same units)."""
+    global _GLOBAL_DROPOUT
+    from torch import nn
+
+    if _GLOBAL_DROPOUT is None:
+        _GLOBAL_DROPOUT = _build_global_dropout()
+    for name, child in list(module.named_children()):
+        if type(child) is nn.Dropout:
+            replacement = _GLOBAL_DROPOUT(child.p, child.inplace)
+            replacement.train(child.training)
+            setattr(module, name, replacement)
+        else:
+            global_dropout(child)
+    return module
+
+
+def _build_global_dropout() -> type:
+    import torch
+    from torch import nn
+
+    class GlobalDropout(nn.Dropout):
+        """Dropout with its mask drawn for the global batch; plain dropout in eval mode or a world of one."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if not (self.training and _world.active and 0 < self.p < 1 and x.numel()):
+                return super().forward(x)
+            # as ATen's CPU dropout draws it: noise shaped like the input, bernoulli(1 - p), / (1 - p)
+            layout = (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
+                      and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+            noise = torch.empty((x.shape[0] * _world.size, *x.shape[1:]), dtype=x.dtype, device=x.device,
+                                memory_format=layout)
+            noise = local_rows(noise.bernoulli_(1 - self.p).div_(1 - self.p))
+            return x.mul_(noise) if self.inplace else x * noise
+
+    return GlobalDropout
 
 
 def sync_batch_norm_class() -> type:

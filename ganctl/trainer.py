@@ -94,6 +94,10 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
     main = distributed.is_main()
     with watch.phase("networks"):
         G, D = build_networks(cfg, rt)
+        if distributed.world().active:
+            # dropout masks drawn for the global batch, each rank keeping its rows
+            distributed.global_dropout(G)
+            distributed.global_dropout(D)
         if distributed.world().active and not fam.paired:
             # the global batch's statistics, as one process training on it has. pix2pix keeps its
             # per-rank batch norm: its recipe is batch 1, where batch norm normalises each image by

@@ -81,15 +81,19 @@ def _free_port() -> int:
 
 
 def _config(family: str):
-    cfg = make_config(family, "digits", "t", channels=1, classes=None, preset_key="digits", epochs=1,
+    cfg = make_config(family.split("+")[0], "digits", "t", channels=1, classes=None, preset_key="digits", epochs=1,
                       batch_size=GLOBAL_BATCH, image_size=16, seed=3)
     if family == "gan":  # an MLP without batch norm or dropout
         return replace(cfg, generator={**cfg.generator, "hidden": [16], "batch_norm": False, "dropout": 0.0},
                        discriminator={**cfg.discriminator, "hidden": [16], "dropout": 0.0})
+    if family == "gan+dropout":  # the MLPs with dropout 0.3 in both networks (cgan's digits preset has it in D)
+        return replace(cfg, generator={**cfg.generator, "hidden": [16], "batch_norm": False, "dropout": 0.3},
+                       discriminator={**cfg.discriminator, "hidden": [16], "dropout": 0.3})
     return replace(cfg, generator={**cfg.generator, "features": 4}, discriminator={**cfg.discriminator, "features": 4})
 
 
-CASES = ("gan", "dcgan", "wgan-gp")  # no batch norm; synchronised batch norm; gradient penalty (double backward)
+# no batch norm; dropout drawn for the global batch; synchronised batch norm; gradient penalty (double backward)
+CASES = ("gan", "gan+dropout", "dcgan", "wgan-gp")
 
 
 def _steps(family: str) -> dict:
@@ -97,8 +101,9 @@ def _steps(family: str) -> dict:
     cfg = _config(family)
     G, D = trainer.build_networks(cfg, CPU)
     if distributed.world().active:
-        distributed.sync_batch_norm(G)
-        distributed.sync_batch_norm(D)
+        for net in (G, D):
+            distributed.global_dropout(net)
+            distributed.sync_batch_norm(net)
     obj = objectives.build(G, D, cfg, CPU)
     torch.manual_seed(cfg.seed)
     real = torch.rand(2, GLOBAL_BATCH, 1, 16, 16, generator=torch.Generator().manual_seed(7)) * 2 - 1
@@ -267,3 +272,38 @@ def test_worker_options_that_look_like_torchruns_reach_the_workers():
     args = launch.parse_torchrun(argv)
     assert args.training_script == "ganctl" and args.module
     assert args.training_script_args == ["train", "dcgan", "--log", "tensorboard", "--log", "wandb"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_the_whole_job_then_resume_is_bit_exact_with_two_processes(_isolated_store):
+    # Ctrl-C in a terminal reaches every process of the job (launcher and ranks); the ranks agree on
+    # the batch to stop after, rank 0 saves it, the job exits 130, and --resume ends where an
+    # uninterrupted run ends, bit for bit
+    import signal
+
+    from safetensors.torch import load_file
+
+    args = ["--dataset", "digits", "--batch-size", "100", "--image-size", "16", "--device", "cpu", "--epochs", "12",
+            "--nproc-per-node", "2", "--quiet"]
+    assert _ganctl("train", "dcgan", *args, "--name", "whole").returncode == 0
+    job = subprocess.Popen([sys.executable, "-m", "ganctl", "train", "dcgan", *args, "--name", "cut"], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first = _isolated_store / "runs" / "dcgan" / "cut" / "checkpoints" / "epoch_0001"
+    deadline = time.monotonic() + 120
+    while not first.is_dir() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGINT)
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 130, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err and sum(ln.startswith("error:") for ln in lines) <= 1, err
+    assert "--resume" in err, err
+    saved = sorted(p.name for p in first.parent.iterdir())
+    assert saved and "epoch_0012" not in saved, (saved, err)  # stopped before the end
+    r = _ganctl("train", "dcgan", "--resume", "--name", "cut", "--nproc-per-node", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    runs = _isolated_store / "runs" / "dcgan"
+    for net in ("generator", "discriminator"):
+        a = load_file(runs / "whole" / "checkpoints" / "epoch_0012" / f"{net}.safetensors")
+        b = load_file(runs / "cut" / "checkpoints" / "epoch_0012" / f"{net}.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), net

@@ -1,7 +1,9 @@
 """Load a dataset into memory as one uint8 tensor, already at the training size.
 
-The datasets GANs are trained on here are small (MNIST is 47 MB at 28x28), so they are decoded
-once and kept in memory: no per-sample PIL transforms or worker processes in the training loop.
+The datasets GANs are trained on here are small (MNIST is 47 MB at 28x28; CelebA is 2.5 GB at
+64x64), so they are decoded once and held whole: no per-sample PIL transforms or worker processes
+in the training loop. Large folders are held as a memory-mapped decoded cache (folder_cache), which
+the processes of a multi-process job on one machine share.
 """
 
 from __future__ import annotations
@@ -142,21 +144,15 @@ def _decode(path: Path, image_size: int):
     return torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8).view(image_size, image_size, 3), gray
 
 
-# folders with at least this many images are decoded once and cached in the store
+# folders with at least this many images are decoded once and cached in the store (folder_cache)
 CACHE_MIN_FILES = 1000
-_DECODER = 2
 
 
 def _cache_path(root: Path, files: list[Path], image_size: int) -> Path:
-    import hashlib
-    import json
-
+    from ganctl.data import folder_cache
     from ganctl.store import datasets_dir
 
-    listing = [(str(p.relative_to(root)), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]]
-    # the decoder's version is in the key: a cache from before EXIF orientation and 16-bit scaling is not used
-    key = hashlib.sha256(json.dumps([str(root.resolve()), image_size, listing, _DECODER]).encode()).hexdigest()[:32]
-    return datasets_dir() / ".cache" / f"folder-{key}.safetensors"
+    return folder_cache.path_for(datasets_dir() / ".cache", root, files, image_size)
 
 
 def _folder_files(root: Path) -> list[Path]:
@@ -202,10 +198,9 @@ def load_folder(
     the sub-folder names are the class labels (the torchvision ImageFolder convention).
     Files that cannot be decoded are reported by name through ``warn`` and left out. Large
     folders are decoded once (in parallel threads) and cached in the store, keyed by the file
-    list with sizes and modification times, so an edited folder is decoded again.
+    list with sizes and modification times, so an edited folder is decoded again; the cache is
+    read memory-mapped, so the processes of a job on one machine share one copy.
     """
-    import json
-
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder of images")
@@ -215,32 +210,7 @@ def load_folder(
             f"no images found in {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, "
             "in sub-folders too). Point --dataset at a folder that holds image files."
         )
-    cache = _cache_path(root, files, image_size) if len(files) >= CACHE_MIN_FILES else None
-    if cache is not None and cache.is_file():
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
-
-        try:
-            tensors = load_file(str(cache))
-            with safe_open(str(cache), framework="pt") as f:
-                meta = json.loads(f.metadata()["ganctl"])
-            images, labels, classes = tensors["images"], tensors.get("labels"), meta["classes"]
-            bad, grayscale_only = meta["bad"], meta["grayscale_only"]
-        except (SafetensorError, OSError, KeyError, ValueError):
-            cache.unlink(missing_ok=True)
-            return load_folder(root, image_size, channels, warn)
-        classes = tuple(classes) if classes else None
-    else:
-        images, labels, classes, bad, grayscale_only = _decode_all(root, files, image_size)
-        if cache is not None:
-            from safetensors.torch import save_file
-
-            from ganctl.atomic import atomic_path
-
-            meta = {"classes": list(classes) if classes else None, "bad": bad, "grayscale_only": grayscale_only}
-            tensors = {"images": images} | ({"labels": labels} if labels is not None else {})
-            with atomic_path(cache) as tmp:
-                save_file(tensors, str(tmp), metadata={"ganctl": json.dumps(meta)})
+    images, labels, classes, bad, grayscale_only = _cached_or_decoded(root, files, image_size)
     if bad and warn:
         names = "; ".join(bad[:10])
         more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
@@ -256,15 +226,50 @@ def load_folder(
     )
 
 
+def _cached_or_decoded(root: Path, files: list[Path], image_size: int):
+    """(images, labels, classes, unreadable files, grayscale only): from the folder's cache when
+    it has one, else decoded (and cached, when the folder is large)."""
+    if len(files) < CACHE_MIN_FILES:
+        return _decode_all(root, files, image_size)
+    cache = _cache_path(root, files, image_size)
+    cached = _read_cache(cache) if cache.is_file() else None
+    if cached is None:
+        from ganctl.data import folder_cache
+
+        decoded = _decode_all(root, files, image_size)
+        images, labels, classes, bad, grayscale_only = decoded
+        meta = {"classes": list(classes) if classes else None, "bad": bad, "grayscale_only": grayscale_only}
+        folder_cache.save(cache, images, labels, meta)
+        # the decoded copy goes when this returns: the file's pages, shared with the job's other
+        # processes, serve instead
+        cached = _read_cache(cache) or decoded
+    return cached
+
+
+def _read_cache(cache: Path):
+    from ganctl.data import folder_cache
+
+    try:
+        images, labels, meta = folder_cache.load(cache)
+        classes = tuple(meta["classes"]) if meta["classes"] else None
+        return images, labels, classes, list(meta["bad"]), bool(meta["grayscale_only"])
+    except (folder_cache.CacheError, OSError, KeyError, TypeError):  # decoded again, and rewritten
+        cache.unlink(missing_ok=True)
+        return None
+
+
 def _decode_all(root: Path, files: list[Path], image_size: int):
-    import os
     from concurrent.futures import ThreadPoolExecutor
+
+    from ganctl import distributed
 
     tops = {p.relative_to(root).parts[0] for p in files}
     labelled = all(len(p.relative_to(root).parts) > 1 for p in files) and len(tops) >= 2
     classes = tuple(sorted(tops)) if labelled else None
-    # PIL releases the GIL while decoding, so threads use every core
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    # PIL releases the GIL while decoding, so threads use every core this process has: the
+    # machine's, shared by the processes of a job on it
+    threads = max(1, distributed.usable_cpus() // distributed.world().local_size)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         results = list(pool.map(lambda p: _decode(p, image_size), files, chunksize=64))
     decoded, labels, bad = [], [], []
     grayscale_only = True

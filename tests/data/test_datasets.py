@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,6 +134,81 @@ def test_large_folders_are_decoded_once_and_cached(tmp_path, monkeypatch, _isola
     make_image_folder(tmp_path / "f", n=6, classes=["a", "b"], seed=1)  # rewritten files: a new key
     third = datasets.load(str(tmp_path / "f"), 8)
     assert len(third) == 6 and not torch.equal(third.images[:5], first.images)
+
+
+def _mapped_from(t: torch.Tensor, path) -> bool:
+    """Whether ``t``'s memory is a mapping of ``path`` (per /proc/self/maps)."""
+    addr = t.untyped_storage().data_ptr()
+    for line in open("/proc/self/maps"):
+        span, *_, name = line.split(maxsplit=5)
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        if lo <= addr < hi:
+            return name.strip() == str(path)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps")
+def test_the_cache_is_mapped_shared_and_never_written_through(tmp_path, monkeypatch, _isolated_store):
+    # the decoding run and the runs after it read the images from the cache file's pages (which the
+    # processes of a job share), not from a copy; writing into them leaves the file as it was
+    monkeypatch.setattr(datasets, "CACHE_MIN_FILES", 1)
+    make_image_folder(tmp_path / "f", n=6, classes=["a", "b"])
+    first = datasets.load(str(tmp_path / "f"), 8)
+    (cache,) = (_isolated_store / "datasets" / ".cache").glob("folder-*.safetensors")
+    second = datasets.load(str(tmp_path / "f"), 8)
+    assert _mapped_from(first.images, cache.resolve()) and _mapped_from(second.images, cache.resolve())
+    saved = cache.read_bytes()
+    expected = second.images.clone()
+    first.images.zero_()
+    assert cache.read_bytes() == saved and torch.equal(second.images, expected)
+    assert torch.equal(datasets.load(str(tmp_path / "f"), 8).images, expected)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "no-metadata"])
+def test_a_damaged_cache_is_decoded_again_and_rewritten(tmp_path, monkeypatch, _isolated_store, damage):
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(datasets, "CACHE_MIN_FILES", 1)
+    make_image_folder(tmp_path / "f", n=6, classes=["a", "b"])
+    good = datasets.load(str(tmp_path / "f"), 8)
+    expected = (good.images.clone(), good.labels.clone())
+    (cache,) = (_isolated_store / "datasets" / ".cache").glob("folder-*.safetensors")
+    data = cache.read_bytes()
+    del good
+    if damage == "truncate":
+        cache.write_bytes(data[: len(data) - 100])
+    elif damage == "garbage":
+        cache.write_bytes(b"\xff" * 64)
+    elif damage == "empty":
+        cache.write_bytes(b"")
+    else:
+        save_file({"images": expected[0]}, str(cache))
+    again = datasets.load(str(tmp_path / "f"), 8)
+    assert torch.equal(again.images, expected[0]) and torch.equal(again.labels, expected[1])
+    assert cache.read_bytes() == data  # rewritten whole
+
+
+def test_decoding_threads_share_the_cores_among_a_jobs_processes(tmp_path, monkeypatch):
+    from concurrent import futures
+
+    from ganctl import distributed
+
+    make_image_folder(tmp_path / "f", n=4, classes=["a", "b"])
+    sizes = []
+
+    class Pool(futures.ThreadPoolExecutor):
+        def __init__(self, max_workers):
+            sizes.append(max_workers)
+            super().__init__(max_workers)
+
+    monkeypatch.setattr(futures, "ThreadPoolExecutor", Pool)
+    monkeypatch.setattr(distributed, "usable_cpus", lambda: 16)
+    datasets.load(str(tmp_path / "f"), 8)
+    monkeypatch.setattr(distributed, "_world", distributed.World(rank=1, local_rank=1, size=4, local_size=4))
+    datasets.load(str(tmp_path / "f"), 8)
+    monkeypatch.setattr(distributed, "_world", distributed.World(rank=0, local_rank=0, size=32, local_size=32))
+    datasets.load(str(tmp_path / "f"), 8)
+    assert sizes == [16, 4, 1]
 
 
 def test_mirror_replaces_published_urls(monkeypatch):
