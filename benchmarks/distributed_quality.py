@@ -8,7 +8,7 @@ processes the global batch is the same and each process trains on its part of it
 runs differ only in the order of float additions (and SyncBatchNorm's), not in the recipe.
 
     python benchmarks/distributed_quality.py                 # the preset (600 epochs), 1 against 2
-    python benchmarks/distributed_quality.py --epochs 100 --write
+    python benchmarks/distributed_quality.py --seeds 3 --write   # seeds 0, 1, 2: mean ± sd, and each seed
 """
 
 from __future__ import annotations
@@ -46,11 +46,19 @@ def train_and_score(processes: int, epochs: int | None, seed: int, home: Path) -
     return json.loads(run(["evaluate", "cgan/q", "--json"], home).stdout), took
 
 
+def _mean_sd(values: list[float], fmt: str) -> str:
+    import statistics
+
+    if len(values) < 2:
+        return format(values[0], fmt)
+    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=None, help="default: the preset's")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=1, help="train with seeds 0..N-1")
     ap.add_argument("--write", action="store_true", help="record the table in docs/benchmarks.md")
     args = ap.parse_args()
     if args.processes < 2:
@@ -59,16 +67,30 @@ def main() -> None:
 
     epochs = f"--epochs {args.epochs}" if args.epochs else "its preset's epochs"
     lines = [f"{machine()}: `python benchmarks/distributed_quality.py --processes {args.processes}"
-             f"{f' --epochs {args.epochs}' if args.epochs else ''} --seed {args.seed}` "
-             f"(`ganctl train cgan --dataset digits --seed {args.seed}`, {epochs}, then `ganctl evaluate --json`: "
-             "ganctl's digit classifier on 2,000 samples).",
-             "", "| processes | label accuracy | FD (real floor) | KID | training took |", "|---|---|---|---|---|"]
+             f"{f' --epochs {args.epochs}' if args.epochs else ''} --seeds {args.seeds}` "
+             f"(`ganctl train cgan --dataset digits --seed S` for S = 0..{args.seeds - 1}, {epochs}, then "
+             "`ganctl evaluate --json`: ganctl's digit classifier on 2,000 samples; real floor FD "
+             "{floor}).",
+             "", "| processes | label accuracy | FD | KID | each seed: accuracy, FD | training took, per run |",
+             "|---|---|---|---|---|---|"]
+    floor = None
     with tempfile.TemporaryDirectory(prefix="ganctl-distq-") as tmp:
         for n in (1, args.processes):
-            r, took = train_and_score(n, args.epochs, args.seed, Path(tmp) / f"p{n}")
-            lines.append(f"| {n} | {r['label_accuracy']:.1%} | {r['frechet_distance']:.2f} "
-                         f"({r['real_train_vs_test_frechet_distance']:.2f}) | {r['kid_mean']:.3g} | {took / 60:.1f} min |")
+            runs = []
+            for seed in range(args.seeds):
+                r, took = train_and_score(n, args.epochs, seed, Path(tmp) / f"p{n}s{seed}")
+                runs.append((r, took))
+                floor = r["real_train_vs_test_frechet_distance"]
+                print(f"{n} process(es), seed {seed}: {r['label_accuracy']:.1%}, FD {r['frechet_distance']:.2f}",
+                      file=sys.stderr, flush=True)
+            acc = [100 * r["label_accuracy"] for r, _ in runs]
+            fd = [r["frechet_distance"] for r, _ in runs]
+            kid = [r["kid_mean"] for r, _ in runs]
+            each = "; ".join(f"{a:.1f}%, {f:.2f}" for a, f in zip(acc, fd, strict=True))
+            lines.append(f"| {n} | {_mean_sd(acc, '.1f')}% | {_mean_sd(fd, '.2f')} | {_mean_sd(kid, '.2f')} | {each} | "
+                         f"{sum(t for _, t in runs) / len(runs) / 60:.1f} min |")
             print(lines[-1], file=sys.stderr, flush=True)
+    lines[0] = lines[0].replace("{floor}", f"{floor:.2f}")
     body = "\n".join(lines)
     print(body)
     if args.write:

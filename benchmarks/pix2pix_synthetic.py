@@ -71,6 +71,13 @@ def main() -> None:
     secs = [float(s) for s in re.findall(r"^epoch \d+/\d+ .* ([0-9.]+)s [0-9.]+ img/s$", proc.stderr, re.M)]
     iters = len([r for r in rows if "g_l1" in r and r["epoch"] == 1])
     base = baseline(home, cfg["image_size"], cfg["data_args"]["direction"])
+    scored = {}  # `ganctl evaluate` on the test split, in both of its modes
+    for mode in ("paper", "eval"):
+        ev = subprocess.run([sys.executable, "-m", "ganctl", "evaluate", "pix2pix/bench", "--mode", mode, "--json"],
+                            env=env, capture_output=True, text=True)
+        if ev.returncode != 0:
+            raise SystemExit(f"evaluate --mode {mode} failed:\n{ev.stderr}")
+        scored[mode] = json.loads(ev.stdout)
     pic = DOCS / "benchmarks" / "pix2pix-synthetic-facades.png"
     pic.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(sorted((run / "samples").glob("epoch_*.png"))[-1], pic)
@@ -88,6 +95,12 @@ def main() -> None:
     ]
     for r, s in zip(val, secs, strict=False):
         lines.append(f"| {r['epoch']} | {r['val_l1']:.4f} | {r['val_psnr']:.2f} | {r['val_ssim']:.3f} | {s:.1f} |")
+    lines += ["", "`ganctl evaluate pix2pix/bench --mode paper|eval --json` on the test split after training "
+              "(FID only where the Inception weights are in the store):", "",
+              "| mode | split | pairs | L1 (0-1) | PSNR (dB) | SSIM | FID |", "|---|---|---|---|---|---|---|"]
+    for mode, r in scored.items():
+        fid = f"{r['frechet_distance']:.2f}" if r.get("frechet_distance") is not None else "no Inception weights"
+        lines.append(f"| {mode} | {r['split']} | {r['n']} | {r['l1']:.4f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {fid} |")
     lines += ["", f"Last epoch, input | output | target: ![pix2pix]({pic.relative_to(DOCS).as_posix()})"]
     section = "\n".join(lines)
     print(section)

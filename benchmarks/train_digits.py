@@ -6,6 +6,7 @@ docs/benchmarks/. With --write, replaces the matching section of docs/benchmarks
 
     python benchmarks/train_digits.py                 # every family
     python benchmarks/train_digits.py gan dcgan --write
+    python benchmarks/train_digits.py --seeds 3 --write   # FD and KID as mean +- sd over seeds 0, 1, 2
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from report import machine, write_section  # noqa: E402
 
 
-def bench(spec: str, extra: list[str]) -> dict:
+def bench(spec: str, extra: list[str], keep_grid: bool = True) -> dict:
     family, _, arch = spec.partition(":")  # "cgan:conv" trains cgan --arch conv
     home = Path(tempfile.mkdtemp(prefix=f"ganctl-bench-{family}-"))
     env = {**os.environ, "GANCTL_HOME": str(home), "GANCTL_DISABLE_PROGRESS_BARS": "1"}
@@ -54,8 +55,9 @@ def bench(spec: str, extra: list[str]) -> dict:
     final = {k: sum(r[k] for r in last_epoch if k in r) / max(1, sum(k in r for r in last_epoch)) for k in keys}
     grid = sorted((run / "samples").glob("epoch_*.png"))[-1]
     out = DOCS / "benchmarks" / f"{family}{'-' + arch if arch else ''}-digits.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(grid, out)
+    if keep_grid:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(grid, out)
     shutil.rmtree(home, ignore_errors=True)
     return {
         "family": spec,
@@ -89,16 +91,63 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _mean_sd(values: list[float], fmt: str) -> str:
+    import statistics
+
+    if len(values) < 2:
+        return format(values[0], fmt)
+    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
+
+
+def seeds_table(by_family: dict[str, list[dict]]) -> str:
+    lines = ["| model | epochs | seeds | FD, mean ± sd | KID, mean ± sd | real floor: FD, KID | label accuracy | wall time per run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for spec, runs in by_family.items():
+        ev = [r["eval"] for r in runs]
+        acc = [e["label_accuracy"] for e in ev if e.get("label_accuracy") is not None]
+        lines.append(
+            f"| {spec.replace(':', ' --arch ')} | {runs[0]['epochs']} | {len(runs)} | "
+            f"{_mean_sd([e['frechet_distance'] for e in ev], '.2f')} | {_mean_sd([e['kid_mean'] for e in ev], '.3f')} | "
+            f"{ev[0]['real_train_vs_test_frechet_distance']:.2f}, {ev[0]['real_train_vs_test_kid_mean']:.3f} | "
+            f"{_mean_sd([100 * a for a in acc], '.1f') + '%' if acc else '-'} | "
+            f"{sum(r['wall'] for r in runs) / len(runs) / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def main_seeds(families: list[str], seeds: int, extra: list[str], write: bool) -> None:
+    by_family: dict[str, list[dict]] = {}
+    for fam in families:
+        for seed in range(seeds):
+            print(f"training {fam} on digits, seed {seed} ...", file=sys.stderr, flush=True)
+            by_family.setdefault(fam, []).append(bench(fam, [*extra, "--seed", str(seed)], keep_grid=False))
+        print(seeds_table({fam: by_family[fam]}).splitlines()[-1], file=sys.stderr, flush=True)
+    section = (
+        f"Machine: {machine()}. Command: `python benchmarks/train_digits.py --seeds {seeds} --write` (each family: "
+        f"`ganctl train FAMILY --dataset digits --seed S` with its defaults for S = 0..{seeds - 1}, each in a fresh "
+        f"store, then `ganctl evaluate FAMILY/bench -n 2000`). FD and KID are in the features of ganctl's digit "
+        f"classifier: 2,000 samples against digits' 297 test images; the real floor is 2,000 real training images "
+        f"against the same test images (the same N). Label accuracy: how often that classifier reads the digit asked "
+        f"for. KID is the mean over subsets as `ganctl evaluate` reports it.\n\n" + seeds_table(by_family)
+    )
+    print(section)
+    if write:
+        write_section("train_digits_seeds", "## Quality over seeds on digits", section)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("families", nargs="*", help="default: every image family; FAMILY:ARCH for a variant (cgan:conv)")
     ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     ap.add_argument("--extra", default="", help="extra train options, e.g. '--epochs 2' for a quick check")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="train each family with seeds 0..N-1 and report FD and KID as mean ± sd (its own section)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from ganctl import registry
 
     families = args.families or [n for n in registry.names() if not registry.get(n).paired] + ["cgan:conv"]
+    if args.seeds > 1:
+        return main_seeds(families, args.seeds, args.extra.split(), args.write)
     results = []
     for fam in families:
         print(f"training {fam} on digits ...", file=sys.stderr, flush=True)

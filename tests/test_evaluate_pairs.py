@@ -92,3 +92,25 @@ def test_a_pretrained_model_is_scored_with_fid_when_the_weights_are_there(pix_ho
     assert res["pretrained"] == "tiny" and res["n"] == 4 and isinstance(res["frechet_distance"], float)
     assert res["protocol"]["weights_sha256"] == pin.__globals__["hashlib"].sha256(data).hexdigest()
     assert "FID" in r.stderr and "translations against their targets" in r.stderr
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ssim_and_psnr_equal_torchmetrics(channels):
+    # ganctl's SSIM (Wang et al.: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, averaged over the
+    # valid positions, as Wang's MATLAB code and scikit-image do) against torchmetrics' SSIM map of the
+    # same definition. torchmetrics pads by reflection and averages its map over the whole image,
+    # borders included, so its own mean differs by about 1e-3: compared here on the valid positions.
+    tm = pytest.importorskip("torchmetrics.functional.image")
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(4, channels, 48, 40, generator=g)
+    outputs = [target, (target + 0.1 * torch.randn(target.shape, generator=g)).clamp(0, 1),
+               torch.rand(target.shape, generator=g), target.flip(-1)]
+    for out in outputs:
+        _, full = tm.structural_similarity_index_measure(out, target, gaussian_kernel=True, sigma=1.5, kernel_size=11,
+                                                         reduction="none", data_range=1.0, k1=0.01, k2=0.03,
+                                                         return_full_image=True)
+        valid = full[..., 5:-5, 5:-5].flatten(1).mean(1)
+        torch.testing.assert_close(scores.ssim(out, target), valid, rtol=1e-4, atol=1e-5)
+        if not torch.equal(out, target):
+            theirs = torch.stack([tm.peak_signal_noise_ratio(o, t, data_range=1.0) for o, t in zip(out, target, strict=True)])
+            torch.testing.assert_close(scores.psnr(out, target), theirs, rtol=1e-5, atol=1e-4)

@@ -269,21 +269,34 @@ def _decode_all(root: Path, files: list[Path], image_size: int):
     # PIL releases the GIL while decoding, so threads use every core this process has: the
     # machine's, shared by the processes of a job on it
     threads = max(1, distributed.usable_cpus() // distributed.world().local_size)
+    # each image is decoded straight into its row of one preallocated tensor: the set is held once
+    # while it is decoded (200,000 images at 64x64: 2.3 GiB), not as a list, a stack and a transpose
+    images = torch.empty((len(files), 3, image_size, image_size), dtype=torch.uint8)
+
+    def decode_into(i: int):
+        tensor, info = _decode(files[i], image_size)
+        if tensor is not None:
+            images[i].copy_(tensor.permute(2, 0, 1))
+        return tensor is not None, info
+
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        results = list(pool.map(lambda p: _decode(p, image_size), files, chunksize=64))
-    decoded, labels, bad = [], [], []
+        results = list(pool.map(decode_into, range(len(files))))
+    labels, bad = [], []
     grayscale_only = True
-    for path, (tensor, info) in zip(files, results, strict=True):
-        if tensor is None:
+    kept = 0
+    for i, (path, (ok, info)) in enumerate(zip(files, results, strict=True)):
+        if not ok:
             bad.append(f"{path.relative_to(root)} ({info})")
             continue
         grayscale_only = grayscale_only and info
-        decoded.append(tensor)
+        if kept != i:  # rows move up over the unreadable files' (in place: kept < i)
+            images[kept] = images[i]
+        kept += 1
         if classes:
             labels.append(classes.index(path.relative_to(root).parts[0]))
-    if not decoded:
+    if not kept:
         raise DatasetError(f"none of the {len(files)} image files in {root} could be read")
-    images = torch.stack(decoded).permute(0, 3, 1, 2).contiguous()
+    images = images[:kept]
     return images, torch.tensor(labels, dtype=torch.long) if classes else None, classes, bad, grayscale_only
 
 

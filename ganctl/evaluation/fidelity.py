@@ -43,8 +43,9 @@ INCEPTION_RESIZE = (
 )
 
 
-class MissingExtraError(GanctlError):
-    pass
+class MissingDependencyError(GanctlError):
+    """torch-fidelity is a dependency of ganctl; an install that lacks it (a --no-deps install, or a
+    package removed afterwards) gets this one line naming the pip command."""
 
 
 def library():
@@ -52,7 +53,7 @@ def library():
     try:
         import torch_fidelity
     except ImportError as e:
-        raise MissingExtraError(
+        raise MissingDependencyError(
             f"FID, KID and precision/recall need torch-fidelity, which is not installed: run {PIP_COMMAND}"
         ) from e
     return torch_fidelity
