@@ -96,8 +96,9 @@ def _role(pid: int) -> str:
     return f"rank {env['RANK']}" if "RANK" in env else "ganctl"
 
 
-def run(cmd: list[str], home: Path, train_s: float) -> tuple[dict[str, dict[str, int]], float]:
-    """{role: peaks} over the run's python processes, and its wall time. The run is stopped with
+def run(cmd: list[str], home: Path, train_s: float) -> tuple[dict[str, dict[str, int]], int, float]:
+    """{role: peaks} over the run's python processes, the peak of their summed PSS (what the job
+    cost the machine at its most), and its wall time. The run is stopped with
     Ctrl-C (ganctl's agreed stop) ``train_s`` seconds after it says it started training."""
     env = {**os.environ, "GANCTL_HOME": str(home), "GANCTL_DISABLE_PROGRESS_BARS": "1"}
     t0 = time.perf_counter()
@@ -117,7 +118,9 @@ def run(cmd: list[str], home: Path, train_s: float) -> tuple[dict[str, dict[str,
     peaks: dict[int, dict[str, int]] = {}
     roles: dict[int, str] = {}
     started = interrupted = None
+    job_pss = 0
     while proc.poll() is None:
+        pss_now = 0
         for pid in _descendants(proc.pid):
             try:
                 if pid not in roles:
@@ -130,6 +133,8 @@ def run(cmd: list[str], home: Path, train_s: float) -> tuple[dict[str, dict[str,
             best = peaks.setdefault(pid, {})
             for k, v in now.items():
                 best[k] = max(best.get(k, 0), v)
+            pss_now += now.get("Pss", 0)
+        job_pss = max(job_pss, pss_now)
         if training.is_set() and started is None:
             started = time.perf_counter()
         if started is not None and not interrupted and time.perf_counter() - started > train_s:
@@ -140,8 +145,8 @@ def run(cmd: list[str], home: Path, train_s: float) -> tuple[dict[str, dict[str,
     if proc.returncode not in ((0, 130) if interrupted else (0,)):
         raise SystemExit(f"ganctl {' '.join(cmd)} failed ({proc.returncode}):\n{''.join(err)[-3000:]}")
     ranked = any(r.startswith("rank") for r in roles.values())
-    return ({("launcher" if ranked and roles[p] == "ganctl" else roles[p]): v for p, v in sorted(peaks.items()) if p in roles},
-            time.perf_counter() - t0)
+    named = {("launcher" if ranked and roles[p] == "ganctl" else roles[p]): v for p, v in sorted(peaks.items()) if p in roles}
+    return named, job_pss, time.perf_counter() - t0
 
 
 def main() -> None:
@@ -171,14 +176,17 @@ def main() -> None:
                  f"--batch-size 128 --device cpu` on {args.images:,} synthetic 64x64 JPEGs (decoded: {decoded:.2f} GiB), "
                  f"stopped with Ctrl-C {args.train_seconds:g} s after training started. "
                  "Peak RSS counts the mapped dataset pages a process touched, shared or not; private is its largest "
-                 "anonymous memory (its own); PSS splits shared pages between the processes that map them.",
-                 "", "| run | process | peak RSS | private (RssAnon) | PSS | run took |", "|---|---|---|---|---|---|"]
+                 "anonymous memory (its own); PSS splits shared pages between the processes that map them (each "
+                 "column is that process's largest value over the run); the job's PSS is the largest sum over its "
+                 "processes at one moment: what the job cost the machine at its most.",
+                 "", "| run | process | peak RSS | private (RssAnon) | PSS | job's PSS | run took |",
+                 "|---|---|---|---|---|---|---|"]
         for label, extra in (("1 process, decoding the folder", []), ("1 process, from the cache", []),
                              (f"{args.processes} processes, from the cache", ["--nproc-per-node", str(args.processes)])):
-            peaks, took = run([*train, "--name", f"r{len(lines)}", *extra], home, args.train_seconds)
+            peaks, job_pss, took = run([*train, "--name", f"r{len(lines)}", *extra], home, args.train_seconds)
             for role, p in peaks.items():
                 lines.append(f"| {label} | {role} | {p['VmHWM'] / gib:.2f} GiB | {p['RssAnon'] / gib:.2f} GiB | "
-                             f"{p['Pss'] / gib:.2f} GiB | {took:.0f} s |")
+                             f"{p['Pss'] / gib:.2f} GiB | {job_pss / gib:.2f} GiB | {took:.0f} s |")
                 print(lines[-1], file=sys.stderr, flush=True)
     body = "\n".join(lines)
     print(body)

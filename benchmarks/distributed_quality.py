@@ -46,14 +46,6 @@ def train_and_score(processes: int, epochs: int | None, seed: int, home: Path) -
     return json.loads(run(["evaluate", "cgan/q", "--json"], home).stdout), took
 
 
-def _mean_sd(values: list[float], fmt: str) -> str:
-    import statistics
-
-    if len(values) < 2:
-        return format(values[0], fmt)
-    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--processes", type=int, default=2)
@@ -63,7 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.processes < 2:
         ap.error("--processes must be at least 2")
-    from report import machine, write_section
+    from report import machine, mean_sd, write_section
 
     epochs = f"--epochs {args.epochs}" if args.epochs else "its preset's epochs"
     lines = [f"{machine()}: `python benchmarks/distributed_quality.py --processes {args.processes}"
@@ -87,7 +79,7 @@ def main() -> None:
             fd = [r["frechet_distance"] for r, _ in runs]
             kid = [r["kid_mean"] for r, _ in runs]
             each = "; ".join(f"{a:.1f}%, {f:.2f}" for a, f in zip(acc, fd, strict=True))
-            lines.append(f"| {n} | {_mean_sd(acc, '.1f')}% | {_mean_sd(fd, '.2f')} | {_mean_sd(kid, '.2f')} | {each} | "
+            lines.append(f"| {n} | {mean_sd(acc, '.1f')}% | {mean_sd(fd, '.2f')} | {mean_sd(kid, '.2f')} | {each} | "
                          f"{sum(t for _, t in runs) / len(runs) / 60:.1f} min |")
             print(lines[-1], file=sys.stderr, flush=True)
     lines[0] = lines[0].replace("{floor}", f"{floor:.2f}")

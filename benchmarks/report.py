@@ -43,3 +43,12 @@ def write_section(name: str, heading: str, body: str) -> Path:
         text = text.rstrip() + f"\n\n{heading}\n\n{section}\n"
     path.write_text(text)
     return path
+
+
+def mean_sd(values: list[float], fmt: str) -> str:
+    """``mean ± sd`` of repeated measurements (seeds), each formatted with ``fmt``; one value alone as it is."""
+    import statistics
+
+    if len(values) < 2:
+        return format(values[0], fmt)
+    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"

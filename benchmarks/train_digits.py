@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import machine, write_section  # noqa: E402
+from report import machine, mean_sd, write_section  # noqa: E402
 
 
 def bench(spec: str, extra: list[str], keep_grid: bool = True) -> dict:
@@ -91,14 +91,6 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _mean_sd(values: list[float], fmt: str) -> str:
-    import statistics
-
-    if len(values) < 2:
-        return format(values[0], fmt)
-    return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
-
-
 def seeds_table(by_family: dict[str, list[dict]]) -> str:
     lines = ["| model | epochs | seeds | FD, mean ± sd | KID, mean ± sd | real floor: FD, KID | label accuracy | wall time per run |",
              "|---|---|---|---|---|---|---|---|"]
@@ -107,9 +99,9 @@ def seeds_table(by_family: dict[str, list[dict]]) -> str:
         acc = [e["label_accuracy"] for e in ev if e.get("label_accuracy") is not None]
         lines.append(
             f"| {spec.replace(':', ' --arch ')} | {runs[0]['epochs']} | {len(runs)} | "
-            f"{_mean_sd([e['frechet_distance'] for e in ev], '.2f')} | {_mean_sd([e['kid_mean'] for e in ev], '.3f')} | "
+            f"{mean_sd([e['frechet_distance'] for e in ev], '.2f')} | {mean_sd([e['kid_mean'] for e in ev], '.3f')} | "
             f"{ev[0]['real_train_vs_test_frechet_distance']:.2f}, {ev[0]['real_train_vs_test_kid_mean']:.3f} | "
-            f"{_mean_sd([100 * a for a in acc], '.1f') + '%' if acc else '-'} | "
+            f"{mean_sd([100 * a for a in acc], '.1f') + '%' if acc else '-'} | "
             f"{sum(r['wall'] for r in runs) / len(runs) / 60:.1f} min |")
     return "\n".join(lines)
 
