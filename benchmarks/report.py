@@ -8,6 +8,9 @@ import re
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+# the seconds of each of ganctl train's per-epoch lines (on stderr, progress bars off); every line
+# but the last ends with ", eta ..."
+EPOCH_SECONDS = re.compile(r"^epoch \d+/\d+ .* ([0-9.]+)s [0-9.,]+ img/s(?:, eta .*)?$", re.M)
 
 
 def machine() -> str:
