@@ -148,10 +148,24 @@ def launch(raw_args: list[str], nproc: str, nnodes: int | None, node_rank: int |
 
 
 def _failure_line(e, shared: Path) -> str:
-    said = sorted(shared.glob("error-rank-*.txt"), key=lambda p: p.stat().st_mtime_ns)
+    """The cause, in this order: a rank's own error; a rank killed by a signal (it could not say
+    why, and the others then lose their connection to it); a rank that lost its connection to
+    another; torchrun's first failure."""
+    def first(pattern: str) -> Path | None:
+        files = sorted(shared.glob(pattern), key=lambda p: p.stat().st_mtime_ns)
+        return files[0] if files else None
+
+    def rank_of(path: Path) -> str:
+        return path.stem.split("-")[-1]
+
+    said = first("error-rank-*.txt")
     if said:  # the first rank that failed, not the ones that lost it in a collective after
-        return f"rank {said[0].stem.split('-')[-1]} of the job failed: {said[0].read_text().strip()}"
-    rank, failure = e.get_first_failure()
+        return f"rank {rank_of(said)} of the job failed: {said.read_text().strip()}"
+    killed = {rank: f for rank, f in e.failures.items() if f.exitcode < 0}
+    lost = first("lost-rank-*.txt")
+    if lost and not killed:
+        return f"rank {rank_of(lost)} of the job failed: {lost.read_text().strip()}"
+    rank, failure = min(killed.items(), key=lambda rf: rf[1].timestamp) if killed else e.get_first_failure()
     if failure.exitcode < 0:
         try:
             why = f"killed by {signal.Signals(-failure.exitcode).name}"
@@ -175,11 +189,24 @@ def write_result(result: dict) -> None:
         (shared / RESULT).write_text(json.dumps(result))
 
 
-def write_error(message: str) -> bool:
-    """A worker of a launched job: its error, for the launcher to print (True when written)."""
+def write_error(message: str, lost_peer: bool = False) -> bool:
+    """A worker of a launched job: its error, for the launcher to print (True when written).
+    ``lost_peer``: the error is this rank's connection to another one breaking, the consequence of
+    that rank's failure, which the launcher names instead when it can."""
     shared = launched()
     if shared is None or not shared.is_dir():
         return False
     rank = os.environ.get("RANK", "0")
-    (shared / f"error-rank-{rank}.txt").write_text(message)
+    (shared / f"{'lost' if lost_peer else 'error'}-rank-{rank}.txt").write_text(message)
     return True
+
+
+# what gloo and NCCL say when the process at the other end of a collective has gone
+_LOST_PEER_SIGNS = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "gloo/transport",
+                    "NCCL communicator was aborted")
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that failed because another rank went away (torch-free)."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    return bool(names & {"DistNetworkError", "DistBackendError"}) or any(s in str(exc) for s in _LOST_PEER_SIGNS)

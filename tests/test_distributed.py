@@ -307,3 +307,26 @@ def test_ctrl_c_of_the_whole_job_then_resume_is_bit_exact_with_two_processes(_is
         a = load_file(runs / "whole" / "checkpoints" / "epoch_0012" / f"{net}.safetensors")
         b = load_file(runs / "cut" / "checkpoints" / "epoch_0012" / f"{net}.safetensors")
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), net
+
+
+def test_the_launcher_names_the_rank_that_failed_not_the_ones_that_lost_it(tmp_path):
+    from types import SimpleNamespace
+
+    class Failed:
+        def __init__(self, **exits):
+            self.failures = {int(r[1:]): SimpleNamespace(exitcode=c, timestamp=t) for r, (c, t) in exits.items()}
+
+        def get_first_failure(self):
+            return min(self.failures.items(), key=lambda rf: rf[1].timestamp)
+
+    # rank 0 was SIGKILLed (it wrote nothing); rank 1 then lost its connection to it, said so, and exited 1
+    (tmp_path / "lost-rank-1.txt").write_text("lost the connection to another rank of the job (RuntimeError: reset)")
+    both = Failed(r0=(-9, 2.0), r1=(1, 1.0))
+    assert launch._failure_line(both, tmp_path) == "rank 0 of the job failed (killed by SIGKILL); the other ranks were stopped"
+    # a lost connection alone (a rank that hung, not died) is what there is to say
+    assert launch._failure_line(Failed(r1=(1, 1.0)), tmp_path).startswith("rank 1 of the job failed: lost the connection")
+    # a rank's own error comes first of all
+    (tmp_path / "error-rank-3.txt").write_text("injected failure")
+    assert launch._failure_line(both, tmp_path) == "rank 3 of the job failed: injected failure"
+    assert launch.lost_peer(RuntimeError("[../gloo/transport/tcp/pair.cc:545] Read error: Connection reset by peer"))
+    assert not launch.lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))

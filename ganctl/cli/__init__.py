@@ -20,13 +20,13 @@ def _debug() -> bool:
     return os.environ.get("GANCTL_DEBUG", "").lower() in ("1", "true", "yes")
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1, lost_peer: bool = False) -> None:
     from rich.markup import escape
 
     from ganctl import launch
     from ganctl.cli import ui
 
-    if launch.write_error(message):  # a worker of `train --nproc-per-node`: the launcher prints it, once
+    if launch.write_error(message, lost_peer):  # a worker of `train --nproc-per-node`: the launcher prints it, once
         raise typer.Exit(code)
     # escaped: a message's own brackets (pip install "ganctl[export]") are text, not markup
     ui.err().print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False)
@@ -93,6 +93,10 @@ class _Group(TyperGroup):
                 raise
             if is_disk_full(e):  # a writer that wrapped the OSError (torch, safetensors)
                 _fail(str(NoSpaceError(getattr(e, "filename", None))))
+            from ganctl import launch
+
+            if launch.lost_peer(e):  # another rank of the job went away; the launcher names it if it can
+                _fail(f"lost the connection to another rank of the job ({type(e).__name__}: {e})", lost_peer=True)
             _fail(f"internal error ({type(e).__name__}: {e}); set GANCTL_DEBUG=1 for the traceback and please report it")
 
 
