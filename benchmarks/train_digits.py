@@ -7,6 +7,7 @@ docs/benchmarks/. With --write, replaces the matching section of docs/benchmarks
     python benchmarks/train_digits.py                 # every family
     python benchmarks/train_digits.py gan dcgan --write
     python benchmarks/train_digits.py --seeds 3 --write   # FD and KID as mean +- sd over seeds 0, 1, 2
+                                                          # (--write keeps the rows of families not run)
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def main_seeds(families: list[str], seeds: int, extra: list[str], write: bool) -
         f"store, then `ganctl evaluate FAMILY/bench -n 2000`). FD and KID are in the features of ganctl's digit "
         f"classifier: 2,000 samples against digits' 297 test images; the real floor is 2,000 real training images "
         f"against the same test images (the same N). Label accuracy: how often that classifier reads the digit asked "
-        f"for. KID is the mean over subsets as `ganctl evaluate` reports it.\n\n" + seeds_table(by_family)
+        f"for. KID is the mean over subsets as `ganctl evaluate` reports it.\n\n"
+        + "\n".join(merge_rows(seeds_table(by_family).splitlines(), previous_rows("train_digits_seeds") if write else []))
     )
     print(section)
     if write:
@@ -160,10 +162,10 @@ def main() -> None:
         write_section("train_digits", "## Training on digits with the defaults", section)
 
 
-def previous_rows() -> list[str]:
+def previous_rows(section: str = "train_digits") -> list[str]:
     path = DOCS / "benchmarks.md"
     text = path.read_text() if path.exists() else ""
-    m = re.search(r"<!-- train_digits:begin -->(.*?)<!-- train_digits:end -->", text, re.S)
+    m = re.search(rf"<!-- {section}:begin -->(.*?)<!-- {section}:end -->", text, re.S)
     return [ln for ln in m.group(1).splitlines() if ln.startswith("|")] if m else []
 
 
