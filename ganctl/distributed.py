@@ -26,8 +26,9 @@ This module imports torch only inside its functions: the CLI reads the world bef
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -280,17 +281,23 @@ def global_rows(n: int) -> int:
     return n * _world.size
 
 
+def _swap(module: nn.Module, wanted: Callable[[nn.Module], bool], make: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """``module`` with each sub-module that is ``wanted`` replaced by ``make(it)``, in place."""
+    for name, child in list(module.named_children()):
+        if wanted(child):
+            setattr(module, name, make(child))
+        else:
+            _swap(child, wanted, make)
+    return module
+
+
 def sync_batch_norm(module: nn.Module) -> nn.Module:
     """``module`` with every batch norm replaced by a batch norm whose training statistics are the global batch's (same parameters,
     buffers and state-dict keys, so checkpoints load into the plain networks)."""
     from torch import nn
 
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, sync_batch_norm_class()):
-            setattr(module, name, _synced(child))
-        else:
-            sync_batch_norm(child)
-    return module
+    synced = sync_batch_norm_class()
+    return _swap(module, lambda m: isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, synced), _synced)
 
 
 def _synced(bn):
@@ -303,29 +310,21 @@ def _synced(bn):
     return out
 
 
-_SYNC_BN: type | None = None
-_GLOBAL_DROPOUT: type | None = None
-
-
 def global_dropout(module: nn.Module) -> nn.Module:
     """``module`` with every ``nn.Dropout`` replaced by one whose mask is drawn for the global batch
     (from the random stream all ranks share), of which this rank keeps its rows: N processes drop
     what one process drops training on the global batch (on the CPU, the very same units)."""
-    global _GLOBAL_DROPOUT
     from torch import nn
 
-    if _GLOBAL_DROPOUT is None:
-        _GLOBAL_DROPOUT = _build_global_dropout()
-    for name, child in list(module.named_children()):
-        if type(child) is nn.Dropout:
-            replacement = _GLOBAL_DROPOUT(child.p, child.inplace)
-            replacement.train(child.training)
-            setattr(module, name, replacement)
-        else:
-            global_dropout(child)
-    return module
+    def make(d: nn.Dropout) -> nn.Module:
+        out = _build_global_dropout()(d.p, d.inplace)
+        out.train(d.training)
+        return out
+
+    return _swap(module, lambda m: type(m) is nn.Dropout, make)
 
 
+@functools.cache
 def _build_global_dropout() -> type:
     import torch
     from torch import nn
@@ -349,12 +348,10 @@ def _build_global_dropout() -> type:
 
 def sync_batch_norm_class() -> type:
     """:class:`SyncBatchNorm`, built on first use (it needs torch)."""
-    global _SYNC_BN
-    if _SYNC_BN is None:
-        _SYNC_BN = _build_sync_batch_norm()
-    return _SYNC_BN
+    return _build_sync_batch_norm()
 
 
+@functools.cache
 def _build_sync_batch_norm() -> type:
     import torch
     import torch.distributed as dist
