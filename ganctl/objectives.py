@@ -20,12 +20,13 @@ from ganctl.runtime import Runtime
 
 def make_optimizer(cfg: TrainConfig, params, rt: Runtime) -> torch.optim.Optimizer:
     """The run's optimizer with the runtime's flags; on the CPU with ``rt.accel``, Adam is
-    ganctl.accel's copy-free one (the same updates, bit for bit)."""
+    ganctl.accel's copy-free one (the same updates, bit for bit), and neither Adam nor RMSprop
+    imports torch._dynamo there."""
     fast = rt.optimizer_flags(cfg.optimizer)
     if cfg.optimizer == "adam":
         return accel.adam_class(rt)(params, lr=cfg.lr, betas=cfg.betas, **fast)
     if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=cfg.lr, **fast)
+        return accel.rmsprop_class(rt)(params, lr=cfg.lr, **fast)
     raise GanctlError(f"unknown optimizer {cfg.optimizer!r} in the run's config")
 
 

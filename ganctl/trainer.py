@@ -141,10 +141,12 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         res = engine.fit(obj, feeder, steps, epochs=cfg.epochs, start=start, agree=distributed.any_rank)
         return TrainResult(run_dir, res.position.epoch, res.position.step, res.interrupted, None, {})
     steps = [
+        # first: the state is copied at the epoch's end and written in the background while the
+        # pictures and validation run (they restore the RNG state they seed, so the copy is the same)
+        saver,
         *shows,
         log,
         callbacks.LossChart(run_dir, log, title, not_charted=variant.objective.not_charted),
-        saver,
         callbacks.Progress(reporter, cfg, rt, log),
         ProgressAnimation(run_dir),
         # after the metrics log (they send the rows it read back) and the pictures (they send the grid)

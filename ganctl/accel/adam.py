@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from ganctl.accel.eager import Eager
+
 
 def dense_view(t: torch.Tensor) -> torch.Tensor:
     """``t`` permuted so that it is contiguous, or ``t`` itself when no permutation makes it so
@@ -32,9 +34,10 @@ def _same_layout(tensors: list[torch.Tensor]) -> bool:
     return all(t.stride() == tensors[0].stride() for t in tensors[1:])
 
 
-class CopyFreeAdam(torch.optim.Adam):
+class CopyFreeAdam(Eager, torch.optim.Adam):
     """``torch.optim.Adam`` that updates channels_last parameters without copying them (see the
-    module doc). Everything else, including the state_dict, is Adam's own."""
+    module doc), and does not import ``torch._dynamo`` (:mod:`ganctl.accel.eager`). Everything
+    else, including the state_dict, is Adam's own."""
 
     def _init_group(self, group, params_with_grad, *lists):
         has_complex = super()._init_group(group, params_with_grad, *lists)
