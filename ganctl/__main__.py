@@ -1,4 +1,4 @@
-from ganctl.cli import main
+from ganctl.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()
