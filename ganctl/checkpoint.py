@@ -178,20 +178,24 @@ class Snapshot:
     position: dict
 
 
-def host_copy(obj):
+def host_copy(obj, row_major: bool = False):
     """``obj`` (tensors inside dicts, lists and tuples) with every tensor copied into host memory
     that nothing else references. Device tensors go into pinned memory with non-blocking copies
-    and one wait per device, not one wait per tensor; strides are kept (channels_last optimizer
-    moments resume as they were)."""
+    and one wait per device, not one wait per tensor. Strides are kept (channels_last optimizer
+    moments resume as they were), or with ``row_major`` the copies are laid out row-major, as
+    safetensors stores them, in the same one copy."""
     waits: set[torch.device] = set()
 
     def copy(x):
         if isinstance(x, torch.Tensor):
             x = x.detach()
-            if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
-                x = x.contiguous()
-            out = torch.empty_strided(x.size(), x.stride(), dtype=x.dtype, device="cpu",
-                                      pin_memory=x.device.type == "cuda")
+            pin = x.device.type == "cuda"
+            if row_major:
+                out = torch.empty(x.size(), dtype=x.dtype, device="cpu", pin_memory=pin)
+            else:
+                if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+                    x = x.contiguous()
+                out = torch.empty_strided(x.size(), x.stride(), dtype=x.dtype, device="cpu", pin_memory=pin)
             out.copy_(x, non_blocking=x.device.type != "cpu")
             if x.device.type != "cpu":
                 waits.add(x.device)
@@ -221,7 +225,8 @@ def snapshot(G: nn.Module, D: nn.Module, state: TrainerState) -> Snapshot:
     }
     if state.rng_mps is not None:
         trainer["rng_mps"] = state.rng_mps
-    G_state, D_state, trainer = host_copy((G.state_dict(), D.state_dict(), trainer))
+    G_state, D_state = host_copy((G.state_dict(), D.state_dict()), row_major=True)
+    trainer = host_copy(trainer)
     return Snapshot(G_state, D_state, trainer, {"epoch": state.epoch, "batch": state.batch, "step": state.step})
 
 
@@ -231,6 +236,24 @@ def save(
 ) -> Path:
     """:func:`snapshot` then :func:`write`, in this thread."""
     return write(run_dir, tag, snapshot(G, D, state), g_meta, keep, marked)
+
+
+def _save_without_crc(obj, path: Path) -> None:
+    """torch.save, without the CRC-32 of every record where this PyTorch lets it be turned off:
+    torch.load never checks it, and computing it over the optimizer's moments (458 MB for pix2pix)
+    is CPU time taken from the training the write runs beside. The setting is PyTorch's global
+    one, put back at once; nothing else in ganctl calls torch.save while training runs."""
+    get = getattr(torch.serialization, "get_crc32_options", None)
+    set_ = getattr(torch.serialization, "set_crc32_options", None)
+    if get is None or set_ is None:
+        torch.save(obj, path)
+        return
+    before = get()
+    set_(False)
+    try:
+        torch.save(obj, path)
+    finally:
+        set_(before)
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -254,7 +277,7 @@ def write(
         _write(tmp / genspec.FILE, f"{tag}:generator-config", lambda p: p.write_bytes(genspec.to_json(g_meta)))
         _write(tmp / DISCRIMINATOR, f"{tag}:discriminator", lambda p: save_file(
             _contiguous(snap.discriminator), str(p), metadata={"ganctl": json.dumps(meta_d, sort_keys=True)}))
-        _write(tmp / TRAINER, f"{tag}:trainer", lambda p: torch.save(snap.trainer, p))
+        _write(tmp / TRAINER, f"{tag}:trainer", lambda p: _save_without_crc(snap.trainer, p))
         _write(tmp / POSITION, f"{tag}:position", lambda p: p.write_text(json.dumps(snap.position) + "\n"))
         mode = _file_mode()
         for f in tmp.iterdir():

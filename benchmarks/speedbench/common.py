@@ -96,7 +96,7 @@ def ganctl_throughput(stderr: str, run_dir: Path, skip: int = 1) -> dict:
         steps.setdefault(row["epoch"], set()).add(row["step"])  # validation rows repeat a step
     images = seconds = 0.0
     timed = []
-    for m in re.finditer(r"^epoch (\d+)/\d+\b.*?\s([0-9.]+)s ([0-9.]+) img/s\s*$", stderr, re.M):
+    for m in re.finditer(r"^epoch (\d+)/\d+\b.*?\s([0-9.]+)s ([0-9.]+) img/s(?:, eta [^\n]*)?\s*$", stderr, re.M):
         epoch, secs, ips = int(m.group(1)), float(m.group(2)), float(m.group(3))
         if epoch <= skip:
             continue
@@ -121,7 +121,10 @@ def ganctl_throughput(stderr: str, run_dir: Path, skip: int = 1) -> dict:
 def ganctl_train(home: Path, args: list[str], device: torch.device, sz: Sizes) -> dict:
     """``ganctl train ARGS`` as run "bench" in the store ``home``: its steady-state throughput
     (:func:`ganctl_throughput`) and the whole run's wall seconds (``wall``)."""
-    cmd = [*GANCTL, "train", *args, "--epochs", str(sz.epochs), "--name", "bench", "--device", device.type, *sz.extra]
+    # one checkpoint, after the last epoch: a save's background write would otherwise run beside the
+    # next epoch's timed batches; what saves cost a whole run is in the end-to-end rows (e)-(g)
+    cmd = [*GANCTL, "train", *args, "--epochs", str(sz.epochs), "--save-every", str(sz.epochs), "--name", "bench",
+           "--device", device.type, *sz.extra]
     proc, wall = run(cmd, store_env(home))
     return {**ganctl_throughput(proc.stderr, home / "runs" / args[0] / "bench"), "wall": wall}
 

@@ -113,3 +113,25 @@ def test_a_host_copy_keeps_strides_and_shares_no_memory():
     assert copy["w"].stride() == w.stride() and torch.equal(copy["w"], w)
     assert copy["w"].data_ptr() != w.data_ptr() and copy["nested"][0].data_ptr() != w.data_ptr()
     assert isinstance(copy["nested"][1], tuple) and copy["lr"] == 0.1
+
+
+def test_a_row_major_host_copy_is_one_contiguous_copy():
+    w = torch.randn(8, 4, 3, 3).contiguous(memory_format=torch.channels_last)
+    copy = checkpoint.host_copy({"w": w}, row_major=True)["w"]
+    assert copy.is_contiguous() and torch.equal(copy, w) and copy.data_ptr() != w.data_ptr()
+
+
+def test_the_trainer_state_is_saved_without_crc_loads_the_same_and_the_setting_is_put_back(tmp_path):
+    get = getattr(torch.serialization, "get_crc32_options", None)
+    if get is None:
+        pytest.skip("this PyTorch always computes the CRC")
+    import zipfile
+
+    state = {"m": torch.randn(64, 3, 4, 4).contiguous(memory_format=torch.channels_last), "step": 7}
+    before = get()
+    checkpoint._save_without_crc(state, tmp_path / "t.pt")
+    assert get() == before
+    with zipfile.ZipFile(tmp_path / "t.pt") as z:  # the records carry no CRC: none was computed
+        assert {i.CRC for i in z.infolist() if i.filename.endswith("/data/0")} == {0}
+    back = torch.load(tmp_path / "t.pt", weights_only=True)
+    assert torch.equal(back["m"], state["m"]) and back["m"].stride() == state["m"].stride() and back["step"] == 7
