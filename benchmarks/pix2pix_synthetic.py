@@ -27,7 +27,7 @@ DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from report import EPOCH_SECONDS, machine, write_section  # noqa: E402
+from report import epoch_seconds, machine, write_section  # noqa: E402
 
 
 def baseline(home: Path, image_size: int, direction: str) -> dict:
@@ -67,7 +67,7 @@ def main() -> None:
     header = proc.stderr.splitlines()[[i for i, ln in enumerate(proc.stderr.splitlines()) if ln.startswith("training ")][0]]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in rows if "val_l1" in r]
-    secs = [float(s) for s in EPOCH_SECONDS.findall(proc.stderr)]
+    secs = epoch_seconds(proc.stderr)
     iters = len([r for r in rows if "g_l1" in r and r["epoch"] == 1])
     base = baseline(home, cfg["image_size"], cfg["data_args"]["direction"])
     scored = {}  # `ganctl evaluate` on the test split, in both of its modes

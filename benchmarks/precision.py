@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import EPOCH_SECONDS, machine, write_section  # noqa: E402
+from report import epoch_seconds, machine, write_section  # noqa: E402
 
 # model -> (train arguments, the quality numbers to compare (lower is better?), default epochs).
 # Epochs: enough for the numbers to mean something; the conditional WGAN-GP needs about 30 on
@@ -63,7 +63,7 @@ def run(model: str, precision: str, seed: int, epochs: int) -> dict:
         quality = {k: ev[k] for k in ("frechet_distance", "label_accuracy") if ev.get(k) is not None}
     losses = sorted({k for r in rows for k in r if k not in ("step", "epoch") and not k.startswith(("val_", "eval_"))})
     curve = {k: [_mean([r[k] for r in rows if r["epoch"] == e and k in r]) for e in range(1, epochs + 1)] for k in losses}
-    secs = [float(s) for s in EPOCH_SECONDS.findall(proc.stderr)]
+    secs = epoch_seconds(proc.stderr)
     shutil.rmtree(home, ignore_errors=True)
     return {"quality": quality, "curve": curve, "sec_per_epoch": _mean(secs[1:] or secs)}
 

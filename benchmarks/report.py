@@ -8,9 +8,10 @@ import re
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-# the seconds of each of ganctl train's per-epoch lines (on stderr, progress bars off); every line
-# but the last ends with ", eta ..."
-EPOCH_SECONDS = re.compile(r"^epoch \d+/\d+ .* ([0-9.]+)s [0-9.,]+ img/s(?:, eta .*)?$", re.M)
+# ganctl train's per-epoch lines (on stderr, progress bars off): the epoch, its seconds and its
+# images/s; every line but the last ends with ", eta ..."
+EPOCH_LINE = re.compile(r"^epoch (?P<epoch>\d+)/\d+ .* (?P<seconds>[0-9.]+)s (?P<rate>[0-9.,]+) img/s(?:, eta .*)?$",
+                        re.M)
 
 
 def machine() -> str:
@@ -55,3 +56,8 @@ def mean_sd(values: list[float], fmt: str) -> str:
     if len(values) < 2:
         return format(values[0], fmt)
     return f"{format(statistics.mean(values), fmt)} ± {format(statistics.stdev(values), fmt)}"
+
+
+def epoch_seconds(stderr: str) -> list[float]:
+    """The seconds of each epoch line in ``stderr`` (:data:`EPOCH_LINE`)."""
+    return [float(m["seconds"]) for m in EPOCH_LINE.finditer(stderr)]

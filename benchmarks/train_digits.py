@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from report import EPOCH_SECONDS, machine, mean_sd, write_section  # noqa: E402
+from report import epoch_seconds, machine, mean_sd, write_section  # noqa: E402
 
 
 def bench(spec: str, extra: list[str], keep_grid: bool = True) -> dict:
@@ -49,7 +49,7 @@ def bench(spec: str, extra: list[str], keep_grid: bool = True) -> dict:
     if ev.returncode != 0:
         raise SystemExit(f"evaluate {family} failed:\n{ev.stderr}")
     evaluation = json.loads((run / "eval.json").read_text())
-    epoch_secs = [float(m) for m in EPOCH_SECONDS.findall(proc.stderr)]
+    epoch_secs = epoch_seconds(proc.stderr)
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     last_epoch = [r for r in rows if r["epoch"] == rows[-1]["epoch"]]
     keys = [k for k in last_epoch[0] if k not in ("step", "epoch")]

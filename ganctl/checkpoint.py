@@ -170,7 +170,8 @@ def _write(path: Path, label: str, write) -> None:
 @dataclass
 class Snapshot:
     """What a checkpoint holds, copied into host memory at the save point: training may change the
-    networks and optimizers while another thread writes this (:func:`write`)."""
+    networks and optimizers while another thread writes this (:func:`write`). The networks'
+    tensors are row-major, as safetensors stores them (:func:`snapshot` copies them so)."""
 
     generator: dict[str, torch.Tensor]
     discriminator: dict[str, torch.Tensor]
@@ -256,10 +257,6 @@ def _save_without_crc(obj, path: Path) -> None:
         set_(before)
 
 
-def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.contiguous() for k, v in state.items()}  # safetensors stores row-major tensors
-
-
 def write(
     run_dir: Path, tag: str, snap: Snapshot, g_meta: dict, keep: int = retention.KEEP, marked: Collection[int] = (),
 ) -> Path:
@@ -273,10 +270,10 @@ def write(
         _fault(f"{tag}:tmp-created")
         meta_d = {"ganctl_version": __version__}
         _write(tmp / GENERATOR, f"{tag}:generator", lambda p: save_file(
-            _contiguous(snap.generator), str(p), metadata={"ganctl": json.dumps(g_meta, sort_keys=True)}))
+            snap.generator, str(p), metadata={"ganctl": json.dumps(g_meta, sort_keys=True)}))
         _write(tmp / genspec.FILE, f"{tag}:generator-config", lambda p: p.write_bytes(genspec.to_json(g_meta)))
         _write(tmp / DISCRIMINATOR, f"{tag}:discriminator", lambda p: save_file(
-            _contiguous(snap.discriminator), str(p), metadata={"ganctl": json.dumps(meta_d, sort_keys=True)}))
+            snap.discriminator, str(p), metadata={"ganctl": json.dumps(meta_d, sort_keys=True)}))
         _write(tmp / TRAINER, f"{tag}:trainer", lambda p: _save_without_crc(snap.trainer, p))
         _write(tmp / POSITION, f"{tag}:position", lambda p: p.write_text(json.dumps(snap.position) + "\n"))
         mode = _file_mode()

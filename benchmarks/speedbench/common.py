@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from report import EPOCH_LINE  # benchmarks/ is on sys.path: the scripts run from there
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -96,8 +97,8 @@ def ganctl_throughput(stderr: str, run_dir: Path, skip: int = 1) -> dict:
         steps.setdefault(row["epoch"], set()).add(row["step"])  # validation rows repeat a step
     images = seconds = 0.0
     timed = []
-    for m in re.finditer(r"^epoch (\d+)/\d+\b.*?\s([0-9.]+)s ([0-9.]+) img/s(?:, eta [^\n]*)?\s*$", stderr, re.M):
-        epoch, secs, ips = int(m.group(1)), float(m.group(2)), float(m.group(3))
+    for m in EPOCH_LINE.finditer(stderr):
+        epoch, secs, ips = int(m["epoch"]), float(m["seconds"]), float(m["rate"].replace(",", ""))
         if epoch <= skip:
             continue
         n = len(steps[epoch]) * batch

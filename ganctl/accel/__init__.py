@@ -10,8 +10,8 @@ it off), four measured speed-ups are laid over them:
 - ``adam``: Adam that hands channels_last weights to PyTorch's fused update as the dense blocks
   they are, instead of letting it copy each one to contiguous memory and back (bit-identical).
   :func:`adam_class` picks it for :func:`ganctl.objectives.make_optimizer`.
-- ``eager``: optimizers that do not import ``torch._dynamo`` while nothing is compiled (1.1-2 s
-  of start-up; :func:`adam_class`, :func:`rmsprop_class`).
+- ``eager``: optimizers that do not import ``torch._dynamo`` while nothing is compiled (1.1-1.3 s
+  of start-up on a 2-core CPU; :func:`adam_class`, :func:`rmsprop_class`).
 - ``memory``: glibc's malloc keeps freed memory for the next step instead of unmapping it
   (:func:`tune_memory`, called by :func:`ganctl.runtime.resolve`).
 

@@ -3,8 +3,8 @@
 PyTorch wraps ``Optimizer.step`` (``_use_grad_for_differentiable``) and ``add_param_group``,
 ``zero_grad``, ``state_dict`` and ``load_state_dict`` (``torch._disable_dynamo``) in functions that
 import ``torch._dynamo`` on their first call, so that a compiled graph breaks around them. A run that
-compiles nothing pays for that import all the same: 1.1-2 s of every ``ganctl train`` on a 2-core CPU,
-inside the first optimizer's constructor (``python -X importtime``; the seeds' loops pay it too).
+compiles nothing pays for that import all the same, inside the first optimizer's constructor (the
+seeds' loops pay it too): 1.1-1.3 s on a 2-core CPU (``python benchmarks/optimizer_start.py``).
 
 :class:`Eager` calls the functions inside those wrappers while ``torch._dynamo`` is not imported,
 and the wrappers themselves once it is (``--compile``, or anything else that imported it). In eager
