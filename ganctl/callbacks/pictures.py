@@ -24,10 +24,12 @@ def _picture(run_dir: Path, epoch: int) -> Path:
 
 class SampleGrid(Callback):
     """``samples/epoch_NNNN.png``: the same 64 latents every epoch (one row per class for
-    conditional generators, labelled with the class names)."""
+    conditional generators, labelled with the class names), drawn in the training's precision
+    (autocast, as the validation pairs): a preview, twice as fast in bf16 on a CPU as in fp32;
+    ``ganctl sample`` draws in fp32."""
 
     def __init__(self, run_dir: Path, G: nn.Module, z_dim: int, seed: int, rt: Runtime, classes: tuple[str, ...] | None):
-        self.run_dir, self.G, self.classes = run_dir, G, classes
+        self.run_dir, self.G, self.classes, self.rt = run_dir, G, classes, rt
         n, self.fixed_y, self.per_row = SAMPLE_GRID, None, 8
         if classes:  # one row per class
             self.per_row = max(1, SAMPLE_GRID // len(classes))
@@ -38,7 +40,7 @@ class SampleGrid(Callback):
     def on_epoch_end(self, loop: Loop) -> None:
         was_training = self.G.training
         self.G.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.rt.autocast():
             fake = self.G(self.fixed_z, self.fixed_y).float()
         self.G.train(was_training)
         path = _picture(self.run_dir, loop.position.epoch)
