@@ -11,6 +11,7 @@ alone (the defaults are what `ganctl train` does on this CPU):
     python benchmarks/profile_step.py pix2pix --allocator default   # glibc's malloc as it comes
     python benchmarks/profile_step.py dcgan --convs native          # no small-map convolutions as GEMMs
     python benchmarks/profile_step.py pix2pix --adam torch          # torch.optim.Adam, not the copy-free one
+    python benchmarks/profile_step.py pix2pix --norms native        # batch norm's gradients as they come
     python benchmarks/profile_step.py pix2pix --weights nchw --batches nchw   # no channels_last
     python benchmarks/profile_step.py pix2pix --weights conv-only   # other weight layouts
     python benchmarks/profile_step.py pix2pix --compile             # torch.compile (slow start)
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from report import machine, write_section  # noqa: E402
 
 from ganctl import accel, models, objectives, runtime, trainer  # noqa: E402
-from ganctl.accel import memory  # noqa: E402
+from ganctl.accel import convs, memory, norms  # noqa: E402
 from ganctl.config import make_config  # noqa: E402
 
 SETUPS = {
@@ -54,8 +55,9 @@ VARIANTS = [
     ("nothing (ganctl train's defaults)", []),
     ("small-map convs as GEMMs", ["--convs", "native"]),
     ("copy-free channels_last Adam", ["--adam", "torch"]),
+    ("dense batch-norm gradients", ["--norms", "native"]),
     ("malloc keeps freed memory", ["--allocator", "default"]),
-    ("all three of ganctl.accel (--no-accel)", ["--convs", "native", "--adam", "torch", "--allocator", "default"]),
+    ("all of ganctl.accel (--no-accel)", ["--convs", "native", "--adam", "torch", "--norms", "native", "--allocator", "default"]),
     ("channels_last (weights and batches NCHW)", ["--weights", "nchw", "--batches", "nchw"]),
     ("bf16 (fp32; the GEMM route is bf16-only, so off too)", ["--precision", "fp32"]),
 ]
@@ -77,6 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="the batches' memory format (training: channels_last)")
     ap.add_argument("--convs", choices=("gemm", "native"), default="gemm",
                     help="gemm: small-map convolutions as matrix products (what training does); native: all oneDNN")
+    ap.add_argument("--norms", choices=("dense", "native"), default="dense",
+                    help="dense: batch norm's gradients made channels_last-dense (what training does); native: as they come")
     ap.add_argument("--adam", choices=("ganctl", "torch"), default="ganctl",
                     help="ganctl: the copy-free Adam of ganctl.accel (what training does); torch: torch.optim.Adam, "
                          "which copies channels_last weights to contiguous memory and back in every fused update")
@@ -119,8 +123,12 @@ def main() -> None:
             transposed = isinstance(m, torch.nn.ConvTranspose2d)
             if args.weights == "channels_last" or (args.weights == "conv-only" and not transposed):
                 m.to(memory_format=fmt)
-    if args.convs == "gemm":
-        accel.apply(runtime.Runtime(cpu, precision), G, D)
+    if args.convs == "gemm" and accel.gemm_convs(runtime.Runtime(cpu, precision)):
+        for net in (G, D):
+            convs.accelerate(net)
+    if args.norms == "dense" and fmt == torch.channels_last:
+        for net in (G, D):
+            norms.accelerate(net)
     obj = objectives.build(torch.compile(G) if args.compile else G, torch.compile(D) if args.compile else D, cfg, rt)
     batch_fmt = fmt if args.batches == "channels_last" else torch.contiguous_format
 
@@ -147,7 +155,7 @@ def main() -> None:
     gflop = counter.get_total_flops() / 1e9
     on = accel.fast_paths(runtime.Runtime(cpu, precision), True)
     print(f"{args.model}: {runtime.device_name(cpu)}, {precision}, allocator {args.allocator}, weights {args.weights}, "
-          f"batches {args.batches}, convs {args.convs}, adam {args.adam}{', compiled' if args.compile else ''}"
+          f"batches {args.batches}, convs {args.convs}, norms {args.norms}, adam {args.adam}{', compiled' if args.compile else ''}"
           f" ({'malloc setting on' if accel.MALLOC in on else 'glibc malloc'})")
     print(f"{batch_size / seconds:.2f} img/s, {seconds * 1000:.0f} ms per step, {gflop:.1f} GFLOP per step, "
           f"{gflop / seconds:.0f} GFLOP/s")

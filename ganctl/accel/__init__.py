@@ -2,11 +2,14 @@
 
 ganctl's networks are plain ``nn`` modules and its optimizers PyTorch's own. On the CPU, where a
 :class:`~ganctl.runtime.Runtime` has ``accel`` on (the default; ``ganctl train --no-accel`` turns
-it off), four measured speed-ups are laid over them:
+it off), five measured speed-ups are laid over them:
 
 - ``convs``: convolutions on small feature maps as matrix products, where oneDNN is slow (bf16
   only, so ``--precision fp32`` turns this one off too). :func:`apply` switches a built network's
   layers to it; the parameters and state_dict keys stay those of ``nn``.
+- ``norms``: batch norm's backward handed its gradient channels_last-dense, as its input is,
+  where a concatenation's backward made it a strided slice (the U-Net's skip connections), which
+  sends PyTorch's kernel down a slow path. :func:`apply` switches the layers, as for ``convs``.
 - ``adam``: Adam that hands channels_last weights to PyTorch's fused update as the dense blocks
   they are, instead of letting it copy each one to contiguous memory and back (bit-identical).
   :func:`adam_class` picks it for :func:`ganctl.objectives.make_optimizer`.
@@ -34,6 +37,7 @@ GEMM_CONVS = "small-map convs as GEMMs"
 COPY_FREE_ADAM = "copy-free channels_last Adam"
 MALLOC = "malloc keeps freed memory"
 EAGER_OPTIMIZERS = "optimizers without torch._dynamo"
+DENSE_NORM_GRADS = "dense batch-norm gradients"
 
 
 def on_cpu(rt: Runtime) -> bool:
@@ -46,16 +50,27 @@ def gemm_convs(rt: Runtime) -> bool:
     return on_cpu(rt) and rt.precision == "bf16"
 
 
-def apply(rt: Runtime, *modules: nn.Module) -> list[str]:
-    """Switch the built networks' eligible convolutions to the matrix route where ``rt`` wants it
-    (call after ``.to(device)`` and channels_last); a no-op elsewhere. Returns the names of what
-    it turned on (empty when nothing)."""
-    if not gemm_convs(rt):
-        return []
-    from ganctl.accel import convs
+def dense_norm_grads(rt: Runtime) -> bool:
+    """Batch norm gets channels_last-dense gradients: CPU fast paths on, with channels_last maps."""
+    return on_cpu(rt) and rt.channels_last(True)
 
-    switched = sum(convs.accelerate(m) for m in modules)
-    return [GEMM_CONVS] if switched else []
+
+def apply(rt: Runtime, *modules: nn.Module) -> list[str]:
+    """Switch the built networks' eligible convolutions to the matrix route, and their batch norms
+    to dense gradients, where ``rt`` wants it (call after ``.to(device)`` and channels_last); a
+    no-op elsewhere. Returns the names of what it turned on (empty when nothing)."""
+    on = []
+    if gemm_convs(rt):
+        from ganctl.accel import convs
+
+        if sum(convs.accelerate(m) for m in modules):
+            on.append(GEMM_CONVS)
+    if dense_norm_grads(rt):
+        from ganctl.accel import norms
+
+        if sum(norms.accelerate(m) for m in modules):
+            on.append(DENSE_NORM_GRADS)
+    return on
 
 
 def adam_class(rt: Runtime) -> type[torch.optim.Adam]:
@@ -95,6 +110,7 @@ def fast_paths(rt: Runtime, convolutional: bool) -> list[str]:
         paths.append(GEMM_CONVS)
     if convolutional and on_cpu(rt) and rt.channels_last(convolutional):
         paths.append(COPY_FREE_ADAM)  # it only differs from torch's Adam on channels_last weights
+        paths.append(DENSE_NORM_GRADS)
     if on_cpu(rt):
         paths.append(EAGER_OPTIMIZERS)
     if rt.device.type == "cpu" and memory.tuned():  # process-wide: on once any runtime asked for it

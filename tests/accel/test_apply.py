@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ganctl import accel, models, objectives, runtime
-from ganctl.accel import convs
+from ganctl.accel import convs, norms
 from ganctl.accel.adam import CopyFreeAdam
 from ganctl.config import make_config
 from tests.conftest import invoke
@@ -62,8 +62,9 @@ def test_built_models_are_plain_nn_until_accel_applies(arch):
     with torch.no_grad():
         before = G(x) if arch == "pix2pix" else G(x, y)
     keys = (list(G.state_dict()), list(D.state_dict()))
-    assert accel.apply(runtime.Runtime(CPU, "bf16"), G, D) == [accel.GEMM_CONVS]
+    assert accel.apply(runtime.Runtime(CPU, "bf16"), G, D) == [accel.GEMM_CONVS, accel.DENSE_NORM_GRADS]
     assert _conv_classes(G, D) == {convs.GemmConv2d, convs.GemmConvTranspose2d}
+    assert {type(m) for net in (G, D) for m in net.modules() if isinstance(m, nn.BatchNorm2d)} == {norms.DenseGradBatchNorm2d}
     assert (list(G.state_dict()), list(D.state_dict())) == keys  # old checkpoints load either way
     with torch.no_grad():  # in fp32 the accelerated layers are nn's own, bit for bit
         assert torch.equal(G(x) if arch == "pix2pix" else G(x, y), before)
@@ -72,9 +73,14 @@ def test_built_models_are_plain_nn_until_accel_applies(arch):
 @pytest.mark.parametrize("rt", [runtime.Runtime(CPU, "fp32"), runtime.Runtime(CPU, "bf16", accel=False),
                                 runtime.Runtime(torch.device("meta"), "bf16")], ids=["fp32", "no-accel", "not-cpu"])
 def test_apply_is_a_no_op_where_the_runtime_does_not_want_it(rt):
+    """The matrix route is bf16-only; the dense batch-norm gradients apply in fp32 too (any CPU run
+    with channels_last maps); neither without accel or off the CPU."""
     G, D = _nets("dcgan")
-    assert accel.apply(rt, G, D) == []
+    fp32 = rt.precision == "fp32"
+    assert accel.apply(rt, G, D) == ([accel.DENSE_NORM_GRADS] if fp32 else [])
     assert _conv_classes(G, D) == {nn.Conv2d, nn.ConvTranspose2d}
+    bn = {type(m) for net in (G, D) for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert bn == ({norms.DenseGradBatchNorm2d} if fp32 else {nn.BatchNorm2d})
 
 
 def test_apply_leaves_what_the_route_cannot_compute_alone():
@@ -110,7 +116,7 @@ def test_an_accelerated_training_step_matches_the_plain_one(arch):
         G, D = models.build_generator(arch, cfg.generator), models.build_discriminator(arch, cfg.discriminator)
         for net in (G, D):
             net.to(memory_format=torch.channels_last)
-        assert accel.apply(rt, G, D) == ([accel.GEMM_CONVS] if on else [])
+        assert accel.apply(rt, G, D) == ([accel.GEMM_CONVS, accel.DENSE_NORM_GRADS] if on else [])
         obj = objectives.build(G, D, cfg, rt)
         torch.manual_seed(1)
         x = (torch.rand(4, ch, size, size) * 2 - 1).contiguous(memory_format=torch.channels_last)
@@ -149,6 +155,8 @@ def test_fast_paths_list_only_what_accel_turns_on():
     assert accel.GEMM_CONVS not in on.fast_paths(False) and accel.COPY_FREE_ADAM not in on.fast_paths(False)
     assert accel.GEMM_CONVS not in off.fast_paths(True) and accel.COPY_FREE_ADAM not in off.fast_paths(True)
     assert accel.GEMM_CONVS not in runtime.Runtime(CPU, "fp32").fast_paths(True)  # bf16-only
+    assert accel.DENSE_NORM_GRADS in on.fast_paths(True) and accel.DENSE_NORM_GRADS in runtime.Runtime(CPU, "fp32").fast_paths(True)
+    assert accel.DENSE_NORM_GRADS not in on.fast_paths(False) and accel.DENSE_NORM_GRADS not in off.fast_paths(True)
     assert "fused Adam (foreach RMSprop)" in off.fast_paths(True) and "channels_last" in off.fast_paths(True)
 
 
