@@ -43,11 +43,29 @@ class Route:
     weight_grad: bool
 
 
-def route_for(positions: int, batch: int, transposed: bool, in_channels: int = 0, out_channels: int = 0) -> Route | None:
-    """The route for a layer whose smaller map has ``positions`` per image (None: all oneDNN).
+def has_amx() -> bool:
+    """The CPU has AMX tiles (Intel Sapphire Rapids on), on which oneDNN's bf16 kernels are faster."""
+    global _amx
+    if _amx is None:
+        probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        try:
+            _amx = bool(probe()) if probe is not None else False
+        except RuntimeError:
+            _amx = False
+    return _amx
+
+
+_amx: bool | None = None
+
+
+def route_for(positions: int, batch: int, transposed: bool, in_channels: int = 0, out_channels: int = 0,
+              amx: bool | None = None) -> Route | None:
+    """The route for a layer whose smaller map has ``positions`` per image (None: all oneDNN);
+    ``amx`` (default: what this CPU has) picks the thresholds measured with AMX.
 
     ``rows`` = positions x batch is the height of the matrices. From ``benchmarks/gemm_convs.py``
-    in bf16 (every layer of the pix2pix, DCGAN and WGAN-GP trainings, both ways):
+    in bf16 (every layer of the pix2pix, DCGAN and WGAN-GP trainings, both ways), on an AMD EPYC
+    with AVX-512 BF16 and no AMX:
 
     - outputs: the product wins up to 256 rows (the U-Net's 16x16 and smaller maps at batch 1),
       and on 4x4 maps up to 2048 rows (DCGAN's 4x4 -> 8x8 layer at batch 128: 50 against 68 ms);
@@ -59,14 +77,25 @@ def route_for(positions: int, batch: int, transposed: bool, in_channels: int = 0
     - weight gradients: oneDNN is slowest here (128 against 48 ms for DCGAN's 4x4 -> 8x8 layer).
       The product wins up to 1,024 rows, and up to 8,192 on maps of at most 8x8; not for a layer
       to one channel (a matrix-vector product: the PatchGAN's last layer).
+
+    With AMX (an Intel Xeon, 2026-12-05, two runs) oneDNN wins three of those back: an ordinary
+    layer's output above 64 rows (the U-Net's 32x32 -> 16x16 layer: 1.6 against 2.0 ms), and a
+    weight gradient above 512 rows of a map larger than 8x8 (the PatchGAN's 31x31 layer: 5.8-6.1
+    against 7.1-7.7 ms); an ordinary layer's input gradient goes to the product up to 256 rows
+    (that U-Net layer: 1.6-1.8 against 2.1-2.5 ms). DCGAN's layers at batch 128 route as without.
     """
+    if amx is None:
+        amx = has_amx()
     rows = positions * batch
     small_map = positions <= 16 and rows <= 2048
     to_one = out_channels == 1
+    out_rows = 256 if transposed or not amx else 64
+    in_rows = 256 if amx else 64
+    w_rows = 512 if amx else 1024
     route = Route(
-        output=rows <= 256 or small_map or (transposed and to_one),
-        input_grad=(rows <= 256 or small_map or to_one) if transposed else (rows <= 64 or in_channels == 1),
-        weight_grad=(rows <= 1024 or (positions <= 64 and rows <= 8192)) and not (to_one and rows > 256),
+        output=rows <= out_rows or small_map or (transposed and to_one),
+        input_grad=(rows <= 256 or small_map or to_one) if transposed else (rows <= in_rows or in_channels == 1),
+        weight_grad=(rows <= w_rows or (positions <= 64 and rows <= 8192)) and not (to_one and rows > 256),
     )
     return route if route.output or route.input_grad or route.weight_grad else None
 

@@ -73,26 +73,36 @@ def test_a_kernel_larger_than_its_input_is_left_to_nn():
         conv(torch.randn(1, 2, 1, 1))
 
 
-def test_the_rule_routes_small_maps_only():
+@pytest.mark.parametrize("amx", [False, True], ids=["avx512-bf16", "amx"])
+def test_the_rule_routes_small_maps_only(amx):
+    def route_for(*args):
+        return convs.route_for(*args, amx=amx)
+
     # route_for(positions of the smaller map, batch, transposed, in, out)
     # DCGAN generator at batch 128: all of the 4x4 -> 8x8 layer, the 8x8 layer's weight gradient,
     # nothing of the 16x16 layer; its last layer (one channel) but for the weight gradient
-    assert convs.route_for(16, 128, True, 1024, 512) == Route(True, True, True)
-    assert convs.route_for(64, 128, True, 512, 256) == Route(False, False, True)
-    assert convs.route_for(256, 128, True, 256, 128) is None
-    assert convs.route_for(1024, 128, True, 128, 1) == Route(True, True, False)
-    assert convs.route_for(1024, 128, True, 128, 3) is None
+    assert route_for(16, 128, True, 1024, 512) == Route(True, True, True)
+    assert route_for(64, 128, True, 512, 256) == Route(False, False, True)
+    assert route_for(256, 128, True, 256, 128) is None
+    assert route_for(1024, 128, True, 128, 1) == Route(True, True, False)
+    assert route_for(1024, 128, True, 128, 3) is None
     # its discriminator: the one-channel input's gradient of the first layer; nothing of the second
-    assert convs.route_for(1024, 128, False, 1, 64) == Route(False, True, False)
-    assert convs.route_for(256, 128, False, 64, 128) is None
-    # the U-Net at batch 1: all three products of the 1x1 to 8x8 layers; output and weight
-    # gradient of the 32x32 -> 16x16 layer; nothing on 64x64 maps
-    assert convs.route_for(1, 1, False, 512, 512) == Route(True, True, True)
-    assert convs.route_for(64, 1, True, 1024, 512) == Route(True, True, True)
-    assert convs.route_for(256, 1, False, 256, 512) == Route(True, False, True)
-    assert convs.route_for(4096, 1, True, 256, 64) is None
+    assert route_for(1024, 128, False, 1, 64) == Route(False, True, False)
+    assert route_for(256, 128, False, 64, 128) is None
+    # the U-Net at batch 1: all three products of the 1x1 to 8x8 layers; nothing on 64x64 maps
+    assert route_for(1, 1, False, 512, 512) == Route(True, True, True)
+    assert route_for(64, 1, True, 1024, 512) == Route(True, True, True)
+    assert route_for(4096, 1, True, 256, 64) is None
     # the PatchGAN's last layer (31x31 -> 30x30, one channel): oneDNN
-    assert convs.route_for(900, 1, False, 512, 1) is None
+    assert route_for(900, 1, False, 512, 1) is None
+    # where AMX changes the rule: the U-Net's 32x32 -> 16x16 layer (output, or input gradient),
+    # the PatchGAN's 32x32 -> 31x31 layer's weight gradient
+    assert route_for(256, 1, False, 256, 512) == (Route(False, True, True) if amx else Route(True, False, True))
+    assert route_for(961, 1, False, 256, 512) == (None if amx else Route(False, False, True))
+
+
+def test_the_rule_follows_the_cpu_by_default():
+    assert convs.route_for(256, 1, False, 256, 512) == convs.route_for(256, 1, False, 256, 512, amx=convs.has_amx())
 
 
 def _pair(transposed: bool, cin: int, cout: int, bias: bool):
