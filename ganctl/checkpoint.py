@@ -37,7 +37,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -259,9 +259,13 @@ def _save_without_crc(obj, path: Path) -> None:
 
 def write(
     run_dir: Path, tag: str, snap: Snapshot, g_meta: dict, keep: int = retention.KEEP, marked: Collection[int] = (),
+    gate: Callable[[], object] | None = None,
 ) -> Path:
     """Write checkpoint ``tag`` (replacing a folder of that name), point ``latest`` to it, then
-    prune to the ``keep`` newest and the ``marked`` epochs (see :mod:`ganctl.retention`)."""
+    prune to the ``keep`` newest and the ``marked`` epochs (see :mod:`ganctl.retention`).
+    ``gate``, when given, is called once the files are written and synced, and the checkpoint
+    becomes visible under its name only when it returns (a background write waits there for
+    what the checkpoint must not be published before)."""
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / tag
@@ -288,6 +292,8 @@ def write(
         if full:
             raise NoSpaceError(final) from e
         raise
+    if gate is not None:
+        gate()
     # A folder cannot replace a non-empty one in one rename: the old copy (a save whose `latest`
     # write was cut short, or a truncated one) goes aside first, for the moment between renames.
     aside = None

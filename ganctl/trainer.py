@@ -146,6 +146,7 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         saver,
         *shows,
         log,
+        callbacks.PublishCheckpoint(saver),  # after the log has the epoch's rows on disk
         callbacks.LossChart(run_dir, log, title, not_charted=variant.objective.not_charted),
         callbacks.Progress(reporter, cfg, rt, log),
         ProgressAnimation(run_dir),

@@ -7,11 +7,11 @@ kind (:mod:`.pictures`), the metrics log and loss chart (:mod:`.metrics`), the c
 what the ones before it put in ``loop.logs``.
 """
 
-from ganctl.callbacks.checkpointer import Checkpointer
+from ganctl.callbacks.checkpointer import Checkpointer, PublishCheckpoint
 from ganctl.callbacks.metrics import LossChart, MetricsLog
 from ganctl.callbacks.pictures import Evaluation, PairValidation, SampleGrid
 from ganctl.callbacks.progress import NullReporter, Progress, Reporter
 from ganctl.callbacks.session import SessionLog
 
-__all__ = ["Checkpointer", "Evaluation", "LossChart", "MetricsLog", "NullReporter", "PairValidation", "Progress",
+__all__ = ["Checkpointer", "Evaluation", "LossChart", "MetricsLog", "NullReporter", "PairValidation", "Progress", "PublishCheckpoint",
            "Reporter", "SampleGrid", "SessionLog"]

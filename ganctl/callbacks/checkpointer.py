@@ -4,6 +4,7 @@ layout and how a save stays atomic, :mod:`ganctl.retention` for which ones are k
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +27,25 @@ def _scalers(obj) -> dict:
     return {name: s for name, s in pairs if s is not None}
 
 
+def _until(gate: threading.Event) -> None:
+    """Wait for ``gate``, or until the main thread is gone (an interpreter shutting down after an
+    error that skipped :meth:`Checkpointer.wait`): a write never holds a process open."""
+    while not gate.wait(0.5):
+        if not threading.main_thread().is_alive():
+            return
+
+
+class PublishCheckpoint(Callback):
+    """Placed after the metrics log: once it has written the epoch's rows, the checkpoint saved at
+    that epoch's end may be published (:meth:`Checkpointer.publish`)."""
+
+    def __init__(self, saver: Checkpointer):
+        self.saver = saver
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        self.saver.publish()
+
+
 class Checkpointer(Callback):
     """Saves ``checkpoints/epoch_NNNN`` after every ``save_every``-th epoch, the last one and the
     ``keep_epochs``, and ``checkpoints/step_NNNNNNNN`` when a Ctrl-C stops an epoch; each save
@@ -36,7 +56,14 @@ class Checkpointer(Callback):
     flight at a time: the next save, the end of the fit (also after Ctrl-C or an error) and
     :meth:`wait` wait for it, and a failed write (a full disk) is raised there. A save is atomic
     either way (:func:`ganctl.checkpoint.write`), so a process killed mid-write resumes from the
-    previous checkpoint. ``background=False`` writes in the caller's thread."""
+    previous checkpoint. ``background=False`` writes in the caller's thread.
+
+    The save comes first at an epoch's end, so its write overlaps the pictures and validation;
+    the metrics log writes the epoch's last rows after them. A background write therefore
+    renames its folder into place only once :meth:`publish` is called (by
+    :class:`PublishCheckpoint`, after the metrics log, or by :meth:`wait`): a checkpoint never
+    covers steps whose rows a kill kept out of ``metrics.jsonl``, which a resume from it would
+    then never write (the run would not be the same as an uninterrupted one)."""
 
     def __init__(self, run_dir: Path, G: nn.Module, D: nn.Module, objective, spec: dict, *,
                  save_every: int = retention.SAVE_EVERY, keep: int = retention.KEEP, keep_epochs: tuple[int, ...] = (),
@@ -47,9 +74,17 @@ class Checkpointer(Callback):
         self._saved_at: tuple[int, int, int] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganctl-checkpoint") if background else None
         self._writing: Future | None = None
+        self._gate: threading.Event | None = None
+
+    def publish(self) -> None:
+        """Let the write in flight make its checkpoint visible (rename it into place, point
+        ``latest`` at it) once its files are on disk."""
+        if self._gate is not None:
+            self._gate.set()
 
     def wait(self) -> None:
-        """Until the write in flight (if any) is on disk; its error, if it failed."""
+        """Until the write in flight (if any) is on disk and published; its error, if it failed."""
+        self.publish()
         writing, self._writing = self._writing, None
         if writing is not None:
             writing.result()
@@ -74,7 +109,8 @@ class Checkpointer(Callback):
         if self._pool is None:
             checkpoint.write(*args)
         else:
-            self._writing = self._pool.submit(checkpoint.write, *args)
+            gate = self._gate = threading.Event()
+            self._writing = self._pool.submit(checkpoint.write, *args, gate=lambda: _until(gate))
         self.last = self.run_dir / "checkpoints" / tag
         self._saved_at = (pos.epoch, pos.batch, pos.step)
         return self.last

@@ -5,6 +5,7 @@ failed write stops training at the next save point with its own error."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ganctl import checkpoint, genspec
-from ganctl.callbacks import Checkpointer
+from ganctl.callbacks import Checkpointer, PublishCheckpoint
 from ganctl.engine import Loop, Position
 from ganctl.errors import NoSpaceError
 
@@ -39,10 +40,10 @@ def _gated_write(monkeypatch):
     """checkpoint.write held until the test opens the gate; returns (gate, tags written)."""
     gate, written, real = threading.Event(), [], checkpoint.write
 
-    def write(run_dir, tag, *args):
+    def write(run_dir, tag, *args, **kw):
         assert gate.wait(10)
         written.append(tag)
-        return real(run_dir, tag, *args)
+        return real(run_dir, tag, *args, **kw)
 
     monkeypatch.setattr(checkpoint, "write", write)
     return gate, written
@@ -82,8 +83,33 @@ def test_the_next_save_waits_for_the_one_in_flight(tmp_path, monkeypatch):
     assert written == ["epoch_0001", "epoch_0002"]
 
 
+def test_a_background_save_is_published_only_once_the_epochs_rows_are_written(tmp_path, monkeypatch):
+    """The write goes as far as its synced temporary folder, then waits for publish (the callback
+    after the metrics log): a kill before the log has the epoch's rows leaves the previous
+    checkpoint the newest, so the resume trains that epoch again and writes them."""
+    synced, real_fault = threading.Event(), checkpoint._fault
+
+    def fault(label):
+        real_fault(label)
+        if label.endswith(":folder-synced"):
+            synced.set()
+
+    monkeypatch.setattr(checkpoint, "_fault", fault)
+    saver, _, _ = _saver(tmp_path)
+    saver.save("epoch_0001", Position(1, 0, 4))
+    assert synced.wait(10)
+    root = tmp_path / "run" / "checkpoints"
+    time.sleep(0.3)  # time to rename it, were it not held
+    assert not (root / "epoch_0001").exists() and not (root / "latest").exists()
+    assert [p.name for p in root.iterdir() if p.name.endswith(".tmp")]  # written, not yet in place
+    PublishCheckpoint(saver).on_epoch_end(None)
+    saver._writing.result(10)
+    assert (root / "latest").read_text().strip() == "epoch_0001" and (root / "epoch_0001" / checkpoint.TRAINER).is_file()
+    saver.wait()
+
+
 def test_a_failed_write_stops_training_at_the_next_save_point(tmp_path, monkeypatch):
-    def full(run_dir, tag, *args):
+    def full(run_dir, tag, *args, **kw):
         raise NoSpaceError(run_dir / "checkpoints" / tag)
 
     monkeypatch.setattr(checkpoint, "write", full)
