@@ -30,9 +30,9 @@ family, preset, accel = sys.argv[1], sys.argv[2], sys.argv[3] == "on"
 channels = 3 if family == "pix2pix" else 1
 cfg = make_config(family, preset, "x", channels=channels, classes=None, preset_key=preset)
 rt = runtime.resolve("cpu", accel=accel)
-G, D = trainer.build_networks(cfg, rt)
+nets = trainer.build_networks(cfg, rt)
 t1 = time.perf_counter()
-obj = trainer.build_objective(cfg, G, D, rt)
+obj = trainer.build_objective(cfg, nets, rt)
 for opt in obj.optimizers().values():
     for group in opt.param_groups:
         for p in group["params"]:

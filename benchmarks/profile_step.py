@@ -129,7 +129,8 @@ def main() -> None:
     if args.norms == "dense" and fmt == torch.channels_last:
         for net in (G, D):
             norms.accelerate(net)
-    obj = objectives.build(torch.compile(G) if args.compile else G, torch.compile(D) if args.compile else D, cfg, rt)
+    obj = objectives.build({"generator": torch.compile(G) if args.compile else G,
+                           "discriminator": torch.compile(D) if args.compile else D}, cfg, rt)
     batch_fmt = fmt if args.batches == "channels_last" else torch.contiguous_format
 
     def image() -> torch.Tensor:
@@ -179,8 +180,9 @@ def cuda_step(args: argparse.Namespace) -> None:
     setup, batch_size, shape = SETUPS[args.model]
     cfg = make_config(setup["family"], setup["dataset"], "profile", channels=setup["channels"], classes=None,
                       preset_key=setup["preset_key"], batch_size=batch_size)
-    G, D = trainer.build_networks(cfg, rt)
-    obj = trainer.build_objective(cfg, G, D, rt)
+    nets = trainer.build_networks(cfg, rt)
+    G, D = nets["generator"], nets["discriminator"]
+    obj = trainer.build_objective(cfg, nets, rt)
     fmt = torch.channels_last if trainer.uses_channels_last(cfg, rt) else torch.contiguous_format
 
     def image() -> torch.Tensor:

@@ -1,14 +1,19 @@
 """Checkpoints: network weights in safetensors, resume state through torch.save/weights_only.
 
-A checkpoint is a folder ``checkpoints/<tag>/`` with
+A checkpoint is a folder ``checkpoints/<tag>/`` with one safetensors file per network, where the
+family's networks say (:meth:`ganctl.familyspec.Networks.file`): a G/D family's are
 
 - ``generator.safetensors``: self-describing (its metadata holds the generator spec of
   :mod:`ganctl.genspec`), so ``ganctl sample --checkpoint generator.safetensors`` needs nothing else;
 - ``config.json``: the same spec, readable (the diffusers convention; checkpoints written before
   it existed have the header alone);
 - ``discriminator.safetensors``;
-- ``trainer.pt``: optimizer and fp16 loss-scaler states, epoch/batch/step, and the RNG states of
-  the CPU and of every CUDA/MPS device, for exact resume;
+
+and a larger set's are ``NAME/generator.safetensors`` (with its ``config.json``) and
+``NAME/discriminator.safetensors`` (CycleGAN: G_A, G_B, D_A, D_B). Then
+
+- ``trainer.pt``: the objective's optimizer, fp16 loss-scaler and own states (an image pool),
+  epoch/batch/step, and the RNG states of the CPU and of every CUDA/MPS device, for exact resume;
 - ``position.json``: epoch/batch/step again, so ordering checkpoints never reads ``trainer.pt``
   (the optimizer states: 457 MB for pix2pix). Older checkpoints without it still load.
 
@@ -37,7 +42,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +68,7 @@ from ganctl.retention import read_position as read_position
 
 GENERATOR = genspec.GENERATOR
 DISCRIMINATOR = "discriminator.safetensors"
+PAIR_FILES = {"generator": GENERATOR, "discriminator": DISCRIMINATOR}  # a G/D family's files
 
 
 def _state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -132,8 +138,9 @@ class TrainerState:
     optimizers: dict
     rng_cpu: torch.Tensor
     rng_cuda: list
-    scalers: dict = field(default_factory=dict)  # fp16 GradScaler states by network; empty otherwise
+    scalers: dict = field(default_factory=dict)  # fp16 GradScaler states by optimizer; empty otherwise
     rng_mps: torch.Tensor | None = None
+    objective: dict = field(default_factory=dict)  # the objective's own state (CycleGAN's image pools)
 
 
 # ---------------------------------------------------------------- writing
@@ -173,8 +180,9 @@ class Snapshot:
     networks and optimizers while another thread writes this (:func:`write`). The networks'
     tensors are row-major, as safetensors stores them (:func:`snapshot` copies them so)."""
 
-    generator: dict[str, torch.Tensor]
-    discriminator: dict[str, torch.Tensor]
+    networks: dict[str, dict[str, torch.Tensor]]  # network name -> its tensors
+    files: dict[str, str]  # network name -> its file inside the checkpoint folder
+    specs: dict[str, dict]  # generator name -> its spec (in its header, and as config.json beside it)
     trainer: dict
     position: dict
 
@@ -213,7 +221,10 @@ def host_copy(obj, row_major: bool = False):
     return out
 
 
-def snapshot(G: nn.Module, D: nn.Module, state: TrainerState) -> Snapshot:
+def snapshot(nets: Mapping[str, nn.Module], files: Mapping[str, str], specs: Mapping[str, dict],
+             state: TrainerState) -> Snapshot:
+    """What checkpoint ``state`` of ``nets`` (saved as ``files``; the generators' ``specs``) holds,
+    copied to the host now."""
     trainer = {
         "epoch": state.epoch,
         "batch": state.batch,
@@ -226,17 +237,20 @@ def snapshot(G: nn.Module, D: nn.Module, state: TrainerState) -> Snapshot:
     }
     if state.rng_mps is not None:
         trainer["rng_mps"] = state.rng_mps
-    G_state, D_state = host_copy((G.state_dict(), D.state_dict()), row_major=True)
+    if state.objective:
+        trainer["objective"] = state.objective
+    weights = host_copy({name: net.state_dict() for name, net in nets.items()}, row_major=True)
     trainer = host_copy(trainer)
-    return Snapshot(G_state, D_state, trainer, {"epoch": state.epoch, "batch": state.batch, "step": state.step})
+    return Snapshot(weights, dict(files), dict(specs), trainer,
+                    {"epoch": state.epoch, "batch": state.batch, "step": state.step})
 
 
 def save(
-    run_dir: Path, tag: str, G: nn.Module, D: nn.Module, g_meta: dict, state: TrainerState,
-    keep: int = retention.KEEP, marked: Collection[int] = (),
+    run_dir: Path, tag: str, nets: Mapping[str, nn.Module], files: Mapping[str, str], specs: Mapping[str, dict],
+    state: TrainerState, keep: int = retention.KEEP, marked: Collection[int] = (),
 ) -> Path:
     """:func:`snapshot` then :func:`write`, in this thread."""
-    return write(run_dir, tag, snapshot(G, D, state), g_meta, keep, marked)
+    return write(run_dir, tag, snapshot(nets, files, specs, state), keep, marked)
 
 
 def _save_without_crc(obj, path: Path) -> None:
@@ -258,7 +272,7 @@ def _save_without_crc(obj, path: Path) -> None:
 
 
 def write(
-    run_dir: Path, tag: str, snap: Snapshot, g_meta: dict, keep: int = retention.KEEP, marked: Collection[int] = (),
+    run_dir: Path, tag: str, snap: Snapshot, keep: int = retention.KEEP, marked: Collection[int] = (),
     gate: Callable[[], object] | None = None,
 ) -> Path:
     """Write checkpoint ``tag`` (replacing a folder of that name), point ``latest`` to it, then
@@ -272,18 +286,24 @@ def write(
     tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", suffix=".tmp", dir=ckpt_root))
     try:
         _fault(f"{tag}:tmp-created")
-        meta_d = {"ganctl_version": __version__}
-        _write(tmp / GENERATOR, f"{tag}:generator", lambda p: save_file(
-            snap.generator, str(p), metadata={"ganctl": json.dumps(g_meta, sort_keys=True)}))
-        _write(tmp / genspec.FILE, f"{tag}:generator-config", lambda p: p.write_bytes(genspec.to_json(g_meta)))
-        _write(tmp / DISCRIMINATOR, f"{tag}:discriminator", lambda p: save_file(
-            snap.discriminator, str(p), metadata={"ganctl": json.dumps(meta_d, sort_keys=True)}))
+        for name, tensors in snap.networks.items():
+            path = tmp / snap.files[name]
+            path.parent.mkdir(exist_ok=True)
+            spec = snap.specs.get(name)
+            meta = spec if spec is not None else {"ganctl_version": __version__}
+            _write(path, f"{tag}:{name}", lambda p, t=tensors, m=meta: save_file(
+                t, str(p), metadata={"ganctl": json.dumps(m, sort_keys=True)}))
+            if spec is not None:
+                _write(path.with_name(genspec.FILE), f"{tag}:{name}-config",
+                       lambda p, m=spec: p.write_bytes(genspec.to_json(m)))
         _write(tmp / TRAINER, f"{tag}:trainer", lambda p: _save_without_crc(snap.trainer, p))
         _write(tmp / POSITION, f"{tag}:position", lambda p: p.write_text(json.dumps(snap.position) + "\n"))
         mode = _file_mode()
-        for f in tmp.iterdir():
-            os.chmod(f, mode)
+        for f in tmp.rglob("*"):
+            os.chmod(f, mode | 0o111 if f.is_dir() else mode)
         os.chmod(tmp, mode | 0o111)  # mkdtemp makes it 0700
+        for sub in (p for p in tmp.iterdir() if p.is_dir()):
+            _fsync_dir(sub)
         _fsync_dir(tmp)
         _fault(f"{tag}:folder-synced")
     except BaseException as e:
@@ -331,6 +351,7 @@ def load_trainer(ckpt: Path) -> TrainerState:
             rng_cuda=list(data["rng_cuda"]),
             scalers=dict(data.get("scalers") or {}),  # absent before ganctl saved them
             rng_mps=data.get("rng_mps"),
+            objective=dict(data.get("objective") or {}),
         )
     except FileNotFoundError as e:
         raise CheckpointError(f"{path} is missing") from e

@@ -156,7 +156,7 @@ def check_json(data: object) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"it holds {'a list' if isinstance(data, list) else _show(data)}, not an object of settings")
     check_fields(data)
-    if registry.get(data["family"]).paired and type_problem(data["data_args"].get("load_size"), int):
+    if registry.get(data["family"]).translates and type_problem(data["data_args"].get("load_size"), int):
         raise ValueError(f"data_args.load_size is {_show(data['data_args'].get('load_size'))}, not an integer")
     return data
 

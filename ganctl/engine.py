@@ -1,8 +1,8 @@
 """The training loop: ``fit(objective, feeder, callbacks)``.
 
-It knows nothing about families and writes nothing. It owns the order of updates (a generator step
-after every ``n_critic``-th discriminator step), the position (epoch, batch, step), and the deferred
-Ctrl-C. Everything a run writes or shows (metrics, pictures, validation, checkpoints, progress) is
+It knows nothing about families, networks or the order of their updates, and writes nothing: it
+calls the objective's one training step per batch, and owns the position (epoch, batch, step) and
+the deferred Ctrl-C. Everything a run writes or shows (metrics, pictures, validation, checkpoints, progress) is
 a :class:`Callback`, so a multi-process run can give those to one process alone.
 
 The metrics an objective returns are tensors on the device; the loop hands them on as they are, and
@@ -41,7 +41,7 @@ class Loop:
     batches: int  # per epoch
     batch_size: int
     position: Position
-    n_critic: int = 1  # discriminator (critic) steps per generator step
+    n_critic: int = 1  # batches per generator update, as the objective says (for progress displays)
     epoch_seconds: float = 0.0  # of the batches of the epoch that just ended
     epoch_images: int = 0
     logs: dict[str, Any] = field(default_factory=dict)  # per-epoch values callbacks pass each other
@@ -70,11 +70,8 @@ class Feeder(Protocol):
 
 
 class Trainable(Protocol):
-    n_critic: int
-
     def set_epoch(self, epoch: int) -> None: ...
-    def d_step(self, batch: dict, for_g: bool = True) -> dict: ...
-    def g_step(self, batch: dict) -> dict: ...
+    def step(self, batch: dict, index: int) -> dict: ...  # index: the run's step number, 0-based
 
 
 @dataclass
@@ -131,7 +128,7 @@ def fit(objective: Trainable, feeder: Feeder, callbacks: Sequence[Callback], *, 
     batch (true if any process has it), so all of them stop after the same batch."""
     pos = Position(**vars(start)) if start else Position()
     loop = Loop(epochs=epochs, batches=feeder.batches_per_epoch(), batch_size=feeder.batch_size,
-                position=pos, n_critic=objective.n_critic)
+                position=pos, n_critic=getattr(objective, "n_critic", 1))
     try:
         _each(callbacks, "on_fit_start", loop)
         with deferred_sigint() as stop:
@@ -143,10 +140,7 @@ def fit(objective: Trainable, feeder: Feeder, callbacks: Sequence[Callback], *, 
                 t0 = t_wait = time.perf_counter()
                 for batch in feeder.epoch(pos.epoch, first):
                     t_step = time.perf_counter()
-                    g_now = (pos.step + 1) % objective.n_critic == 0
-                    metrics = objective.d_step(batch, for_g=g_now)
-                    if g_now:
-                        metrics.update(objective.g_step(batch))
+                    metrics = objective.step(batch, pos.step)
                     t_done = time.perf_counter()
                     _add(loop.timings, "batches", t_step - t_wait)
                     _add(loop.timings, "first step" if "first step" not in loop.timings else "steps", t_done - t_step)

@@ -16,7 +16,6 @@ from types import MappingProxyType
 
 from ganctl.errors import GanctlError, did_you_mean
 
-DATA_KINDS = ("images", "labelled", "pairs")  # single images; images with class labels; (input, target) pairs
 
 
 def resolve(ref: str) -> object:
@@ -61,6 +60,9 @@ class Option:
     choices: tuple[str, ...] = ()
     switch_off: bool = False  # a flag that sets ``key`` to False (--no-gan)
     on_resume: bool = False  # may change when a run is resumed (schedules), else must match the run's
+    help: str = ""  # ``ganctl train --help`` adds the families that take it
+    type: type = float  # int, float or str (a switch_off flag is a bool)
+    panel: str = ""  # the help panel it is listed under (default: the first family that takes it)
 
     @property
     def name(self) -> str:
@@ -97,9 +99,18 @@ class SizeRule:
         return None if ok else f"at least {self.minimum}"
 
 
+PAIR = (("generator", "generator"), ("discriminator", "discriminator"))  # (name, role) of a G/D family
+
+
 @dataclass(frozen=True)
 class Networks:
-    """A generator/discriminator pair (``cfg.arch`` names it) and how to build it for a run."""
+    """The networks a run trains (``cfg.arch`` names the set) and how to build them.
+
+    ``named`` lists them as (name, role): each is built from its role's class and the config's
+    arguments for that role (``cfg.generator``, ``cfg.discriminator``), in this order, then
+    initialised in the same order (a seed gives the same weights as before names existed).
+    ``uses`` says which generator a user samples or translates with: direction -> name, with
+    direction "" for a family that maps one way only."""
 
     name: str
     generator: str  # "module:Class" of an nn.Module
@@ -110,9 +121,36 @@ class Networks:
     sizes: SizeRule = SizeRule()
     for_size: str = ""  # "module:function": generator arguments that follow from the training size
     options: tuple[Option, ...] = ()  # width options and the like (pix2pix: --ngf, --ndf)
+    named: tuple[tuple[str, str], ...] = PAIR
+    uses: tuple[tuple[str, str], ...] = (("", "generator"),)
+    discriminator_inputs: int = 1  # images D sees side by side (pix2pix: the input and the output)
 
     def classes(self) -> tuple[type, type]:
         return resolve(self.generator), resolve(self.discriminator)
+
+    def role_of(self, name: str) -> str:
+        return dict(self.named)[name]
+
+    def names(self, role: str | None = None) -> list[str]:
+        return [n for n, r in self.named if role is None or r == role]
+
+    def file(self, name: str) -> str:
+        """A network's file inside a checkpoint folder: ``generator.safetensors`` and
+        ``discriminator.safetensors`` for a G/D pair (as every checkpoint before named networks),
+        ``NAME/ROLE.safetensors`` for a larger set, so that each generator's folder holds its
+        ``config.json`` beside it, as a pair's checkpoint folder does."""
+        role = self.role_of(name)
+        return f"{role}.safetensors" if self.named == PAIR else f"{name}/{role}.safetensors"
+
+    def generator_for(self, direction: str | None) -> tuple[str, str]:
+        """(direction, generator name) a user's ``--direction`` picks (None: the first)."""
+        uses = dict(self.uses)
+        if direction is None:
+            return self.uses[0]
+        if direction not in uses:
+            raise GanctlError(f"--direction must be {' or '.join(d for d in uses if d)} (got {direction!r})"
+                              if any(uses) else "--direction applies to models that translate both ways")
+        return direction, uses[direction]
 
     def arguments(self, preset: Preset, channels: int, size: int, num_classes: int,
                   generator: dict | None = None, discriminator: dict | None = None) -> tuple[dict, dict]:
@@ -123,7 +161,7 @@ class Networks:
         d_extra = {**preset.discriminator, **(discriminator or {})}
         if self.translates:
             g = dict(in_channels=channels, out_channels=channels, **g_extra)
-            d = dict(in_channels=2 * channels, **d_extra)
+            d = dict(in_channels=self.discriminator_inputs * channels, **d_extra)
         else:
             g = dict(z_dim=preset.z_dim, channels=channels, image_size=size, **g_extra)
             d = dict(channels=channels, image_size=size, **d_extra)
@@ -175,10 +213,51 @@ class Variant:
         return key, self.presets[key]
 
 
-FOLDER_PRESETS = ("default", "rgb")  # the preset keys a folder of images gets
+@dataclass(frozen=True)
+class DataKind:
+    """What a family trains on, as one object: how its dataset loads, how batches are made, what
+    each epoch shows, its own options. Declared in :mod:`ganctl.families.kinds`; the functions are
+    ``"module:function"`` references (torch is imported only when a run is built).
 
-# options of the pairs data kind, whatever the networks
-PAIR_OPTIONS = (Option("--direction", "data", "direction", choices=("AtoB", "BtoA")),)
+    - ``load(spec, image_size, data_args, mirror, progress_for, warn) -> (train, val)``: a catalog
+      set (fetched when missing) or a folder; ``val`` is what the epoch pictures show (None: the
+      training data itself serves, as for image families);
+    - ``feeder(data, cfg, rt, channels_last) -> engine.Feeder``;
+    - ``pictures(run_dir, nets, val, cfg, rt, channels_last) -> list[engine.Callback]``."""
+
+    name: str
+    catalog: str  # the catalog entries it takes: "images", "pairs" or "unpaired"
+    load: str
+    feeder: str
+    pictures: str
+    options: tuple[Option, ...] = ()
+    translates: bool = False  # image in, image out: translate, not sample
+    conditional: bool = False  # class labels
+    # batch norm keeps per-rank statistics in a multi-process run (batch-1 recipes normalise each
+    # image by itself); the other kinds normalise over the global batch
+    per_rank_norm: bool = False
+
+
+_IMAGES = dict(catalog="images", load="ganctl.training:load_images", feeder="ganctl.feeders:image_feeder",
+               pictures="ganctl.callbacks.pictures:image_pictures")
+# what a family trains on, by the name its registration gives (``Family.data``)
+KINDS: Mapping[str, DataKind] = MappingProxyType({k.name: k for k in (
+    DataKind("images", **_IMAGES),  # single images
+    DataKind("labelled", conditional=True, **_IMAGES),  # images with class labels (sub-folders, or the set's)
+    DataKind(  # aligned (input, target) pairs, trained with the paper's jitter
+        "pairs", catalog="pairs", load="ganctl.training:load_pairs", feeder="ganctl.feeders:pair_feeder",
+        pictures="ganctl.callbacks.pictures:pair_pictures", translates=True, per_rank_norm=True,
+        options=(Option("--direction", "data", "direction", choices=("AtoB", "BtoA"),
+                        help="AtoB or BtoA: which side of each pair is the input (default: the dataset's)."),),
+    ),
+    DataKind(  # two sets of images, A and B, with no pairing between them
+        "unpaired", catalog="unpaired", load="ganctl.training:load_unpaired", feeder="ganctl.feeders:unpaired_feeder",
+        pictures="ganctl.callbacks.pictures:cycle_pictures", translates=True, per_rank_norm=True,
+    ),
+)})
+DATA_KINDS = tuple(KINDS)
+
+FOLDER_PRESETS = ("default", "rgb")  # the preset keys a folder of images gets
 
 
 @dataclass(frozen=True)
@@ -210,12 +289,22 @@ class Family:
         return self.default.presets
 
     @property
+    def kind(self) -> DataKind:
+        return KINDS[self.data]
+
+    @property
     def conditional(self) -> bool:
-        return self.data == "labelled"
+        return self.kind.conditional
 
     @property
     def paired(self) -> bool:
+        """Trains on aligned (input, target) pairs."""
         return self.data == "pairs"
+
+    @property
+    def translates(self) -> bool:
+        """Image in, image out (pairs or unpaired sets): ``translate``, not ``sample``."""
+        return self.kind.translates
 
     def arch_names(self) -> list[str]:
         return [self.arch, *self.variants]
@@ -245,7 +334,7 @@ class Family:
 
     def options_of(self, variant: Variant) -> tuple[Option, ...]:
         """The options ``variant`` takes: its objective's and networks', and its data kind's."""
-        return variant.options + (PAIR_OPTIONS if self.paired else ())
+        return variant.options + self.kind.options
 
     def options(self, arch: str | None = None) -> tuple[Option, ...]:
         return self.options_of(self.pick(arch))

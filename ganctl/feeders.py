@@ -160,3 +160,16 @@ class PairFeeder(_Feeder):
                     wait([ahead[1]])
                 x, y = self._host_batch(idx.cpu(), epoch, b)
         return {"input": to_unit(x, self.rt.device, self.channels_last), "target": to_unit(y, self.rt.device, self.channels_last)}
+
+
+# ---------------------------------------------------------------- the data kinds' feeders
+# (ganctl.familyspec.KINDS names these: each builds its kind's feeder for a run)
+
+
+def image_feeder(data, cfg, rt: Runtime, channels_last: bool) -> ImageFeeder:
+    return ImageFeeder(data, cfg.batch_size, cfg.seed, rt, bool(cfg.generator.get("num_classes")), channels_last)
+
+
+def pair_feeder(data, cfg, rt: Runtime, channels_last: bool) -> PairFeeder:
+    return PairFeeder(data, cfg.batch_size, cfg.seed, rt, cfg.data_args["direction"], cfg.image_size, channels_last)
+

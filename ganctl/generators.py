@@ -110,7 +110,7 @@ def load(family: str, device: str, *, say: Callable[[str], None] | None = None, 
     gen = inference.load_generator(choice.path, runtime.resolve_device(device), family=family)
     if choice.source == "pretrained":  # the name as the file records it
         choice = replace(choice, pretrained=gen.meta.get("pretrained", choice.pretrained))
-    line = choice.describe((gen.meta.get("direction") or "AtoB") if registry.get(family).paired else None)
+    line = choice.describe((gen.meta.get("direction") or "AtoB") if registry.get(family).translates else None)
     if say and line:
         say(line)
     return gen

@@ -54,9 +54,12 @@ def make(**fields: object) -> dict:
     return check(spec)
 
 
-def for_run(cfg) -> dict:
-    """The spec of the generator a run trains (``cfg``: its TrainConfig)."""
+def for_run(cfg, direction: str | None = None) -> dict:
+    """The spec of a generator a run trains (``cfg``: its TrainConfig); ``direction``: which way
+    it translates, for a family with a generator each way (else the pairs' ``direction``)."""
     extra = {k: cfg.data_args[k] for k in ("direction", "load_size") if k in cfg.data_args}
+    if direction is not None:
+        extra["direction"] = direction
     return make(
         family=cfg.family,
         arch=cfg.arch,

@@ -99,7 +99,7 @@ def load_generator(path: Path, device: torch.device, family: str | None = None) 
         other = meta.get("family")
         from ganctl import registry
 
-        translates = other in registry.FAMILIES and registry.get(other).paired
+        translates = other in registry.FAMILIES and registry.get(other).translates
         use = "ganctl translate IMAGE --checkpoint PATH" if translates else f"ganctl sample {other}"
         raise GanctlError(f"{path} holds a {other!r} generator, not {family!r}: use '{use}'")
     try:

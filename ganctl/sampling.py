@@ -30,7 +30,7 @@ def _label(meta: dict, spec: str | None) -> int | None:
 def _generator(model: str, run, checkpoint, pretrained, device: str, say: Say, labels=()):
     """The generator to sample; ``labels`` (--label, --to-label) are checked against the chosen
     file's classes before torch is imported, so a wrong label is answered at once."""
-    if registry.get(model).paired:  # an unknown family is a did-you-mean error here
+    if registry.get(model).translates:  # an unknown family is a did-you-mean error here
         raise GanctlError(f"{model} translates images rather than sampling noise: use 'ganctl translate IMAGE -o OUT'")
     choice = generators.choose(model, run=run, checkpoint=checkpoint, pretrained=pretrained)
     if any(x is not None for x in labels):

@@ -1,8 +1,8 @@
 """One training run from its config: networks, objective, feeder and callbacks, then ``engine.fit``.
 
-Nothing here depends on the family's name: the registration (:mod:`ganctl.registry`) names the
-networks, their init and the objective, and the family's data kind picks the feeder and the
-epoch pictures.
+Nothing here depends on the family's name or on how many networks it has: the registration
+(:mod:`ganctl.registry`) names the networks, their init and the objective, and the family's data
+kind (:class:`ganctl.familyspec.DataKind`) gives the feeder and the epoch pictures.
 
 In a multi-process run (:mod:`ganctl.distributed`) every rank trains, and rank 0 alone writes: it
 holds the run's lock, writes the config, restores a checkpoint and hands its state to the others,
@@ -23,7 +23,6 @@ from ganctl.callbacks.animation import ProgressAnimation
 from ganctl.callbacks.progress import NullReporter, Reporter
 from ganctl.callbacks.trackers import build as build_trackers
 from ganctl.config import TrainConfig
-from ganctl.feeders import ImageFeeder, PairFeeder
 from ganctl.runtime import Runtime
 from ganctl.store import run_lock
 from ganctl.timing import Stopwatch
@@ -43,32 +42,39 @@ def uses_channels_last(cfg: TrainConfig, rt: Runtime) -> bool:
     return rt.channels_last(registry.networks(cfg.arch).convolutional)
 
 
-def build_networks(cfg: TrainConfig, rt: Runtime) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """G and D of ``cfg``, initialised from its seed, on the device in the runtime's layout."""
+def build_networks(cfg: TrainConfig, rt: Runtime) -> dict[str, torch.nn.Module]:
+    """The networks of ``cfg`` by name, initialised from its seed, on the device in the runtime's layout."""
     torch.manual_seed(cfg.seed)
-    G = models.build_generator(cfg.arch, cfg.generator)
-    D = models.build_discriminator(cfg.arch, cfg.discriminator)
-    models.init_weights(cfg.arch, G, cfg.init)
-    models.init_weights(cfg.arch, D, cfg.init)
-    G.to(rt.device)
-    D.to(rt.device)
-    if uses_channels_last(cfg, rt):
-        G.to(memory_format=torch.channels_last)
-        D.to(memory_format=torch.channels_last)
-    accel.apply(rt, G, D)
-    return G, D
+    nets = models.build_all(cfg.arch, cfg.generator, cfg.discriminator, cfg.init)
+    channels_last = uses_channels_last(cfg, rt)
+    for net in nets.values():
+        net.to(rt.device)
+        if channels_last:
+            net.to(memory_format=torch.channels_last)
+    accel.apply(rt, *nets.values())
+    return nets
 
 
-def build_objective(cfg: TrainConfig, G, D, rt: Runtime) -> objectives.Objective:
-    G_run, D_run = G, D
+def build_objective(cfg: TrainConfig, nets: dict[str, torch.nn.Module], rt: Runtime) -> objectives.Objective:
+    running = dict(nets)
     if rt.compile:
         # the objective trains compiled wrappers that share the parameters; checkpoints and
         # samples use the plain modules. The gradient penalty differentiates twice, which
         # compiled graphs do not support, so a WGAN-GP critic runs eagerly.
-        G_run = torch.compile(G)
-        if not cfg.objective_args.get("lambda_gp"):
-            D_run = torch.compile(D)
-    return objectives.build(G_run, D_run, cfg, rt)
+        roles = registry.networks(cfg.arch)
+        for name, net in nets.items():
+            if roles.role_of(name) == "generator" or not cfg.objective_args.get("lambda_gp"):
+                running[name] = torch.compile(net)
+    return objectives.build(running, cfg, rt)
+
+
+def checkpoint_layout(cfg: TrainConfig) -> tuple[dict[str, str], dict[str, dict]]:
+    """(file of each network inside a checkpoint folder, spec of each generator) of a run."""
+    nets = registry.networks(cfg.arch)
+    files = {name: nets.file(name) for name, _ in nets.named}
+    direction_of = {name: direction for direction, name in nets.uses if direction}
+    specs = {name: genspec.for_run(cfg, direction_of.get(name)) for name in nets.names("generator")}
+    return files, specs
 
 
 def train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter | None = None,
@@ -92,21 +98,20 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
     fam = registry.get(cfg.family)
     variant = fam.for_arch(cfg.arch)
     main = distributed.is_main()
+    kind = fam.kind
     with watch.phase("networks"):
-        G, D = build_networks(cfg, rt)
-        if distributed.world().active:
+        nets = build_networks(cfg, rt)
+        for net in nets.values() if distributed.world().active else ():
             # dropout masks drawn for the global batch, each rank keeping its rows
-            distributed.global_dropout(G)
-            distributed.global_dropout(D)
-        if distributed.world().active and not fam.paired:
-            # the global batch's statistics, as one process training on it has. pix2pix keeps its
-            # per-rank batch norm: its recipe is batch 1, where batch norm normalises each image by
-            # itself, and its validation runs G in training mode on rank 0 alone.
-            distributed.sync_batch_norm(G)
-            distributed.sync_batch_norm(D)
-        obj = build_objective(cfg, G, D, rt)
-    spec = genspec.for_run(cfg)
-    saver = callbacks.Checkpointer(run_dir, G, D, obj, spec, save_every=cfg.save_every, keep=cfg.keep,
+            distributed.global_dropout(net)
+            if not kind.per_rank_norm:
+                # the global batch's statistics, as one process training on it has. pix2pix keeps
+                # its per-rank batch norm: its recipe is batch 1, where batch norm normalises each
+                # image by itself, and its validation runs G in training mode on rank 0 alone.
+                distributed.sync_batch_norm(net)
+        obj = build_objective(cfg, nets, rt)
+    files, specs = checkpoint_layout(cfg)
+    saver = callbacks.Checkpointer(run_dir, nets, files, specs, obj, save_every=cfg.save_every, keep=cfg.keep,
                                    keep_epochs=cfg.keep_epochs)
 
     start = None
@@ -119,19 +124,12 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", cfg.to_json())
     if distributed.world().active:
-        start = _share_state(G, D, obj, start)
+        start = _share_state(nets, obj, start)
 
     channels_last = uses_channels_last(cfg, rt)
-    if fam.paired:
-        direction = cfg.data_args["direction"]
-        feeder = PairFeeder(data, cfg.batch_size, cfg.seed, rt, direction, cfg.image_size, channels_last)
-        shows: list[engine.Callback] = [callbacks.PairValidation(
-            run_dir, G, val_data if val_data is not None else data, direction, cfg.seed, rt, channels_last)]
-    else:
-        feeder = ImageFeeder(data, cfg.batch_size, cfg.seed, rt, obj.G_conditional, channels_last)
-        shows = [callbacks.SampleGrid(run_dir, G, cfg.z_dim, cfg.seed, rt, cfg.classes if obj.G_conditional else None)]
-        if cfg.eval_every:
-            shows.append(callbacks.Evaluation(G, spec, cfg.eval_every, cfg.seed, rt))
+    feeder = registry.resolve(kind.feeder)(data, cfg, rt, channels_last)
+    shows: list[engine.Callback] = registry.resolve(kind.pictures)(
+        run_dir, nets, val_data if val_data is not None else data, cfg, rt, channels_last)
 
     # on a GPU every read-back waits for the queued steps: read in blocks; a CPU has nothing to wait for
     log = callbacks.MetricsLog(run_dir, resume=resume, read_every=10 if rt.device.type == "cpu" else 50)
@@ -177,25 +175,20 @@ def _warn_other_world(run_dir: Path, reporter: Reporter) -> None:
                          f"{now}: it continues the same training, but not bit-identically to an uninterrupted run")
 
 
-def _share_state(G, D, obj: objectives.Objective, start: engine.Position | None) -> engine.Position | None:
-    """Rank 0's weights, optimizer and loss-scaler states, RNG state and position (what it restored
-    on --resume, or its fresh start) on every rank. Every rank draws from one random stream
-    (:mod:`ganctl.distributed`), so rank 0's RNG state is everyone's."""
-    distributed.broadcast_modules(G, D)
-    scalers = {"g": obj.scale_g, "d": obj.scale_d}
+def _share_state(nets: dict[str, torch.nn.Module], obj: objectives.Objective,
+                 start: engine.Position | None) -> engine.Position | None:
+    """Rank 0's weights, objective state (optimizers, loss scalers, its own), RNG state and position
+    (what it restored on --resume, or its fresh start) on every rank. Every rank draws from one
+    random stream (:mod:`ganctl.distributed`), so rank 0's RNG state is everyone's."""
+    distributed.broadcast_modules(*nets.values())
     state = distributed.broadcast_object({
         "start": start,
-        "optimizers": {k: o.state_dict() for k, o in obj.optimizers().items()},
-        "scalers": {k: s.state_dict() for k, s in scalers.items() if s is not None},
+        "objective": obj.state_dict(),
         "rng_cpu": torch.get_rng_state(),
         "rng_device": torch.cuda.get_rng_state() if obj.rt.device.type == "cuda" else None,
     })
     if not distributed.is_main():
-        for k, o in obj.optimizers().items():
-            o.load_state_dict(state["optimizers"][k])
-        for k, s in scalers.items():
-            if s is not None and k in state["scalers"]:
-                s.load_state_dict(state["scalers"][k])
+        obj.load_state_dict(state["objective"])
         torch.set_rng_state(state["rng_cpu"])
         if state["rng_device"] is not None:
             torch.cuda.set_rng_state(state["rng_device"])

@@ -46,11 +46,7 @@ def load_training_data(
     return datasets.load(spec, image_size, channels, warn=warn)
 
 
-def load_paired_data(spec: str, image_size: int, load_size: int, mirror, progress_for, warn):
-    """pix2pix: (train pairs at the jitter's load size, validation pairs at the training size)."""
-    from ganctl.data import paired
-
-    catalog.check_spec(spec, paired=True)
+def _fetch_if_missing(spec: str, mirror, progress_for, warn) -> None:
     if not catalog.is_path_like(spec) and spec in catalog.CATALOG:
         entry = catalog.CATALOG[spec]
         if not entry.is_present():
@@ -58,6 +54,24 @@ def load_paired_data(spec: str, image_size: int, load_size: int, mirror, progres
                 verb = "generating" if entry.layout == "generated" else "downloading"
                 warn(f"dataset {spec!r} is not in the store yet: {verb} it")
             fetch.fetch(entry, mirror, progress_for)
+
+
+def load_images(spec: str, image_size: int, channels: int | None, data_args: dict, mirror, progress_for, warn):
+    """The images kinds' loader: (the training images, None)."""
+    return load_training_data(spec, image_size, channels, mirror, progress_for, warn), None
+
+
+def load_pairs(spec: str, image_size: int, channels: int | None, data_args: dict, mirror, progress_for, warn):
+    """The pairs kind's loader."""
+    return load_paired_data(spec, image_size, data_args["load_size"], mirror, progress_for, warn)
+
+
+def load_paired_data(spec: str, image_size: int, load_size: int, mirror, progress_for, warn):
+    """pix2pix: (train pairs at the jitter's load size, validation pairs at the training size)."""
+    from ganctl.data import paired
+
+    catalog.check_spec(spec, paired=True)
+    _fetch_if_missing(spec, mirror, progress_for, warn)
     from ganctl.callbacks.pictures import VAL_PAIRS
 
     train = paired.load_paired(spec, "train", load_size, warn=warn)
@@ -200,7 +214,7 @@ def run_training(
     _check_checkpoints(save_every, keep, keep_epochs)
     variant = fam.pick(arch)
     given = registry.checked_options(fam, arch, options)
-    if eval_every and fam.paired:
+    if eval_every and fam.translates:
         raise GanctlError(f"--eval-every applies to the image families; {fam.name} records validation L1/PSNR/SSIM every epoch")
     if dataset is not None:
         catalog.check_spec(dataset, paired=None if resume else fam.paired)
@@ -236,8 +250,8 @@ def run_training(
         cfg = _checkpoint_options(cfg, save_every, keep, keep_epochs)
         _check_eval(cfg)
         with watch.phase("data"), distributed.main_first():
-            data, val = _load_for(fam, cfg.dataset, cfg.image_size, cfg.channels, cfg.data_args.get("load_size"),
-                                  mirror, progress_for, warn)
+            data, val = _load_for(fam, cfg.dataset, cfg.image_size, cfg.channels, cfg.data_args, mirror, progress_for,
+                                  warn)
         distributed.check_batch(min(cfg.batch_size, len(data)), distributed.world().size, "the run's --batch-size")
         return train(cfg, data, run_dir, rt, reporter, resume=True, val_data=val, watch=watch, log=log)  # writes config.json once locked
 
@@ -301,11 +315,9 @@ def _resume_options(fam: registry.Family, cfg: TrainConfig, given: dict) -> Trai
     return replace(cfg, objective_args=groups["objective"])
 
 
-def _load_for(fam, spec, image_size, channels, load_size, mirror, progress_for, warn):
-    """(training data, validation data or None) of the family's data kind."""
-    if fam.paired:
-        return load_paired_data(spec, image_size, load_size, mirror, progress_for, warn)
-    return load_training_data(spec, image_size, channels, mirror, progress_for, warn), None
+def _load_for(fam, spec, image_size, channels, data_args, mirror, progress_for, warn):
+    """(training data, what the epoch pictures show or None) of the family's data kind."""
+    return registry.resolve(fam.kind.load)(spec, image_size, channels, data_args, mirror, progress_for, warn)
 
 
 def _dataset_id(dataset: str) -> str:
@@ -316,19 +328,19 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
                 image_size, eval_every) -> tuple[TrainConfig, object, object]:
     """The config of a new run, and its data (decoded at the run's size)."""
     groups = _groups(given)
-    if fam.paired:
+    if fam.translates:
         key, preset = variant.preset_for(dataset)
         size = image_size or preset.image_size
         _check_size(fam, variant, size)
         # the paper's jitter resizes to 286 for 256 crops: keep that ratio at other sizes
-        load_size = round(size * 286 / 256)
-        data, val = load_paired_data(dataset, size, load_size, mirror, progress_for, warn)
+        groups["data"]["load_size"] = round(size * 286 / 256)
+        data, val = _load_for(fam, dataset, size, None, groups["data"], mirror, progress_for, warn)
         if len(data) < 1:
-            raise DatasetError(f"{dataset} holds no training pairs")
-        entry = catalog.CATALOG.get(dataset) if not catalog.is_path_like(dataset) else None
-        groups["data"].setdefault("direction", preset.data.get("direction") or getattr(data, "default_direction", "")
-                                  or (entry.default_direction if entry else "") or "AtoB")
-        groups["data"]["load_size"] = load_size
+            raise DatasetError(f"{dataset} holds no training {'pairs' if fam.paired else 'images'}")
+        if fam.paired:
+            entry = catalog.CATALOG.get(dataset) if not catalog.is_path_like(dataset) else None
+            groups["data"].setdefault("direction", preset.data.get("direction") or getattr(data, "default_direction", "")
+                                      or (entry.default_direction if entry else "") or "AtoB")
         channels, classes = data.channels, None
     else:
         # pick the preset (its size differs for RGB folders) from the headers, then decode at its size

@@ -10,7 +10,7 @@ from ganctl.families import dcgan
 from ganctl.familyspec import Family, Objective, Variant, presets
 
 
-class LSGANObjective(objectives.Objective):
+class LSGANObjective(objectives.GANObjective):
     """Least squares with targets a=0 (fake), b=1 (real) for D and c=1 for G."""
 
     def d_step(self, batch, for_g=True):

@@ -41,7 +41,8 @@ def _state(step: int) -> checkpoint.TrainerState:
 def _save(run: Path, epoch: int, seed: int | None = None, keep: int = 2, tag: str | None = None, **kw) -> Path:
     G, D = _nets(epoch if seed is None else seed)
     spec = genspec.make(family="gan", arch="mlp", generator={"z_dim": 4, "channels": 1, "image_size": 3})
-    return checkpoint.save(run, tag or f"epoch_{epoch:04d}", G, D, spec, _state(epoch), keep, **kw)
+    return checkpoint.save(run, tag or f"epoch_{epoch:04d}", {"generator": G, "discriminator": D}, checkpoint.PAIR_FILES,
+                           {"generator": spec}, _state(epoch), keep, **kw)
 
 
 def _latest(run: Path) -> str:
@@ -219,13 +220,14 @@ def test_the_fp16_loss_scaler_state_survives_a_resume(digits16, tmp_path, monkey
     real_build = objectives.build
     monkeypatch.setattr(objectives, "build", lambda *a, **k: built.append(real_build(*a, **k)) or built[-1])
     trainer.train(cfg, digits16, tmp_path / "run", rt)
-    trained = [built[0].scale_g.state_dict(), built[0].scale_d.state_dict()]
+    trained = [s.state_dict() for s in built[0].scalers().values()]
     assert trained[0] != torch.amp.GradScaler("cpu").state_dict()  # it did count steps
     G = models.build_generator(cfg.arch, cfg.generator)
     D = models.build_discriminator(cfg.arch, cfg.discriminator)
-    fresh = real_build(G, D, cfg, rt)
-    Checkpointer(tmp_path / "run", G, D, fresh, {}).restore(_InterruptAt(-1, -1).message)
-    assert [fresh.scale_g.state_dict(), fresh.scale_d.state_dict()] == trained
+    fresh = real_build({"generator": G, "discriminator": D}, cfg, rt)
+    nets = {"generator": G, "discriminator": D}
+    Checkpointer(tmp_path / "run", nets, checkpoint.PAIR_FILES, {}, fresh).restore(_InterruptAt(-1, -1).message)
+    assert [s.state_dict() for s in fresh.scalers().values()] == trained
 
 
 class _DieAt(_InterruptAt):

@@ -99,12 +99,13 @@ CASES = ("gan", "gan+dropout", "dcgan", "wgan-gp")
 def _steps(family: str) -> dict:
     """Two full steps of ``family`` on fixed global batches; the networks' weights after them."""
     cfg = _config(family)
-    G, D = trainer.build_networks(cfg, CPU)
+    nets = trainer.build_networks(cfg, CPU)
+    G, D = nets["generator"], nets["discriminator"]
     if distributed.world().active:
         for net in (G, D):
             distributed.global_dropout(net)
             distributed.sync_batch_norm(net)
-    obj = objectives.build(G, D, cfg, CPU)
+    obj = objectives.build(nets, cfg, CPU)
     torch.manual_seed(cfg.seed)
     real = torch.rand(2, GLOBAL_BATCH, 1, 16, 16, generator=torch.Generator().manual_seed(7)) * 2 - 1
     for b in range(2):
@@ -156,7 +157,7 @@ def test_two_processes_step_as_one_process_on_the_global_batch(two_process_steps
             else:
                 assert torch.equal(rank0[net][k], v)
     # and the step did something: the weights moved from their initialisation
-    G0, _ = trainer.build_networks(_config(family), CPU)
+    G0 = trainer.build_networks(_config(family), CPU)["generator"]
     assert any(not torch.allclose(G0.state_dict()[k], one["G"][k]) for k in one["G"] if one["G"][k].is_floating_point())
 
 

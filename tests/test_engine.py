@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganctl import checkpoint, engine, runtime, trainer
+from ganctl import checkpoint, engine, objectives, runtime, trainer
 from ganctl.config import make_config
 from ganctl.data import datasets
 from ganctl.errors import CheckpointError
@@ -178,7 +178,7 @@ def test_generator_step_leaves_the_discriminator_gradients_alone(family, digits1
     torch.manual_seed(0)
     G = models.build_generator(cfg.arch, cfg.generator)
     D = models.build_discriminator(cfg.arch, cfg.discriminator)
-    obj = objectives.build(G, D, cfg, CPU)
+    obj = objectives.build({"generator": G, "discriminator": D}, cfg, CPU)
     real = torch.as_tensor(digits16.images[:8]).float().div(127.5).sub(1).reshape(8, 1, 16, 16)
     if cfg.arch == "mlp":
         real = real.flatten(1)
@@ -197,9 +197,11 @@ def test_generator_step_leaves_the_discriminator_gradients_alone(family, digits1
 
 
 class _Objective:
-    """Records the updates fit() asks for."""
+    """Records the updates fit() asks for, in GANObjective's rhythm (a G step after every
+    ``n_critic``-th D step, counted over the run by the step index fit() passes)."""
 
     n_critic = 3
+    step = objectives.GANObjective.step
 
     def __init__(self):
         self.calls = []

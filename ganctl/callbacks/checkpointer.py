@@ -5,7 +5,7 @@ layout and how a save stays atomic, :mod:`ganctl.retention` for which ones are k
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,12 +19,6 @@ from ganctl.errors import CheckpointError
 
 def _mps_available() -> bool:
     return hasattr(torch, "mps") and hasattr(torch.mps, "get_rng_state") and torch.backends.mps.is_available()
-
-
-def _scalers(obj) -> dict:
-    """The objective's fp16 loss scalers by network (none outside fp16)."""
-    pairs = (("generator", getattr(obj, "scale_g", None)), ("discriminator", getattr(obj, "scale_d", None)))
-    return {name: s for name, s in pairs if s is not None}
 
 
 def _until(gate: threading.Event) -> None:
@@ -65,10 +59,13 @@ class Checkpointer(Callback):
     covers steps whose rows a kill kept out of ``metrics.jsonl``, which a resume from it would
     then never write (the run would not be the same as an uninterrupted one)."""
 
-    def __init__(self, run_dir: Path, G: nn.Module, D: nn.Module, objective, spec: dict, *,
-                 save_every: int = retention.SAVE_EVERY, keep: int = retention.KEEP, keep_epochs: tuple[int, ...] = (),
-                 background: bool = True):
-        self.run_dir, self.G, self.D, self.objective, self.spec = Path(run_dir), G, D, objective, spec
+    def __init__(self, run_dir: Path, nets: Mapping[str, nn.Module], files: Mapping[str, str], specs: Mapping[str, dict],
+                 objective, *, save_every: int = retention.SAVE_EVERY, keep: int = retention.KEEP,
+                 keep_epochs: tuple[int, ...] = (), background: bool = True):
+        """``nets`` by name, saved as ``files`` (name -> file inside a checkpoint folder); ``specs``:
+        the generators' specs by name; ``objective``: whose :meth:`state_dict` goes into ``trainer.pt``."""
+        self.run_dir, self.nets, self.files, self.specs = Path(run_dir), dict(nets), dict(files), dict(specs)
+        self.objective = objective
         self.save_every, self.keep, self.keep_epochs = save_every, keep, frozenset(keep_epochs)
         self.last: Path | None = None
         self._saved_at: tuple[int, int, int] | None = None
@@ -93,19 +90,21 @@ class Checkpointer(Callback):
         self.wait()
 
     def save(self, tag: str, pos: Position) -> Path:
+        own = self.objective.state_dict()
         state = checkpoint.TrainerState(
             epoch=pos.epoch,
             batch=pos.batch,
             step=pos.step,
-            optimizers={k: o.state_dict() for k, o in self.objective.optimizers().items()},
+            optimizers=own["optimizers"],
             rng_cpu=torch.get_rng_state(),
             rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            scalers={k: s.state_dict() for k, s in _scalers(self.objective).items()},
+            scalers=own["scalers"],
             rng_mps=torch.mps.get_rng_state() if _mps_available() else None,
+            objective=own["state"],
         )
         self.wait()  # one write at a time, in order; a failed one stops training here
-        snap = checkpoint.snapshot(self.G, self.D, state)
-        args = (self.run_dir, tag, snap, self.spec, self.keep, self.keep_epochs)
+        snap = checkpoint.snapshot(self.nets, self.files, self.specs, state)
+        args = (self.run_dir, tag, snap, self.keep, self.keep_epochs)
         if self._pool is None:
             checkpoint.write(*args)
         else:
@@ -138,14 +137,11 @@ class Checkpointer(Callback):
             say(f"removed {gone.relative_to(run_dir)} (left by an interrupted save)")
         for ckpt in checkpoint.candidates(run_dir):
             try:
-                checkpoint.load_weights(ckpt / checkpoint.GENERATOR, self.G)
-                checkpoint.load_weights(ckpt / checkpoint.DISCRIMINATOR, self.D)
+                for name, net in self.nets.items():
+                    checkpoint.load_weights(ckpt / self.files[name], net)
                 state = checkpoint.load_trainer(ckpt)
-                for name, opt in self.objective.optimizers().items():
-                    opt.load_state_dict(state.optimizers[name])
-                for name, scaler in _scalers(self.objective).items():
-                    if name in state.scalers:  # absent in older checkpoints and in non-fp16 runs
-                        scaler.load_state_dict(state.scalers[name])
+                self.objective.load_state_dict(
+                    {"optimizers": state.optimizers, "scalers": state.scalers, "state": state.objective})
             except (CheckpointError, KeyError, ValueError) as e:
                 problems.append(f"{ckpt.name}: {e}")
                 # moved aside, so it is no candidate again and the next save of its tag starts afresh

@@ -99,3 +99,24 @@ class PairValidation(Callback):
         images.save_grid(rows, _picture(self.run_dir, loop.position.epoch), nrow=3)
         numbers = loop.logs.setdefault("epoch_numbers", {})
         numbers.update({f"val_{k}": v for k, v in scores.image_scores(out, self.val_y).items()})
+
+
+# ---------------------------------------------------------------- the data kinds' epoch pictures
+# (ganctl.familyspec.KINDS names these: each builds its kind's callbacks for a run)
+
+
+def image_pictures(run_dir: Path, nets: dict[str, nn.Module], val, cfg, rt: Runtime, channels_last: bool) -> list[Callback]:
+    """A grid from fixed noise each epoch, and ``--eval-every``'s numbers."""
+    from ganctl import genspec
+
+    G, conditional = nets["generator"], bool(cfg.generator.get("num_classes"))
+    shows: list[Callback] = [SampleGrid(run_dir, G, cfg.z_dim, cfg.seed, rt, cfg.classes if conditional else None)]
+    if cfg.eval_every:
+        shows.append(Evaluation(G, genspec.for_run(cfg), cfg.eval_every, cfg.seed, rt))
+    return shows
+
+
+def pair_pictures(run_dir: Path, nets: dict[str, nn.Module], val, cfg, rt: Runtime, channels_last: bool) -> list[Callback]:
+    """Validation pairs translated and scored each epoch."""
+    return [PairValidation(run_dir, nets["generator"], val, cfg.data_args["direction"], cfg.seed, rt, channels_last)]
+

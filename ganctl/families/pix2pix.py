@@ -36,18 +36,22 @@ UNET_PATCHGAN = Networks(
     sizes=SizeRule(minimum=32, maximum=1024, power_of_two=True),
     for_size="ganctl.families.pix2pix:unet_depth",
     options=(
-        Option("--ngf", "generator", "ngf", minimum=1),
-        Option("--ndf", "discriminator", "ndf", minimum=1),
+        Option("--ngf", "generator", "ngf", minimum=1, type=int, help="Generator base width (default: 64)."),
+        Option("--ndf", "discriminator", "ndf", minimum=1, type=int, help="Discriminator base width (default: 64)."),
     ),
+    discriminator_inputs=2,
 )
 
 PIX2PIX_LOSS = Objective(
     name="pix2pix",
     ref="ganctl.objectives:Pix2PixObjective",
     options=(
-        Option("--lambda-l1", "objective", "lambda_l1", minimum=0),
-        Option("--no-gan", "objective", "gan", switch_off=True),
-        Option("--epochs-decay", "objective", "epochs_decay", minimum=0, on_resume=True),
+        Option("--lambda-l1", "objective", "lambda_l1", minimum=0,
+               help="Weight of the L1 loss; 0 trains with the GAN loss alone (default: 100)."),
+        Option("--no-gan", "objective", "gan", switch_off=True,
+               help="Train the generator with the L1 loss alone (no discriminator)."),
+        Option("--epochs-decay", "objective", "epochs_decay", minimum=0, on_resume=True, type=int,
+               help="Of the --epochs, how many at the end decay the learning rate linearly to 0 (default: half)."),
     ),
     settle="ganctl.families.pix2pix:settle_schedule",
 )

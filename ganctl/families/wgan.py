@@ -11,9 +11,13 @@ WASSERSTEIN = Objective(
     name="wasserstein",
     ref="ganctl.objectives:WassersteinObjective",
     options=(
-        Option("--n-critic", "objective", "n_critic", minimum=1),
-        Option("--clip", "objective", "clip", positive=True),
-        Option("--lambda-gp", "objective", "lambda_gp", minimum=0),
+        Option("--n-critic", "objective", "n_critic", minimum=1, type=int, panel="Wasserstein",
+               help="Critic steps per generator step (default: 5)."),
+        Option("--clip", "objective", "clip", positive=True, panel="Wasserstein",
+               help="Clip every critic weight to +-CLIP after each critic step (default: 0.01 for weight clipping, "
+                    "off with a gradient penalty)."),
+        Option("--lambda-gp", "objective", "lambda_gp", minimum=0, panel="Wasserstein",
+               help="Gradient penalty weight (default: 10 with a gradient penalty, off for weight clipping)."),
     ),
 )
 

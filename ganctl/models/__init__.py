@@ -13,7 +13,7 @@ from ganctl.models.pix2pix import PatchGANDiscriminator, UNetGenerator
 
 __all__ = ["ConditionalDCGANCritic", "ConditionalDCGANGenerator", "DCGANDiscriminator", "DCGANGenerator",
            "MLPDiscriminator", "MLPGenerator", "PatchGANDiscriminator", "UNetGenerator", "build_discriminator",
-           "build_generator", "check_args", "init_weights"]
+           "build_all", "build_generator", "check_args", "init_weights"]
 
 
 def _networks(arch: str) -> registry.Networks:
@@ -58,6 +58,19 @@ def build_generator(arch: str, args: dict) -> nn.Module:
 
 def build_discriminator(arch: str, args: dict) -> nn.Module:
     return _networks(arch).classes()[1](**args)
+
+
+def build_all(arch: str, generator: dict, discriminator: dict, init: dict) -> dict[str, nn.Module]:
+    """Every network of the ``arch`` set by name, built from its role's arguments, then each
+    initialised, in the order the registration lists them (so that a seed set before gives the
+    weights it always gave)."""
+    nets = _networks(arch)
+    args = {"generator": generator, "discriminator": discriminator}
+    built = {name: (build_generator if role == "generator" else build_discriminator)(arch, args[role])
+             for name, role in nets.named}
+    for module in built.values():
+        init_weights(arch, module, init)
+    return built
 
 
 def init_weights(arch: str, module: nn.Module, init: dict) -> None:

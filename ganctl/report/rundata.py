@@ -194,7 +194,7 @@ def _paired(config: dict) -> bool:
     from ganctl import registry
 
     try:
-        return registry.get(config["family"]).paired
+        return registry.get(config["family"]).translates
     except (GanctlError, KeyError):  # a family this ganctl does not know (a plug-in's)
         return "direction" in config.get("data_args", {})
 

@@ -117,7 +117,7 @@ def test_an_accelerated_training_step_matches_the_plain_one(arch):
         for net in (G, D):
             net.to(memory_format=torch.channels_last)
         assert accel.apply(rt, G, D) == ([accel.GEMM_CONVS, accel.DENSE_NORM_GRADS] if on else [])
-        obj = objectives.build(G, D, cfg, rt)
+        obj = objectives.build({"generator": G, "discriminator": D}, cfg, rt)
         torch.manual_seed(1)
         x = (torch.rand(4, ch, size, size) * 2 - 1).contiguous(memory_format=torch.channels_last)
         if arch == "pix2pix":

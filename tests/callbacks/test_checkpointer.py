@@ -25,6 +25,9 @@ class _Objective:
     def optimizers(self):
         return self.opts
 
+    def state_dict(self):
+        return {"optimizers": {k: o.state_dict() for k, o in self.opts.items()}, "scalers": {}, "state": {}}
+
 
 def _saver(tmp_path, **kw):
     torch.manual_seed(0)
@@ -33,7 +36,8 @@ def _saver(tmp_path, **kw):
     obj = _Objective(G, D)
     obj.opts["G"].step()  # optimizer moments that training goes on changing
     spec = genspec.make(family="gan", arch="mlp", generator={"z_dim": 4, "channels": 1, "image_size": 3})
-    return Checkpointer(tmp_path / "run", G, D, obj, spec, keep=5, **kw), G, obj
+    return Checkpointer(tmp_path / "run", {"generator": G, "discriminator": D}, checkpoint.PAIR_FILES,
+                        {"generator": spec}, obj, keep=5, **kw), G, obj
 
 
 def _gated_write(monkeypatch):

@@ -63,7 +63,7 @@ def test_fakes_use_the_batch_labels(monkeypatch):
     got = []
     orig = G.forward
     monkeypatch.setattr(G, "forward", lambda z, labels=None: got.append(labels.clone()) or orig(z, labels))
-    obj = objectives.build(G, D, cfg, CPU)
+    obj = objectives.build({"generator": G, "discriminator": D}, cfg, CPU)
     labels = torch.tensor([2, 0, 1, 2])
     obj.d_step({"real": torch.rand(4, 1, 8, 8) * 2 - 1, "labels": labels})
     assert got and torch.equal(got[0], labels)

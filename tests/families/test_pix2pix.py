@@ -64,7 +64,7 @@ def test_lr_is_constant_then_decays_linearly_to_zero():
                       generator_overrides={"ngf": 2, "num_downs": 5}, discriminator_overrides={"ndf": 2})
     assert (cfg.epochs, cfg.objective_args["epochs_decay"]) == (200, 100)
     G = torch.nn.Linear(1, 1)
-    obj = objectives.Pix2PixObjective(G, torch.nn.Linear(1, 1), cfg, CPU)
+    obj = objectives.Pix2PixObjective({"generator": G, "discriminator": torch.nn.Linear(1, 1)}, cfg, CPU)
     # the official linear policy: epoch N runs at 1 - max(0, N - 100) / 101
     assert obj.lr_factor(0) == 1.0 and obj.lr_factor(99) == 1.0
     assert obj.lr_factor(100) == pytest.approx(1 - 1 / 101)
