@@ -109,7 +109,7 @@ def _guess(state: dict[str, torch.Tensor]) -> str:
         return "; that is a PatchGAN discriminator (*_net_D.pth): give the generator, *_net_G.pth"
     first = state.get("model.1.weight")
     if first is not None and first.dim() == 4 and first.shape[-1] == 7:
-        return "; that is a ResNet generator (--netG resnet_*, as in CycleGAN), which ganctl does not load"
+        return "; that is a ResNet generator (--netG resnet_*, as in CycleGAN): ganctl.cyclegan_official reads it"
     return ""
 
 
