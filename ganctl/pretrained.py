@@ -128,7 +128,7 @@ _CYCLEGAN = (
     _cyclegan("cityscapes_label2photo", "BtoA", "cityscapes", "colour label map", "street photo"),
     _cyclegan("facades_photo2label", "AtoB", "facades", "facade photo", "label map"),
     _cyclegan("facades_label2photo", "BtoA", "facades", "facade label map", "photo"),
-    _cyclegan("iphone2dslr_flower", "AtoB", "iphone2dslr_flower", "iPhone flower photo", "DSLR-style photo (shallow depth of field)"),
+    _cyclegan("iphone2dslr_flower", "AtoB", "iphone2dslr_flower", "iPhone flower photo", "DSLR-like photo"),
 )
 
 
