@@ -109,7 +109,7 @@ def _guess(state: dict[str, torch.Tensor]) -> str:
         return "; that is a PatchGAN discriminator (*_net_D.pth): give the generator, *_net_G.pth"
     first = state.get("model.1.weight")
     if first is not None and first.dim() == 4 and first.shape[-1] == 7:
-        return "; that is a ResNet generator (--netG resnet_*, as in CycleGAN), which ganctl does not load"
+        return "; that is a ResNet generator (--netG resnet_*, as in CycleGAN): ganctl.cyclegan_official reads it"
     return ""
 
 
@@ -289,7 +289,13 @@ def save_official_file(state: Mapping[str, torch.Tensor], path: str | Path) -> P
 
 
 def architecture_summary(arch: Mapping) -> str:
-    """E.g. 'unet_256, ngf 64, batch norm, 3->3 channels'."""
+    """E.g. 'unet_256, ngf 64, batch norm, 3->3 channels'; a CycleGAN ResNet's arguments (with
+    ``n_blocks``) are described by :func:`ganctl.cyclegan_official.architecture_summary`, so callers
+    may pass any official generator's."""
+    if "n_blocks" in arch:
+        from ganctl.cyclegan_official import architecture_summary as resnet_summary
+
+        return resnet_summary(arch)
     return (
         f"unet_{2 ** arch['num_downs']}, ngf {arch['ngf']}, {arch['norm']} norm, "
         f"{arch['in_channels']}->{arch['out_channels']} channels"

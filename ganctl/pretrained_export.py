@@ -1,4 +1,4 @@
-"""Export: a ganctl pix2pix generator written as an official ``.pth`` the official code loads."""
+"""Export: a ganctl pix2pix or CycleGAN generator written as an official ``.pth`` the official code loads."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 
 from ganctl.errors import CheckpointError
 from ganctl.pretrained import OFFICIAL_FILE, read_meta
-from ganctl.pretrained_install import build_unet
+from ganctl.pretrained_install import build_resnet, build_unet
 
 
 def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict]:
-    """Write a ganctl pix2pix generator (a generator.safetensors, or a folder holding one) as an
-    official ``.pth`` that the official ``UnetGenerator`` loads strictly; return the file written
-    and the generator's ganctl metadata.
+    """Write a ganctl pix2pix or CycleGAN generator (a generator.safetensors, or a folder holding
+    one) as an official ``.pth`` that the official ``UnetGenerator`` or ``ResnetGenerator`` loads
+    strictly; return the file written and the generator's ganctl metadata.
 
     ``out_path`` may be a folder (or end in '/'): the file is then ``latest_net_G.pth`` inside it,
     the name the official ``test.py`` loads from ``checkpoints/NAME/``.
@@ -21,15 +21,15 @@ def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ganctl import cyclegan_official, pix2pix_official
     from ganctl.generators import resolve_checkpoint
-    from ganctl.pix2pix_official import ganctl_to_official, save_official_file
 
     src = resolve_checkpoint(Path(generator_path))
     meta = read_meta(src)
-    if meta.get("arch") != "pix2pix" or not isinstance(meta.get("generator"), dict):
+    if meta.get("arch") not in ("pix2pix", cyclegan_official.ARCH) or not isinstance(meta.get("generator"), dict):
         what = f"a {meta['family']!r} generator" if meta.get("family") else "no ganctl generator"
         raise CheckpointError(
-            f"{src} holds {what}: only pix2pix U-Net generators have an official layout to export to "
+            f"{src} holds {what}: only pix2pix U-Net and CycleGAN ResNet generators have an official layout to export to "
             "(--format onnx or pt2 export any generator)"
         )
     arch = meta["generator"]
@@ -37,16 +37,22 @@ def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict
         state = load_file(str(src))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{src} is not a readable safetensors file ({e}); it may be truncated") from e
-    net = build_unet(arch, state, str(src))
+    resnet = meta["arch"] == cyclegan_official.ARCH
+    net = (build_resnet if resnet else build_unet)(arch, state, str(src))
+    convert = cyclegan_official.ganctl_to_official if resnet else pix2pix_official.ganctl_to_official
     out = Path(out_path).expanduser()
     if out.is_dir() or str(out_path).endswith(("/", os.sep)):
-        out = out / OFFICIAL_FILE
-    return save_official_file(ganctl_to_official(net.state_dict(), arch), out), meta
+        out = out / OFFICIAL_FILE  # test.py --model test loads latest_net_G.pth too (--model_suffix '')
+    return pix2pix_official.save_official_file(convert(net.state_dict(), arch), out), meta
 
 
 def official_options(meta: dict) -> str:
     """The official test.py options that rebuild this generator, e.g. '--netG unet_256 --norm batch ...'."""
     g = meta["generator"]
+    if meta.get("arch") == "cyclegan":
+        from ganctl.cyclegan_official import official_options as resnet_options
+
+        return resnet_options(g)
     opts = [
         "--model pix2pix",
         f"--netG unet_{2 ** g['num_downs']}",

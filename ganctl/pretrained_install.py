@@ -1,9 +1,11 @@
-"""Bringing pix2pix generators into the store: the official models downloaded, users' own official
-``.pth`` files imported; both converted to ``pretrained/NAME/generator.safetensors``.
+"""Bringing official generators into the store: the official pix2pix and CycleGAN models
+downloaded, users' own official ``.pth`` files imported; both converted to
+``pretrained/NAME/generator.safetensors``.
 
-A ``.pth`` is read with ``torch.load(weights_only=True)`` only, its keys renamed to
-:class:`~ganctl.models.pix2pix.UNetGenerator`'s, and the architecture read from the tensors' shapes.
-torch is imported only when a file is converted.
+A ``.pth`` is read with ``torch.load(weights_only=True)`` only; a U-Net (pix2pix) has its keys
+renamed to :class:`~ganctl.models.pix2pix.UNetGenerator`'s, a ResNet (CycleGAN) is checked
+against :class:`~ganctl.models.cyclegan.ResnetGenerator`, whose keys are the official ones; the
+architecture is read from the tensors' shapes. torch is imported only when a file is converted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from ganctl.atomic import atomic_dir
 from ganctl.data.download import ProgressFn, RemoteFile, download, file_digest, join_url, looks_like_html
 from ganctl.errors import CheckpointError, StoreError
-from ganctl.pretrained import BASE_URL, CATALOG, GENERATOR, lookup, model_dir, normalise_direction
+from ganctl.pretrained import BASE_URLS, CATALOG, GENERATOR, lookup, model_dir, normalise_direction
 from ganctl.store import check_name, pretrained_dir, remove_if_empty
 
 
@@ -26,8 +28,8 @@ def fetch(
 ) -> Path:
     """Download an official model, convert it and store it; return its generator.safetensors.
 
-    ``mirror`` (or ``GANCTL_MIRROR``) is a base URL serving ``NAME.pth``, in place of the official
-    host. A model already in the store is returned as it is. The ``.pth`` is downloaded inside the
+    ``mirror`` (or ``GANCTL_MIRROR``) is a base URL serving ``NAME.pth`` (the official file name),
+    in place of the official folder of the model's family. A model already in the store is returned as it is. The ``.pth`` is downloaded inside the
     pretrained folder (``NAME.pth.incomplete`` while in flight, so an interrupted transfer resumes
     on the next run) and deleted once converted; a file that is not a generator is deleted too.
     """
@@ -35,7 +37,7 @@ def fetch(
     final = pretrained_dir() / model.name / GENERATOR
     if final.is_file():
         return final
-    base = mirror or os.environ.get("GANCTL_MIRROR") or BASE_URL
+    base = mirror or os.environ.get("GANCTL_MIRROR") or BASE_URLS[model.family]
     url = join_url(base, model.file)
     root = pretrained_dir()
     original = root / model.file
@@ -46,7 +48,7 @@ def fetch(
         try:
             return _install(
                 original, model.name, direction=model.direction, dataset=model.dataset,
-                description=model.description, source=url, force=False,
+                description=model.description, source=url, force=False, family=model.family,
             )
         except CheckpointError as e:
             html = looks_like_html(original)
@@ -58,7 +60,7 @@ def fetch(
                 ) from e
             detail = str(e).replace(f"{original} ", "it ")  # that file is gone: name the URL instead
             raise CheckpointError(
-                f"the file from {url} is not a usable pix2pix generator: {detail}. It was deleted and nothing "
+                f"the file from {url} is not a usable {model.family} generator: {detail}. It was deleted and nothing "
                 "was installed: run the same command again, or pass --mirror URL"
             ) from e
         finally:
@@ -75,9 +77,10 @@ def import_file(
     source: str | None = None,
     force: bool = False,
 ) -> Path:
-    """Convert a generator saved by the official code (any ngf, depth, batch or instance norm,
-    ``module.``/``_orig_mod.`` prefixes, with or without ``num_batches_tracked``) into the store
-    as pretrained model ``name``; return its generator.safetensors.
+    """Convert a generator saved by the official code (a pix2pix U-Net or a CycleGAN ResNet: any
+    ngf, depth, batch or instance norm, ``module.``/``_orig_mod.`` prefixes, with or without
+    ``num_batches_tracked``, pre-0.4 InstanceNorm statistics) into the store as pretrained model
+    ``name``; return its generator.safetensors.
 
     A ``name`` of an official model (``sat2map``) takes its direction, dataset and description
     from the catalog (an offline install of a file downloaded by hand); ``direction`` overrides it.
@@ -94,6 +97,7 @@ def import_file(
             description=model.description if model else f"imported from {path.name}",
             source=source or str(path.resolve()),
             force=force,
+            family=model.family if model else None,
         )
     except CheckpointError as e:
         if str(path) in str(e):
@@ -103,11 +107,14 @@ def import_file(
 
 def _install(
     original: Path, name: str, *, direction: str | None, dataset: str | None, description: str,
-    source: str, force: bool,
+    source: str, force: bool, family: str | None = None,
 ) -> Path:
+    """Convert ``original`` into the store as ``name``. ``family`` (pix2pix or cyclegan), when
+    given, is what the file must hold (a catalog model); None takes whichever generator it is."""
     from ganctl import genspec
     from ganctl.checkpoint import save_generator
-    from ganctl.pix2pix_official import load_official_file, official_to_ganctl
+    from ganctl.cyclegan_official import official_kind
+    from ganctl.pix2pix_official import load_official_file
 
     dest = model_dir(name)
     if dest.exists() and not force:
@@ -115,14 +122,30 @@ def _install(
             f"pretrained model {name} is already in the store ({dest}): pass --force to replace it, "
             "or choose another --name"
         )
-    state, arch = official_to_ganctl(load_official_file(original))
+    state = load_official_file(original)
+    found = "cyclegan" if official_kind(state) == "resnet" else "pix2pix"  # else the U-Net checks say why not
+    if family and found != family:
+        # a mirror serving one family's folder for the other: sat2map.pth is both a pix2pix and a CycleGAN name
+        what = "CycleGAN ResNet" if found == "cyclegan" else "pix2pix U-Net"
+        raise CheckpointError(f"{original} holds a {what} generator, not the {family} model {name} (is the mirror "
+                              f"the {family} folder?)")
     sha256 = file_digest(original)  # no checksums are published: record what was converted
-    net = build_unet(arch, state, str(original))
+    if found == "cyclegan":
+        from ganctl.cyclegan_official import ARCH, official_to_ganctl
+
+        state, arch = official_to_ganctl(state)
+        net = build_resnet(arch, state, str(original))
+        # the official --crop_size of every CycleGAN model; a ResNet takes any multiple of 4
+        fields = dict(family="cyclegan", arch=ARCH, generator=arch, image_size=256)
+    else:
+        from ganctl.pix2pix_official import official_to_ganctl
+
+        state, arch = official_to_ganctl(state)
+        net = build_unet(arch, state, str(original))
+        fields = dict(family="pix2pix", arch="pix2pix", generator={**arch, "dropout": True},  # the pix2pix default; the file cannot tell
+                      image_size=2 ** arch["num_downs"])
     spec = genspec.make(
-        family="pix2pix",
-        arch="pix2pix",
-        generator={**arch, "dropout": True},  # the pix2pix default; the file cannot tell
-        image_size=2 ** arch["num_downs"],
+        **fields,
         channels=arch["in_channels"],
         z_dim=0,
         classes=None,
@@ -157,6 +180,29 @@ def build_unet(arch: dict, state: dict, where: str):
             net = UNetGenerator(**arch)
     except (TypeError, ValueError) as e:  # metadata edited by hand, or from another version
         raise CheckpointError(f"{where} describes no pix2pix U-Net ({arch}): {e}") from e
+    try:
+        match_dtypes(state, net)  # fp16/fp64 files: stored and run as the network's float32
+        net.load_state_dict(state, strict=True, assign=True)
+    except ValueError as e:
+        raise CheckpointError(f"{where} does not fit {arch}: {e}") from e
+    except RuntimeError as e:  # official_to_ganctl promises a fit; this makes sure of it
+        first = str(e).strip().splitlines()
+        raise CheckpointError(f"{where} does not fit {arch}: {first[-1].strip()}") from e
+    return net
+
+
+def build_resnet(arch: dict, state: dict, where: str):
+    """A ResnetGenerator holding ``state`` (strict), without initialising weights it would overwrite."""
+    import torch
+
+    from ganctl.checkpoint import match_dtypes
+    from ganctl.models.cyclegan import ResnetGenerator
+
+    try:
+        with torch.device("meta"):
+            net = ResnetGenerator(**arch)
+    except (TypeError, ValueError) as e:  # metadata edited by hand, or from another version
+        raise CheckpointError(f"{where} describes no CycleGAN ResNet generator ({arch}): {e}") from e
     try:
         match_dtypes(state, net)  # fp16/fp64 files: stored and run as the network's float32
         net.load_state_dict(state, strict=True, assign=True)

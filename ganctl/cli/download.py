@@ -89,12 +89,12 @@ def _list_pretrained() -> None:
     from ganctl import pretrained
     from ganctl.store import human_size
 
-    table = Table(title="Pretrained pix2pix models (official weights)", title_justify="left", box=None, pad_edge=False)
-    for col in ("name", "size", "status", "direction", "description", "trained on"):
+    table = Table(title="Pretrained pix2pix and CycleGAN models (official weights)", title_justify="left", box=None, pad_edge=False)
+    for col in ("name", "family", "size", "status", "direction", "description", "trained on"):
         table.add_column(col, no_wrap=col in ("name", "size"))
     for shown, m in zip(pretrained.download_names(), pretrained.CATALOG.values(), strict=True):
         present = (pretrained.model_dir(m.name) / pretrained.GENERATOR).is_file()
-        table.add_row(shown, "~" + human_size(pretrained.APPROX_FILE_SIZE), "in store" if present else "not downloaded",
+        table.add_row(shown, m.family, "~" + human_size(m.approx_size), "in store" if present else "not downloaded",
                       m.direction, m.description, m.dataset)
     ui.err().print()
     ui.err().print(table)

@@ -41,7 +41,7 @@ def import_(
     direction: str = typer.Option(None, "--direction", help="AtoB or BtoA: the direction it was trained for, as in the official --direction."),
     force: bool = typer.Option(False, "--force", help="Replace a pretrained model of the same name."),
 ) -> None:
-    """Import a pix2pix generator saved by the official code (weights only; no code in it is run)."""
+    """Import a pix2pix or CycleGAN generator saved by the official code (weights only; no code in it is run)."""
     from ganctl import pretrained, pretrained_install
     from ganctl.pix2pix_official import architecture_summary
 
@@ -78,10 +78,13 @@ def export(
 
     out, meta = pretrained_export.export(src, output)
     ui.info(f"official test.py options: {pretrained_export.official_options(meta)}")
-    depth = meta["generator"]["num_downs"]
-    if depth not in (7, 8):
+    depth, blocks = meta["generator"].get("num_downs"), meta["generator"].get("n_blocks")
+    if depth is not None and depth not in (7, 8):
         ui.warn(f"the official --netG offers only unet_128 and unet_256; this is unet_{2**depth}: build "
                 f"UnetGenerator(num_downs={depth}) in your own code to load it")
+    if blocks is not None and blocks not in (6, 9):
+        ui.warn(f"the official --netG offers only resnet_6blocks and resnet_9blocks; this has {blocks} blocks: build "
+                f"ResnetGenerator(n_blocks={blocks}) in your own code to load it")
     ui.result(out)
 
 
