@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from ganctl.cli import app
 from ganctl.data import catalog, fetch
-from ganctl.data.unpaired import aligned_test_pairs, load_unpaired
+from ganctl.data.unpaired import aligned_test_pairs, load_unpaired, load_unpaired_data
 from ganctl.errors import DatasetError, DownloadError
 from tests import httpserver
 from tests.conftest import error_line
@@ -93,6 +93,14 @@ def test_download_extracts_records_and_loads_beside_the_pix2pix_maps(http_server
 
     http_server.requests.clear()
     assert fetch.fetch(small_maps) == folder and http_server.requests == []
+
+
+def test_training_data_downloads_a_missing_set_and_gives_aligned_previews(http_server, small_maps):
+    warned = []
+    train, preview = load_unpaired_data("maps", image_size=8, load_size=10, warn=warned.append)
+    assert "'maps-unpaired' is not in the store yet: downloading it" in warned[0]
+    assert train.a.shape == (3, 3, 10, 10) and train.b.shape == (4, 3, 10, 10) and len(train) == 4
+    assert preview.aligned and preview.files_a == ["1_A.jpg", "2_A.jpg"] and preview.b.shape == (2, 3, 8, 8)
 
 
 def test_published_host_down_falls_back_to_the_mirror(http_server, small_maps):

@@ -96,7 +96,7 @@ def test_two_folders_of_different_sizes_are_the_train_split(tmp_path):
     assert "no 'test' split" in _one_line(err) and "train split only" in str(err.value)
 
 
-def test_a_colon_inside_a_folder_name_is_part_of_the_path(tmp_path):
+def test_a_colon_inside_a_folder_name_is_part_of_the_path(tmp_path, monkeypatch):
     _official(tmp_path / "x:y", test=False)
     spec = str(tmp_path / "x:y")
     assert two_folders(spec) is None
@@ -105,6 +105,13 @@ def test_a_colon_inside_a_folder_name_is_part_of_the_path(tmp_path):
     # and as one side of A_DIR:B_DIR: only one split leaves two folders
     _domain(tmp_path / "b", ["1.png"])
     assert two_folders(f"{tmp_path / 'x:y' / 'trainA'}:{tmp_path / 'b'}") == (tmp_path / "x:y" / "trainA", tmp_path / "b")
+    # a spec that splits into two folders in two ways is refused, naming both
+    monkeypatch.chdir(tmp_path)
+    for name in ("p", "p:q", "q:r", "r"):
+        (tmp_path / name).mkdir()
+    with pytest.raises(DatasetError) as err:
+        two_folders("p:q:r")  # p + q:r, or p:q + r
+    assert "more than one way (p + q:r or p:q + r)" in _one_line(err)
 
 
 @pytest.mark.parametrize(
