@@ -28,7 +28,7 @@ from ganctl.data.datasets import IMAGE_SUFFIXES
 from ganctl.data.pair_decoding import open_rgb, workers
 from ganctl.data.pair_layouts import _image_files, rel_name, some_names
 from ganctl.data.paired import PairedData
-from ganctl.data.unpaired_spec import UnpairedSource, locate, split_folders
+from ganctl.data.unpaired_spec import UnpairedSource, check_unpaired_spec, locate, split_folders, two_folders
 from ganctl.errors import DatasetError
 
 WarnFn = Callable[[str], None]
@@ -167,15 +167,12 @@ def _load_domain(folder: Path, files: list[Path], size: int) -> torch.Tensor:
 def prepare(spec: str, mirror: str | None = None, progress_for=None, warn: WarnFn | None = None) -> UnpairedSource:
     """The split folders of ``spec``, downloading (or generating) a catalog set first if it is not in
     the store yet."""
-    from ganctl.data.unpaired_spec import two_folders
-
     if two_folders(spec) is None and not catalog.is_path_like(spec):
         entry = catalog.CATALOG.get(catalog.unpaired_name(spec))
         if entry is not None and entry.unpaired and entry.layout != "manual":
-            if not entry.is_present():
-                if warn:
-                    verb = "generating" if entry.layout == "generated" else "downloading"
-                    warn(f"dataset {entry.name!r} is not in the store yet: {verb} it")
+            if not entry.is_present() and warn:
+                verb = "generating" if entry.layout == "generated" else "downloading"
+                warn(f"dataset {entry.name!r} is not in the store yet: {verb} it")
             from ganctl.data import fetch
 
             return locate(spec, fetch.fetch(entry, mirror, progress_for))
@@ -281,8 +278,6 @@ def load_unpaired_data(spec: str, image_size: int, load_size: int, mirror: str |
                        warn: WarnFn | None = None) -> tuple[UnpairedData, UnpairedPreview]:
     """CycleGAN's data: (the train split at the jitter's load size, the preview images at the training
     size). A catalog set not in the store is downloaded (generated) first."""
-    from ganctl.data.unpaired_spec import check_unpaired_spec
-
     check_unpaired_spec(spec)
     src = prepare(spec, mirror, progress_for, warn)
     train = load_unpaired(src, "train", load_size)
