@@ -4,6 +4,8 @@
   (moved to the GPU once when there is one).
 - :class:`PairFeeder`: (input, target) pairs with the pix2pix paper's jitter (resize, the same
   random crop and flip on both sides); a set too large to hold decoded is read a batch ahead.
+- :class:`UnpairedFeeder`: an A image and a B image per row (CycleGAN), B drawn at random, each
+  cropped and flipped on its own.
 
 Randomness that decides batches (order, crops, flips) comes from generators seeded with
 (seed, epoch) and (seed, epoch, batch), so it never needs saving for an exact resume.
@@ -20,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 import torch
 
 from ganctl import distributed, seeds
-from ganctl.data.pair_jitter import paired_jitter
+from ganctl.data.pair_jitter import crop_flip, paired_jitter
 from ganctl.runtime import Runtime
 
 
@@ -162,6 +164,61 @@ class PairFeeder(_Feeder):
         return {"input": to_unit(x, self.rt.device, self.channels_last), "target": to_unit(y, self.rt.device, self.channels_last)}
 
 
+def unpaired_order(seed: int, epoch: int, n_a: int, n_b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A indices, B indices) of one epoch's max(n_a, n_b) rows, from a generator seeded with (seed, epoch).
+
+    As the official unaligned dataset with ``--serial_batches`` off (data/unaligned_dataset.py): the
+    epoch walks a permutation of range(max(n_a, n_b)), row ``i`` takes A image ``i % n_a`` and a B
+    image drawn uniformly at random (``random.randint(0, size_B - 1)``), so A's images come in a new
+    order each epoch and meet other B images. All of it is drawn up front from one seeded generator,
+    so a resumed epoch is the same, and every process of a multi-process run walks the same rows.
+    """
+    n = max(n_a, n_b)
+    g = torch.Generator().manual_seed(seeds.derive(seed, epoch))
+    perm = torch.randperm(n, generator=g)
+    return perm % n_a, torch.randint(0, n_b, (n,), generator=g)
+
+
+class UnpairedFeeder(_Feeder):
+    """Batches ``{"A": ..., "B": ...}``: unpaired images of the two domains, each randomly cropped to
+    ``crop`` and flipped on its own (the official transform_A and transform_B), in [-1, 1].
+
+    ``data`` is a :class:`~ganctl.data.unpaired.UnpairedData` (uint8 ``a`` and ``b`` at the load
+    size; the domains may differ in size). An epoch is ``max(len(A), len(B)) // batch_size`` batches
+    (:func:`unpaired_order`); the crops and flips of batch ``b`` come from (seed, epoch, b).
+    """
+
+    def __init__(self, data, batch_size: int, seed: int, rt: Runtime, crop: int, channels_last: bool):
+        super().__init__(len(data), batch_size, seed)
+        self.rt, self.channels_last, self.crop = rt, channels_last, crop
+        self.n_a, self.n_b = data.a.shape[0], data.b.shape[0]
+        if not 0 < crop <= data.a.shape[-1]:
+            raise ValueError(f"crop size {crop} does not fit images loaded at {data.a.shape[-1]}")
+        a, b = data.a, data.b
+        # on a GPU the decoded set moves there once (horse2zebra at 286: 590 MB) and is cropped there
+        if rt.device.type != "cpu" and a.numel() < 2**31 and b.numel() < 2**31:
+            a, b = a.to(rt.device), b.to(rt.device)
+            self.index_device = rt.device
+        self.a, self.b = a, b
+
+    def epoch(self, epoch: int, first: int = 0) -> Iterator[dict]:
+        ia, ib = unpaired_order(self.seed, epoch, self.n_a, self.n_b)
+        rows = torch.stack([ia, ib], dim=1)  # (n, 2): this rank's part of a batch is a slice of rows
+        if self.index_device is not None:
+            cuda = self.index_device.type == "cuda"
+            rows = (rows.pin_memory() if cuda else rows).to(self.index_device, non_blocking=cuda)
+        bs = self.batch_size
+        for b in range(first, self.batches_per_epoch()):
+            yield self.batch(distributed.local_rows(rows[b * bs : (b + 1) * bs]), epoch, b)
+
+    def batch(self, idx: torch.Tensor, epoch: int, b: int) -> dict:
+        """``idx``: (n, 2) rows of (A index, B index)."""
+        g = batch_generator(self.seed, epoch, b)
+        a = crop_flip(self.a[idx[:, 0]], self.crop, g)  # A's draws first, then B's: independent crops
+        bb = crop_flip(self.b[idx[:, 1]], self.crop, g)
+        return {"A": to_unit(a, self.rt.device, self.channels_last), "B": to_unit(bb, self.rt.device, self.channels_last)}
+
+
 # ---------------------------------------------------------------- the data kinds' feeders
 # (ganctl.familyspec.KINDS names these: each builds its kind's feeder for a run)
 
@@ -172,4 +229,8 @@ def image_feeder(data, cfg, rt: Runtime, channels_last: bool) -> ImageFeeder:
 
 def pair_feeder(data, cfg, rt: Runtime, channels_last: bool) -> PairFeeder:
     return PairFeeder(data, cfg.batch_size, cfg.seed, rt, cfg.data_args["direction"], cfg.image_size, channels_last)
+
+
+def unpaired_feeder(data, cfg, rt: Runtime, channels_last: bool) -> UnpairedFeeder:
+    return UnpairedFeeder(data, cfg.batch_size, cfg.seed, rt, cfg.image_size, channels_last)
 

@@ -17,6 +17,10 @@ Examples:
 
   ganctl download facades         (pix2pix pairs: train/, val/, test/ of A|B images)
 
+  ganctl download horse2zebra     (CycleGAN unpaired sets: trainA/, trainB/, testA/, testB/)
+
+  ganctl download maps-unpaired   (CycleGAN's maps; 'maps' is the pix2pix archive)
+
   ganctl download facades_label2photo     (official pretrained pix2pix weights)
 
   ganctl download edges2shoes_pretrained  (the model; 'edges2shoes' is the dataset)

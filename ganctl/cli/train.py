@@ -14,7 +14,7 @@ def _dataset_help() -> str:
     """--dataset's help from the catalog (plain data, no torch): the names of each kind."""
     from ganctl.data import catalog
 
-    single = ", ".join(n for n, e in catalog.CATALOG.items() if not e.paired)
+    single = ", ".join(n for n, e in catalog.CATALOG.items() if not e.paired and not e.unpaired)
     pairs = ", ".join(catalog.paired_names())
     takers = " and ".join(f.name for f in registry.FAMILIES.values() if f.paired)
     return (f"A dataset name ({single}; pairs for {takers}: {pairs}) or a folder of images (searched recursively; "

@@ -3,7 +3,9 @@
 Plain data, no torch. Checksums are the ones the publishers give (MNIST and Fashion-MNIST publish
 MD5s; torchvision's loaders carry the same values). The pix2pix archives have no published
 checksums: they are checked by reading them to the end and counting the images of each split, and
-the sha256 of what was downloaded is recorded next to the extracted dataset.
+the sha256 of what was downloaded is recorded next to the extracted dataset. The CycleGAN archives
+(unpaired, ``trainA/ trainB/ testA/ testB/``) have no published checksums either: they are read to
+the end, their layout checked, and their sha256 and image counts recorded the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ganctl.data.catalog_unpaired import UNPAIRED_SUFFIX, unpaired_entries
 from ganctl.data.download import RemoteFile
 from ganctl.errors import DatasetError, did_you_mean
 from ganctl.store import datasets_dir
@@ -24,8 +27,9 @@ class CatalogEntry:
     name: str
     summary: str
     # "idx": gzipped IDX files; "embedded": in the package; "zip": an archive of images;
-    # "pix2pix": one NAME.tar.gz of side-by-side A|B images in split folders; "generated": made by
-    # ganctl on first use; "manual": cannot be downloaded (``instructions`` says how to prepare it)
+    # "pix2pix": one NAME.tar.gz of side-by-side A|B images in split folders; "cyclegan": one
+    # NAME.zip of NAME/trainA, trainB, testA, testB (unpaired); "generated": made by ganctl on first
+    # use; "manual": cannot be downloaded (``instructions`` says how to prepare it)
     layout: str
     channels: int
     native_size: int
@@ -38,9 +42,22 @@ class CatalogEntry:
     image_folder: str = ""  # "zip", "pix2pix", "generated": the folder of images inside local_dir()
     paired: bool = False  # A|B image pairs (pix2pix), not a set of single images
     default_direction: str = ""  # paired sets: "AtoB" or "BtoA", the translation usually trained
-    expected_counts: dict = field(default_factory=dict)  # paired sets: split -> number of pairs
+    # paired sets: split -> number of pairs (checked on download); unpaired sets: split folder
+    # (trainA...) -> number of images, as commonly reported (recorded, not enforced: see _CYCLEGAN)
+    expected_counts: dict = field(default_factory=dict)
     approx_size: int | None = None  # bytes, for listings, when no exact size is published
     instructions: str = ""  # "manual" layout: how to prepare the dataset by hand
+    unpaired: bool = False  # two unaligned domains (CycleGAN: trainA/, trainB/...), not pairs nor single images
+    domains: tuple[str, ...] = ()  # unpaired sets: what domain A and domain B hold, for messages and pictures
+
+    @property
+    def kind(self) -> str:
+        """The data kind a family trains on: "pairs", "unpaired", "labelled" or "images"."""
+        if self.paired:
+            return "pairs"
+        if self.unpaired:
+            return "unpaired"
+        return "labelled" if self.classes else "images"
 
     @property
     def download_size(self) -> int:
@@ -229,6 +246,7 @@ CATALOG: dict[str, CatalogEntry] = {
             default_direction="BtoA",  # A = rendering (left), B = label map (right), as in facades
             expected_counts={"train": 64, "val": 16, "test": 16},
         ),
+        *unpaired_entries(CatalogEntry, {row[0] for row in _PIX2PIX}),
     )
 }
 
@@ -260,6 +278,9 @@ def check_spec(spec: str, paired: bool | None = None) -> None:
         err = did_you_mean("dataset", spec, sorted(CATALOG))
         raise DatasetError(f"{err} Or give the path of a folder of images.")
     entry = CATALOG[spec]
+    if entry.unpaired and paired is not None:
+        raise DatasetError(f"{spec} is an unpaired set (domains A and B, no pairs) for CycleGAN: "
+                           f"'ganctl train cyclegan --dataset {spec}'")
     if paired is True and not entry.paired:
         raise DatasetError(f"{spec} holds single images, not pairs: pix2pix trains on {', '.join(paired_names())}, "
                            "or a folder of pairs")
@@ -269,6 +290,18 @@ def check_spec(spec: str, paired: bool | None = None) -> None:
 
 def paired_names() -> list[str]:
     return sorted(n for n, e in CATALOG.items() if e.paired)
+
+
+def unpaired_names() -> list[str]:
+    return sorted(n for n, e in CATALOG.items() if e.unpaired)
+
+
+def unpaired_name(name: str) -> str:
+    """The catalog name of the unpaired set ``name`` means for a family that trains on unpaired data:
+    ``maps`` and ``facades`` are the pix2pix archives in the catalog, ``maps-unpaired`` and
+    ``facades-unpaired`` the CycleGAN ones; any other name is itself."""
+    twin = name + UNPAIRED_SUFFIX
+    return twin if twin in CATALOG and CATALOG[twin].unpaired else name
 
 
 def mirrors_for(entry: CatalogEntry, mirror: str | None = None, remote: RemoteFile | None = None) -> list[str]:

@@ -52,6 +52,10 @@ def _fetch(
     if entry.layout == "manual":
         raise DatasetError(entry.instructions)
     if entry.layout == "generated":
+        if entry.unpaired:
+            from ganctl.data.synthetic_unpaired import ensure_synthetic_unpaired  # torch: imported when needed
+
+            return ensure_synthetic_unpaired(entry)
         from ganctl.data.synthetic_facades import ensure_synthetic_facades  # torch: imported when needed
 
         return ensure_synthetic_facades(entry)
@@ -62,6 +66,10 @@ def _fetch(
     ensure_cache_dir(datasets_dir())
     if entry.layout == "pix2pix":
         return _fetch_pix2pix(entry, mirror, progress_for)
+    if entry.layout == "cyclegan":
+        from ganctl.data.unpaired_fetch import fetch_cyclegan
+
+        return fetch_cyclegan(entry, mirror, progress_for)
     target = entry.local_dir()
     if entry.is_present():
         return target

@@ -108,6 +108,15 @@ def test_catalog_entries_have_checksums_and_sizes():
             assert entry.expected_counts and entry.default_direction in ("AtoB", "BtoA")
             assert all(f.checksum is None for f in entry.files)
             continue
+        if entry.unpaired:  # CycleGAN archives publish no checksums: the layout is checked, sha256 and counts recorded
+            from ganctl.data.catalog_unpaired import CYCLEGAN_MIRROR, CYCLEGAN_URL
+
+            assert entry.layout in ("cyclegan", "generated", "manual") and entry.classes == ()
+            assert all(f.checksum is None for f in entry.files) and len(entry.domains) in (1, 2)
+            if entry.layout == "cyclegan":
+                assert entry.files[0].name == f"{entry.image_folder}.zip"
+                assert entry.mirrors == (CYCLEGAN_URL, CYCLEGAN_MIRROR)
+            continue
         for f in entry.files:
             assert f.checksum and f.checksum.split(":")[0] in ("md5", "sha256")
             if entry.layout == "idx":
