@@ -89,9 +89,12 @@ class SizeRule:
     minimum: int = 8
     maximum: int | None = None
     power_of_two: bool = False
+    multiple: int = 1  # sizes that divide by this (a ResNet generator's two stride-2 steps: 4)
 
     def problem(self, size: int) -> str | None:
         ok = size >= self.minimum and (self.maximum is None or size <= self.maximum)
+        if self.multiple > 1:
+            return None if ok and size % self.multiple == 0 else f"a multiple of {self.multiple} of at least {self.minimum}"
         if self.power_of_two:
             ok = ok and not size & (size - 1)
             span = f"from {self.minimum} to {self.maximum}" if self.maximum else f"from {self.minimum} up"
@@ -219,7 +222,9 @@ class DataKind:
     each epoch shows, its own options. Declared in :mod:`ganctl.families.kinds`; the functions are
     ``"module:function"`` references (torch is imported only when a run is built).
 
-    - ``load(spec, image_size, data_args, mirror, progress_for, warn) -> (train, val)``: a catalog
+    - ``check(spec)``: the checks of a ``--dataset`` value that read no image (no torch);
+      ``dataset_id(spec) -> str``: what the run records (a catalog name, absolute folders);
+    - ``load(spec, image_size, channels, data_args, mirror, progress_for, warn) -> (train, val)``: a catalog
       set (fetched when missing) or a folder; ``val`` is what the epoch pictures show (None: the
       training data itself serves, as for image families);
     - ``feeder(data, cfg, rt, channels_last) -> engine.Feeder``;
@@ -227,6 +232,8 @@ class DataKind:
 
     name: str
     catalog: str  # the catalog entries it takes: "images", "pairs" or "unpaired"
+    check: str
+    dataset_id: str
     load: str
     feeder: str
     pictures: str
@@ -238,20 +245,23 @@ class DataKind:
     per_rank_norm: bool = False
 
 
-_IMAGES = dict(catalog="images", load="ganctl.training:load_images", feeder="ganctl.feeders:image_feeder",
+_IMAGES = dict(catalog="images", check="ganctl.training:check_images_spec", dataset_id="ganctl.training:dataset_id",
+               load="ganctl.training:load_images", feeder="ganctl.feeders:image_feeder",
                pictures="ganctl.callbacks.pictures:image_pictures")
 # what a family trains on, by the name its registration gives (``Family.data``)
 KINDS: Mapping[str, DataKind] = MappingProxyType({k.name: k for k in (
     DataKind("images", **_IMAGES),  # single images
     DataKind("labelled", conditional=True, **_IMAGES),  # images with class labels (sub-folders, or the set's)
     DataKind(  # aligned (input, target) pairs, trained with the paper's jitter
-        "pairs", catalog="pairs", load="ganctl.training:load_pairs", feeder="ganctl.feeders:pair_feeder",
+        "pairs", catalog="pairs", check="ganctl.training:check_pairs_spec", dataset_id="ganctl.training:dataset_id",
+        load="ganctl.training:load_pairs", feeder="ganctl.feeders:pair_feeder",
         pictures="ganctl.callbacks.pictures:pair_pictures", translates=True, per_rank_norm=True,
         options=(Option("--direction", "data", "direction", choices=("AtoB", "BtoA"),
                         help="AtoB or BtoA: which side of each pair is the input (default: the dataset's)."),),
     ),
     DataKind(  # two sets of images, A and B, with no pairing between them
-        "unpaired", catalog="unpaired", load="ganctl.training:load_unpaired", feeder="ganctl.feeders:unpaired_feeder",
+        "unpaired", catalog="unpaired", check="ganctl.data.unpaired_spec:check_unpaired_spec",
+        dataset_id="ganctl.data.unpaired_spec:canonical_spec", load="ganctl.training:load_unpaired", feeder="ganctl.feeders:unpaired_feeder",
         pictures="ganctl.callbacks.pictures:cycle_pictures", translates=True, per_rank_norm=True,
     ),
 )})

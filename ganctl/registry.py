@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from ganctl.errors import GanctlError, did_you_mean
-from ganctl.families import cgan, dcgan, gan, pix2pix, wgan
+from ganctl.families import cgan, cyclegan, dcgan, gan, pix2pix, wgan
 from ganctl.familyspec import (  # noqa: F401  (the names the rest of ganctl reads from here)
     DATA_KINDS,
     Family,
@@ -26,7 +26,7 @@ from ganctl.familyspec import (  # noqa: F401  (the names the rest of ganctl rea
     resolve,
 )
 
-BUILT_IN = (gan.GAN, dcgan.DCGAN, wgan.WGAN, wgan.WGAN_GP, cgan.CGAN, pix2pix.PIX2PIX)
+BUILT_IN = (gan.GAN, dcgan.DCGAN, wgan.WGAN, wgan.WGAN_GP, cgan.CGAN, pix2pix.PIX2PIX, cyclegan.CYCLEGAN)
 
 _FAMILIES: dict[str, Family] = {}
 FAMILIES: Mapping[str, Family] = MappingProxyType(_FAMILIES)  # a live, read-only view

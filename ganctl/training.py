@@ -66,6 +66,27 @@ def load_pairs(spec: str, image_size: int, channels: int | None, data_args: dict
     return load_paired_data(spec, image_size, data_args["load_size"], mirror, progress_for, warn)
 
 
+def load_unpaired(spec: str, image_size: int, channels: int | None, data_args: dict, mirror, progress_for, warn):
+    """The unpaired kind's loader: (the A and B training images at the jitter's load size, the
+    fixed preview images at the training size)."""
+    from ganctl.data.unpaired import load_unpaired_data
+
+    return load_unpaired_data(spec, image_size, data_args["load_size"], mirror, progress_for, warn)
+
+
+def check_images_spec(spec: str) -> None:
+    catalog.check_spec(spec, paired=False)
+
+
+def check_pairs_spec(spec: str) -> None:
+    catalog.check_spec(spec, paired=True)
+
+
+def dataset_id(dataset: str) -> str:
+    """What a run of the images and pairs kinds records: the catalog name, or the absolute folder."""
+    return str(Path(dataset).expanduser().resolve()) if catalog.is_path_like(dataset) else dataset
+
+
 def load_paired_data(spec: str, image_size: int, load_size: int, mirror, progress_for, warn):
     """pix2pix: (train pairs at the jitter's load size, validation pairs at the training size)."""
     from ganctl.data import paired
@@ -217,7 +238,7 @@ def run_training(
     if eval_every and fam.translates:
         raise GanctlError(f"--eval-every applies to the image families; {fam.name} records validation L1/PSNR/SSIM every epoch")
     if dataset is not None:
-        catalog.check_spec(dataset, paired=None if resume else fam.paired)
+        registry.resolve(fam.kind.check)(dataset)
     if resume:
         run = _run_to_resume(family, name)
     else:
@@ -242,7 +263,7 @@ def run_training(
         cfg, run_dir = _resume_config(run, epochs, asked)
         if main:  # the others would see rank 0's lock
             store.check_run_idle(run_dir, f"{family}/{cfg.run_name}")  # refused before the data is loaded
-        if dataset is not None and dataset != cfg.dataset and Path(dataset).expanduser().resolve() != Path(cfg.dataset):
+        if dataset is not None and registry.resolve(fam.kind.dataset_id)(dataset) != cfg.dataset:
             raise GanctlError(f"--resume continues run {cfg.run_name} on its own dataset ({cfg.dataset}); leave out --dataset")
         cfg = _resume_options(fam, cfg, given)
         if eval_every is not None:
@@ -320,10 +341,6 @@ def _load_for(fam, spec, image_size, channels, data_args, mirror, progress_for, 
     return registry.resolve(fam.kind.load)(spec, image_size, channels, data_args, mirror, progress_for, warn)
 
 
-def _dataset_id(dataset: str) -> str:
-    return str(Path(dataset).expanduser().resolve()) if catalog.is_path_like(dataset) else dataset
-
-
 def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, warn, *, epochs, batch_size, lr, seed,
                 image_size, eval_every) -> tuple[TrainConfig, object, object]:
     """The config of a new run, and its data (decoded at the run's size)."""
@@ -376,7 +393,7 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
     objective_args = variant.objective.settled({**preset.objective, **groups["objective"]}, total,
                                                frozenset(groups["objective"]), epochs_given=epochs is not None)
     cfg = make_config(
-        fam.name, _dataset_id(dataset), name or store.next_run_name(fam.name, data.name),
+        fam.name, registry.resolve(fam.kind.dataset_id)(dataset), name or store.next_run_name(fam.name, data.name),
         channels=channels, classes=classes, preset_key=key, epochs=total, batch_size=batch_size, lr=lr,
         seed=seed if seed is not None else 0, image_size=size, arch=arch, eval_every=eval_every or 0,
         objective_overrides=objective_args, generator_overrides=groups["generator"] or None,

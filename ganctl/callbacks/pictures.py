@@ -120,3 +120,48 @@ def pair_pictures(run_dir: Path, nets: dict[str, nn.Module], val, cfg, rt: Runti
     """Validation pairs translated and scored each epoch."""
     return [PairValidation(run_dir, nets["generator"], val, cfg.data_args["direction"], cfg.seed, rt, channels_last)]
 
+
+class CycleValidation(Callback):
+    """``samples/epoch_NNNN.png`` of a CycleGAN: rows A -> G_A(A) -> G_B(G_A(A)) for fixed A images,
+    then B -> G_B(B) -> G_A(G_B(B)) for fixed B images, the generators in eval mode (instance norm
+    keeps no running statistics, so eval and training mode compute the same). When the preview
+    images are aligned (a test split of the same scenes: maps, facades), the A -> B translations
+    are scored against the true B images (``val_*`` in the metrics log)."""
+
+    def __init__(self, run_dir: Path, G_A: nn.Module, G_B: nn.Module, preview, rt: Runtime, channels_last: bool):
+        self.run_dir, self.G_A, self.G_B, self.rt = run_dir, G_A, G_B, rt
+        self.a = to_unit(preview.a[:VAL_SHOWN], rt.device, channels_last)
+        self.b = to_unit(preview.b[:VAL_SHOWN], rt.device, channels_last)
+        self.aligned = bool(preview.aligned)
+        self.truth = to_unit(preview.b, rt.device, channels_last) if self.aligned else None
+        self.scored = to_unit(preview.a, rt.device, channels_last) if self.aligned else None
+
+    def _run(self, G: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([G(x[i : i + 1]).float() for i in range(len(x))])
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        modes = self.G_A.training, self.G_B.training
+        self.G_A.eval()
+        self.G_B.eval()
+        try:
+            with torch.no_grad(), self.rt.autocast():
+                ab = self._run(self.G_A, self.a)
+                aba = self._run(self.G_B, ab)
+                ba = self._run(self.G_B, self.b)
+                bab = self._run(self.G_A, ba)
+                scored = self._run(self.G_A, self.scored) if self.aligned else None
+        finally:
+            self.G_A.train(modes[0])
+            self.G_B.train(modes[1])
+        rows = torch.cat([torch.stack([self.a.float(), ab, aba], dim=1).flatten(0, 1),
+                          torch.stack([self.b.float(), ba, bab], dim=1).flatten(0, 1)])
+        images.save_grid(rows, _picture(self.run_dir, loop.position.epoch), nrow=3)
+        if scored is not None:
+            numbers = loop.logs.setdefault("epoch_numbers", {})
+            numbers.update({f"val_{k}": v for k, v in scores.image_scores(scored, self.truth).items()})
+
+
+def cycle_pictures(run_dir: Path, nets: dict[str, nn.Module], preview, cfg, rt: Runtime, channels_last: bool) -> list[Callback]:
+    """The unpaired kind's epoch pictures: translations there and back, each way."""
+    return [CycleValidation(run_dir, nets["G_A"], nets["G_B"], preview, rt, channels_last)]
+

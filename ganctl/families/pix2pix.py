@@ -14,11 +14,16 @@ def unet_depth(size: int) -> dict:
 
 
 def settle_schedule(args: dict, epochs: int, given: frozenset[str], epochs_given: bool) -> dict:
-    """The learning-rate decay: half of a given --epochs unless --epochs-decay was given too (else
-    the preset's), and always fewer epochs than the total. ``given``: the objective arguments the
-    user passed on this command."""
+    """pix2pix's arguments: something to learn, and the learning-rate decay (:func:`settle_decay`)."""
     if not args.get("gan", True) and args.get("lambda_l1") == 0:
         raise GanctlError("--no-gan with --lambda-l1 0 leaves nothing to learn: drop one of them")
+    return settle_decay(args, epochs, given, epochs_given)
+
+
+def settle_decay(args: dict, epochs: int, given: frozenset[str], epochs_given: bool) -> dict:
+    """The learning-rate decay of the official pix2pix/CycleGAN schedule: half of a given --epochs
+    unless --epochs-decay was given too (else the preset's), and always fewer epochs than the
+    total. ``given``: the objective arguments the user passed on this command."""
     if epochs_given and "epochs_decay" not in given:
         args["epochs_decay"] = epochs // 2
     decay = int(args.get("epochs_decay", 0))
