@@ -96,10 +96,18 @@ def translate_video(src: Path, out: Path, translate: Callable[[list], list], *, 
         vin.thread_type = "AUTO"  # FFmpeg's own frame threads for decoding
         ain = inp.streams.audio[0] if inp.streams.audio else None
         expected = int(vin.frames or 0)
-        set_total(expected)
         decoded: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES * batch)
         encoded: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
-        counts = {"frames": 0, "damaged": 0, "ended_early": None}
+        counts = {"frames": 0, "damaged": 0, "ended_early": None, "last": None}
+        rate = float(vin.average_rate or 25)
+        # where the header says the video ends (a container without a frame count, as Matroska,
+        # still has a duration), to tell a cut file from a short one
+        if vin.duration is not None:
+            end = float(vin.duration * vin.time_base)
+        else:
+            end = inp.duration / 1e6 if inp.duration else None
+        expected = expected or (round(end * rate) if end else 0)
+        set_total(expected)
 
         def decode() -> None:
             streams = [vin] + ([ain] if ain is not None else [])
@@ -118,6 +126,8 @@ def translate_video(src: Path, out: Path, translate: Callable[[list], list], *, 
                         continue
                     for f in frames:
                         counts["frames"] += 1
+                        if f.pts is not None:
+                            counts["last"] = float(f.pts * f.time_base)
                         decoded.put(("video", (f.pts, f.time_base, f.to_ndarray(format="rgb24"))))
             except av.FFmpegError as e:  # the container itself is cut or damaged
                 counts["ended_early"] = str(e)
@@ -161,7 +171,7 @@ def translate_video(src: Path, out: Path, translate: Callable[[list], list], *, 
                         pending.append(item[1])
                     if pending and (len(pending) == batch or item is _END):
                         images = translate([a for _, _, a in pending])
-                        _put(encoded, ("video", [(p, tb, im) for (p, tb, _), im in zip(pending, images, strict=True)]))
+                        _put(encoded, ("video", [(p, tb, im) for (p, tb, _), im in zip(pending, images, strict=True)]), writer)
                         advance(len(pending))
                         pending = []
                     if item is _END:
@@ -179,7 +189,8 @@ def translate_video(src: Path, out: Path, translate: Callable[[list], list], *, 
                 reader.result()
         problems += counts["damaged"]
         n = counts["frames"]
-        if counts["ended_early"] is not None or (expected and n + counts["damaged"] < expected):
+        cut = end is not None and counts["last"] is not None and counts["last"] + 1.5 / rate < end - float(vin.start_time * vin.time_base if vin.start_time else 0)
+        if counts["ended_early"] is not None or cut or (expected and n + counts["damaged"] < expected):
             problems += 1
             of = f" of {expected}" if expected else ""
             warn(f"warning: {src} ends early (truncated or damaged): translated the {n}{of} frames it holds"

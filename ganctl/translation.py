@@ -133,7 +133,8 @@ def translate(source: str | Path | Sequence[str | Path], *, output: str | None =
     else:
         problems += _many(tr, job.items, size, max_pixels, tile, overlap, batch, workers, progress)
         done = len(job.items) + len(job.skipped) - len(problems)
-        say(f"translated {done} of {len(job.items) + len(job.skipped)} inputs into {'a new folder, ' if new else ''}{job.output}")
+        what = "images" if all(i.kind == "image" for i in job.items) else "inputs"
+        say(f"translated {done} of {len(job.items) + len(job.skipped)} {what} into {'a new folder, ' if new else ''}{job.output}")
     if problems:
         names = "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
         raise PartialError(f"{len(problems)} input(s) skipped or incomplete ({names}); the rest is in {job.output}", job.output)

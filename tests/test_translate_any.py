@@ -10,7 +10,7 @@ from PIL import Image
 
 from ganctl import checkpoint, genspec, inference, translate_net, translation
 from ganctl.models.pix2pix import UNetGenerator, init_pix2pix_weights
-from ganctl.translate_tiles import Grid, starts, window
+from ganctl.translate_tiles import Grid, starts
 from ganctl.translator import Translator
 from tests.conftest import error_line, invoke
 
@@ -150,3 +150,128 @@ def test_paper_tiles_use_the_whole_images_statistics(gen, labels):
     out = _arr(tr.tiled(flat, 16))
     left, mid = out[16:48, 8:40].mean(axis=(0, 1)), out[16:48, 72:104].mean(axis=(0, 1))
     assert np.abs(left - mid).max() <= 2.0  # the same plain input: the same colour in both tiles
+
+
+# ---------------------------------------------------------------- sources and outputs (CLI)
+
+
+def _png(path, size=(40, 30), color=(200, 30, 60)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def test_tile_from_the_cli(model_file, labels, tmp_path):
+    src = tmp_path / "big.png"
+    labels.save(src)
+    r = invoke("translate", src, "--tile", "--overlap", 8, "-c", model_file, "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "big_translated.png"
+    assert r.stdout.strip() == str(out) and Image.open(out).size == (320, 192)
+    assert "--overlap must be from 0 to 63" in error_line(invoke("translate", src, "--tile", "--overlap", 64, "-c", model_file))
+    assert "not both" in error_line(invoke("translate", src, "--tile", "--size", 64, "-c", model_file))
+
+
+def test_globs_lists_and_several_paths(model_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("scans/a.tif", "scans/b.png", "scans/deep/c.png", "other/d.png"):
+        _png(tmp_path / name)
+    r = invoke("translate", "scans/*.[tp][in][fg]", "-c", model_file)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "scans_translated").rglob("*")) == ["a.png", "b.png"]
+    r = invoke("translate", "scans/**/*.png", "-o", "deep", "-c", model_file)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.relative_to(tmp_path / "deep").as_posix() for p in (tmp_path / "deep").rglob("*.png")) == ["b.png", "deep/c.png"]
+    (tmp_path / "todo.txt").write_text("# to translate\nscans/a.tif\n\nother/d.png\nmissing.png\n")
+    r = invoke("translate", "todo.txt", "-c", model_file)
+    line = error_line(r)  # the missing one is said and counted; the others are written
+    assert "missing.png" in line and "1 input(s) skipped" in line
+    assert sorted(p.relative_to(tmp_path / "todo_translated").as_posix() for p in (tmp_path / "todo_translated").rglob("*.png")) == ["other/d.png", "scans/a.png"]
+    r = invoke("translate", "scans/a.tif", "other/d.png", "-o", "two", "-c", model_file)
+    assert r.exit_code == 0 and len(list((tmp_path / "two").rglob("*.png"))) == 2
+    assert "matches no images or videos" in error_line(invoke("translate", "nothing/*.png", "-c", model_file))
+
+
+def test_outputs_never_replace_inputs(model_file, tmp_path):
+    src = _png(tmp_path / "in" / "a.png")
+    _png(tmp_path / "in" / "a.jpg")
+    assert "would overwrite an input" in error_line(invoke("translate", src, "-o", src, "-c", model_file))
+    assert "is the input folder" in error_line(invoke("translate", tmp_path / "in", "-o", tmp_path / "in", "-c", model_file))
+    r = invoke("translate", tmp_path / "in", "-c", model_file)  # a.jpg and a.png: both kept, named apart
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "in_translated").iterdir()) == ["a.png", "a_png.png"]  # a.jpg (first) and a.png
+
+
+def test_an_unreadable_file_is_skipped_and_said(model_file, tmp_path):
+    _png(tmp_path / "in" / "good.png")
+    (tmp_path / "in" / "bad.png").write_bytes(b"\x89PNG broken")
+    r = invoke("translate", tmp_path / "in", "-c", model_file)
+    line = error_line(r)
+    assert "bad.png" in line and r.stdout.strip() == str(tmp_path / "in_translated")
+    assert "warning: skipped" in r.stderr and (tmp_path / "in_translated" / "good.png").is_file()
+
+
+# ---------------------------------------------------------------- videos
+
+av = pytest.importorskip("av")
+
+
+@pytest.mark.parametrize("audio", [False, True])
+def test_a_video_becomes_a_video(model_file, tmp_path, audio):
+    from tests.videos import make_video, read_video
+
+    src = make_video(tmp_path / "clip.mp4", frames=16, size=(48, 32), audio=audio)
+    r = invoke("translate", src, "-c", model_file, "--batch", 5)  # batches of 5: the last one short
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "clip_translated.mp4"
+    assert r.stdout.strip() == str(out)
+    frames, info = read_video(out)
+    ref_frames, ref = read_video(src)
+    assert len(frames) == len(ref_frames) == 16 and info["size"] == (48, 32) and info["rate"] == ref["rate"]
+    assert info["audio"] == ("aac" if audio else None)
+
+
+def test_video_frames_get_the_same_dropout(gen):
+    """Paper mode gives every frame the same masks: a still video gives a still output."""
+    from tests.videos import frame
+
+    still = [frame(0, 64, 64)] * 3
+    outs = Translator(gen, "paper", 3, None, None, "fp32").images(still)
+    assert all(np.array_equal(_arr(outs[0]), _arr(o)) for o in outs[1:])
+
+
+def test_an_animated_gif_becomes_one(model_file, tmp_path):
+    from tests.videos import frame
+
+    pics = [Image.fromarray(frame(i, 32, 32)) for i in range(5)]
+    src = tmp_path / "anim.gif"
+    pics[0].save(src, save_all=True, append_images=pics[1:], duration=[50, 60, 70, 80, 90], loop=0)
+    r = invoke("translate", src, "-c", model_file)
+    assert r.exit_code == 0, r.output
+    out = Image.open(tmp_path / "anim_translated.gif")
+    assert out.n_frames == 5 and out.size == (32, 32)
+
+
+def test_a_truncated_video_keeps_what_it_holds(model_file, tmp_path):
+    from tests.videos import make_video, read_video
+
+    src = make_video(tmp_path / "clip.mkv", frames=16, size=(32, 32))
+    data = src.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    r = invoke("translate", cut, "-c", model_file)
+    out = tmp_path / "cut_translated.mkv"
+    assert r.stdout.strip() == str(out)
+    line = error_line(r)
+    assert "ends early" in r.stderr and "1 input(s) skipped or incomplete" in line
+    assert 0 < len(read_video(out)[0]) < 16
+
+
+def test_a_missing_pyav_is_one_line(model_file, tmp_path, monkeypatch):
+    import sys
+
+    from tests.videos import make_video
+
+    src = make_video(tmp_path / "clip.mp4", frames=2)
+    monkeypatch.setitem(sys.modules, "av", None)
+    assert 'pip install "ganctl[video]"' in error_line(invoke("translate", src, "-c", model_file))
