@@ -125,7 +125,8 @@ def translate(source: str | Path | Sequence[str | Path], *, output: str | None =
     if job.single:
         item = job.items[0]
         if item.kind == "image":
-            _one_image(tr, item, first, tile, overlap, batch, progress)
+            holder, first = [first], None  # _one_image drops the decoded image once it has its pixels
+            _one_image(tr, item, holder, tile, overlap, batch, progress)
         else:
             problems += _one_video(tr, item, batch, progress)
         if new:
@@ -141,12 +142,16 @@ def translate(source: str | Path | Sequence[str | Path], *, output: str | None =
     return job.output
 
 
-def _one_image(tr, item, img, tile: bool, overlap: int | None, batch: int, progress) -> None:
+def _one_image(tr, item, holder: list, tile: bool, overlap: int | None, batch: int, progress) -> None:
     from ganctl import images
 
+    img = holder.pop()
     if tile:
-        with progress(tr.tiles(img.width, img.height, overlap), "tiles") as bar:
-            out = tr.tiled(img, overlap, batch, advance=bar.advance)
+        n = tr.tiles(img.width, img.height, overlap)
+        pixels = tr.pixels(img)
+        del img  # the PIL image (4 bytes a pixel) goes; the uint8 pixels stay
+        with progress(n, "tiles") as bar:
+            out = tr.tiled(pixels, overlap, batch, advance=bar.advance)
     else:
         out = tr.images([img])[0]
     images.save_image(out, item.output)

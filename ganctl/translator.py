@@ -68,15 +68,20 @@ class Translator:
                 i = j
         return out
 
-    def tiled(self, img: Image.Image, overlap: int | None = None, batch: int = 8,
+    def pixels(self, img: Image.Image) -> np.ndarray:
+        """uint8 (H, W, C) in the generator's channels: the one copy of the input :meth:`tiled` needs
+        (the caller can then drop the PIL image, 4 bytes a pixel)."""
+        src = np.asarray(_channels(img, self.in_channels))
+        return src[:, :, None] if src.ndim == 2 else src
+
+    def tiled(self, img: Image.Image | np.ndarray, overlap: int | None = None, batch: int = 8,
               advance: Callable[[int], None] = lambda n: None) -> Image.Image:
-        """``img`` translated at its own resolution in overlapping tiles of the training size
-        (:mod:`ganctl.translate_tiles`); paper mode normalises with the whole image's statistics."""
+        """``img`` (or its :meth:`pixels`) translated at its own resolution in overlapping tiles of
+        the training size (:mod:`ganctl.translate_tiles`); paper mode normalises with the whole
+        image's statistics."""
         tile = self.tile_size
         overlap = tile // 4 if overlap is None else overlap
-        src = np.asarray(_channels(img, self.in_channels))
-        if src.ndim == 2:
-            src = src[:, :, None]
+        src = img if isinstance(img, np.ndarray) else self.pixels(img)
         del img
         net, mode = self.gen.net, self.mode
 
@@ -104,6 +109,8 @@ def _channels(img: Image.Image, channels: int) -> Image.Image:
     from ganctl.images import to_8bit
 
     img = to_8bit(img)
+    if img.mode == ("L" if channels == 1 else "RGB"):
+        return img  # no copy: with --tile the image may be 430 MB
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
