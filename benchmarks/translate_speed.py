@@ -3,6 +3,7 @@
     python benchmarks/translate_speed.py tile   [--side 12000]            # --tile: time, peak memory
     python benchmarks/translate_speed.py folder --official /tmp/official  # 500 images vs test.py
     python benchmarks/translate_speed.py video  [--seconds 30]            # a 720p video, frames/s
+    python benchmarks/translate_speed.py flicker --checkpoint G.safetensors  # paper mode on video
 
 The model is a U-Net-256 with ngf 64 (the official pix2pix size) and random pix2pix-initialised
 weights: speed and memory do not depend on what the weights learnt. ``folder`` needs the official
@@ -135,9 +136,35 @@ def video(args, tmp: Path) -> None:
         print(f"video {args.seconds:g} s 720p ({n} frames) {what}: {n / secs:.2f} frames/s, peak {peak:.2f} GB [{host()}]", flush=True)
 
 
+def flicker(args, tmp: Path) -> None:
+    """Mean change between consecutive output frames (of 255) in paper mode: one dropout draw for
+    every frame (what translate does) against a draw per frame, on a moving bar and a still video."""
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from ganctl import inference
+    from ganctl.translator import Translator
+    from tests.videos import frame
+
+    if not args.checkpoint:
+        sys.exit("--checkpoint: a pix2pix generator.safetensors (a trained one: a random net's output barely moves)")
+    gen = inference.load_generator(Path(args.checkpoint), torch.device("cpu"))
+
+    def change(seq) -> float:
+        return float(np.mean([np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() for a, b in zip(seq, seq[1:])]))
+
+    for name, frames in (("moving bar", [frame(i, 128, 128) for i in range(16)]), ("still", [frame(0, 128, 128)] * 8)):
+        same = Translator(gen, "paper", 0, None, None, "fp32").images(frames)
+        fresh = [Translator(gen, "paper", i, None, None, "fp32").images([f])[0] for i, f in enumerate(frames)]
+        print(f"flicker, {name}: input {change(frames):.2f}, one draw {change(same):.2f}, a draw per frame "
+              f"{change(fresh):.2f} (mean |frame t+1 - frame t| of 255) [{host()}]", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["tile", "folder", "video"])
+    p.add_argument("what", choices=["tile", "folder", "video", "flicker"])
+    p.add_argument("--checkpoint")
     p.add_argument("--side", type=int, default=12000)
     p.add_argument("--mode", default="paper")
     p.add_argument("--official")
@@ -146,7 +173,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
-        {"tile": tile, "folder": folder, "video": video}[args.what](args, Path(tmp))
+        {"tile": tile, "folder": folder, "video": video, "flicker": flicker}[args.what](args, Path(tmp))
 
 
 if __name__ == "__main__":
