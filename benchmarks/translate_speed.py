@@ -152,7 +152,7 @@ def flicker(args, tmp: Path) -> None:
     gen = inference.load_generator(Path(args.checkpoint), torch.device("cpu"))
 
     def change(seq) -> float:
-        return float(np.mean([np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() for a, b in zip(seq, seq[1:])]))
+        return float(np.mean([np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() for a, b in zip(seq[:-1], seq[1:], strict=True)]))
 
     for name, frames in (("moving bar", [frame(i, 128, 128) for i in range(16)]), ("still", [frame(0, 128, 128)] * 8)):
         same = Translator(gen, "paper", 0, None, None, "fp32").images(frames)
