@@ -1,37 +1,40 @@
-"""``ganctl translate`` as a library function: an image or a folder of images through a pix2pix
-generator, from the options to the path written (the CLI parses, calls it, and prints the path)."""
+"""``ganctl translate`` as a library function: images, folders, globs, lists and videos through a
+pix2pix generator, from the options to the path written (the CLI parses, calls it, and prints the
+path). What is read and where it goes: :mod:`ganctl.translate_sources`; batches: :class:`Translator`
+here; tiles: :mod:`ganctl.translate_tiles`; videos: :mod:`ganctl.translate_video`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ganctl import generators
 from ganctl.errors import GanctlError
+from ganctl.translate_sources import IMAGE_SUFFIXES  # noqa: F401  (where it was)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 FAMILY = "pix2pix"
+# --tile works at the image's own scale in tiles, so --max-pixels (the working resolution) does not
+# apply; this is the decoding limit instead: 1 Gpx is 3 GB as 8-bit RGB
+TILE_MAX_PIXELS = 2**30
 
 
-def inputs(source: Path) -> list[Path]:
-    """The images to translate: ``source`` itself, or the images under a folder."""
-    if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-        if not files:
-            raise GanctlError(f"{source} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return files
-    if not source.exists():
-        raise GanctlError(f"input {source} does not exist")
-    return [source]
+class PartialError(GanctlError):
+    """Some inputs were skipped or are incomplete; the others were written to ``output``."""
+
+    def __init__(self, message: str, output: Path):
+        super().__init__(message)
+        self.output = output
 
 
-def _open(path: Path, size: int | None, max_pixels: int):
+def _open(path: Path, size: int | None, max_pixels: int, tile: bool = False):
     """Decode one input; its pixel count is checked from the header first, so a huge image is
     refused before it takes memory (with --size, only images too large to decode safely are)."""
     from ganctl import images, inference
 
+    if tile:
+        return images.open_image(path, max_pixels=TILE_MAX_PIXELS, hint=": above what --tile holds in memory (3 GB as 8-bit RGB)")
     if size is None:
-        return images.open_image(path, max_pixels=max_pixels, hint=inference.TRANSLATE_SIZE_HINT)
+        return images.open_image(path, max_pixels=max_pixels, hint=inference.TRANSLATE_SIZE_HINT + ", or translate it in tiles at its own resolution with --tile")
     return images.open_image(path, hint=": shrink it first")
 
 
@@ -65,61 +68,196 @@ class _NoProgress:
     def __init__(self, total: int, description: str): ...
     def __enter__(self): return self
     def __exit__(self, *exc): ...
-    def advance(self) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def set_total(self, total: int) -> None: ...
     def message(self, text: str) -> None: ...
 
 
-def translate(source: Path, *, output: str | None = None, mode: str = "paper", seed: int = 0, size: int | None = None,
-              run: str | None = None, checkpoint: Path | None = None, pretrained: str | None = None,
-              device: str = "auto", max_pixels: int = 4096 * 4096, say: Callable[[str], None] | None = None,
-              progress=_NoProgress) -> Path:
-    """Translate ``source`` (an image, or a folder of images, searched recursively); returns the
-    image or folder written. ``progress(total, description)`` is a context manager with
-    ``advance()`` and ``message(text)`` (the CLI's bar)."""
-    files = inputs(source)  # a missing input is answered before torch is imported
-    from ganctl import images, inference
+PREFETCH = 4  # batches of images decoded ahead of the generator
 
+
+def translate(source: str | Path | Sequence[str | Path], *, output: str | None = None, mode: str = "paper", seed: int = 0,
+              size: int | None = None, run: str | None = None, checkpoint: Path | None = None, pretrained: str | None = None,
+              device: str = "auto", max_pixels: int = 4096 * 4096, say: Callable[[str], None] | None = None,
+              progress=_NoProgress, recursive: bool = False, tile: bool = False, overlap: int | None = None,
+              batch: int = 8, precision: str = "auto", workers: int = 2) -> Path:
+    """Translate ``source`` (an image, video, folder, glob or list of paths; several paths are a
+    list) and return the file or folder written. ``progress(total, description)`` is a context
+    manager with ``advance(n)``, ``set_total(n)`` and ``message(text)`` (the CLI's bar). Inputs that
+    could not be read, or were cut short, are said in one line each and the rest is translated;
+    then a :class:`PartialError` names them."""
+    from ganctl import translate_sources
+
+    sources = [str(source)] if isinstance(source, (str, Path)) else [str(s) for s in source]
+    job = translate_sources.resolve(sources, output, recursive)  # before torch is imported
     say = say or (lambda text: None)
-    if mode not in inference.TRANSLATE_MODES:
+    if mode not in ("paper", "eval"):
         raise GanctlError(f"unknown --mode {mode!r}: use paper or eval")
-    inference.check_translate_pixels(1, 1, size, max_pixels)  # --size and --max-pixels agree
-    folder = source.is_dir()
-    if not folder:
-        first = _open(files[0], size, max_pixels)  # an unreadable or huge input fails before the model is loaded
-        warning = pair_warning(files[0], first)
-        if warning:
+    if tile and size is not None:
+        raise GanctlError("--tile translates at the image's own resolution: give --tile or --size, not both")
+    if batch < 1:
+        raise GanctlError(f"--batch must be at least 1 (got {batch})")
+    from ganctl import inference
+
+    inference.check_translate_pixels(1, 1, None if tile else size, max_pixels)  # --size and --max-pixels agree
+    note = len(sources) == 1 and translate_sources.subfolders_note(Path(sources[0]), recursive)
+    if note:
+        say(note)
+    problems = list(job.skipped)
+    for line in job.skipped:
+        say(f"warning: skipped {line}")
+    first = None
+    if job.single and job.items[0].kind == "image":
+        first = _open(job.items[0].input, size, max_pixels, tile)  # an unreadable or huge input fails before the model loads
+        if not tile and (warning := pair_warning(job.items[0].input, first)):
             say(warning)
-    out = Path(output) if output else source.parent / (source.name + "_translated" if folder else source.stem + "_translated.png")
-    if not folder and (out.is_dir() or (output or "").endswith(("/", "\\"))):
-        out = out / (source.stem + ".png")
-    if folder and out.exists() and not out.is_dir():
-        raise GanctlError(f"{out} is a file: with a folder of inputs, -o names a folder")
+    if job.single and job.items[0].kind == "video":
+        from ganctl import translate_video
+
+        translate_video.import_av()  # a missing PyAV is said before the model loads
     gen = generators.load(FAMILY, device, say=say, run=run, checkpoint=checkpoint, pretrained=pretrained,
                           only_pretrained=True)
-    new = not (out if folder else out.parent).exists()  # made by the writer, and said, as sample does
-    if not folder:
-        images.save_image(inference.translate_image(gen, first, mode, seed, size, max_pixels), out)
+    from ganctl.translator import Translator
+
+    tr = Translator(gen, mode, seed, size, max_pixels, precision)
+    folder = job.output if not job.single else job.output.parent
+    new = not folder.exists()  # made by the writer, and said, as sample does
+    if job.single:
+        item = job.items[0]
+        if item.kind == "image":
+            holder, first = [first], None  # _one_image drops the decoded image once it has its pixels
+            _one_image(tr, item, holder, tile, overlap, batch, progress)
+        else:
+            problems += _one_video(tr, item, batch, progress)
         if new:
-            say(f"created folder {out.parent}")
-        return out
-    failed, warned = [], False
-    with progress(len(files), "translate") as bar:
-        for path in files:
-            target = out / path.relative_to(source).with_suffix(".png")
-            try:
-                img = _open(path, size, max_pixels)
-            except GanctlError as e:
-                failed.append(path)
-                bar.message(f"warning: skipped {e}")
-                bar.advance()
-                continue
-            warning = None if warned else pair_warning(path, img)
-            if warning:  # once: a folder of pairs would repeat it for every file
-                bar.message(warning)
-                warned = True
-            images.save_image(inference.translate_image(gen, img, mode, seed, size, max_pixels), target)
+            say(f"created folder {folder}")
+    else:
+        problems += _many(tr, job.items, size, max_pixels, tile, overlap, batch, workers, progress)
+        done = len(job.items) + len(job.skipped) - len(problems)
+        what = "images" if all(i.kind == "image" for i in job.items) else "inputs"
+        say(f"translated {done} of {len(job.items) + len(job.skipped)} {what} into {'a new folder, ' if new else ''}{job.output}")
+    if problems:
+        names = "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else "")
+        raise PartialError(f"{len(problems)} input(s) skipped or incomplete ({names}); the rest is in {job.output}", job.output)
+    return job.output
+
+
+def _one_image(tr, item, holder: list, tile: bool, overlap: int | None, batch: int, progress) -> None:
+    from ganctl import images
+
+    img = holder.pop()
+    if tile:
+        n = tr.tiles(img.width, img.height, overlap)
+        pixels = tr.pixels(img)
+        del img  # the PIL image (4 bytes a pixel) goes; the uint8 pixels stay
+        with progress(n, "tiles") as bar:
+            out = tr.tiled(pixels, overlap, batch, advance=bar.advance)
+    else:
+        out = tr.images([img])[0]
+    images.save_image(out, item.output)
+
+
+def _one_video(tr, item, batch: int, progress) -> list[str]:
+    from ganctl import translate_video
+
+    lines: list[str] = []
+    with progress(0, "frames") as bar:
+        def warn(text: str) -> None:
+            lines.append(text.removeprefix("warning: "))
+            bar.message(text)
+
+        if item.kind == "gif":
+            translate_video.translate_gif(item.input, item.output, tr.images, batch=batch, advance=bar.advance, set_total=bar.set_total)
+        else:
+            translate_video.translate_video(item.input, item.output, tr.images, batch=batch, warn=warn,
+                                            advance=bar.advance, set_total=bar.set_total)
+    return lines
+
+
+def _many(tr, items, size, max_pixels, tile, overlap, batch, workers, progress) -> list[str]:
+    """Every item of a folder, glob or list: images in batches, decoded and written by ``workers``
+    threads beside the generator; videos one after another. Returns the problems, one line each."""
+    import collections
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ganctl import images
+
+    problems: list[str] = []
+    warned = [False]
+    with progress(len(items), "images") as bar, ThreadPoolExecutor(max(1, workers)) as pool:
+        def skip(line: str) -> None:
+            problems.append(line)
+            bar.message(f"warning: skipped {line}")
             bar.advance()
-    say(f"translated {len(files) - len(failed)} of {len(files)} images into {'a new folder, ' if new else ''}{out}")
-    if failed:
-        raise GanctlError(f"{len(failed)} file(s) could not be read: {', '.join(str(p) for p in failed[:5])}{' ...' if len(failed) > 5 else ''}")
-    return out
+
+        def load(item):
+            try:
+                return item, _open(item.input, size, max_pixels, tile)
+            except GanctlError as e:
+                return item, e
+
+        pending: collections.deque = collections.deque()
+        queue = iter([i for i in items if i.kind == "image"])
+        writes = []
+
+        def fill() -> None:
+            while len(pending) < PREFETCH * batch and (item := next(queue, None)) is not None:
+                pending.append(pool.submit(load, item))
+
+        fill()
+        while pending:
+            group = []
+            while pending and len(group) < batch:
+                item, img = pending.popleft().result()
+                fill()
+                if isinstance(img, GanctlError):
+                    skip(str(img))
+                    continue
+                if not warned[0] and not tile and (warning := pair_warning(item.input, img)):
+                    bar.message(warning)  # once: a folder of pairs would repeat it for every file
+                    warned[0] = True
+                group.append((item, img))
+            if tile:
+                outs = [tr.tiled(img, overlap, batch) for _, img in group]
+            else:
+                try:
+                    outs = tr.images([img for _, img in group])
+                except GanctlError:  # one image too large for --max-pixels: translate the others alone
+                    outs = []
+                    for _, img in group:
+                        try:
+                            outs.extend(tr.images([img]))
+                        except GanctlError as e:
+                            outs.append(e)
+            for (item, _), out in zip(group, outs, strict=True):
+                if isinstance(out, GanctlError):
+                    skip(f"{item.input}: {out}")
+                    continue
+                writes.append(pool.submit(images.save_image, out, item.output))
+                bar.advance()
+        for w in writes:
+            w.result()
+        for item in (i for i in items if i.kind != "image"):
+            try:
+                lines = _video_in_folder(tr, item, batch, bar)
+                problems += lines
+                bar.advance()
+            except GanctlError as e:
+                skip(str(e))
+    return problems
+
+
+def _video_in_folder(tr, item, batch: int, bar) -> list[str]:
+    from ganctl import translate_video
+
+    lines: list[str] = []
+
+    def warn(text: str) -> None:
+        lines.append(text.removeprefix("warning: "))
+        bar.message(text)
+
+    if item.kind == "gif":
+        translate_video.translate_gif(item.input, item.output, tr.images, batch=batch)
+    else:
+        translate_video.translate_video(item.input, item.output, tr.images, batch=batch, warn=warn)
+    return lines

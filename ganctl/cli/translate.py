@@ -20,13 +20,22 @@ Examples:
 
   ganctl translate maps/ -o photos/ --run maps        (every image in the folder)
 
+  ganctl translate 'scans/*.tif' -o out/              (a glob; quoted, or several paths)
+
+  ganctl translate aerial.jpg --tile -o out.png       (at its own resolution, in tiles)
+
+  ganctl translate clip.mp4 -o clip_out.mp4           (a video, frame by frame, audio kept)
+
   ganctl translate labels.png -o out.png --mode eval  (deterministic network)
 """
 
 def translate(
     ctx: typer.Context,
-    source: Path = typer.Argument(None, metavar="SOURCE", help="An image, or a folder of images (searched recursively).", show_default=False),
-    output: str = typer.Option(None, "--output", "-o", help="Output image; a folder when SOURCE is a folder (default: SOURCE_translated.png or SOURCE_translated/)."),
+    source: list[str] = typer.Argument(None, metavar="SOURCE...", help="An image, a video (mp4, mov, webm, mkv, animated GIF), a folder, a glob ('scans/*.tif') or a .txt list of paths; several paths are a list.", show_default=False),
+    output: str = typer.Option(None, "--output", "-o", help="Output file for one input; the folder for several (default: beside SOURCE, SOURCE_translated.png, .mp4, or SOURCE_translated/)."),
+    recursive: bool = typer.Option(False, "--recursive", "-R", help="With a folder: its subfolders too (the output mirrors the tree)."),
+    tile: bool = typer.Option(False, "--tile", help="Translate at the image's own resolution in overlapping tiles of the training size (any size, bounded memory)."),
+    overlap: int = typer.Option(None, "--overlap", help="With --tile: the least overlap of neighbouring tiles in pixels (default: a quarter of a tile).", show_default=False),
     mode: str = typer.Option("paper", "--mode", help="paper: dropout and batch statistics at test time, as the paper and the official test script; eval: the deterministic network."),
     seed: int = typer.Option(0, "--seed", "-s", callback=seeds.option, help="Seed for the dropout of --mode paper (same seed, same output)."),
     size: int = typer.Option(None, "--size", help="Working resolution (a multiple of 256 for U-Net-256) (default: each side rounded to the nearest multiple)."),
@@ -34,27 +43,36 @@ def translate(
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A generator .safetensors file, checkpoint folder or run folder.", rich_help_panel="Model"),
     pretrained: str = typer.Option(None, "--pretrained", "-p", help="A pretrained model in the store (see 'ganctl download').", rich_help_panel="Model"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
+    precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the hardware runs it natively), fp32 or bf16 (fp16 on GPUs).", rich_help_panel="Hardware"),
+    batch: int = typer.Option(8, "--batch", help="Images, frames or tiles run together (the output does not depend on it).", rich_help_panel="Hardware"),
     max_pixels: int = typer.Option(4096 * 4096, "--max-pixels",  # inference.TRANSLATE_MAX_PIXELS (no torch import here)
                                    help="Refuse a working resolution above this many pixels (the full U-Net needs about 400 bytes a pixel); --size works at a lower one.", rich_help_panel="Hardware"),
     write_example: Path = typer.Option(None, "--write-example", help="Write a label map to try translate on (from synthetic-facades' validation split) to this file, and exit.", show_default=False),
 ) -> None:
-    """Translate images with a pix2pix generator (for example label maps to photos).
+    """Translate images and videos with a pix2pix generator (for example label maps to photos).
 
     The output has the input's resolution: the image is resized to a size the U-Net takes, and
-    the result back. Grayscale, palette and transparent images are converted first.
+    the result back; with --tile it is translated at its own scale in tiles. Grayscale, palette
+    and transparent images are converted first.
     """
     from ganctl import translation
 
     if write_example is not None:
-        if source is not None:
+        if source:
             raise typer.BadParameter("writes a label map and translates nothing: give it without SOURCE", param_hint="'--write-example'")
         ui.result(translation.write_example(write_example))
         return
-    if source is None:
-        ctx.fail("Missing argument 'SOURCE'.")
-    ui.result(translation.translate(source, output=output, mode=mode, seed=seed, size=size, run=run, checkpoint=checkpoint,
+    if not source:
+        ctx.fail("Missing argument 'SOURCE...'.")
+    try:
+        out = translation.translate(source, output=output, mode=mode, seed=seed, size=size, run=run, checkpoint=checkpoint,
                                     pretrained=pretrained, device=device, max_pixels=max_pixels, say=ui.info,
-                                    progress=ui.ItemProgress))
+                                    progress=ui.ItemProgress, recursive=recursive, tile=tile, overlap=overlap,
+                                    batch=batch, precision=precision)
+    except translation.PartialError as e:  # what was written is still the result; the error line follows
+        ui.result(e.output)
+        raise
+    ui.result(out)
 
 
 def register(app: typer.Typer) -> None:

@@ -309,26 +309,48 @@ class DownloadProgress:
 
 
 class ItemProgress:
-    """A bar over N items (images to translate) on a terminal; silent otherwise."""
+    """A bar over N items (images, tiles or frames to translate) with the rate and ETA on a
+    terminal; otherwise one line at least every :data:`HEARTBEAT_S` seconds while it runs. A total
+    of 0 is unknown until :meth:`set_total` (a video's frame count, when its header has one)."""
 
-    def __init__(self, total: int, description: str):
+    def __init__(self, total: int, description: str, clock=time.perf_counter, heartbeat_s: float = HEARTBEAT_S):
         self.total, self.description, self.progress = total, description, None
+        self.clock, self.heartbeat_s, self.done = clock, heartbeat_s, 0
 
     def __enter__(self) -> ItemProgress:
-        if bars_enabled() and self.total > 1:
+        self._t0 = self._last_line = self.clock()
+        if bars_enabled() and self.total != 1:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"), TextColumn("eta"), TimeRemainingColumn(),
                 console=err(), transient=True,
             )
             self.progress.start()
-            self.task = self.progress.add_task(self.description, total=self.total)
+            self.task = self.progress.add_task(self.description, total=self.total or None, rate="")
         return self
 
-    def advance(self) -> None:
+    def _rate(self) -> float | None:
+        secs = self.clock() - self._t0
+        return self.done / secs if secs > 0 and self.done else None
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+        if self.progress is not None and total:
+            self.progress.update(self.task, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        rate = self._rate()
+        rate_text = f"{_rate(rate)} {self.description}/s" if rate else ""
         if self.progress is not None:
-            self.progress.advance(self.task)
+            self.progress.update(self.task, advance=n, rate=rate_text)
+        elif self.clock() - self._last_line >= self.heartbeat_s:
+            self._last_line = self.clock()
+            left = f", eta {duration((self.total - self.done) / rate)}" if rate and self.total > self.done else ""
+            of = f"/{self.total}" if self.total else ""
+            info(f"{self.description} {self.done}{of}, {rate_text}{left}")
 
     def message(self, text: str) -> None:
         (self.progress.console.print if self.progress is not None else warn)(text)

@@ -218,14 +218,19 @@ def test_translate_a_folder_processes_every_image(with_run, tmp_path):
     for i in range(3):
         _img(src / f"{i}.jpg", "RGB", (40 + i, 30))
     _img(src / "sub" / "deep.png", "L", (20, 20))
-    r = invoke("translate", src, "-o", tmp_path / "outs")
+    r = invoke("translate", src, "-o", tmp_path / "top")  # subfolders only with --recursive, and said
+    assert r.exit_code == 0, r.output
+    assert "1 file(s) in subfolders" in r.stderr and "--recursive" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "top").rglob("*.png")) == ["0.png", "1.png", "2.png"]
+    r = invoke("translate", src, "-o", tmp_path / "outs", "--recursive")
     assert r.exit_code == 0, r.output
     made = sorted(p.relative_to(tmp_path / "outs").as_posix() for p in (tmp_path / "outs").rglob("*.png"))
     assert made == ["0.png", "1.png", "2.png", "sub/deep.png"]
     assert Image.open(tmp_path / "outs" / "1.png").size == (41, 30)
     (src / "broken.png").write_bytes(b"not an image")
-    line = error_line(invoke("translate", src, "-o", tmp_path / "outs2"))
-    assert "broken.png" in line
+    r = invoke("translate", src, "-o", tmp_path / "outs2", "--recursive")
+    line = error_line(r)
+    assert "broken.png" in line and r.stdout.strip() == str(tmp_path / "outs2")  # what was written is still said
     assert len(list((tmp_path / "outs2").rglob("*.png"))) == 4  # the others were still translated
 
 

@@ -1,0 +1,180 @@
+"""ganctl translate at the speed of the hardware (issue 33), whole processes, side by side.
+
+    python benchmarks/translate_speed.py tile   [--side 12000]            # --tile: time, peak memory
+    python benchmarks/translate_speed.py folder --official /tmp/official  # 500 images vs test.py
+    python benchmarks/translate_speed.py video  [--seconds 30]            # a 720p video, frames/s
+    python benchmarks/translate_speed.py flicker --checkpoint G.safetensors  # paper mode on video
+
+The model is a U-Net-256 with ngf 64 (the official pix2pix size) and random pix2pix-initialised
+weights: speed and memory do not depend on what the weights learnt. ``folder`` needs the official
+code (https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix; with the mirror here:
+``mkdir /tmp/official && git --git-dir=/work/.mirror/premsuggu+pytorch-CycleGAN-and-pix2pix/repo
+archive HEAD | tar -x -C /tmp/official``) and its ``dominate`` package (``pip install dominate``);
+the official generator file is written by ``ganctl export``'s code (docs/pretrained.md).
+Every number is printed with the host's CPU model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def host() -> str:
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def model(folder: Path) -> Path:
+    """A U-Net-256 (ngf 64) generator file in ganctl's format."""
+    import torch
+
+    from ganctl import checkpoint, genspec
+    from ganctl.models.pix2pix import UNetGenerator, init_pix2pix_weights
+
+    torch.manual_seed(0)
+    g = dict(in_channels=3, out_channels=3, ngf=64, num_downs=8, norm="batch", dropout=True)
+    net = UNetGenerator(**g)
+    init_pix2pix_weights(net)
+    path = folder / "generator.safetensors"
+    checkpoint.save_generator(path, net, genspec.make(family="pix2pix", arch="pix2pix", generator=g, z_dim=0,
+                                                       image_size=256, channels=3, direction="AtoB"))
+    return path
+
+
+def run(cmd: list[str], **kw) -> tuple[float, float]:
+    """Wall seconds and the child's peak resident memory (GB) of one whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
+    secs = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return secs, max(peak, before) / 1e6  # ru_maxrss is in KB on Linux (the largest child so far)
+
+
+def ganctl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ganctl", "translate", *args]
+
+
+def tile(args, tmp: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    side = args.side
+    src = tmp / "big.jpg"
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (side // 100, side // 100, 3), dtype=np.uint8)
+    Image.fromarray(small).resize((side, side), Image.Resampling.BILINEAR).save(src, quality=90)
+    gen = model(tmp)
+    secs, peak = run(ganctl(str(src), "--tile", "-c", str(gen), "-o", str(tmp / "out.png"), "--mode", args.mode))
+    print(f"tile {side}x{side} ({args.mode}): {secs:.0f} s, peak resident {peak:.2f} GB [{host()}]", flush=True)
+
+
+def folder(args, tmp: Path) -> None:
+    from PIL import Image
+
+    if not args.official or not (Path(args.official) / "test.py").is_file():
+        sys.exit("--official: the official checkout's folder (see this file's docstring for how to get it)")
+    gen = model(tmp)
+    from ganctl import pretrained_export  # what 'ganctl export RUN' writes: the official state_dict layout
+
+    for w, h in ((256, 256), (1024, 768)):
+        data = tmp / f"data{w}"
+        (data / "test").mkdir(parents=True)
+        for i in range(args.n):
+            img = Image.new("RGB", (w, h), (i % 255, 90, 160))
+            img.paste((255 - i % 255, 20, 40), (w // 4, h // 4, w // 2, h // 2))
+            img.save(data / "test" / f"{i:04d}.jpg", quality=92)
+        ckpt = tmp / f"official{w}" / "bench"
+        ckpt.mkdir(parents=True)
+        made, _ = pretrained_export.export(gen, ckpt / "latest_net_G.pth")
+        official = [sys.executable, "test.py", "--dataroot", str(data / "test"), "--name", "bench", "--model", "test",
+                    "--netG", "unet_256", "--direction", "AtoB", "--dataset_mode", "single", "--norm", "batch",
+                    "--checkpoints_dir", str(ckpt.parent), "--results_dir", str(tmp / f"res{w}"),
+                    "--num_test", str(args.n), "--gpu_ids", "-1"]
+        ours = ganctl(str(data / "test"), "-c", str(gen), "-o", str(tmp / f"ours{w}"), "--size", "256")
+        t_off, _ = run(official, cwd=args.official)
+        t_us, _ = run(ours)
+        print(f"folder {args.n} images {w}x{h}: official test.py {args.n / t_off:.2f} img/s, ganctl translate "
+              f"{args.n / t_us:.2f} img/s ({t_off / t_us:.2f}x) [{host()}]", flush=True)
+        shutil.rmtree(data)
+
+
+def video(args, tmp: Path) -> None:
+    import av
+    import numpy as np
+
+    src = tmp / "clip.mp4"
+    n = int(args.seconds * 30)
+    with av.open(str(src), "w") as out:
+        s = out.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 1280, 720, "yuv420p"
+        for i in range(n):
+            arr = np.full((720, 1280, 3), (40, 120, 200), np.uint8)
+            arr[:, (8 * i) % 1200 : (8 * i) % 1200 + 80] = 230
+            out.mux(s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")))
+        out.mux(s.encode(None))
+    gen = model(tmp)
+    for size in ([], ["--size", "256"]):
+        secs, peak = run(ganctl(str(src), "-c", str(gen), "-o", str(tmp / "out.mp4"), *size))
+        what = "at 256x256" if size else "at 1280x768"
+        print(f"video {args.seconds:g} s 720p ({n} frames) {what}: {n / secs:.2f} frames/s, peak {peak:.2f} GB [{host()}]", flush=True)
+
+
+def flicker(args, tmp: Path) -> None:
+    """Mean change between consecutive output frames (of 255) in paper mode: one dropout draw for
+    every frame (what translate does) against a draw per frame, on a moving bar and a still video."""
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from ganctl import inference
+    from ganctl.translator import Translator
+    from tests.videos import frame
+
+    if not args.checkpoint:
+        sys.exit("--checkpoint: a pix2pix generator.safetensors (a trained one: a random net's output barely moves)")
+    gen = inference.load_generator(Path(args.checkpoint), torch.device("cpu"))
+
+    def change(seq) -> float:
+        return float(np.mean([np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() for a, b in zip(seq[:-1], seq[1:], strict=True)]))
+
+    for name, frames in (("moving bar", [frame(i, 128, 128) for i in range(16)]), ("still", [frame(0, 128, 128)] * 8)):
+        same = Translator(gen, "paper", 0, None, None, "fp32").images(frames)
+        fresh = [Translator(gen, "paper", i, None, None, "fp32").images([f])[0] for i, f in enumerate(frames)]
+        print(f"flicker, {name}: input {change(frames):.2f}, one draw {change(same):.2f}, a draw per frame "
+              f"{change(fresh):.2f} (mean |frame t+1 - frame t| of 255) [{host()}]", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["tile", "folder", "video", "flicker"])
+    p.add_argument("--checkpoint")
+    p.add_argument("--side", type=int, default=12000)
+    p.add_argument("--mode", default="paper")
+    p.add_argument("--official")
+    p.add_argument("-n", type=int, default=500)
+    p.add_argument("--seconds", type=float, default=30)
+    args = p.parse_args()
+    os.environ.setdefault("PYTHONPATH", str(ROOT))
+    with tempfile.TemporaryDirectory() as tmp:
+        {"tile": tile, "folder": folder, "video": video, "flicker": flicker}[args.what](args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
