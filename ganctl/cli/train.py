@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 
 import typer
@@ -46,6 +48,12 @@ Examples:
 
   ganctl train pix2pix --dataset ./my_pairs --direction BtoA --epochs 100 --epochs-decay 50
 
+  ganctl train cyclegan --dataset synthetic-facades-unpaired
+
+  ganctl train cyclegan --dataset horse2zebra
+
+  ganctl train cyclegan --dataset ./photos:./paintings --image-size 128
+
   ganctl train dcgan --resume --epochs 30
 
   ganctl train dcgan --dataset mnist --epochs 40 --save-every 5 --keep-epochs 20
@@ -86,15 +94,6 @@ def train(
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="Images per batch (with several processes: in all, split evenly over them).", rich_help_panel="Training"),
     lr: float = typer.Option(None, "--lr", help="Learning rate of both networks.", rich_help_panel="Training"),
     seed: int = typer.Option(None, "--seed", callback=seeds.option, help="Seed for weights, noise and batch order (default: 0).", rich_help_panel="Training"),
-    n_critic: int = typer.Option(None, "--n-critic", help=_only("--n-critic", "Critic steps per generator step (default: 5)."), rich_help_panel="Wasserstein"),
-    clip: float = typer.Option(None, "--clip", help=_only("--clip", "Clip every critic weight to +-CLIP after each critic step (default: 0.01 for weight clipping, off with a gradient penalty)."), rich_help_panel="Wasserstein"),
-    lambda_gp: float = typer.Option(None, "--lambda-gp", help=_only("--lambda-gp", "Gradient penalty weight (default: 10 with a gradient penalty, off for weight clipping)."), rich_help_panel="Wasserstein"),
-    direction: str = typer.Option(None, "--direction", help=_only("--direction", "AtoB or BtoA: which side of each pair is the input (default: the dataset's)."), rich_help_panel="pix2pix"),
-    epochs_decay: int = typer.Option(None, "--epochs-decay", help=_only("--epochs-decay", "Of the --epochs, how many at the end decay the learning rate linearly to 0 (default: half)."), rich_help_panel="pix2pix"),
-    lambda_l1: float = typer.Option(None, "--lambda-l1", help=_only("--lambda-l1", "Weight of the L1 loss; 0 trains with the GAN loss alone (default: 100)."), rich_help_panel="pix2pix"),
-    no_gan: bool = typer.Option(False, "--no-gan", help=_only("--no-gan", "Train the generator with the L1 loss alone (no discriminator)."), rich_help_panel="pix2pix"),
-    ngf: int = typer.Option(None, "--ngf", help=_only("--ngf", "Generator base width (default: 64)."), rich_help_panel="pix2pix"),
-    ndf: int = typer.Option(None, "--ndf", help=_only("--ndf", "Discriminator base width (default: 64)."), rich_help_panel="pix2pix"),
     eval_every: int = typer.Option(None, "--eval-every", help="Run 'ganctl evaluate' every N epochs and record the numbers (labelled datasets).", rich_help_panel="Training"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16 (auto: bf16 where the hardware runs it fast: CUDA GPUs from Ampere on, CPUs with AMX or AVX-512 BF16; fp16: GPUs, with loss scaling).", rich_help_panel="Hardware"),
@@ -112,6 +111,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run named by --name (default: the newest run of MODEL).", rich_help_panel="Run"),
     log: list[str] = typer.Option(None, "--log", metavar="TRACKER", help="Also send the run to an experiment tracker: tensorboard (event files in RUN/tensorboard), wandb (offline unless logged in or WANDB_MODE says otherwise) or mlflow (MLFLOW_TRACKING_URI). Repeatable. Each needs its extra: pip install 'ganctl[tensorboard]'. Give it again with --resume to go on logging the same tracker run.", rich_help_panel="Run", autocompletion=completion.trackers),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output; print only the run folder.", rich_help_panel="Run"),
+    **family_options: object,
 ) -> None:
     """Train a model; checkpoints, samples and metrics go to a run folder in the store."""
     from ganctl import registry
@@ -145,20 +145,12 @@ def train(
             name=name,
             resume=resume,
             mirror=mirror,
-            n_critic=n_critic,
-            clip=clip,
-            lambda_gp=lambda_gp,
             arch=arch,
             eval_every=eval_every,
             save_every=save_every,
             keep=keep,
             keep_epochs=keep_epochs,
-            direction=direction,
-            epochs_decay=epochs_decay,
-            lambda_l1=lambda_l1,
-            no_gan=no_gan,
-            ngf=ngf,
-            ndf=ndf,
+            **family_options,
             reporter=ui.TrainProgress(quiet=quiet),
             progress_for=progress.for_file,
             dist_timeout=dist_timeout,
@@ -200,5 +192,33 @@ def _finish(model: str, run_dir: Path, epochs_done: int, step: int, interrupted:
     ui.result(run_dir)
 
 
+def _family_parameters() -> list[inspect.Parameter]:
+    """``train``'s options that only some families take, from their registrations: each with its
+    help, the families that take it, and a panel of its own (the first family's, by default)."""
+    params: dict[str, inspect.Parameter] = {}
+    for fam in registry.FAMILIES.values():
+        for opt in fam.all_options():
+            if opt.name in params:
+                continue
+            panel = opt.panel or fam.name
+            if opt.switch_off:
+                default, kind = typer.Option(False, opt.flag, help=_only(opt.flag, opt.help), rich_help_panel=panel), bool
+            else:
+                default = typer.Option(None, opt.flag, help=_only(opt.flag, opt.help), rich_help_panel=panel)
+                kind = opt.type
+            params[opt.name] = inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+    return list(params.values())
+
+
 def register(app: typer.Typer) -> None:
-    app.command(epilog=EXAMPLES, rich_help_panel="Train")(train)
+    """``train`` with every registered family's own options added to its signature (typer reads
+    the options from it), passed on to :func:`run_training` as they are."""
+    sig = inspect.signature(train)
+    fixed = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+
+    @functools.wraps(train)
+    def command(**kw):
+        return train(**kw)
+
+    command.__signature__ = sig.replace(parameters=[*fixed, *_family_parameters()])
+    app.command(epilog=EXAMPLES, rich_help_panel="Train")(command)
