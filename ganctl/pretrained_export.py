@@ -21,6 +21,7 @@ def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ganctl.checkpoint import check_finite
     from ganctl.generators import resolve_checkpoint
     from ganctl.pix2pix_official import ganctl_to_official, save_official_file
 
@@ -38,6 +39,7 @@ def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{src} is not a readable safetensors file ({e}); it may be truncated") from e
     net = build_unet(arch, state, str(src))
+    check_finite(src, net)
     out = Path(out_path).expanduser()
     if out.is_dir() or str(out_path).endswith(("/", os.sep)):
         out = out / OFFICIAL_FILE
