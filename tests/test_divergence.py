@@ -240,3 +240,20 @@ def test_pix2pix_commands_refuse_a_generator_that_is_not_finite(tmp_path, args):
     line = error_line(invoke(*filled))
     assert f"the weights in {gen} are not finite" in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("precision", "saved", "want"), [
+    ("fp32", False, "no checkpoint was saved before it: start again with a lower --lr (this run's is 0.0002)"),
+    ("bf16", False, "no checkpoint was saved before it: start again with a lower --lr (this run's is 0.0002) or --precision fp32"),
+    ("bf16", True, "checkpoints/epoch_0003, saved before it, is kept: continue from it in full precision with "
+                   "'ganctl train gan --resume --name r --precision fp32', or start a new run with a lower --lr"),
+])
+def test_what_to_try_names_the_kept_checkpoint_and_full_precision(tmp_path, precision, saved, want):
+    from ganctl.runtime import Runtime
+    from ganctl.trainer import _after_divergence
+
+    cfg = make_config("gan", "digits", "r", channels=1, classes=None, preset_key="digits")
+    if saved:
+        (tmp_path / "checkpoints" / "epoch_0003").mkdir(parents=True)
+        (tmp_path / "checkpoints" / "latest").write_text("epoch_0003\n")
+    assert want in _after_divergence(cfg, Runtime(torch.device("cpu"), precision, False, True), tmp_path)
