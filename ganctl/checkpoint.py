@@ -120,16 +120,17 @@ def nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
     return None
 
 
-def check_finite(path: Path, module: nn.Module) -> None:
+USE_ADVICE = "the run diverged before it saved them; use an earlier checkpoint with --checkpoint, or train again with a lower --lr"
+
+
+def check_finite(path: Path, module: nn.Module, advice: str = USE_ADVICE) -> None:
     """A CheckpointError naming ``path`` when the weights loaded from it into ``module`` are not
     all finite: a generator from a run that diverged draws every pixel black or white (two values)
     and exports that fail their own check, so it is refused before it is used."""
     bad = nonfinite(module.state_dict())
     if bad is not None:
-        raise CheckpointError(
-            f"the weights in {path} are not finite ({bad} holds NaN or infinite values): the run diverged "
-            "before it saved them; use an earlier checkpoint with --checkpoint, or train again with a lower --lr"
-        )
+        raise CheckpointError(f"the weights in {path} are not finite ({bad} holds NaN or infinite values)"
+                              + (f": {advice}" if advice else ""))
 
 
 def match_dtypes(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:

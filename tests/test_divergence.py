@@ -257,3 +257,19 @@ def test_what_to_try_names_the_kept_checkpoint_and_full_precision(tmp_path, prec
         (tmp_path / "checkpoints" / "epoch_0003").mkdir(parents=True)
         (tmp_path / "checkpoints" / "latest").write_text("epoch_0003\n")
     assert want in _after_divergence(cfg, Runtime(torch.device("cpu"), precision, False, True), tmp_path)
+
+
+def test_resume_skips_a_non_finite_checkpoint_an_older_ganctl_saved(tmp_path):
+    """Before this check ganctl saved NaN weights; a resume from them only diverges again, so it
+    takes the newest finite checkpoint (the NaN one is moved aside, as a damaged one is)."""
+    G, D = nn.Linear(4, 3), nn.Linear(3, 1)
+    saver = _saver(tmp_path, G, D, keep=2)
+    saver.save("epoch_0001", Position(1, 0, 3))
+    saver.save("epoch_0002", Position(2, 0, 6))
+    saver.wait()
+    _poison(tmp_path / "run" / "checkpoints" / "epoch_0002" / checkpoint.GENERATOR)
+    said = []
+    assert _saver(tmp_path, G, D, keep=2).restore(said.append) == Position(1, 0, 3)
+    assert "warning: skipping checkpoint epoch_0002: the weights in" in said[0]
+    assert "are not finite (weight holds NaN or infinite values) (moved to checkpoints/.broken-epoch_0002)" in said[0]
+    assert said[1] == "resuming from checkpoints/epoch_0001 (epoch 2, batch 0)"

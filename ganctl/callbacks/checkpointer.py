@@ -151,8 +151,10 @@ class Checkpointer(Callback):
             say(f"removed {gone.relative_to(run_dir)} (left by an interrupted save)")
         for ckpt in checkpoint.candidates(run_dir):
             try:
-                checkpoint.load_weights(ckpt / checkpoint.GENERATOR, self.G)
-                checkpoint.load_weights(ckpt / checkpoint.DISCRIMINATOR, self.D)
+                for name, net in ((checkpoint.GENERATOR, self.G), (checkpoint.DISCRIMINATOR, self.D)):
+                    checkpoint.load_weights(ckpt / name, net)
+                    # saved by a ganctl that did not refuse them: resuming would only diverge again
+                    checkpoint.check_finite(ckpt / name, net, advice="")
                 state = checkpoint.load_trainer(ckpt)
                 for name, opt in self.objective.optimizers().items():
                     opt.load_state_dict(state.optimizers[name])
