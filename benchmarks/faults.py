@@ -1,4 +1,5 @@
-"""Kill trainings and check that they resume bit-identically (issue 15, item 10).
+"""Kill trainings, or make them diverge, and check that they resume bit-identically (issue 15,
+item 10; issue 31, item 1).
 
 A tiny ``ganctl train gan`` run (48 random 8x8 images, 3 batches an epoch) is trained once
 without interruption, recording every fault point of its checkpoint saves (the test hook
@@ -12,8 +13,16 @@ incomplete folder under a checkpoint's name), then ``ganctl train gan --resume``
 and its final generator, discriminator and metrics are compared bit for bit with the
 uninterrupted run's.
 
-    python benchmarks/faults.py                      # every save point, 5 random kills
+Divergence (benchmarks/divergence.py): a second tiny run (2 epochs of 12 batches, so the metrics
+are read back inside an epoch as well as at its end) is made to diverge by setting its generator's
+weights to NaN right after its N-th generator update, for each N (the benchmark patches the
+objective in the child process; ganctl has no hook for it). Training must stop with its one-line error, ``latest`` must
+name the last checkpoint saved before step N (or none exist), every checkpoint must hold finite
+weights, and ``ganctl train --resume`` must train to the end, bit-identical to the uninterrupted run.
+
+    python benchmarks/faults.py                      # every save point, 5 random kills, divergence at every step
     python benchmarks/faults.py --random 10 --write  # and update docs/benchmarks.md
+    python benchmarks/faults.py --points none --random 0 --diverge all --write   # divergence alone
 """
 
 from __future__ import annotations
@@ -58,9 +67,9 @@ def _env(home: Path, **extra: str) -> dict:
     return env
 
 
-def train_args(dataset: Path, epochs: int) -> list[str]:
-    return ["train", "gan", "--dataset", str(dataset), "--image-size", "8", "--batch-size", "16", "--epochs", str(epochs),
-            "--device", "cpu", "--precision", "fp32", "--name", NAME]
+def train_args(dataset: Path, epochs: int, batch_size: int = 16) -> list[str]:
+    return ["train", "gan", "--dataset", str(dataset), "--image-size", "8", "--batch-size", str(batch_size),
+            "--epochs", str(epochs), "--device", "cpu", "--precision", "fp32", "--name", NAME]
 
 
 def resume_args(epochs: int) -> list[str]:
@@ -147,6 +156,7 @@ class Reference:
     points: list[str]  # label of fault point n+1
     state: tuple[dict, list]
     train_seconds: float
+    batch_size: int = 16
 
 
 def _start(home: Path, args: list[str], **env: str) -> tuple[subprocess.Popen, float]:
@@ -160,16 +170,16 @@ def _start(home: Path, args: list[str], **env: str) -> tuple[subprocess.Popen, f
     return proc, time.perf_counter()
 
 
-def reference(workdir: Path, dataset: Path, epochs: int) -> Reference:
-    home = workdir / "reference"
-    log = workdir / "points.log"
-    proc, started = _start(home, train_args(dataset, epochs), GANCTL_FAULT_LOG=str(log))
+def reference(workdir: Path, dataset: Path, epochs: int, batch_size: int = 16) -> Reference:
+    home = Path(tempfile.mkdtemp(prefix="reference-", dir=workdir))
+    log = home.with_suffix(".points")
+    proc, started = _start(home, train_args(dataset, epochs, batch_size), GANCTL_FAULT_LOG=str(log))
     rest = proc.stderr.read()
     if proc.wait() != 0:
         raise SystemExit(f"the uninterrupted run failed:\n{rest}")
     seconds = time.perf_counter() - started
     points = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
-    return Reference(dataset, epochs, points, final_state(home, epochs), seconds)
+    return Reference(dataset, epochs, points, final_state(home, epochs), seconds, batch_size)
 
 
 @dataclass
@@ -253,21 +263,13 @@ def summarise(trials: list[Trial]) -> dict:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--epochs", type=int, default=3, help="epochs of the run (3: the last save also prunes)")
-    ap.add_argument("--random", type=int, default=5, help="kills at random moments")
-    ap.add_argument("--points", default="all", help="'all' save points, or a comma list of point numbers")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the random moments")
-    ap.add_argument("--write", action="store_true", help="update the section in docs/benchmarks.md")
-    args = ap.parse_args()
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    workdir = Path(tempfile.mkdtemp(prefix="ganctl-faults-"))
-    t0 = time.perf_counter()
+def _kills(args, workdir: Path) -> tuple[dict, Reference, int] | None:
+    """The kill trials: (summary, reference, save points tried), or None when none were asked for."""
+    if args.points == "none" and not args.random:
+        return None
     ref = reference(workdir, make_dataset(workdir / "images"), args.epochs)
     print(f"uninterrupted run: {len(ref.points)} save fault points, training {ref.train_seconds:.1f} s", file=sys.stderr)
-    points = range(1, len(ref.points) + 1) if args.points == "all" else [int(x) for x in args.points.split(",")]
+    points = {"all": range(1, len(ref.points) + 1), "none": []}.get(args.points) or [int(x) for x in args.points.split(",")]
     plan: list[tuple[str, object]] = [("point", n) for n in points]
     plan += [("random", None)] * args.random
     rng = random.Random(args.seed)
@@ -282,15 +284,55 @@ def main() -> None:
         ok = t.resumed and t.identical and t.latest_final and all(c in ("ok", "behind") for c in t.checks)
         print(f"{'ok ' if ok else 'BAD'} {t.what}: after kill {t.checks} resumed={t.resumed} identical={t.identical}"
               f"{' ' + t.detail if t.detail else ''}", file=sys.stderr)
-    s = summarise(trials)
-    minutes = (time.perf_counter() - t0) / 60
-    shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(s))
-    if args.write:
-        from report import machine, write_section
+    return summarise(trials), ref, len(list(points))
 
-        n_points = len(list(points))
-        body = f"""Measured on {machine()} in {minutes:.0f} min: `python benchmarks/faults.py --epochs {args.epochs} --random {args.random}{'' if args.points == 'all' else ' --points ' + args.points}`.
+
+def _divergences(args, workdir: Path) -> tuple[dict, Reference] | None:
+    """The divergence trials (benchmarks/divergence.py): (summary, reference), or None."""
+    if args.diverge == "none":
+        return None
+    from divergence import BATCH, diverged, summarise_divergence
+
+    ref = reference(workdir, make_dataset(workdir / "images"), 2, BATCH)
+    steps = 2 * 48 // BATCH
+    afters = range(1, steps + 1) if args.diverge == "all" else [int(x) for x in args.diverge.split(",")]
+    trials = []
+    for after in afters:
+        t = diverged(workdir, ref, after)
+        trials.append(t)
+        print(f"{'ok ' if t.ok else 'BAD'} NaN after generator update {after}: caught by {t.caught_by or '-'}, "
+              f"latest {t.kept or 'none'}, finite={t.all_finite} resumed={t.resumed} identical={t.identical}"
+              f"{' ' + t.detail if t.detail else ''}", file=sys.stderr)
+    return summarise_divergence(trials), ref
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--epochs", type=int, default=3, help="epochs of the run (3: the last save also prunes)")
+    ap.add_argument("--random", type=int, default=5, help="kills at random moments")
+    ap.add_argument("--points", default="all", help="'all' save points, 'none', or a comma list of point numbers")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random moments")
+    ap.add_argument("--diverge", default="all", help="generator updates after which the weights go NaN: "
+                    "'all' (each of the divergence run's 24), 'none', or a comma list")
+    ap.add_argument("--write", action="store_true", help="update the sections in docs/benchmarks.md")
+    args = ap.parse_args()
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    workdir = Path(tempfile.mkdtemp(prefix="ganctl-faults-"))
+    t0 = time.perf_counter()
+    kills = _kills(args, workdir)
+    kill_minutes = (time.perf_counter() - t0) / 60
+    divergence = _divergences(args, workdir)
+    diverge_minutes = (time.perf_counter() - t0) / 60 - kill_minutes
+    shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps({"kills": kills[0] if kills else None, "divergence": divergence[0] if divergence else None}))
+    if not args.write:
+        return
+    from report import machine, write_section
+
+    if kills:
+        s, ref, n_points = kills
+        body = f"""Measured on {machine()} in {kill_minutes:.0f} min: `python benchmarks/faults.py --epochs {args.epochs} --random {args.random}{'' if args.points == 'all' else ' --points ' + args.points} --diverge none`.
 A tiny `ganctl train gan` run ({args.epochs} epochs of 3 batches; {len(ref.points)} fault points in its saves) killed with SIGKILL
 at {n_points} save fault points (each write, fsync and rename of a checkpoint save, prune and `latest`) and at
 {args.random} random moments; after each, `ganctl train --resume` to the end.
@@ -302,6 +344,20 @@ at {n_points} save fault points (each write, fsync and rename of a checkpoint sa
 {'' if not s['not_killed'] else f"{s['not_killed']} random kill(s) came after the run had finished and are not counted."}
 """
         print(f"wrote {write_section('faults', '## Fault injection: kills and bit-exact resume', body)}", file=sys.stderr)
+    if divergence:
+        d, ref = divergence
+        n = d["runs"]
+        body = f"""Measured on {machine()} in {diverge_minutes:.0f} min: `python benchmarks/faults.py --points none --random 0 --diverge {args.diverge}`.
+A tiny `ganctl train gan` run (2 epochs of 12 batches, fp32 on the CPU, the default `--keep 1`) whose generator's
+weights are set to NaN right after its N-th generator update, for {'each N from 1 to 24' if args.diverge == 'all' else 'N in ' + args.diverge};
+then `ganctl train --resume` (unpatched) to the end. Caught by the metrics: a read-back of the losses (every 10
+steps on a CPU) saw them non-finite before the next save; by the save: the weights about to be saved were not finite.
+
+| runs | stopped with the one-line divergence error | caught by the metrics | caught by the save | `latest` = the last checkpoint saved before the NaN (none in epoch 1) | every checkpoint finite | checkpoints consistent | resumed to the end | final weights and metrics bit-identical to the uninterrupted run |
+|---|---|---|---|---|---|---|---|---|
+| {n} | {d['stopped']} of {n} | {d['caught_by_metrics']} | {d['caught_by_save']} | {d['kept_right']} of {n} | {d['all_finite']} of {n} | {d['consistent']} of {n} | {d['resumed']} of {n} | {d['bit_identical']} of {n} |
+"""
+        print(f"wrote {write_section('divergence', '## Fault injection: a run that diverges', body)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,16 @@ class CheckpointError(GanctlError):
     """A checkpoint that is missing, corrupt, or does not fit the model."""
 
 
+class DivergedError(GanctlError):
+    """Training whose losses or weights became NaN or infinite. ``epoch`` (1-based) and ``step``
+    say where it was found; ``advice`` (what to try, which checkpoint is kept) is added by the
+    trainer, which knows the run."""
+
+    def __init__(self, what: str, epoch: int, step: int, advice: str = ""):
+        self.what, self.epoch, self.step = what, epoch, step
+        super().__init__(f"training diverged in epoch {epoch} (found at step {step}): {what}" + (f"; {advice}" if advice else ""))
+
+
 class StoreError(GanctlError):
     """A store name that is refused, or a store write that failed."""
 

@@ -108,6 +108,7 @@ def load_generator(path: Path, device: torch.device, family: str | None = None) 
     except (TypeError, ValueError, KeyError, AssertionError, RuntimeError) as e:
         raise CheckpointError(f"{path} describes no {meta['arch']} generator that can be built ({e})") from e
     checkpoint.load_weights(path, net, assign=True)
+    checkpoint.check_finite(path, net)  # on the host, before it moves: one pass over the weights
     net.to(device).eval()
     return LoadedGenerator(net, meta, path)
 

@@ -22,6 +22,7 @@ def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict
     from safetensors.torch import load_file
 
     from ganctl import cyclegan_official, pix2pix_official
+    from ganctl.checkpoint import check_finite
     from ganctl.generators import resolve_checkpoint
 
     src = resolve_checkpoint(Path(generator_path))
@@ -39,6 +40,7 @@ def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict
         raise CheckpointError(f"{src} is not a readable safetensors file ({e}); it may be truncated") from e
     resnet = meta["arch"] == cyclegan_official.ARCH
     net = (build_resnet if resnet else build_unet)(arch, state, str(src))
+    check_finite(src, net)
     convert = cyclegan_official.ganctl_to_official if resnet else pix2pix_official.ganctl_to_official
     out = Path(out_path).expanduser()
     if out.is_dir() or str(out_path).endswith(("/", os.sep)):

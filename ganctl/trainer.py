@@ -23,6 +23,7 @@ from ganctl.callbacks.animation import ProgressAnimation
 from ganctl.callbacks.progress import NullReporter, Reporter
 from ganctl.callbacks.trackers import build as build_trackers
 from ganctl.config import TrainConfig
+from ganctl.errors import DivergedError
 from ganctl.runtime import Runtime
 from ganctl.store import run_lock
 from ganctl.timing import Stopwatch
@@ -144,6 +145,8 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         saver,
         *shows,
         log,
+        # after the log (it looks at the rows read back), before the checkpoint is published
+        callbacks.DivergenceGuard(log, nets, scaled=bool(obj.scalers())),
         callbacks.PublishCheckpoint(saver),  # after the log has the epoch's rows on disk
         callbacks.LossChart(run_dir, log, title, not_charted=variant.objective.not_charted),
         callbacks.Progress(reporter, cfg, rt, log),
@@ -156,10 +159,32 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
     if distributed.world().active:
         steps.append(EpochSync())
         agree = distributed.any_rank
-    res = engine.fit(obj, feeder, steps, epochs=cfg.epochs, start=start, agree=agree)
-    if res.interrupted:  # a Ctrl-C always saves, also after an epoch that --save-every skipped
-        saver.save_stop(res.position)
+    try:
+        res = engine.fit(obj, feeder, steps, epochs=cfg.epochs, start=start, agree=agree)
+        if res.interrupted:  # a Ctrl-C always saves, also after an epoch that --save-every skipped
+            saver.save_stop(res.position)
+    except DivergedError as e:  # the fit has ended (its writes are on disk): say what is kept and what to try
+        raise DivergedError(e.what, e.epoch, e.step, advice=_after_divergence(cfg, rt, run_dir)) from e
     return TrainResult(run_dir, res.position.epoch, res.position.step, res.interrupted, saver.last, log.summary)
+
+
+def _after_divergence(cfg: TrainConfig, rt: Runtime, run_dir: Path) -> str:
+    """What to try after a divergence, naming the checkpoint kept (the newest: a non-finite one is
+    never saved). A resume in the same precision repeats the same steps (exact resume), so it is
+    offered with fp32 where the run used less; a lower --lr needs a new run (--resume keeps the run's)."""
+    from ganctl import retention
+
+    lower = f"a lower --lr (this run's is {cfg.lr:g})"
+    kept = retention.newest(run_dir / "checkpoints")
+    if kept is None:
+        fp32 = " or --precision fp32" if rt.precision != "fp32" else ""
+        return f"no checkpoint was saved before it: start again with {lower}{fp32}"
+    resume = f"'ganctl train {cfg.family} --resume --name {cfg.run_name}"
+    if rt.precision != "fp32":
+        return (f"checkpoints/{kept.name}, saved before it, is kept: continue from it in full precision with "
+                f"{resume} --precision fp32', or start a new run with {lower}")
+    return (f"checkpoints/{kept.name}, saved before it, is kept ({resume}' continues from it, but an exact resume "
+            f"repeats the same steps): start a new run with {lower}")
 
 
 def _warn_other_world(run_dir: Path, reporter: Reporter) -> None:

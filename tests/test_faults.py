@@ -4,6 +4,7 @@ and ``latest`` never names an incomplete checkpoint. The harness is benchmarks/f
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import random
@@ -74,3 +75,16 @@ def test_kills_at_every_save_point_and_at_random_moments(tmp_path):
         if t.killed and _problem(t):
             problems.append(f"{t.what}: {_problem(t)}")
     assert problems == []
+
+
+@pytest.mark.slow
+def test_a_run_that_diverges_keeps_its_last_finite_checkpoint_and_resumes(tmp_path):
+    """benchmarks/divergence.py's trials (issue 31, item 1) at three moments of a 2-epoch run of 12
+    batches: inside epoch 2 (a read-back of the losses catches it), at the end of epoch 1 and at
+    the end of the run (the save catches it); about a minute on 2 cores."""
+    divergence = importlib.import_module("divergence")  # benchmarks/ is on sys.path (faults.py puts it there)
+    ref = faults.reference(tmp_path, faults.make_dataset(tmp_path / "images"), 2, divergence.BATCH)
+    trials = {after: divergence.diverged(tmp_path, ref, after) for after in (15, 12, 24)}
+    assert {a: (t.caught_by, t.kept) for a, t in trials.items()} == {
+        15: ("metrics", "epoch_0001"), 12: ("save", ""), 24: ("save", "epoch_0001")}
+    assert [a for a, t in trials.items() if not t.ok] == [], [t.detail for t in trials.values()]

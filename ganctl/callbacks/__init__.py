@@ -2,16 +2,17 @@
 
 :func:`ganctl.trainer.train` builds the list for a run: the epoch pictures and numbers of its data
 kind (:mod:`.pictures`), the metrics log and loss chart (:mod:`.metrics`), the checkpointer
-(:mod:`.checkpointer`), the progress display (:mod:`.progress`), the experiment trackers of
-``--log`` (:mod:`.trackers`) and the session log (:mod:`.session`), in that order: each reads
-what the ones before it put in ``loop.logs``.
+(:mod:`.checkpointer`), the divergence guard (:mod:`.divergence`), the progress display
+(:mod:`.progress`), the experiment trackers of ``--log`` (:mod:`.trackers`) and the session log
+(:mod:`.session`), in that order: each reads what the ones before it put in ``loop.logs``.
 """
 
 from ganctl.callbacks.checkpointer import Checkpointer, PublishCheckpoint
+from ganctl.callbacks.divergence import DivergenceGuard
 from ganctl.callbacks.metrics import LossChart, MetricsLog
 from ganctl.callbacks.pictures import Evaluation, PairValidation, SampleGrid
 from ganctl.callbacks.progress import NullReporter, Progress, Reporter
 from ganctl.callbacks.session import SessionLog
 
-__all__ = ["Checkpointer", "Evaluation", "LossChart", "MetricsLog", "NullReporter", "PairValidation", "Progress", "PublishCheckpoint",
+__all__ = ["Checkpointer", "DivergenceGuard", "Evaluation", "LossChart", "MetricsLog", "NullReporter", "PairValidation", "Progress", "PublishCheckpoint",
            "Reporter", "SampleGrid", "SessionLog"]

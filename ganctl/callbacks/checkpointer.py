@@ -14,7 +14,7 @@ from torch import nn
 
 from ganctl import checkpoint, retention
 from ganctl.engine import Callback, Loop, Position
-from ganctl.errors import CheckpointError
+from ganctl.errors import CheckpointError, DivergedError
 
 
 def _mps_available() -> bool:
@@ -27,6 +27,18 @@ def _until(gate: threading.Event) -> None:
     while not gate.wait(0.5):
         if not threading.main_thread().is_alive():
             return
+
+
+def _check_finite(snap: checkpoint.Snapshot, pos: Position) -> None:
+    """A DivergedError when the snapshot's weights are not all finite: it is never written, so it
+    neither replaces the last finite checkpoint as ``latest`` nor makes retention (``--keep``)
+    prune it. Checked on the host copies the save makes anyway, so no step waits for it."""
+    for name, tensors in snap.networks.items():
+        bad = checkpoint.nonfinite(tensors)
+        if bad is not None:
+            epoch = pos.epoch if pos.batch == 0 else pos.epoch + 1  # the epoch just ended, or the one in progress
+            raise DivergedError(f"the {name}'s weights are not finite ({bad} holds NaN or infinite values), "
+                                "so they were not saved", epoch, pos.step)
 
 
 class PublishCheckpoint(Callback):
@@ -104,6 +116,7 @@ class Checkpointer(Callback):
         )
         self.wait()  # one write at a time, in order; a failed one stops training here
         snap = checkpoint.snapshot(self.nets, self.files, self.specs, state)
+        _check_finite(snap, pos)
         args = (self.run_dir, tag, snap, self.keep, self.keep_epochs)
         if self._pool is None:
             checkpoint.write(*args)
@@ -139,6 +152,8 @@ class Checkpointer(Callback):
             try:
                 for name, net in self.nets.items():
                     checkpoint.load_weights(ckpt / self.files[name], net)
+                    # saved by a ganctl that did not refuse them: resuming would only diverge again
+                    checkpoint.check_finite(ckpt / self.files[name], net, advice="")
                 state = checkpoint.load_trainer(ckpt)
                 self.objective.load_state_dict(
                     {"optimizers": state.optimizers, "scalers": state.scalers, "state": state.objective})
