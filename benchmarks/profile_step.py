@@ -181,7 +181,6 @@ def cuda_step(args: argparse.Namespace) -> None:
     cfg = make_config(setup["family"], setup["dataset"], "profile", channels=setup["channels"], classes=None,
                       preset_key=setup["preset_key"], batch_size=batch_size)
     nets = trainer.build_networks(cfg, rt)
-    G, D = nets["generator"], nets["discriminator"]
     obj = trainer.build_objective(cfg, nets, rt)
     fmt = torch.channels_last if trainer.uses_channels_last(cfg, rt) else torch.contiguous_format
 

@@ -17,7 +17,6 @@ from types import MappingProxyType
 from ganctl.errors import GanctlError, did_you_mean
 
 
-
 def resolve(ref: str) -> object:
     """The object a ``"package.module:attr"`` reference names (imports the module)."""
     module, _, attr = ref.partition(":")
