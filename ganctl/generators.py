@@ -32,7 +32,9 @@ class Choice:
         extra = f", {direction}" if direction else ""
         if self.run is not None and self.source != "checkpoint":
             how = "" if self.source == "run" else "newest run, "
-            return f"using run {self.run.id} ({how}{self.path.parent.name}{extra})"
+            folder = self.path.parent
+            where = folder.name if folder.parent.name == "checkpoints" else f"{folder.parent.name}/{folder.name}"
+            return f"using run {self.run.id} ({how}{where}{extra})"
         if self.source == "pretrained":
             return f"using pretrained model {self.pretrained}"
         if self.source == "only pretrained":
@@ -41,12 +43,15 @@ class Choice:
 
 
 def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str | None = None,
-           pretrained: str | None = None, only_pretrained: bool = False, required: bool = False) -> Choice:
+           pretrained: str | None = None, only_pretrained: bool = False, required: bool = False,
+           direction: str | None = None) -> Choice:
     """The generator file a command of ``family`` uses; a GanctlError saying what to do when there is none.
 
     ``run`` and ``checkpoint`` together: a checkpoint of that run (a folder name such as
     ``epoch_0010``, or a path). ``only_pretrained``: with no run of the family, use the only
     pretrained model of the family in the store. ``required``: no newest-run default (export).
+    ``direction``: which of a run's generators, for a family with one each way (CycleGAN's
+    AtoB is G_A, BtoA is G_B; default: the first its registration lists).
     Everything up to the no-run error is torch-free, so a mistake is answered at once.
     """
     if pretrained is not None and (run is not None or checkpoint is not None):
@@ -64,7 +69,7 @@ def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str
             path = info.path / "checkpoints" / str(checkpoint)
             if not path.exists():
                 raise GanctlError(f"run {info.id} has no checkpoint {checkpoint}: its checkpoints are in {info.path / 'checkpoints'}")
-        return Choice(resolve_checkpoint(path), "checkpoint", family or "", run=info)
+        return Choice(resolve_checkpoint(path, direction), "checkpoint", family or "", run=info)
     if required and run is None:
         raise GanctlError("give exactly one of RUN, --checkpoint PATH or --pretrained NAME")
     if family is None and run is None:
@@ -72,7 +77,7 @@ def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str
     info = store.find_run(run, family) if run is not None else store.newest_run(family)
     if info is not None:
 
-        return Choice(generator_file(info), "run" if run else "newest run", info.family, run=info)
+        return Choice(generator_file(info, direction), "run" if run else "newest run", info.family, run=info)
     if only_pretrained:
         from ganctl import pretrained as store_models
 
@@ -100,6 +105,20 @@ def no_run_message(family: str) -> str:
     return f"no {family} run in the store: train one with 'ganctl train {family} --dataset digits', or {instead}"
 
 
+def _each_way(folder: Path) -> dict[str, Path]:
+    """The generators in the sub-folders of a checkpoint folder by the direction their spec names
+    (a CycleGAN's G_A/ and G_B/); torch-free."""
+    found = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        file = sub / genspec.GENERATOR
+        if file.is_file():
+            try:
+                found.setdefault(genspec.read_file(file).get("direction") or sub.name, file)
+            except CheckpointError:
+                continue
+    return found
+
+
 def load(family: str, device: str, *, say: Callable[[str], None] | None = None, choice: Choice | None = None,
          **where):
     """The loaded generator (:class:`ganctl.inference.LoadedGenerator`) :func:`choose` picks (or
@@ -110,20 +129,35 @@ def load(family: str, device: str, *, say: Callable[[str], None] | None = None, 
     gen = inference.load_generator(choice.path, runtime.resolve_device(device), family=family)
     if choice.source == "pretrained":  # the name as the file records it
         choice = replace(choice, pretrained=gen.meta.get("pretrained", choice.pretrained))
-    line = choice.describe((gen.meta.get("direction") or "AtoB") if registry.get(family).translates else None)
+    made = gen.meta.get("family", family)
+    translates = made in registry.FAMILIES and registry.get(made).translates
+    line = choice.describe((gen.meta.get("direction") or "AtoB") if translates else None)
     if say and line:
         say(line)
     return gen
 
 
-def generator_file(run: store.RunInfo) -> Path:
+def _generator_in_checkpoint(run: store.RunInfo, direction: str | None) -> str:
+    """Where a run's generator for ``direction`` lies inside each of its checkpoint folders."""
+    try:
+        nets = registry.networks(run.config()["arch"])
+    except KeyError:  # an arch this ganctl does not know is reported where the config is checked
+        return genspec.GENERATOR
+    if len(nets.uses) == 1 and direction is not None and direction != nets.uses[0][0]:
+        raise GanctlError(f"--direction applies to models with a generator each way; run {run.id} translates "
+                          "one way (the direction it was trained in)")
+    return nets.file(nets.generator_for(direction if len(nets.uses) > 1 else None)[1])
+
+
+def generator_file(run: store.RunInfo, direction: str | None = None) -> Path:
     """The newest readable generator of a run (the one ``latest`` names if it reads), with a
-    warning on stderr for each newer one that does not.
+    warning on stderr for each newer one that does not; ``direction`` picks one of a CycleGAN's two.
     A StoreError if its config.json is damaged."""
     run.check()
+    inside = _generator_in_checkpoint(run, direction)
     skipped = []
     for ckpt in retention.candidates(run.path):
-        path = ckpt / genspec.GENERATOR
+        path = ckpt / inside
         if not path.is_file():
             continue
         try:
@@ -143,14 +177,21 @@ def generator_file(run: store.RunInfo) -> Path:
     )
 
 
-def resolve_checkpoint(path: Path) -> Path:
-    """Accept a generator file, a checkpoint folder, or a run folder."""
+def resolve_checkpoint(path: Path, direction: str | None = None) -> Path:
+    """Accept a generator file, a checkpoint folder (a CycleGAN's holds one generator each way:
+    ``direction`` picks, AtoB by default), or a run folder."""
     path = Path(path).expanduser()
     if path.is_dir():
         if (path / genspec.GENERATOR).is_file():
             return path / genspec.GENERATOR
         if (path / "config.json").is_file():
-            return generator_file(store.RunInfo(path.parent.name, path.name, path))
+            return generator_file(store.RunInfo(path.parent.name, path.name, path), direction)
+        each_way = _each_way(path)
+        if each_way:
+            want = direction or "AtoB"
+            if want not in each_way:
+                raise CheckpointError(f"{path} holds no generator for {want} (it has {', '.join(sorted(each_way))})")
+            return each_way[want]
         raise CheckpointError(f"{path} holds no {genspec.GENERATOR}: give a generator file or a run folder")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")

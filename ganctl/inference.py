@@ -239,7 +239,7 @@ def translate_image(gen: LoadedGenerator, img, mode: str = "paper", seed: int = 
         raise GanctlError(f"unknown --mode {mode!r}: use paper or eval")
     net = gen.net
     g = gen.meta["generator"]
-    multiple = 2 ** int(g["num_downs"])
+    multiple = int(getattr(net, "size_multiple", 0) or 2 ** int(g["num_downs"]))
     if size is not None and (size < multiple or size % multiple):
         raise GanctlError(f"--size must be a multiple of {multiple} for this model (got {size})")
     check_translate_pixels(img.width, img.height, size, max_pixels)

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ganctl import generators
+from ganctl import generators, registry, store
 from ganctl.errors import GanctlError
 from ganctl.translate_sources import IMAGE_SUFFIXES  # noqa: F401  (where it was)
 
-FAMILY = "pix2pix"
+FAMILY = "pix2pix"  # what translate uses with nothing to go by: no run of any translating family
 # --tile works at the image's own scale in tiles, so --max-pixels (the working resolution) does not
 # apply; this is the decoding limit instead: 1 Gpx is 3 GB as 8-bit RGB
 TILE_MAX_PIXELS = 2**30
@@ -64,6 +64,33 @@ def write_example(path: Path, dataset: str = "synthetic-facades") -> Path:
     return images.save_image(img, Path(path))
 
 
+def family_for(model: str | None, run: str | None, from_file: bool, direction: str | None) -> str | None:
+    """The translating family ``translate`` uses (torch-free): ``--model``, else the run's, else
+    the family of the newest run of those that translate (with ``--direction``: that translate
+    both ways); None when a ``--checkpoint`` or ``--pretrained`` file says it itself."""
+    translating = [f for f in registry.FAMILIES.values() if f.translates]
+    if model is not None:
+        fam = registry.get(model)
+        if not fam.translates:
+            raise GanctlError(f"{fam.name} generates images from noise: use 'ganctl sample {fam.name}'; translate "
+                              f"takes {' or '.join(f.name for f in translating)}")
+        return fam.name
+    if run is not None:
+        info = store.find_run(run)
+        if not registry.get(info.family).translates:
+            raise GanctlError(f"run {info.id} generates images from noise: use 'ganctl sample {info.family} --run {info.name}'")
+        return info.family
+    if from_file:
+        return None
+    if direction is not None:
+        translating = [f for f in translating if len(f.default.networks.uses) > 1] or translating
+    runs = [(r, f.name) for f in translating if (r := store.newest_run(f.name)) is not None]
+    if not runs:
+        return FAMILY if any(f.name == FAMILY for f in translating) else translating[0].name
+    newest = max(runs, key=lambda rf: (rf[0].path / "config.json").stat().st_mtime_ns)
+    return newest[1]
+
+
 class _NoProgress:
     def __init__(self, total: int, description: str): ...
     def __enter__(self): return self
@@ -80,7 +107,8 @@ def translate(source: str | Path | Sequence[str | Path], *, output: str | None =
               size: int | None = None, run: str | None = None, checkpoint: Path | None = None, pretrained: str | None = None,
               device: str = "auto", max_pixels: int = 4096 * 4096, say: Callable[[str], None] | None = None,
               progress=_NoProgress, recursive: bool = False, tile: bool = False, overlap: int | None = None,
-              batch: int = 8, precision: str = "auto", workers: int = 2) -> Path:
+              batch: int = 8, precision: str = "auto", workers: int = 2, model: str | None = None,
+              direction: str | None = None) -> Path:
     """Translate ``source`` (an image, video, folder, glob or list of paths; several paths are a
     list) and return the file or folder written. ``progress(total, description)`` is a context
     manager with ``advance(n)``, ``set_total(n)`` and ``message(text)`` (the CLI's bar). Inputs that
@@ -90,6 +118,9 @@ def translate(source: str | Path | Sequence[str | Path], *, output: str | None =
 
     sources = [str(source)] if isinstance(source, (str, Path)) else [str(s) for s in source]
     job = translate_sources.resolve(sources, output, recursive)  # before torch is imported
+    if direction is not None and direction not in ("AtoB", "BtoA"):
+        raise GanctlError(f"--direction must be AtoB or BtoA (got {direction!r})")
+    family = family_for(model, run, checkpoint is not None or pretrained is not None, direction)
     say = say or (lambda text: None)
     if mode not in ("paper", "eval"):
         raise GanctlError(f"unknown --mode {mode!r}: use paper or eval")
@@ -115,8 +146,11 @@ def translate(source: str | Path | Sequence[str | Path], *, output: str | None =
         from ganctl import translate_video
 
         translate_video.import_av()  # a missing PyAV is said before the model loads
-    gen = generators.load(FAMILY, device, say=say, run=run, checkpoint=checkpoint, pretrained=pretrained,
-                          only_pretrained=True)
+    gen = generators.load(family, device, say=say, run=run, checkpoint=checkpoint, pretrained=pretrained,
+                          only_pretrained=True, direction=direction)
+    made = gen.meta.get("direction")
+    if direction is not None and made and made != direction:
+        raise GanctlError(f"{gen.path} translates {made}, not {direction}: leave out --direction, or choose another model")
     from ganctl.translator import Translator
 
     tr = Translator(gen, mode, seed, size, max_pixels, precision)

@@ -39,7 +39,9 @@ def translate(
     mode: str = typer.Option("paper", "--mode", help="paper: dropout and batch statistics at test time, as the paper and the official test script; eval: the deterministic network."),
     seed: int = typer.Option(0, "--seed", "-s", callback=seeds.option, help="Seed for the dropout of --mode paper (same seed, same output)."),
     size: int = typer.Option(None, "--size", help="Working resolution (a multiple of 256 for U-Net-256) (default: each side rounded to the nearest multiple)."),
-    run: str = typer.Option(None, "--run", "-r", help="pix2pix run name or folder (default: the newest pix2pix run).", rich_help_panel="Model"),
+    run: str = typer.Option(None, "--run", "-r", help="pix2pix or cyclegan run name or folder (default: the newest run of those that translate).", rich_help_panel="Model"),
+    model: str = typer.Option(None, "--model", "-m", help="pix2pix or cyclegan: the newest run of that family (default: the newest of either).", rich_help_panel="Model"),
+    direction: str = typer.Option(None, "--direction", help="AtoB or BtoA: which of a CycleGAN's two generators (default: AtoB).", rich_help_panel="Model"),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-c", help="A generator .safetensors file, checkpoint folder or run folder.", rich_help_panel="Model"),
     pretrained: str = typer.Option(None, "--pretrained", "-p", help="A pretrained model in the store (see 'ganctl download').", rich_help_panel="Model"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
@@ -68,7 +70,7 @@ def translate(
         out = translation.translate(source, output=output, mode=mode, seed=seed, size=size, run=run, checkpoint=checkpoint,
                                     pretrained=pretrained, device=device, max_pixels=max_pixels, say=ui.info,
                                     progress=ui.ItemProgress, recursive=recursive, tile=tile, overlap=overlap,
-                                    batch=batch, precision=precision)
+                                    batch=batch, precision=precision, model=model, direction=direction)
     except translation.PartialError as e:  # what was written is still the result; the error line follows
         ui.result(e.output)
         raise

@@ -18,7 +18,7 @@ RESNET_PATCHGAN = Networks(
     discriminator="ganctl.models.cyclegan:PatchDiscriminator",
     init="ganctl.models.pix2pix:init_pix2pix_weights",  # N(0, 0.02), as the official init_type normal
     translates=True,
-    sizes=SizeRule(minimum=16, maximum=2048, multiple=4),
+    sizes=SizeRule(minimum=32, maximum=2048, multiple=4),  # the PatchGAN needs 32 to keep 2x2 maps
     for_size="ganctl.families.cyclegan:resnet_blocks",
     # G_A: A -> B, judged by D_A against real B; G_B: B -> A, judged by D_B against real A
     named=(("G_A", "generator"), ("G_B", "generator"), ("D_A", "discriminator"), ("D_B", "discriminator")),
