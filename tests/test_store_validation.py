@@ -191,3 +191,24 @@ def test_a_torn_last_metrics_line_does_not_break_list(home):
     assert r.exit_code == 0, r.output
     row = next(ln for ln in r.stderr.splitlines() if ln.startswith("dcgan/a"))
     assert f"{rows[-1]['epoch'] - 1}/1" in row
+
+
+def test_bytes_that_are_not_utf8_in_run_files_cost_their_line_only(home, tmp_path):
+    from ganctl import retention
+    from ganctl.callbacks.metrics import read_rows
+
+    run = home / "runs" / "dcgan" / "a"
+    lines = (run / "metrics.jsonl").read_bytes().splitlines(keepends=True)
+    # one line of a middle row overwritten with bytes that are not UTF-8, the rest intact
+    (run / "metrics.jsonl").write_bytes(lines[0] + b'{"step": 2, "epoch": \xff\xfe1}\n' + b"".join(lines[1:]))
+    r = invoke("report", "dcgan/a", "-o", tmp_path / "page")
+    assert r.exit_code == 0, r.output
+    assert "dcgan/a: 1 damaged line(s) of metrics.jsonl skipped" in r.stderr
+    assert (tmp_path / "page" / "index.html").is_file()
+    assert len(read_rows(run / "metrics.jsonl", 10**9)) == len(lines)  # what a --resume keeps
+    # a pointer to the newest checkpoint with such bytes: ignored, the newest folder is found
+    (run / "checkpoints" / "latest").write_bytes(b"epoch_\xff\n")
+    assert retention.candidates(run)[0].name.startswith("epoch_")
+    for args in (("report", "dcgan/a", "-o", tmp_path / "again"), ("list",), ("list", "--runs")):
+        r = invoke(*args)
+        assert r.exit_code == 0 and "internal error" not in r.output, (args, r.output)

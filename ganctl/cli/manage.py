@@ -126,12 +126,12 @@ def _epochs_done(run_dir) -> int:
 
     # an interrupt checkpoint: the last completed epoch is in the metrics
     try:
-        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    except (OSError, UnicodeDecodeError):
+        lines = (run_dir / "metrics.jsonl").read_bytes().splitlines()
+    except OSError:
         return 0
     for line in reversed(lines):
-        try:  # a crash can leave the last line half-written: use the last whole one
-            epoch = json.loads(line)["epoch"]
+        try:  # a crash can leave the last line half-written (or bytes not UTF-8): use the last whole one
+            epoch = json.loads(line.decode("utf-8"))["epoch"]
         except (ValueError, KeyError, TypeError, RecursionError):
             continue
         if isinstance(epoch, int) and not isinstance(epoch, bool):

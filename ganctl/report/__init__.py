@@ -36,4 +36,7 @@ def write_report(refs: Sequence[str], output: str | None = None, say: Callable[[
 
     infos = list({i.path: i for i in map(rundata.resolve, refs)}.values())  # a run named twice: once
     runs = [rundata.load(i) for i in infos]
+    for run in runs:
+        if run.damaged_rows:
+            say(f"{run.id}: {run.damaged_rows} damaged line(s) of metrics.jsonl skipped")
     return page.write(runs, page_path([r.path for r in runs], output), say)
