@@ -24,6 +24,8 @@ def page_path(run_dirs: Sequence[Path], output: str | None) -> Path:
     out = Path(output).expanduser()
     if out.suffix.lower() in (".html", ".htm") and not out.is_dir():
         return out
+    if out.exists() and not out.is_dir() and not out.is_file():  # /dev/null, /dev/stdout: written through
+        return out
     if out.exists() and not out.is_dir():
         raise GanctlError(f"-o {output} is a file: give a folder (the page is written into it as {PAGE}) "
                           "or a path ending in .html")
