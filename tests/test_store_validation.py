@@ -89,7 +89,8 @@ def test_a_damaged_config_is_that_runs_problem_only(home, tmp_path, case):
     for args in (("sample", "dcgan", "--run", "b", "-n", 4, "-o", tmp_path / "b.png"),
                  ("train", "dcgan", "--resume", "--name", "b")):
         line = error_line(invoke(*args))
-        assert str(path) in line and REASONS[case] in line and "ganctl rm dcgan/b" in line
+        assert str(path) in line and REASONS[case] in line and "ganctl rm" not in line
+        assert line.endswith("correct that in the file and the run works again (its checkpoints are not affected)")
         assert "internal error" not in line
 
     r = invoke("rm", "b", "--yes")
@@ -117,7 +118,8 @@ def test_generator_arguments_of_the_wrong_type_in_config_are_damage(home):
     cfg["generator"] = {**cfg["generator"], "features": "8"}
     (home / "runs" / "dcgan" / "a" / "config.json").write_text(json.dumps(cfg))
     line = error_line(invoke("train", "dcgan", "--resume", "--name", "a"))
-    assert "generator.features is '8', not an integer" in line and "ganctl rm dcgan/a" in line
+    assert "generator.features is '8', not an integer" in line and "ganctl rm" not in line
+    assert "its checkpoints are not affected" in line
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
@@ -212,3 +214,22 @@ def test_bytes_that_are_not_utf8_in_run_files_cost_their_line_only(home, tmp_pat
     for args in (("report", "dcgan/a", "-o", tmp_path / "again"), ("list",), ("list", "--runs")):
         r = invoke(*args)
         assert r.exit_code == 0 and "internal error" not in r.output, (args, r.output)
+
+
+def test_a_damaged_checkpoint_names_the_ones_that_load_not_ganctl_rm(home, tmp_path):
+    ckpts = home / "runs" / "dcgan" / "a" / "checkpoints"
+    good = next(ckpts.glob("epoch_*"))
+    bad = ckpts / "epoch_0009"
+    shutil.copytree(good, bad)
+    gen = bad / "generator.safetensors"
+    gen.write_bytes(gen.read_bytes()[:2000])  # truncated
+    for args in (("sample", "dcgan", "--run", "a", "--checkpoint", "epoch_0009", "-n", 4, "-o", tmp_path / "x.png"),
+                 ("export", "--checkpoint", bad, "-f", "onnx", "-o", tmp_path / "x.onnx")):
+        line = error_line(invoke(*args))
+        assert f"{gen} is not a readable safetensors file" in line and "ganctl rm" not in line, line
+        assert f"the run's checkpoints that load: {good.name} (give one to --checkpoint" in line, line
+    # none loads: what to do, without deleting the run's config, metrics and pictures
+    g = good / "generator.safetensors"
+    g.write_bytes(g.read_bytes()[:2000])
+    line = error_line(invoke("sample", "dcgan", "--run", "a", "-n", 4, "-o", tmp_path / "y.png"), code=1)
+    assert "has no readable checkpoint" in line and "ganctl rm" not in line and "restore it from a copy" in line

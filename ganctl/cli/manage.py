@@ -47,7 +47,7 @@ def list_(
     for r in runs:
         if r.damage:  # its reason goes below the table, on a line of its own; the others are listed as usual
             table.add_row(r.id, "damaged (see below)", "?", "", store.human_size(store.dir_size(r.path)), "-")
-            damaged.append(f"{r.id} is damaged: {r.damage}; delete it with 'ganctl rm {r.id}'")
+            damaged.append(f"{r.id} is damaged: {r.damage}; {store.REPAIR_CONFIG}")
             continue
         cfg = r.config()
         done = _epochs_done(r.path)

@@ -356,7 +356,7 @@ def test_an_unreadable_checkpoint_says_which_and_why(home, tmp_path):
         for gen in gens:
             gen.chmod(0o644)
     assert f"{gens[-1]} cannot be read: Permission denied" in line and "No such file" not in line
-    assert "'ganctl rm dcgan/a'" in line
+    assert "ganctl rm" not in line and "make a file readable or restore it from a copy" in line
 
 
 def test_a_reader_that_misreports_why_a_file_cannot_be_read_is_corrected(tmp_path):
