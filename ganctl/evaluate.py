@@ -133,7 +133,20 @@ def evaluate_generator(
     if references is not None:
         references[key] = ref
     result["protocol"]["reference"]["dataset"] = dataset
-    return {**result, "feature_space": space, "seed": seed, "dataset": dataset, "image_size": size}
+    result = {**result, "feature_space": space, "seed": seed, "dataset": dataset, "image_size": size}
+    return fewer_than_asked(result, n, f"{dataset} has {result['n']:,} training images, the real floor's sample size")
+
+
+def fewer_than_asked(result: dict, n: int | None, why: str) -> dict:
+    """``result`` saying, when it scored fewer images than the ``n`` asked for, how many were asked
+    and why (``n_requested``, ``n_limit``): a number of another sample size is another number."""
+    if n is None or not isinstance(result.get("n"), int) or result["n"] >= n:
+        return result
+    return {**result, "n_requested": n, "n_limit": why}
+
+
+def _pairs_limit(result: dict) -> str:
+    return f"the {result.get('split', 'test')} split of {result.get('dataset')} has {result['n']:,} pairs"
 
 
 def _epoch_of(ckpt: Path) -> int | None:
@@ -172,6 +185,7 @@ def evaluate_run(
 
         result = pairs.evaluate_pairs(gen, gen.meta.get("dataset") or run.config.get("dataset"), mode=mode, seed=seed,
                                       device=device, n=n, progress=progress)
+        result = fewer_than_asked(result, n, _pairs_limit(result))
     else:
         result = evaluate_generator(gen, n=n, seed=seed, device=device, progress=progress, features=features,
                                     reference_n=reference_n)
@@ -208,6 +222,7 @@ def evaluate_pretrained(name: str, dataset: str, *, mode: str = "paper", seed: i
     if not is_image_to_image(gen.meta):
         raise GanctlError(f"{name} draws images from noise: evaluate a run of it, or give --pretrained a pix2pix model")
     result = pairs.evaluate_pairs(gen, dataset, mode=mode, seed=seed, device=device, n=n, progress=progress)
+    result = fewer_than_asked(result, n, _pairs_limit(result))
     return {"pretrained": name, **result, "generator": str(gen.path),
             "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ganctl_version": __version__}
 
