@@ -101,8 +101,7 @@ def _print_pairs(r: dict) -> None:
     table.add_column()
     who = r.get("run") or r.get("pretrained")
     where = f"{r['checkpoint']}, " if r.get("checkpoint") else ""
-    table.add_row("model", who, f"{where}{r['n']:,} {r['split']} pairs of {r['dataset']}{_asked(r)}, {r['direction']}, "
-                  f"--mode {r['mode']}")
+    table.add_row("model", who, f"{where}{r['n']:,} {r['split']} pairs of {r['dataset']}, {r['direction']}, --mode {r['mode']}")
     table.add_row("L1", f"{r['l1']:.4f}", "mean absolute difference to the targets, on [0, 1] (lower is better)")
     table.add_row("PSNR", f"{r['psnr']:.2f}", "dB (higher is better)")
     table.add_row("SSIM", f"{r['ssim']:.4f}", "structural similarity (higher is better)")
