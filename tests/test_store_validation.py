@@ -233,3 +233,14 @@ def test_a_damaged_checkpoint_names_the_ones_that_load_not_ganctl_rm(home, tmp_p
     g.write_bytes(g.read_bytes()[:2000])
     line = error_line(invoke("sample", "dcgan", "--run", "a", "-n", 4, "-o", tmp_path / "y.png"), code=1)
     assert "has no readable checkpoint" in line and "ganctl rm" not in line and "restore it from a copy" in line
+
+
+def test_list_stays_readable_when_a_config_holds_huge_numbers(home):
+    path = home / "runs" / "dcgan" / "a" / "config.json"
+    path.write_text(json.dumps({**_config(home), "epochs": 10**150, "keep_epochs": [10**150]}))
+    r = invoke("list")
+    assert r.exit_code == 0, r.output
+    row = next(ln for ln in r.stderr.splitlines() if ln.startswith("dcgan/a "))
+    assert "1/1.00e+150" in row, row
+    assert max(len(ln) for ln in r.stderr.splitlines()) <= 200  # COLUMNS, as the tests set it
+    assert "dcgan/b " in r.stderr  # the other run's row, whole

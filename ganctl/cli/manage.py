@@ -51,13 +51,23 @@ def list_(
             continue
         cfg = r.config()
         done = _epochs_done(r.path)
-        table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "),
+        table.add_row(r.id, str(cfg.get("dataset", "?")), f"{_count(done)}/{_count(cfg.get('epochs', '?'))}",
+                      cfg.get("created", "")[:16].replace("T", " "),
                       store.human_size(store.dir_size(r.path)), _prunable(r, cfg))
     con.print(table if runs else f"No runs yet in {store.runs_dir()}: try {store.train_hint('dcgan')}, or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
     for line in damaged:
         con.print(line)
     con.print()
     _print_disk_use(con)
+
+
+def _count(value: object) -> str:
+    """An epoch count short enough for its column: a config may hold any integer (10**300 is
+    valid JSON), and a column that may not wrap would squeeze every other one to nothing."""
+    text = str(value)
+    if not isinstance(value, int) or len(text) <= 9:
+        return text
+    return f"{text[0]}.{text[1:3]}e+{len(text) - 1}"
 
 
 def _prunable(run, cfg: dict) -> str:
