@@ -44,12 +44,42 @@ def _output_target(dest: Path) -> tuple[Path, bool]:
         raise StoreError(f"{dest} is a folder, not a file: give the path of a file to write")
     if st is not None and not stat.S_ISREG(st.st_mode):
         return dest, True
+    if st is not None:
+        check_writable(dest, st)
     if dest.is_symlink():  # to a regular file, or dangling: write beside the file it names
         target = Path(os.path.realpath(dest))
         if not target.parent.is_dir():
             raise StoreError(f"{dest} is a link to {target}, whose folder does not exist: create it or remove the link")
         return target, False
     return dest, False
+
+
+def check_writable(dest: Path, st: os.stat_result | None = None) -> None:
+    """Refuse to replace an existing regular file that is read-only, as a shell's ``>`` does.
+
+    Replacing goes by a rename, which the file's own mode does not stop, so without this a
+    chmod a-w file would be silently replaced. Read-only means this user may not write it, or no
+    one may (no write bit at all: root may, but the mode says the file is not to be changed).
+    Every output and store write passes here (:func:`atomic_path`)."""
+    if st is None:
+        try:
+            st = os.stat(dest)
+        except OSError:
+            return
+    if not stat.S_ISREG(st.st_mode):
+        return
+    if not st.st_mode & 0o222 or not os.access(dest, os.W_OK):
+        raise StoreError(f"{dest} is read-only: make it writable (chmod u+w) or write to another path")
+
+
+def _existing_mode(dest: Path) -> int | None:
+    """The permission bits of the regular file ``dest`` if it exists: a replaced file keeps them,
+    as a file a shell's ``>`` writes into does."""
+    try:
+        st = os.stat(dest)
+    except OSError:
+        return None
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
 
 
 @contextlib.contextmanager
@@ -82,6 +112,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
             yield tmp_path
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
+    mode = _existing_mode(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -89,7 +120,7 @@ def atomic_path(dest: Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp_path, _file_mode())
+        os.chmod(tmp_path, _file_mode() if mode is None else mode)
         os.replace(tmp_path, dest)
     except BaseException as e:
         full = disk_full(e, tmp_path.parent)  # before the unlink frees the space the write took

@@ -133,7 +133,18 @@ def evaluate_generator(
     if references is not None:
         references[key] = ref
     result["protocol"]["reference"]["dataset"] = dataset
-    return {**result, "feature_space": space, "seed": seed, "dataset": dataset, "image_size": size}
+    result = {**result, "feature_space": space, "seed": seed, "dataset": dataset, "image_size": size}
+    return fewer_than_asked(result, n, f"{dataset} has {result['n']:,} training images, the real floor's sample size")
+
+
+def fewer_than_asked(result: dict, n: int | None, why: str) -> dict:
+    """``result`` saying, when it scored fewer images than the ``n`` asked for, how many were asked
+    and why (``n_requested``, ``n_limit``): a number of another sample size is another number.
+    (pix2pix's -n is documented as a cap on the test pairs, whose count its result shows.)"""
+    if n is None or not isinstance(result.get("n"), int) or result["n"] >= n:
+        return result
+    return {**result, "n_requested": n, "n_limit": why}
+
 
 
 def _epoch_of(ckpt: Path) -> int | None:

@@ -69,7 +69,7 @@ def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str
             path = info.path / "checkpoints" / str(checkpoint)
             if not path.exists():
                 raise GanctlError(f"run {info.id} has no checkpoint {checkpoint}: its checkpoints are in {info.path / 'checkpoints'}")
-        return Choice(resolve_checkpoint(path, direction), "checkpoint", family or "", run=info)
+        return Choice(_checked_in_run(resolve_checkpoint(path, direction)), "checkpoint", family or "", run=info)
     if required and run is None:
         raise GanctlError("give exactly one of RUN, --checkpoint PATH or --pretrained NAME")
     if family is None and run is None:
@@ -168,13 +168,41 @@ def generator_file(run: store.RunInfo, direction: str | None = None) -> Path:
         for problem in skipped:
             print(f"warning: skipping {problem}; using {path}", file=sys.stderr)
         return path
-    if skipped:
-        raise CheckpointError(f"run {run.id} has no readable checkpoint ({'; '.join(skipped)}): make the file "
-                              f"readable, or delete the run with 'ganctl rm {run.id}' and train it again")
+    if skipped:  # deleting the run would cost its config, metrics and pictures too: none of that is damaged
+        raise CheckpointError(f"run {run.id} has no readable checkpoint ({'; '.join(skipped)}): make a file readable "
+                              "or restore it from a copy, or train again under another --name")
     raise CheckpointError(
         f"run {run.id} has no checkpoint yet (it saves one at the end of each epoch): "
         f"train it with 'ganctl train {run.family} --resume --name {run.name}'"
     )
+
+
+def _checked_in_run(path: Path) -> Path:
+    """``path`` (a generator file) if it reads; if it is a checkpoint of a run and does not, a
+    CheckpointError that names the run's checkpoints that do read, so one damaged file does not
+    look like a lost run."""
+    ckpt, inside = path.parent, genspec.GENERATOR
+    if ckpt.parent.parent.name == "checkpoints":  # NAME/generator.safetensors of a network set (CycleGAN)
+        ckpt, inside = ckpt.parent, f"{ckpt.name}/{genspec.GENERATOR}"
+    run_dir = ckpt.parent.parent
+    if ckpt.parent.name != "checkpoints" or not (run_dir / "config.json").is_file():
+        return path  # any other file: read (and its faults said) by whoever loads it
+    try:
+        genspec.read_file_meta(path)
+    except CheckpointError as e:
+        others = []
+        for other in retention.candidates(run_dir):
+            try:
+                if other != ckpt and (other / inside).is_file():
+                    genspec.read_file_meta(other / inside)
+                    others.append(other.name)
+            except CheckpointError:
+                continue
+        if not others:
+            raise
+        raise CheckpointError(f"{e}; the run's checkpoints that load: {', '.join(others)} (give one to --checkpoint, "
+                              f"e.g. {run_dir / 'checkpoints' / others[0]})") from e
+    return path
 
 
 def resolve_checkpoint(path: Path, direction: str | None = None) -> Path:

@@ -18,7 +18,10 @@ from pathlib import Path
 
 from ganctl.errors import GanctlError
 
-LAUNCH_DIR = "GANCTL_LAUNCH_DIR"  # set for the workers of `ganctl train --nproc-per-node`
+LAUNCH_DIR = "GANCTL_LAUNCH_DIR"
+# after Ctrl-C (or a kill) of the launcher, what the workers get to finish their batch and save
+# before SIGKILL: torchrun's own default is 30 s, and its SIGKILL then waits on each worker in turn
+SHUTDOWN_GRACE_S = 10  # set for the workers of `ganctl train --nproc-per-node`
 # the launcher's own options, with the number of values each takes; the workers get the others
 LAUNCHER_OPTIONS = {"--nproc-per-node": 1, "--nnodes": 1, "--node-rank": 1, "--rdzv-endpoint": 1}
 RESULT = "result.json"
@@ -82,6 +85,78 @@ def check_options(nproc: str | None, nnodes: int | None, node_rank: int | None, 
         distributed.check_batch(batch_size, n * (nnodes or 1))
 
 
+def check_capacity(n: int, device: str) -> None:
+    """Refuse, before any process starts, a job this machine cannot hold: on GPUs more processes
+    than devices (each rank owns one); on the CPU more processes than the cores this process may
+    use (each gets cores // n threads, so more only time-slice the same cores and multiply the
+    memory); and, where Linux says it, more memory than is available for n bare workers (each one
+    holds at least what this process holds now, torch loaded, before it loads any data). With
+    several machines this is each machine's own check: --nproc-per-node is per machine."""
+    import torch
+
+    from ganctl import distributed, runtime
+
+    dev = runtime.resolve_device(device)
+    if dev.type == "cuda":
+        gpus = torch.cuda.device_count()
+        if n > gpus:
+            raise GanctlError(f"--nproc-per-node {n} starts {n} processes, one per GPU, and this machine has {gpus} "
+                              f"GPU(s): use at most {gpus} (or --nproc-per-node auto)")
+    elif dev.type == "cpu":
+        cores = distributed.usable_cpus()
+        if n > cores:
+            raise GanctlError(f"--nproc-per-node {n} starts {n} processes, and this machine gives ganctl {cores} CPU "
+                              f"core(s): use at most {cores} (more processes than cores only share the same cores, "
+                              "each with its own copy of the job in memory)")
+    else:
+        raise GanctlError(f"multi-process training runs on CUDA GPUs or CPUs, not on {dev.type}: pass --device cpu")
+    check_memory(n, worker_floor_bytes(), available_bytes())
+
+
+def check_memory(n: int, per_process: int | None, available: int | None) -> None:
+    """n processes that each need at least ``per_process`` bytes, against ``available`` (either
+    unknown: nothing is said)."""
+    if not per_process or available is None or n * per_process <= available:
+        return
+    gib = 2**30
+    fits = available // per_process
+    hint = f"use at most {fits}" if fits >= 1 else "free some memory first"
+    raise GanctlError(f"--nproc-per-node {n} needs at least {n * per_process / gib:.1f} GiB before loading any data "
+                      f"({per_process / gib:.2f} GiB a process), and this machine has {available / gib:.1f} GiB "
+                      f"available: {hint}")
+
+
+def worker_floor_bytes() -> int | None:
+    """This process's own anonymous memory (torch loaded): what a worker holds at least, as the
+    shared libraries' pages are shared between processes and this is not (Linux; None elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def available_bytes() -> int | None:
+    """MemAvailable, or less where this process's cgroup (a container) allows less (Linux; None elsewhere)."""
+    found = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        group = Path("/sys/fs/cgroup")
+        limit = (group / "memory.max").read_text().strip()
+        if limit != "max" and found is not None:
+            found = min(found, max(0, int(limit) - int((group / "memory.current").read_text())))
+    except (OSError, ValueError):
+        pass
+    return found
+
+
 def torchrun_args(nproc: int, nnodes: int, node_rank: int | None, rdzv_endpoint: str | None, timeout_s: float,
                   train_args: list[str]) -> list[str]:
     """torchrun's command line for this job. One machine: a rendezvous on a free local port. Several:
@@ -110,16 +185,16 @@ def parse_torchrun(argv: list[str]):
 
 
 def launch(raw_args: list[str], nproc: str, nnodes: int | None, node_rank: int | None, rdzv_endpoint: str | None,
-           timeout_s: float) -> dict:
+           timeout_s: float, device: str = "auto") -> dict:
     """Run the job; returns rank 0's result (see :func:`write_result`), or raises the first
     failure as one line: which rank, and its error (or the signal that ended it)."""
     import logging
 
-    from torch.distributed import run as torchrun
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     n = processes_per_node(nproc)
+    check_capacity(n, device)
     argv = torchrun_args(n, nnodes or 1, node_rank, rdzv_endpoint, timeout_s, worker_args(raw_args))
     # torchrun's agent logs every start and stop (each of its loggers has its own level); the
     # workers' own output is what the user reads
@@ -130,7 +205,7 @@ def launch(raw_args: list[str], nproc: str, nnodes: int | None, node_rank: int |
         before = os.environ.get(LAUNCH_DIR)
         os.environ[LAUNCH_DIR] = shared
         try:
-            torchrun.run(parse_torchrun(argv))
+            run_torchrun(argv)
         except ChildFailedError as e:
             raise GanctlError(_failure_line(e, Path(shared))) from None
         except SignalException:  # Ctrl-C (or a kill) of the launcher: the workers got it too
@@ -145,6 +220,66 @@ def launch(raw_args: list[str], nproc: str, nnodes: int | None, node_rank: int |
         if not result.is_file():  # rank 0 ran on another machine
             return {}
         return json.loads(result.read_text())
+
+
+def run_torchrun(argv: list[str], grace_s: float = SHUTDOWN_GRACE_S) -> None:
+    """torchrun with ``argv``, whose workers are all gone when this returns or raises.
+
+    On SIGTERM or SIGINT torchrun's agent sends it on to the workers, waits ``grace_s`` (for
+    Ctrl-C, the time to finish a batch and save) and SIGKILLs what remains. Its own handler makes a
+    second signal during that wait (Ctrl-C pressed twice) start the wait over, and a third leave
+    the workers running on their own; here a second one SIGKILLs every worker at once. torchrun
+    keeps its handlers for SIGHUP and SIGQUIT."""
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    args = parse_torchrun(argv)
+    args.shutdown_timeout = max(1, int(grace_s))
+    args.signals_to_handle = "SIGHUP,SIGQUIT"
+    before = set(_children())
+    received = []
+
+    def on_signal(signum, frame):
+        received.append(signum)
+        if len(received) == 1:  # as torchrun's own handler: the agent forwards it and waits
+            raise SignalException(f"Process {os.getpid()} got signal: {signal.Signals(signum)}",
+                                  sigval=signal.Signals(signum))
+        _kill_workers(set(_children()) - before)  # the agent's wait then ends at once
+
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    except ValueError:  # not the main thread: torchrun's handlers alone
+        args.signals_to_handle = "SIGTERM,SIGINT,SIGHUP,SIGQUIT"
+    try:
+        torchrun.run(args)
+    finally:
+        _kill_workers(set(_children()) - before)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _children() -> list[int]:
+    """This process's child processes (Linux; none elsewhere)."""
+    pids = []
+    try:
+        for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+            pids += [int(p) for p in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        pass
+    return pids
+
+
+def _kill_workers(pids: set[int]) -> None:
+    """SIGKILL each worker's process group (torchrun starts each worker in a session of its own, so
+    what it started goes too). Only children that lead their own group are torchrun's workers."""
+    for pid in pids:
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def _failure_line(e, shared: Path) -> str:

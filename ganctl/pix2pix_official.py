@@ -21,6 +21,7 @@ never runs code from one.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -240,7 +241,11 @@ def load_official_file(path: str | Path) -> dict[str, torch.Tensor]:
     if problem:
         raise CheckpointError(f"{path} {problem}: expected {EXPECTED}, as saved by torch.save")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about any legacy pickle of protocol 3 or more (Python 3's torch.save writes
+            # protocol 2): lines of its own before ganctl's answer, which says what went wrong if it did
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError (code in the pickle), RuntimeError (truncated zip), ...
         from ganctl.checkpoint import load_error_reason
 

@@ -147,8 +147,11 @@ def candidates(run_dir: Path) -> list[Path]:
     root = run_dir / "checkpoints"
     found = sorted(_folders(root), key=_position, reverse=True)
     pointer = root / "latest"
-    if pointer.is_file():
-        named = root / pointer.read_text().strip()
+    try:
+        named = root / pointer.read_text().strip() if pointer.is_file() else None
+    except (OSError, UnicodeDecodeError):  # a damaged pointer names nothing: the newest comes first
+        named = None
+    if named is not None:
         if named in found:
             found.remove(named)
             found.insert(0, named)
@@ -220,7 +223,11 @@ def clean(run_dir: Path) -> list[Path]:
     root = Path(run_dir) / "checkpoints"
     best = newest(root) if root.is_dir() else None
     pointer = root / "latest"
-    if best is not None and not (pointer.is_file() and pointer.read_text().strip() == best.name):
+    try:
+        current = pointer.read_text().strip() if pointer.is_file() else None
+    except (OSError, UnicodeDecodeError):  # damaged: rewritten below
+        current = None
+    if best is not None and current != best.name:
         atomic_write(pointer, (best.name + "\n").encode())
     return gone
 

@@ -217,6 +217,11 @@ def disk_use() -> dict[str, int]:
 # ---------------------------------------------------------------- runs
 
 
+# what a damaged config.json calls for: the fault is named (the field and what it should hold),
+# and deleting the run, as this once advised, would throw away every good checkpoint with it
+REPAIR_CONFIG = "correct that in the file and the run works again (its checkpoints are not affected)"
+
+
 @dataclass(frozen=True)
 class RunInfo:
     family: str
@@ -251,7 +256,7 @@ class RunInfo:
     def check(self) -> RunInfo:
         """This run, or a StoreError if its config.json is damaged (it can still be listed and removed)."""
         if self.damage:
-            raise StoreError(f"run {self.id} is damaged: {self.damage}; delete it with 'ganctl rm {self.id}'")
+            raise StoreError(f"run {self.id} is damaged: {self.damage}; {REPAIR_CONFIG}")
         return self
 
 

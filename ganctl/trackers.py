@@ -20,6 +20,11 @@ class TrackerError(GanctlError):
     """A tracker that is not installed, or whose library refused to start a run."""
 
 
+class TrackerStartError(TrackerError):
+    """A tracker that could not start, before the run's first step (the trainer then removes the
+    folder a new run made: nothing was trained in it)."""
+
+
 @dataclass(frozen=True)
 class Tracker:
     name: str  # --log NAME

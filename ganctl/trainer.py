@@ -27,6 +27,7 @@ from ganctl.errors import DivergedError
 from ganctl.runtime import Runtime
 from ganctl.store import run_lock
 from ganctl.timing import Stopwatch
+from ganctl.trackers import TrackerStartError
 
 
 @dataclass
@@ -90,8 +91,13 @@ def train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter
     if not distributed.is_main():
         return _train(cfg, data, Path(run_dir), rt, NullReporter(), resume, val_data, watch or Stopwatch(), ())
     with run_lock(Path(run_dir), f"{cfg.family}/{cfg.run_name}", new=not resume):
-        return _train(cfg, data, Path(run_dir), rt, reporter or NullReporter(), resume, val_data, watch or Stopwatch(),
-                      log)
+        try:
+            return _train(cfg, data, Path(run_dir), rt, reporter or NullReporter(), resume, val_data,
+                          watch or Stopwatch(), log)
+        except TrackerStartError:
+            if not resume:  # before the first step: the folder holds no training, and run_lock removes
+                (Path(run_dir) / "config.json").unlink(missing_ok=True)  # a new one without a config
+            raise
 
 
 def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporter, resume: bool, val_data,

@@ -148,7 +148,7 @@ def _checked_config(run: store.RunInfo) -> TrainConfig:
         check_args(cfg.arch, cfg.discriminator, "discriminator")
     except ValueError as e:
         raise GanctlError(
-            f"run {run.id} is damaged: {run.path / 'config.json'}: {e}; delete it with 'ganctl rm {run.id}'"
+            f"run {run.id} is damaged: {run.path / 'config.json'}: {e}; {store.REPAIR_CONFIG}"
         ) from e
     return cfg
 

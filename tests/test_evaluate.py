@@ -306,6 +306,30 @@ def test_evaluate_command_on_a_trained_run(cached_classifier, _isolated_store):
     assert json.loads((run_dir / "eval.json").read_text())["seed"] == 1  # the latest result
 
 
+@pytest.mark.slow
+def test_an_n_larger_than_the_dataset_says_so_in_the_result(cached_classifier, _isolated_store):
+    r = invoke("train", "dcgan", "--dataset", "digits", "--epochs", 1, "--batch-size", 512, "--image-size", SIZE, "--name", "d")
+    assert r.exit_code == 0, r.output
+    r = invoke("evaluate", "dcgan/d", "-n", 10_000_000, "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert (res["n"], res["n_requested"]) == (1500, 10_000_000), res
+    assert res["n_limit"] == "digits has 1,500 training images, the real floor's sample size"
+    assert "1,500 samples (of 10,000,000 asked: digits has 1,500 training images" in " ".join(r.stderr.split())
+    saved = json.loads((_isolated_store / "runs" / "dcgan" / "d" / "eval.json").read_text())
+    assert saved["n_requested"] == 10_000_000
+
+
+def test_fewer_images_than_asked_are_said_in_the_result_and_its_table():
+    from ganctl.cli.evaluate import _asked
+    from ganctl.evaluate import fewer_than_asked
+
+    assert fewer_than_asked({"n": 200}, 200, "x") == {"n": 200}  # what was asked for: nothing more to say
+    r = fewer_than_asked({"n": 1500}, 10_000_000, "digits has 1,500 training images")
+    assert r == {"n": 1500, "n_requested": 10_000_000, "n_limit": "digits has 1,500 training images"}
+    assert _asked(r) == " (of 10,000,000 asked: digits has 1,500 training images)" and _asked({"n": 3}) == ""
+
+
 def test_evaluate_command_errors(tmp_path, _isolated_store):
     assert "no run named 'nope'" in error_line(invoke("evaluate", "nope"))
     assert "at least 2" in error_line(invoke("evaluate", "nope", "-n", 1))

@@ -89,7 +89,8 @@ def test_a_damaged_config_is_that_runs_problem_only(home, tmp_path, case):
     for args in (("sample", "dcgan", "--run", "b", "-n", 4, "-o", tmp_path / "b.png"),
                  ("train", "dcgan", "--resume", "--name", "b")):
         line = error_line(invoke(*args))
-        assert str(path) in line and REASONS[case] in line and "ganctl rm dcgan/b" in line
+        assert str(path) in line and REASONS[case] in line and "ganctl rm" not in line
+        assert line.endswith("correct that in the file and the run works again (its checkpoints are not affected)")
         assert "internal error" not in line
 
     r = invoke("rm", "b", "--yes")
@@ -117,7 +118,8 @@ def test_generator_arguments_of_the_wrong_type_in_config_are_damage(home):
     cfg["generator"] = {**cfg["generator"], "features": "8"}
     (home / "runs" / "dcgan" / "a" / "config.json").write_text(json.dumps(cfg))
     line = error_line(invoke("train", "dcgan", "--resume", "--name", "a"))
-    assert "generator.features is '8', not an integer" in line and "ganctl rm dcgan/a" in line
+    assert "generator.features is '8', not an integer" in line and "ganctl rm" not in line
+    assert "its checkpoints are not affected" in line
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
@@ -191,3 +193,54 @@ def test_a_torn_last_metrics_line_does_not_break_list(home):
     assert r.exit_code == 0, r.output
     row = next(ln for ln in r.stderr.splitlines() if ln.startswith("dcgan/a"))
     assert f"{rows[-1]['epoch'] - 1}/1" in row
+
+
+def test_bytes_that_are_not_utf8_in_run_files_cost_their_line_only(home, tmp_path):
+    from ganctl import retention
+    from ganctl.callbacks.metrics import read_rows
+
+    run = home / "runs" / "dcgan" / "a"
+    lines = (run / "metrics.jsonl").read_bytes().splitlines(keepends=True)
+    # one line of a middle row overwritten with bytes that are not UTF-8, the rest intact
+    (run / "metrics.jsonl").write_bytes(lines[0] + b'{"step": 2, "epoch": \xff\xfe1}\n' + b"".join(lines[1:]))
+    r = invoke("report", "dcgan/a", "-o", tmp_path / "page")
+    assert r.exit_code == 0, r.output
+    assert "dcgan/a: 1 damaged line(s) of metrics.jsonl skipped" in r.stderr
+    assert (tmp_path / "page" / "index.html").is_file()
+    assert len(read_rows(run / "metrics.jsonl", 10**9)) == len(lines)  # what a --resume keeps
+    # a pointer to the newest checkpoint with such bytes: ignored, the newest folder is found
+    (run / "checkpoints" / "latest").write_bytes(b"epoch_\xff\n")
+    assert retention.candidates(run)[0].name.startswith("epoch_")
+    for args in (("report", "dcgan/a", "-o", tmp_path / "again"), ("list",), ("list", "--runs")):
+        r = invoke(*args)
+        assert r.exit_code == 0 and "internal error" not in r.output, (args, r.output)
+
+
+def test_a_damaged_checkpoint_names_the_ones_that_load_not_ganctl_rm(home, tmp_path):
+    ckpts = home / "runs" / "dcgan" / "a" / "checkpoints"
+    good = next(ckpts.glob("epoch_*"))
+    bad = ckpts / "epoch_0009"
+    shutil.copytree(good, bad)
+    gen = bad / "generator.safetensors"
+    gen.write_bytes(gen.read_bytes()[:2000])  # truncated
+    for args in (("sample", "dcgan", "--run", "a", "--checkpoint", "epoch_0009", "-n", 4, "-o", tmp_path / "x.png"),
+                 ("export", "--checkpoint", bad, "-f", "onnx", "-o", tmp_path / "x.onnx")):
+        line = error_line(invoke(*args))
+        assert f"{gen} is not a readable safetensors file" in line and "ganctl rm" not in line, line
+        assert f"the run's checkpoints that load: {good.name} (give one to --checkpoint" in line, line
+    # none loads: what to do, without deleting the run's config, metrics and pictures
+    g = good / "generator.safetensors"
+    g.write_bytes(g.read_bytes()[:2000])
+    line = error_line(invoke("sample", "dcgan", "--run", "a", "-n", 4, "-o", tmp_path / "y.png"), code=1)
+    assert "has no readable checkpoint" in line and "ganctl rm" not in line and "restore it from a copy" in line
+
+
+def test_list_stays_readable_when_a_config_holds_huge_numbers(home):
+    path = home / "runs" / "dcgan" / "a" / "config.json"
+    path.write_text(json.dumps({**_config(home), "epochs": 10**150, "keep_epochs": [10**150]}))
+    r = invoke("list")
+    assert r.exit_code == 0, r.output
+    row = next(ln for ln in r.stderr.splitlines() if ln.startswith("dcgan/a "))
+    assert "1/1.00e+150" in row, row
+    assert max(len(ln) for ln in r.stderr.splitlines()) <= 200  # COLUMNS, as the tests set it
+    assert "dcgan/b " in r.stderr  # the other run's row, whole

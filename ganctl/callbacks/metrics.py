@@ -17,13 +17,14 @@ READ_EVERY = 50  # steps between read-backs of the device's metric tensors (and 
 
 
 def read_rows(path: Path, upto_step: int) -> list[dict]:
-    """The rows of a metrics log up to ``upto_step`` (a torn last line from a crash is skipped)."""
+    """The rows of a metrics log up to ``upto_step`` (damaged lines, such as a torn last line from a
+    crash or bytes that are not UTF-8, are skipped: each line is decoded on its own)."""
     rows = []
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in path.read_bytes().splitlines():
             try:
-                row = json.loads(line)
-            except (ValueError, RecursionError):
+                row = json.loads(line.decode("utf-8"))
+            except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
                 continue
             if isinstance(row, dict) and isinstance(row.get("step", 0), int) and row.get("step", 0) <= upto_step:
                 rows.append(row)

@@ -87,6 +87,11 @@ def evaluate(
         ui.result(path)
 
 
+def _asked(r: dict) -> str:
+    """' (of N asked: why)' when fewer images were scored than -n asked for."""
+    return f" (of {r['n_requested']:,} asked: {r['n_limit']})" if r.get("n_requested") else ""
+
+
 def _print_pairs(r: dict) -> None:
     from rich.table import Table
 
@@ -120,7 +125,7 @@ def _print(r: dict) -> None:
     table.add_column()
     epoch = f", epoch {r['epoch']}" if r.get("epoch") is not None else ""
     p = r["protocol"]
-    table.add_row("run", r["run"], f"{r['checkpoint']}{epoch}, {r['n']:,} samples, seed {r['seed']}")
+    table.add_row("run", r["run"], f"{r['checkpoint']}{epoch}, {r['n']:,} samples{_asked(r)}, seed {r['seed']}")
     kid = f"{r['kid_mean']:.4f} ± {r['kid_std']:.4f}"
     if r["feature_space"] == "inception":
         table.add_row("FID", f"{r['frechet_distance']:.3f}", f"against {p['reference']['images']:,} real {p['reference']['split']} images (lower is better)")

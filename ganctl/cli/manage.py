@@ -47,17 +47,27 @@ def list_(
     for r in runs:
         if r.damage:  # its reason goes below the table, on a line of its own; the others are listed as usual
             table.add_row(r.id, "damaged (see below)", "?", "", store.human_size(store.dir_size(r.path)), "-")
-            damaged.append(f"{r.id} is damaged: {r.damage}; delete it with 'ganctl rm {r.id}'")
+            damaged.append(f"{r.id} is damaged: {r.damage}; {store.REPAIR_CONFIG}")
             continue
         cfg = r.config()
         done = _epochs_done(r.path)
-        table.add_row(r.id, str(cfg.get("dataset", "?")), f"{done}/{cfg.get('epochs', '?')}", cfg.get("created", "")[:16].replace("T", " "),
+        table.add_row(r.id, str(cfg.get("dataset", "?")), f"{_count(done)}/{_count(cfg.get('epochs', '?'))}",
+                      cfg.get("created", "")[:16].replace("T", " "),
                       store.human_size(store.dir_size(r.path)), _prunable(r, cfg))
     con.print(table if runs else f"No runs yet in {store.runs_dir()}: try {store.train_hint('dcgan')}, or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
     for line in damaged:
         con.print(line)
     con.print()
     _print_disk_use(con)
+
+
+def _count(value: object) -> str:
+    """An epoch count short enough for its column: a config may hold any integer (10**300 is
+    valid JSON), and a column that may not wrap would squeeze every other one to nothing."""
+    text = str(value)
+    if not isinstance(value, int) or len(text) <= 9:
+        return text
+    return f"{text[0]}.{text[1:3]}e+{len(text) - 1}"
 
 
 def _prunable(run, cfg: dict) -> str:
@@ -126,12 +136,12 @@ def _epochs_done(run_dir) -> int:
 
     # an interrupt checkpoint: the last completed epoch is in the metrics
     try:
-        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    except (OSError, UnicodeDecodeError):
+        lines = (run_dir / "metrics.jsonl").read_bytes().splitlines()
+    except OSError:
         return 0
     for line in reversed(lines):
-        try:  # a crash can leave the last line half-written: use the last whole one
-            epoch = json.loads(line)["epoch"]
+        try:  # a crash can leave the last line half-written (or bytes not UTF-8): use the last whole one
+            epoch = json.loads(line.decode("utf-8"))["epoch"]
         except (ValueError, KeyError, TypeError, RecursionError):
             continue
         if isinstance(epoch, int) and not isinstance(epoch, bool):

@@ -119,7 +119,8 @@ def train(
     model = registry.get(model).name  # a typo is answered before torch is imported; DCGAN is dcgan
     launch.check_options(nproc_per_node, nnodes, node_rank, rdzv_endpoint, batch_size)
     if nproc_per_node is not None:  # the launcher: its workers run this command without these options
-        done = launch.launch(ctx.meta.get("ganctl_args", []), nproc_per_node, nnodes, node_rank, rdzv_endpoint, dist_timeout)
+        done = launch.launch(ctx.meta.get("ganctl_args", []), nproc_per_node, nnodes, node_rank, rdzv_endpoint, dist_timeout,
+                             device)
         if not done:
             ui.info("done: rank 0 of the job ran on another machine, which holds the run")
             return

@@ -24,6 +24,8 @@ def page_path(run_dirs: Sequence[Path], output: str | None) -> Path:
     out = Path(output).expanduser()
     if out.suffix.lower() in (".html", ".htm") and not out.is_dir():
         return out
+    if out.exists() and not out.is_dir() and not out.is_file():  # /dev/null, /dev/stdout: written through
+        return out
     if out.exists() and not out.is_dir():
         raise GanctlError(f"-o {output} is a file: give a folder (the page is written into it as {PAGE}) "
                           "or a path ending in .html")
@@ -36,4 +38,7 @@ def write_report(refs: Sequence[str], output: str | None = None, say: Callable[[
 
     infos = list({i.path: i for i in map(rundata.resolve, refs)}.values())  # a run named twice: once
     runs = [rundata.load(i) for i in infos]
+    for run in runs:
+        if run.damaged_rows:
+            say(f"{run.id}: {run.damaged_rows} damaged line(s) of metrics.jsonl skipped")
     return page.write(runs, page_path([r.path for r in runs], output), say)

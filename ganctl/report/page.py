@@ -270,7 +270,9 @@ def write(runs: Sequence[RunData], page: Path, say: Say) -> Path:
             r.slug = f"{base}-{k}"
         taken.add(r.slug)
     size = picture_bytes(runs)
-    pics = Pictures(Path(page), embed=size <= EMBED_LIMIT)
+    # a page written through a device or a pipe (-o /dev/stdout) has no folder beside it: all in it
+    stream = Path(page).exists() and not Path(page).is_file()
+    pics = Pictures(Path(page), embed=size <= EMBED_LIMIT or stream)
     if not pics.embed:
         say(f"the pictures ({store.human_size(size)}) are too many to embed: they are written to "
             f"{pics.folder}, which the page needs beside it")

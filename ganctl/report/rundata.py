@@ -43,20 +43,32 @@ def epoch_pictures(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The rows of ``metrics.jsonl`` (a torn last line from a crash is skipped)."""
-    rows = []
+    """The rows of ``metrics.jsonl`` (damaged lines, such as a torn last line from a crash, skipped)."""
+    return read_metrics_counted(path)[0]
+
+
+def read_metrics_counted(path: Path) -> tuple[list[dict], int]:
+    """The rows of ``metrics.jsonl`` and how many lines were damaged and skipped: a torn line,
+    bytes that are not UTF-8 or not JSON, or a row without its integer step and epoch. Each line
+    is decoded on its own, so damage in one costs that line only."""
+    rows: list[dict] = []
+    damaged = 0
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
-        return rows
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError):
+        return rows, 0
+    for line in data.splitlines():
+        if not line.strip():
             continue
+        try:
+            row = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            row = None
         if isinstance(row, dict) and isinstance(row.get("step"), int) and isinstance(row.get("epoch"), int):
             rows.append(row)
-    return rows
+        else:
+            damaged += 1
+    return rows, damaged
 
 
 def _is_number(v: object) -> bool:
@@ -98,6 +110,7 @@ class RunData:
     paired: bool
     gif: Path | None
     epochs: list[EpochRow] = field(default_factory=list)
+    damaged_rows: int = 0  # lines of metrics.jsonl that could not be read, left out
     slug: str = ""  # the run's anchor and picture folder in a page: its id, numbered when two runs share it
 
     @property
@@ -164,7 +177,7 @@ def _checkpoints(run_dir: Path) -> list[Checkpoint]:
         return []
     try:
         latest = (root / "latest").read_text().strip()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         latest = ""
     found = []
     for p in sorted(root.iterdir()):
@@ -203,10 +216,11 @@ def load(info: store.RunInfo) -> RunData:
     """Everything a report shows of the run ``info``."""
     path = Path(info.path)
     config = info.config()
-    rows = read_metrics(path / "metrics.jsonl")
+    rows, damaged = read_metrics_counted(path / "metrics.jsonl")
     pictures = epoch_pictures(path)
     gif = path / PROGRESS_GIF
     run = RunData(info.id, path, config, rows, read_sessions(path), pictures, _checkpoints(path), _paired(config),
                   gif if gif.is_file() else None)
     run.epochs = _epochs(rows, {e for e, _ in pictures})
+    run.damaged_rows = damaged
     return run

@@ -158,6 +158,28 @@ def test_a_tracker_that_cannot_start_stops_the_run_before_its_first_step(monkeyp
     assert line == "error: --log tensorboard could not start: cannot open the store"
 
 
+def test_a_tracker_that_cannot_start_leaves_no_run_folder_behind(monkeypatch, _isolated_store):
+    from ganctl.callbacks.trackers.tensorboard import TensorBoardTracker
+    from ganctl.errors import GanctlError
+
+    def refuse(self, step):
+        raise GanctlError("--log tensorboard could not start: the folder is not writable")
+
+    monkeypatch.setattr(TensorBoardTracker, "start", refuse)
+    monkeypatch.setattr("ganctl.trackers.installed", lambda library: True)
+    for _ in range(2):  # each failed start used to leave a folder, and took the next numbered name
+        line = error_line(invoke("train", "dcgan", *FAST, "--epochs", "1", "--log", "tensorboard"))
+        assert line == "error: --log tensorboard could not start: the folder is not writable"
+    runs = _isolated_store / "runs" / "dcgan"
+    assert not runs.exists() or not list(runs.iterdir()), list(runs.iterdir())
+    # a run that exists keeps everything when a resume's tracker fails to start
+    _train(*FAST, "--epochs", "1", "--name", "kept")
+    before = sorted(p.name for p in _run_dir(_isolated_store, "kept").iterdir())
+    error_line(invoke("train", "dcgan", "--resume", "--name", "kept", "--epochs", "2", "--log", "tensorboard"))
+    assert set(before) <= {p.name for p in _run_dir(_isolated_store, "kept").iterdir()}
+    assert (_run_dir(_isolated_store, "kept") / "config.json").is_file()
+
+
 def test_unknown_tracker_names_the_known_ones():
     line = error_line(invoke("train", "dcgan", *FAST, "--log", "tensorbord"))
     assert "Did you mean 'tensorboard'" in line and "wandb" in line and "mlflow" in line

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tarfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -167,6 +168,21 @@ def test_import_of_a_pickle_calling_os_system_is_one_safe_line(tmp_path):
     line = _clean(error_line(invoke("import", src, "--name", "evil")))
     assert "code ganctl will not run" in line and "system" in line and "only tensors are accepted" in line
     assert "weights_only" not in line and "Re-running" not in line
+
+
+def test_import_of_a_protocol_4_pickle_is_ganctls_line_alone(tmp_path):
+    import pickle
+    import subprocess
+    import sys
+
+    src = tmp_path / "p4.pth"
+    src.write_bytes(pickle.dumps({"model.0.weight": [1.0, 2.0]}, protocol=4))
+    r = subprocess.run([sys.executable, "-m", "ganctl", "import", str(src), "--name", "p4"], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "GANCTL_HOME": str(tmp_path / "home")},
+                       cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 1
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {src} cannot be loaded safely"), r.stderr
 
 
 def test_a_trainer_state_with_code_in_it_is_refused_without_torchs_advice(home):
@@ -356,7 +372,7 @@ def test_an_unreadable_checkpoint_says_which_and_why(home, tmp_path):
         for gen in gens:
             gen.chmod(0o644)
     assert f"{gens[-1]} cannot be read: Permission denied" in line and "No such file" not in line
-    assert "'ganctl rm dcgan/a'" in line
+    assert "ganctl rm" not in line and "make a file readable or restore it from a copy" in line
 
 
 def test_a_reader_that_misreports_why_a_file_cannot_be_read_is_corrected(tmp_path):

@@ -23,7 +23,7 @@ from pathlib import Path
 from ganctl.atomic import atomic_write_json
 from ganctl.engine import Callback, Loop
 from ganctl.errors import GanctlError
-from ganctl.trackers import TRACKERS, TrackerError
+from ganctl.trackers import TRACKERS, TrackerStartError
 
 STATE = "trackers.json"
 
@@ -117,10 +117,10 @@ class TrackerCallback(Callback):
         self._seen = len(self.metrics.rows)  # a resumed run's earlier rows were sent by its earlier sessions
         try:
             self.start(loop.position.step)
-        except GanctlError:
-            raise
+        except GanctlError as e:
+            raise TrackerStartError(str(e)) from e
         except Exception as e:
-            raise TrackerError(f"--log {self.name} could not start: {first_line(e)}") from e
+            raise TrackerStartError(f"--log {self.name} could not start: {first_line(e)}") from e
         self._live = True
 
     def _send(self, fn, *args) -> None:
