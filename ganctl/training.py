@@ -7,8 +7,8 @@ says how the dataset is loaded (single images, or pairs with a validation split)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -192,49 +192,53 @@ def _groups(given: dict[tuple[str, str], object]) -> dict[str, dict]:
     return out
 
 
-def run_training(
-    family: str,
-    dataset: str | None,
-    *,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    seed: int | None = None,
-    image_size: int | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    compile: bool = False,
-    accel: bool = True,
-    name: str | None = None,
-    resume: bool = False,
-    mirror: str | None = None,
-    arch: str | None = None,
-    eval_every: int | None = None,
-    save_every: int | None = None,
-    keep: int | None = None,
-    keep_epochs: tuple[int, ...] | None = None,
-    dist_timeout: float = distributed.DEFAULT_TIMEOUT_S,
-    log: tuple[str, ...] | list[str] | None = None,
-    reporter: Reporter | None = None,
-    progress_for: Callable | None = None,
-    warn: Callable[[str], None] | None = None,
-    **options: object,
-) -> TrainResult:
-    """Train ``family`` on ``dataset``. ``options`` are the family options (``n_critic=3``,
-    ``direction="BtoA"``, ...; None: not given), checked against the family's registration.
+@dataclass(frozen=True)
+class TrainRequest:
+    """What ``ganctl train`` was asked, as given (None: not given, the preset's or the run's
+    value applies); built once, at the command line's edge. ``options`` are the family's own
+    (``n_critic=3``, ``direction="BtoA"``, ...), checked against its registration."""
+
+    family: str
+    dataset: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int | None = None
+    image_size: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    accel: bool = True
+    name: str | None = None
+    resume: bool = False
+    mirror: str | None = None
+    arch: str | None = None
+    eval_every: int | None = None
+    save_every: int | None = None
+    keep: int | None = None
+    keep_epochs: tuple[int, ...] | None = None
+    dist_timeout: float = distributed.DEFAULT_TIMEOUT_S
+    log: tuple[str, ...] = ()  # the experiment trackers to send the run to (--log; this session only)
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+def run_training(req: TrainRequest, *, reporter: Reporter | None = None, progress_for: Callable | None = None,
+                 warn: Callable[[str], None] | None = None) -> TrainResult:
+    """Train as ``req`` asks; ``reporter`` shows the training, ``progress_for`` downloads, ``warn`` notes.
 
     Started by torchrun (``RANK``, ``WORLD_SIZE``... in the environment), this process joins the
-    job (:func:`ganctl.distributed.start`, with ``dist_timeout`` seconds for any collective) and
+    job (:func:`ganctl.distributed.start`, with ``req.dist_timeout`` seconds for any collective) and
     trains its part of every batch; rank 0 alone checks the store, names the run and writes it.
-    The caller leaves the job with :func:`ganctl.distributed.stop`.
-
-    ``log`` names the experiment trackers to send the run to (``--log``; this session only)."""
+    The caller leaves the job with :func:`ganctl.distributed.stop`."""
+    family, dataset, epochs, batch_size, lr = req.family, req.dataset, req.epochs, req.batch_size, req.lr
+    seed, image_size, name, resume, mirror, arch = req.seed, req.image_size, req.name, req.resume, req.mirror, req.arch
+    eval_every, save_every, keep, keep_epochs = req.eval_every, req.save_every, req.keep, req.keep_epochs
     fam = registry.get(family)
     _check_common(epochs, batch_size, lr, image_size, eval_every, seed)
-    log = trackers.check(log)  # a missing library is named before torch is imported
+    log = trackers.check(req.log)  # a missing library is named before torch is imported
     _check_checkpoints(save_every, keep, keep_epochs)
     variant = fam.pick(arch)
-    given = registry.checked_options(fam, arch, options)
+    given = registry.checked_options(fam, arch, dict(req.options))
     if eval_every and fam.translates:
         raise GanctlError(f"--eval-every applies to the image families; {fam.name} records validation L1/PSNR/SSIM every epoch")
     if dataset is not None:
@@ -252,7 +256,7 @@ def run_training(
         from ganctl import runtime
         from ganctl.trainer import train
     with watch.phase("runtime"):
-        rt = distributed.start(runtime.resolve(device, precision, compile, accel), dist_timeout)
+        rt = distributed.start(runtime.resolve(req.device, req.precision, req.compile, req.accel), req.dist_timeout)
     main = distributed.is_main()
     if not main:
         warn = progress_for = None  # rank 0 says it

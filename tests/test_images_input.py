@@ -183,7 +183,7 @@ def test_an_rgb_folder_is_decoded_at_the_families_rgb_size(family, size, tmp_pat
 
     monkeypatch.setattr(datasets, "load_folder", spy)
     monkeypatch.setattr(datasets, "resize_uint8", no_upsampling)
-    res = training.run_training(family, str(folder), epochs=1, batch_size=4, name="r", device="cpu")
+    res = training.run_training(training.TrainRequest(family, str(folder), epochs=1, batch_size=4, name="r", device="cpu"))
     cfg = json.loads((res.run_dir / "config.json").read_text())
     assert cfg["image_size"] == size and cfg["channels"] == 3
     assert asked == [size]

@@ -127,37 +127,18 @@ def train(
         _finish(model, Path(done["run_dir"]), done["epochs_done"], done["step"], done["interrupted"],
                 done["checkpoint"], resume, quiet)
         return
-    from ganctl.training import run_training
+    from ganctl.training import TrainRequest, run_training
 
     progress = ui.DownloadProgress()
     try:
-        result = run_training(
-            model,
-            dataset,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            image_size=image_size,
-            device=device,
-            precision=precision,
-            compile=compile,
-            accel=not no_accel,
-            name=name,
-            resume=resume,
-            mirror=mirror,
-            arch=arch,
-            eval_every=eval_every,
-            save_every=save_every,
-            keep=keep,
-            keep_epochs=keep_epochs,
-            **family_options,
-            reporter=ui.TrainProgress(quiet=quiet),
-            progress_for=progress.for_file,
-            dist_timeout=dist_timeout,
-            log=log,
-            warn=ui.warn,
-        )
+        request = TrainRequest(
+            family=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+            image_size=image_size, device=device, precision=precision, compile=compile, accel=not no_accel,
+            name=name, resume=resume, mirror=mirror, arch=arch, eval_every=eval_every, save_every=save_every,
+            keep=keep, keep_epochs=keep_epochs, dist_timeout=dist_timeout, log=tuple(log or ()),
+            options=family_options)
+        result = run_training(request, reporter=ui.TrainProgress(quiet=quiet), progress_for=progress.for_file,
+                              warn=ui.warn)
         main = distributed.is_main()
     finally:
         distributed.stop()
