@@ -28,6 +28,7 @@ import torch
 from ganctl.errors import CheckpointError
 from ganctl.models.cyclegan import ResnetGenerator
 from ganctl.pix2pix_official import _found, _strip_wrappers
+from ganctl.pix2pix_official import architecture_summary as pix2pix_summary
 
 FAMILY = "cyclegan"
 ARCH = "cyclegan"  # the Networks name a generator spec gives (registry arch of the cyclegan family)
@@ -186,6 +187,11 @@ def ganctl_to_official(state: Mapping[str, torch.Tensor], arch: Mapping) -> dict
             )
         out[key] = state[key]
     return out
+
+
+def summary(arch: Mapping) -> str:
+    """Any official generator's arguments in words: a ResNet's (with ``n_blocks``) or a U-Net's."""
+    return architecture_summary(arch) if "n_blocks" in arch else pix2pix_summary(arch)
 
 
 def architecture_summary(arch: Mapping) -> str:

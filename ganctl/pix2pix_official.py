@@ -294,13 +294,8 @@ def save_official_file(state: Mapping[str, torch.Tensor], path: str | Path) -> P
 
 
 def architecture_summary(arch: Mapping) -> str:
-    """E.g. 'unet_256, ngf 64, batch norm, 3->3 channels'; a CycleGAN ResNet's arguments (with
-    ``n_blocks``) are described by :func:`ganctl.cyclegan_official.architecture_summary`, so callers
-    may pass any official generator's."""
-    if "n_blocks" in arch:
-        from ganctl.cyclegan_official import architecture_summary as resnet_summary
-
-        return resnet_summary(arch)
+    """E.g. 'unet_256, ngf 64, batch norm, 3->3 channels' (any official generator's:
+    :func:`ganctl.cyclegan_official.summary`)."""
     return (
         f"unet_{2 ** arch['num_downs']}, ngf {arch['ngf']}, {arch['norm']} norm, "
         f"{arch['in_channels']}->{arch['out_channels']} channels"

@@ -24,13 +24,21 @@ Nothing here runs on a GPU or in fp16, and nothing changes what is computed beyo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from ganctl.runtime import Runtime
+
+class Runtime(Protocol):
+    """What the fast paths read of :class:`ganctl.runtime.Runtime` (which imports this package:
+    naming the class here would make the two import each other)."""
+
+    device: torch.device
+    precision: str
+    accel: bool
+
+    def channels_last(self, convolutional: bool = True) -> bool: ...
 
 # the names shown on the start-of-training line and by `ganctl env`
 GEMM_CONVS = "small-map convs as GEMMs"

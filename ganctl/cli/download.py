@@ -106,7 +106,7 @@ def _list_pretrained() -> None:
 
 def _download_pretrained(name: str, mirror: str | None) -> None:
     from ganctl import pretrained, pretrained_install
-    from ganctl.pix2pix_official import architecture_summary
+    from ganctl.cyclegan_official import summary as architecture_summary
 
     model = pretrained.lookup(name)
     if (pretrained.model_dir(model.name) / pretrained.GENERATOR).is_file():

@@ -43,7 +43,7 @@ def import_(
 ) -> None:
     """Import a pix2pix or CycleGAN generator saved by the official code (weights only; no code in it is run)."""
     from ganctl import pretrained, pretrained_install
-    from ganctl.pix2pix_official import architecture_summary
+    from ganctl.cyclegan_official import summary as architecture_summary
 
     dest = pretrained_install.import_file(path, name, direction=direction, force=force)
     meta = pretrained.read_meta(dest)
