@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ganctl.errors import CheckpointError
 from ganctl.pretrained import OFFICIAL_FILE, read_meta
-from ganctl.pretrained_install import build_resnet, build_unet
+from ganctl.pretrained_install import build_generator
 
 
 def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict]:
@@ -39,7 +39,7 @@ def export(generator_path: str | Path, out_path: str | Path) -> tuple[Path, dict
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{src} is not a readable safetensors file ({e}); it may be truncated") from e
     resnet = meta["arch"] == cyclegan_official.ARCH
-    net = (build_resnet if resnet else build_unet)(arch, state, str(src))
+    net = build_generator("cyclegan" if resnet else "pix2pix", arch, state, str(src))
     check_finite(src, net)
     convert = cyclegan_official.ganctl_to_official if resnet else pix2pix_official.ganctl_to_official
     out = Path(out_path).expanduser()

@@ -134,14 +134,14 @@ def _install(
         from ganctl.cyclegan_official import ARCH, official_to_ganctl
 
         state, arch = official_to_ganctl(state)
-        net = build_resnet(arch, state, str(original))
+        net = build_generator("cyclegan", arch, state, str(original))
         # the official --crop_size of every CycleGAN model; a ResNet takes any multiple of 4
         fields = dict(family="cyclegan", arch=ARCH, generator=arch, image_size=256)
     else:
         from ganctl.pix2pix_official import official_to_ganctl
 
         state, arch = official_to_ganctl(state)
-        net = build_unet(arch, state, str(original))
+        net = build_generator("pix2pix", arch, state, str(original))
         fields = dict(family="pix2pix", arch="pix2pix", generator={**arch, "dropout": True},  # the pix2pix default; the file cannot tell
                       image_size=2 ** arch["num_downs"])
     spec = genspec.make(
@@ -166,43 +166,21 @@ def _install(
     return dest / GENERATOR
 
 
-def build_unet(arch: dict, state: dict, where: str):
-    """A UNetGenerator holding ``state`` (strict), without initialising weights it would overwrite."""
+def build_generator(family: str, arch: dict, state: dict, where: str):
+    """The ``family``'s generator (pix2pix: a U-Net; cyclegan: a ResNet) holding ``state``
+    (strict), without initialising weights it would overwrite."""
     import torch
 
     from ganctl.checkpoint import match_dtypes
+    from ganctl.models import build_generator as build
     from ganctl.models import check_args
-    from ganctl.models.pix2pix import UNetGenerator
 
     try:
-        check_args("pix2pix", arch)
+        check_args(family, arch)
         with torch.device("meta"):
-            net = UNetGenerator(**arch)
+            net = build(family, arch)
     except (TypeError, ValueError) as e:  # metadata edited by hand, or from another version
-        raise CheckpointError(f"{where} describes no pix2pix U-Net ({arch}): {e}") from e
-    try:
-        match_dtypes(state, net)  # fp16/fp64 files: stored and run as the network's float32
-        net.load_state_dict(state, strict=True, assign=True)
-    except ValueError as e:
-        raise CheckpointError(f"{where} does not fit {arch}: {e}") from e
-    except RuntimeError as e:  # official_to_ganctl promises a fit; this makes sure of it
-        first = str(e).strip().splitlines()
-        raise CheckpointError(f"{where} does not fit {arch}: {first[-1].strip()}") from e
-    return net
-
-
-def build_resnet(arch: dict, state: dict, where: str):
-    """A ResnetGenerator holding ``state`` (strict), without initialising weights it would overwrite."""
-    import torch
-
-    from ganctl.checkpoint import match_dtypes
-    from ganctl.models.cyclegan import ResnetGenerator
-
-    try:
-        with torch.device("meta"):
-            net = ResnetGenerator(**arch)
-    except (TypeError, ValueError) as e:  # metadata edited by hand, or from another version
-        raise CheckpointError(f"{where} describes no CycleGAN ResNet generator ({arch}): {e}") from e
+        raise CheckpointError(f"{where} describes no {family} generator ({arch}): {e}") from e
     try:
         match_dtypes(state, net)  # fp16/fp64 files: stored and run as the network's float32
         net.load_state_dict(state, strict=True, assign=True)

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ganctl.atomic import atomic_write_json
 from ganctl.data import catalog
 from ganctl.data.archives import extract
-from ganctl.data.download import ProgressFn, download, file_digest
+from ganctl.data.download import ProgressFn, download
+from ganctl.data.install import install_archive
 from ganctl.errors import DatasetError
 from ganctl.locks import lock_file
 from ganctl.store import datasets_dir, ensure_cache_dir, home, remove_if_empty
-
-# written into a pix2pix dataset's folder: what was downloaded, since no checksums are published
-DOWNLOAD_RECORD = "download.json"
 
 
 def fetch(
@@ -123,51 +119,21 @@ def _fetch_pix2pix(
     again); one whose image counts differ is kept, since downloading it again would give the same
     file: the error says where it is.
     """
-    target = entry.local_dir()
-    final = entry.data_dir()
-    (remote,) = entry.files
-    archive = target / remote.name
-    if final.is_dir():
-        archive.unlink(missing_ok=True)  # left by a run stopped between install and clean-up
-        return final
-    staging = target / ".extracting"
-    shutil.rmtree(staging, ignore_errors=True)
-    bases = catalog.mirrors_for(entry, mirror, remote)
-    try:
-        if not archive.is_file():
-            download(remote, bases, archive, progress=progress_for(remote.name) if progress_for else None)
-        try:
-            extract(archive, staging, progress_for(f"{remote.name} (extracting)") if progress_for else None)
-        except DatasetError as e:  # damaged, or entries that would land outside the folder
-            archive.unlink(missing_ok=True)
-            why = str(e).removesuffix(": delete it and download again")
-            raise DatasetError(f"{why}. The archive was deleted: run the same command again to download it afresh, "
-                               "or pass --mirror URL") from e
+    def inspect(staging: Path, archive: Path) -> tuple[Path, dict]:
         inner = _dataset_folder(staging, entry)
         if inner is None:
             archive.unlink(missing_ok=True)
             raise DatasetError(
-                f"{remote.name} holds no {entry.image_folder}/ folder with "
+                f"{archive.name} holds no {entry.image_folder}/ folder with "
                 f"{' or '.join(s + '/' for s in entry.expected_counts)}: it is not the {entry.name} archive. "
                 "It was deleted: run the same command again, or pass --mirror URL"
             )
         _verify_counts(entry, inner, archive)
-        atomic_write_json(inner / DOWNLOAD_RECORD, {
-            "dataset": entry.name,
-            "file": remote.name,
-            "size": archive.stat().st_size,
-            "sha256": file_digest(archive),
-            "sources": bases,
-            "pairs": dict(entry.expected_counts),
-            "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
-        inner.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not final.is_dir():
-            remove_if_empty(target)
-    archive.unlink()  # extracted and verified; it can be downloaded again
-    return final
+        return inner, {"pairs": dict(entry.expected_counts)}
+
+    return install_archive(entry, mirror, progress_for, inspect)
+
+
 
 
 def _dataset_folder(staging: Path, entry: catalog.CatalogEntry) -> Path | None:

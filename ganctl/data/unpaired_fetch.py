@@ -11,20 +11,15 @@ checksums: the sha256 and the image counts of what was installed are recorded in
 
 from __future__ import annotations
 
-import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ganctl.atomic import atomic_write_json
 from ganctl.data import catalog
-from ganctl.data.archives import extract
-from ganctl.data.download import ProgressFn, download, file_digest
+from ganctl.data.download import ProgressFn
+from ganctl.data.install import DOWNLOAD_RECORD, install_archive
 from ganctl.errors import DatasetError
-from ganctl.store import remove_if_empty
 
-DOWNLOAD_RECORD = "download.json"
 FOLDERS = ("trainA", "trainB", "testA", "testB")
 
 
@@ -64,55 +59,21 @@ def fetch_cyclegan(
 ) -> Path:
     """The entry's folder of trainA/... in the store, downloaded, checked and installed if missing.
     The caller holds the dataset's lock (:func:`ganctl.data.fetch.fetch`)."""
-    target = entry.local_dir()
-    final = entry.data_dir()
-    (remote,) = entry.files
-    archive = target / remote.name
-    if final.is_dir():
-        archive.unlink(missing_ok=True)  # left by a run stopped between install and clean-up
-        return final
-    target.mkdir(parents=True, exist_ok=True)
-    staging = target / ".extracting"
-    shutil.rmtree(staging, ignore_errors=True)
-    bases = catalog.mirrors_for(entry, mirror, remote)
-    try:
-        if not archive.is_file():
-            download(remote, bases, archive, progress=progress_for(remote.name) if progress_for else None)
-        try:
-            extract(archive, staging, progress_for(f"{remote.name} (extracting)") if progress_for else None)
-        except DatasetError as e:  # damaged, or entries that would land outside the folder
-            archive.unlink(missing_ok=True)
-            why = str(e).removesuffix(": delete it and download again")
-            raise DatasetError(f"{why}. The archive was deleted: run the same command again to download it afresh, "
-                               "or pass --mirror URL") from e
+    def inspect(staging: Path, archive: Path) -> tuple[Path, dict]:
         inner = _dataset_folder(staging, entry)
         try:
             found = _check_layout(entry, inner, archive)
         except DatasetError:
             archive.unlink(missing_ok=True)
             raise
-        inner = inner or staging  # not None: _check_layout found its folders
-        record = {
-            "dataset": entry.name,
-            "file": remote.name,
-            "size": archive.stat().st_size,
-            "sha256": file_digest(archive),
-            "sources": bases,
-            "images": found,
-            "installed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
+        fields: dict = {"images": found}
         differ = {f: n for f, n in entry.expected_counts.items() if found.get(f) != n}
         if differ:
             # the catalog's counts are not the publisher's (none are published): report, keep the data
-            record["expected_images"] = dict(entry.expected_counts)
+            fields["expected_images"] = dict(entry.expected_counts)
             shown = ", ".join(f"{f}/ {found.get(f, 0):,} (listed {n:,})" for f, n in differ.items())
             print(f"note: {entry.name} holds other image counts than the catalog lists: {shown}; installed as "
-                  f"downloaded, counts recorded in {final / DOWNLOAD_RECORD}", file=sys.stderr, flush=True)
-        atomic_write_json(inner / DOWNLOAD_RECORD, record)
-        inner.rename(final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not final.is_dir():
-            remove_if_empty(target)
-    archive.unlink()  # extracted and checked; it can be downloaded again
-    return final
+                  f"downloaded, counts recorded in {entry.data_dir() / DOWNLOAD_RECORD}", file=sys.stderr, flush=True)
+        return inner or staging, fields  # not None: _check_layout found its folders
+
+    return install_archive(entry, mirror, progress_for, inspect)
