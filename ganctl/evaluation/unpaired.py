@@ -73,23 +73,30 @@ def _translate(gen: inference.LoadedGenerator, x: torch.Tensor, mode: str, seed:
     return torch.cat(out)
 
 
-class _Inception:
-    """The Inception network and the features of each real domain, measured once for both directions."""
+def _inception_scores(fakes: dict[str, torch.Tensor], domains: dict[str, torch.Tensor], name: str,
+                      device: torch.device, results: dict) -> str:
+    """FID and KID of each direction's translations against the real test images of its output
+    domain, into ``results``; the weights' sha256. Every image goes through Inception in one pass
+    (each real domain once, whichever directions need it)."""
+    from ganctl.data.download import file_digest
+    from ganctl.evaluation import fidelity, weights
 
-    def __init__(self, device: torch.device):
-        from ganctl.data.download import file_digest
-        from ganctl.evaluation import fidelity, weights
-
-        path, _ = weights.require()
-        self.sha256 = file_digest(path)
-        self.net = fidelity.inception_extractor(path, device)
-        self.device, self.real = device, {}
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        from ganctl.evaluation import fidelity
-
-        return fidelity.features(self.net, fidelity.UInt8Images(x, rgb=True), self.device,
-                                 (fidelity.INCEPTION_LAYER,))[fidelity.INCEPTION_LAYER]
+    path, _ = weights.require()
+    reals = sorted({SIDES[way][1] for way in fakes})
+    sets = [domains[d] for d in reals] + list(fakes.values())
+    if min(len(x) for x in sets) < 2:
+        raise GanctlError(f"{name} has {min(len(x) for x in sets)} test image(s) on one side: FID needs at least 2")
+    net = fidelity.inception_extractor(path, device)
+    layer = fidelity.INCEPTION_LAYER
+    every = fidelity.features(net, fidelity.UInt8Images(torch.cat(sets), rgb=True), device, (layer,))[layer]
+    parts = dict(zip([*reals, *fakes], every.split([len(x) for x in sets]), strict=True))
+    for way in fakes:
+        fake, real = parts[way], parts[SIDES[way][1]]
+        subset = fidelity.kid_subset_size(len(fake), len(real))
+        kid_mean, kid_std = fidelity.kid(fake, real, subset)
+        results[way].update({"frechet_distance": round(fidelity.frechet(fake, real), 4), "kid_mean": round(kid_mean, 6),
+                             "kid_std": round(kid_std, 6), "kid_subset_size": subset})
+    return file_digest(path)
 
 
 def score(gens: dict[str, inference.LoadedGenerator], dataset: str, *, n: int | None = None, seed: int = 0,
@@ -116,41 +123,32 @@ def score(gens: dict[str, inference.LoadedGenerator], dataset: str, *, n: int | 
     if not have_weights and not aligned:
         weights.require()  # FID and KID are all there is to score without ground truth: say how to get them
     domains = {"a": a, "b": b}
-    inception = _Inception(device) if have_weights else None
-    results = {}
+    results, fakes = {}, {}
     for direction, gen in gens.items():
         src, dst = SIDES[direction]
         x, real = domains[src], domains[dst]
         if progress:
             progress(f"translating {len(x):,} test images {direction} with {gen.path.parent.name} (--mode {mode})")
         out = _translate(gen, x, mode, seed, device)
+        fakes[direction] = images.to_uint8(out)
         r: dict = {"generator": str(gen.path), "n": len(x), "reference": len(real),
                    "frechet_distance": None, "kid_mean": None, "kid_std": None, "l1": None, "psnr": None, "ssim": None}
         if aligned:  # image by image, as pix2pix's pairs are scored: means over the scenes
             each = [scores.image_scores(out[i : i + 1], to_unit(real[i : i + 1], torch.device("cpu"), False))
                     for i in range(len(x))]
             r.update({k: round(sum(e[k] for e in each) / len(each), 4) for k in ("l1", "psnr", "ssim")})
-        if inception is not None:
-            if min(len(x), len(real)) < 2:
-                raise GanctlError(f"{name} has {min(len(x), len(real))} test image(s) on one side: FID needs at least 2")
-            if dst not in inception.real:
-                inception.real[dst] = inception.features(real)
-            fake = inception.features(images.to_uint8(out))
-            subset = fidelity.kid_subset_size(len(fake), len(inception.real[dst]))
-            kid_mean, kid_std = fidelity.kid(fake, inception.real[dst], subset)
-            r.update({"frechet_distance": round(fidelity.frechet(fake, inception.real[dst]), 4),
-                      "kid_mean": round(kid_mean, 6), "kid_std": round(kid_std, 6), "kid_subset_size": subset})
         results[direction] = r
-    if inception is None and progress:
+    sha256 = _inception_scores(fakes, domains, name, device, results) if have_weights else None
+    if sha256 is None and progress:
         progress("no FID or KID: the Inception weights are not in the store (run 'ganctl download inception')")
     protocol = {"split": SPLIT, "mode": mode, "seed": seed, "aligned": aligned,
                 "resize": f"test images resized to {size} px (load = crop, as the official test script), PIL bicubic"}
     if aligned:
         protocol.update({"l1": "mean absolute difference to the true image of the scene, on [0, 1]", "psnr": "dB on [0, 1]",
                          "ssim": "Wang et al. (2004): 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03"})
-    if inception is not None:
+    if sha256 is not None:
         protocol.update({"feature_space": "Inception-v3 pool3, 2,048 features (TensorFlow FID weights, torch-fidelity "
-                                          "inception-v3-compat)", "weights_sha256": inception.sha256,
+                                          "inception-v3-compat)", "weights_sha256": sha256,
                          "fid": f"translations against the real test images of the output domain; {fidelity.INCEPTION_RESIZE}",
                          "kid": {"subsets": fidelity.KID_SUBSETS, "kernel": fidelity.KID_KERNEL},
                          "library": fidelity.version()})

@@ -161,7 +161,7 @@ def prepare(path: Path, mode: str = "eval") -> Traced:
     net, meta = gen.net.float().eval(), gen.meta
     paired = image_to_image(meta)
     if mode == "paper" and not paired:
-        raise GanctlError(f"--mode paper is the image-to-image test-time behaviour; a {meta['family']} generator is "
+        raise GanctlError(f"--mode paper is pix2pix's test-time behaviour; a {meta['family']} generator is "
                           "exported in eval mode (leave out --mode)")
     model = paper_network(net) if mode == "paper" else net
     dynamic, names, example, checks = _inputs(net, meta)
