@@ -159,7 +159,8 @@ def _print_directions(r: dict) -> None:
                   soft_wrap=True, highlight=False, markup=False)
     console.print(table)
     p = r["protocol"]
-    lines = (("images", "translated -> real images of the output domain (FID, KID); lower is better for FID, KID, L1"),
+    better = ["lower is better: " + ", ".join(["FID, KID"] * fid + ["L1"] * aligned)] + ["higher: PSNR, SSIM"] * aligned
+    lines = (("images", "translated -> real test images of the output domain"), ("scores", "; ".join(better)),
              ("resize", p["resize"]), ("weights", f"sha256 {p['weights_sha256']}" if "weights_sha256" in p else None),
              ("library", p.get("library")))
     for label, text in lines:
