@@ -16,6 +16,8 @@ Examples:
 
   ganctl import sat2map.pth --name sat2map        (an official file downloaded by hand)
 
+  ganctl import checkpoints/horse2zebra/latest_net_G_B.pth --name zebra2horse     (a CycleGAN's G_B: BtoA)
+
   ganctl translate --pretrained my-facades labels.png -o photo.png
 """
 
@@ -40,9 +42,9 @@ Examples:
 """
 
 def import_(
-    path: Path = typer.Argument(..., help="A generator .pth saved by the official pix2pix code (latest_net_G.pth)."),
+    path: Path = typer.Argument(..., help="A generator .pth saved by the official pix2pix or CycleGAN code (latest_net_G.pth; latest_net_G_A.pth, latest_net_G_B.pth)."),
     name: str = typer.Option(..., "--name", "-n", help="Name in the store, for 'translate --pretrained NAME'."),
-    direction: str = typer.Option(None, "--direction", help="AtoB or BtoA: the direction it was trained for, as in the official --direction."),
+    direction: str = typer.Option(None, "--direction", help="AtoB or BtoA: the direction it was trained for, as in the official --direction (a CycleGAN's *_net_G_A.pth: AtoB, *_net_G_B.pth: BtoA, unless given)."),
     force: bool = typer.Option(False, "--force", help="Replace a pretrained model of the same name."),
 ) -> None:
     """Import a pix2pix or CycleGAN generator saved by the official code (weights only; no code in it is run)."""

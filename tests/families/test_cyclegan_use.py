@@ -180,8 +180,10 @@ def test_official_files_of_both_generators_import_back_and_score_as_the_run(home
     r = invoke("export", "cyclegan/c", "--direction", "BtoA", "-o", tmp_path / "b2a.pth")
     assert r.exit_code == 0 and (tmp_path / "b2a.pth").is_file()
 
-    r = invoke("import", tmp_path / "h2z" / "latest_net_G_B.pth", "--name", "b2a", "--direction", "BtoA")
+    # the official name says the direction: G_B translates B -> A
+    r = invoke("import", tmp_path / "h2z" / "latest_net_G_B.pth", "--name", "b2a")
     assert r.exit_code == 0, r.output
+    assert "direction BtoA" in r.stderr
     mine = json.loads(invoke("evaluate", "--pretrained", "b2a", "--dataset", cyc[1], "--mode", "eval").stdout)
     # an imported file says nothing of its training size: it is scored at the official 256 pixels
     assert (mine["pretrained"], mine["image_size"], list(mine["directions"])) == ("b2a", 256, ["BtoA"])
