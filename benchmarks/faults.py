@@ -23,6 +23,10 @@ weights, and ``ganctl train --resume`` must train to the end, bit-identical to t
     python benchmarks/faults.py                      # every save point, 5 random kills, divergence at every step
     python benchmarks/faults.py --random 10 --write  # and update docs/benchmarks.md
     python benchmarks/faults.py --points none --random 0 --diverge all --write   # divergence alone
+    python benchmarks/faults.py --family cyclegan --diverge none     # kills of a CycleGAN run (4 networks)
+
+A checkpoint is complete when every network file of the run's layout reads (``Networks.file``:
+``generator.safetensors`` for a G/D pair, ``G_A/generator.safetensors`` ... for a CycleGAN).
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 NAME = "f"
+FAMILIES = ("gan", "cyclegan")
+# 32-pixel crops of 36-pixel images, widths of 4, one residual block; a constant learning rate, so
+# that a resume with the same --epochs follows the same schedule
+CYCLEGAN = ["--image-size", "32", "--ngf", "4", "--ndf", "4", "--n-blocks", "1", "--epochs-decay", "0"]
 
 
 def make_dataset(root: Path, n: int = 48) -> Path:
@@ -57,6 +65,23 @@ def make_dataset(root: Path, n: int = 48) -> Path:
     return root
 
 
+def make_unpaired_dataset(root: Path, n: int = 6) -> Path:
+    """trainA/ and trainB/ of n random 36x36 RGB PNGs each (fixed seed): a CycleGAN's epoch of n steps."""
+    from PIL import Image
+
+    rng = random.Random(0)
+    for side in "AB":
+        (root / f"train{side}").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.frombytes("RGB", (36, 36), bytes(rng.randrange(256) for _ in range(36 * 36 * 3))).save(
+                root / f"train{side}" / f"{i}.png")
+    return root
+
+
+def make_data(root: Path, family: str = "gan") -> Path:
+    return make_unpaired_dataset(root) if family == "cyclegan" else make_dataset(root)
+
+
 def _env(home: Path, **extra: str) -> dict:
     """The caller's environment (its thread count too: runs compared bit for bit must use the
     same), this tree's ganctl, and a store of its own."""
@@ -67,24 +92,34 @@ def _env(home: Path, **extra: str) -> dict:
     return env
 
 
-def train_args(dataset: Path, epochs: int, batch_size: int = 16) -> list[str]:
-    return ["train", "gan", "--dataset", str(dataset), "--image-size", "8", "--batch-size", str(batch_size),
-            "--epochs", str(epochs), "--device", "cpu", "--precision", "fp32", "--name", NAME]
+def train_args(dataset: Path, epochs: int, batch_size: int = 16, family: str = "gan") -> list[str]:
+    """A new run (``batch_size``: gan's; a CycleGAN trains on batches of 1, as its recipe)."""
+    sizes = CYCLEGAN if family == "cyclegan" else ["--image-size", "8", "--batch-size", str(batch_size)]
+    return ["train", family, "--dataset", str(dataset), *sizes, "--epochs", str(epochs), "--device", "cpu",
+            "--precision", "fp32", "--name", NAME]
 
 
-def resume_args(epochs: int) -> list[str]:
-    return ["train", "gan", "--resume", "--name", NAME, "--epochs", str(epochs), "--device", "cpu", "--precision", "fp32"]
+def resume_args(epochs: int, family: str = "gan") -> list[str]:
+    return ["train", family, "--resume", "--name", NAME, "--epochs", str(epochs), "--device", "cpu", "--precision", "fp32"]
 
 
 def ganctl(home: Path, args: list[str], **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ganctl", *args], env=_env(home, **env), capture_output=True, text=True)
 
 
-def run_dir(home: Path) -> Path:
-    return home / "runs" / "gan" / NAME
+def run_dir(home: Path, family: str = "gan") -> Path:
+    return home / "runs" / family / NAME
 
 
 # ---------------------------------------------------------------- what a run left
+
+
+def network_files(run: Path) -> dict[str, str]:
+    """Network name -> its file inside a checkpoint folder, as the run's networks lay them out."""
+    from ganctl import registry
+
+    nets = registry.networks(json.loads((run / "config.json").read_text())["arch"])
+    return {name: nets.file(name) for name in nets.names()}
 
 
 def _complete(ckpt: Path) -> bool:
@@ -93,8 +128,8 @@ def _complete(ckpt: Path) -> bool:
     from safetensors.torch import load_file
 
     try:
-        load_file(ckpt / "generator.safetensors")
-        load_file(ckpt / "discriminator.safetensors")
+        for file in network_files(ckpt.parent.parent).values():
+            load_file(ckpt / file)
         torch.load(ckpt / "trainer.pt", map_location="cpu", weights_only=True)
         return True
     except Exception:
@@ -130,13 +165,16 @@ def check_checkpoints(run: Path) -> str:
     return "ok" if named == newest or _step(named) == _step(newest) else "behind"
 
 
-def final_state(home: Path, epochs: int) -> tuple[dict, list]:
+def final_state(home: Path, epochs: int, family: str = "gan") -> tuple[dict, list]:
     from safetensors.torch import load_file
 
-    ck = run_dir(home) / "checkpoints" / f"epoch_{epochs:04d}"
-    tensors = {f"G.{k}": v for k, v in load_file(ck / "generator.safetensors").items()}
-    tensors.update({f"D.{k}": v for k, v in load_file(ck / "discriminator.safetensors").items()})
-    rows = [json.loads(x) for x in (run_dir(home) / "metrics.jsonl").read_text().splitlines()]
+    run = run_dir(home, family)
+    ck = run / "checkpoints" / f"epoch_{epochs:04d}"
+    tensors = {}
+    for name, file in network_files(run).items():  # G., D. for a pair, as before network names
+        short = {"generator": "G", "discriminator": "D"}.get(name, name)
+        tensors.update({f"{short}.{k}": v for k, v in load_file(ck / file).items()})
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return tensors, rows
 
 
@@ -157,6 +195,7 @@ class Reference:
     state: tuple[dict, list]
     train_seconds: float
     batch_size: int = 16
+    family: str = "gan"
 
 
 def _start(home: Path, args: list[str], **env: str) -> tuple[subprocess.Popen, float]:
@@ -170,16 +209,16 @@ def _start(home: Path, args: list[str], **env: str) -> tuple[subprocess.Popen, f
     return proc, time.perf_counter()
 
 
-def reference(workdir: Path, dataset: Path, epochs: int, batch_size: int = 16) -> Reference:
+def reference(workdir: Path, dataset: Path, epochs: int, batch_size: int = 16, family: str = "gan") -> Reference:
     home = Path(tempfile.mkdtemp(prefix="reference-", dir=workdir))
     log = home.with_suffix(".points")
-    proc, started = _start(home, train_args(dataset, epochs, batch_size), GANCTL_FAULT_LOG=str(log))
+    proc, started = _start(home, train_args(dataset, epochs, batch_size, family), GANCTL_FAULT_LOG=str(log))
     rest = proc.stderr.read()
     if proc.wait() != 0:
         raise SystemExit(f"the uninterrupted run failed:\n{rest}")
     seconds = time.perf_counter() - started
     points = [line.split(" ", 1)[1] for line in log.read_text().splitlines()]
-    return Reference(dataset, epochs, points, final_state(home, epochs), seconds, batch_size)
+    return Reference(dataset, epochs, points, final_state(home, epochs, family), seconds, batch_size, family)
 
 
 @dataclass
@@ -197,18 +236,18 @@ def _finish(home: Path, ref: Reference, t: Trial, chain: list[str]) -> Trial:
     """Resume until the run is done (each resume of ``chain`` killed at that fault label first)."""
     for label in [*chain, None]:
         env = {"GANCTL_FAULT": f"save:{label}"} if label else {}
-        r = ganctl(home, resume_args(ref.epochs), **env)
+        r = ganctl(home, resume_args(ref.epochs, ref.family), **env)
         if label:
             if r.returncode != -signal.SIGKILL:
                 t.detail = f"the resume meant to be killed at {label} ended with {r.returncode}: {r.stderr[-300:]}"
                 return t
-            t.checks.append(check_checkpoints(run_dir(home)))
+            t.checks.append(check_checkpoints(run_dir(home, ref.family)))
         elif r.returncode != 0:
             t.detail = f"resume failed ({r.returncode}): {r.stderr.strip().splitlines()[-1:]}"
             return t
     t.resumed = True
-    t.identical = same(final_state(home, ref.epochs), ref.state)
-    latest = run_dir(home) / "checkpoints" / "latest"
+    t.identical = same(final_state(home, ref.epochs, ref.family), ref.state)
+    latest = run_dir(home, ref.family) / "checkpoints" / "latest"
     t.latest_final = latest.is_file() and latest.read_text().strip() == f"epoch_{ref.epochs:04d}"
     return t
 
@@ -217,12 +256,12 @@ def injected(workdir: Path, ref: Reference, point: int | str, chain: tuple[str, 
     """Kill the training at fault point ``point`` (a number, or a label suffix), resume to the end."""
     home = Path(tempfile.mkdtemp(prefix="kill-", dir=workdir))
     t = Trial(f"save:{point}" + "".join(f" then save:{c}" for c in chain))
-    r = ganctl(home, train_args(ref.dataset, ref.epochs), GANCTL_FAULT=f"save:{point}")
+    r = ganctl(home, train_args(ref.dataset, ref.epochs, ref.batch_size, ref.family), GANCTL_FAULT=f"save:{point}")
     if r.returncode != -signal.SIGKILL:
         t.detail = f"not killed (exit {r.returncode})"
         return t
     t.killed = True
-    t.checks.append(check_checkpoints(run_dir(home)))
+    t.checks.append(check_checkpoints(run_dir(home, ref.family)))
     t = _finish(home, ref, t, list(chain))
     shutil.rmtree(home, ignore_errors=True)
     return t
@@ -231,7 +270,7 @@ def injected(workdir: Path, ref: Reference, point: int | str, chain: tuple[str, 
 def random_kill(workdir: Path, ref: Reference, rng: random.Random) -> Trial:
     """SIGKILL from outside at a random moment after the training started."""
     home = Path(tempfile.mkdtemp(prefix="rand-", dir=workdir))
-    proc, _ = _start(home, train_args(ref.dataset, ref.epochs))
+    proc, _ = _start(home, train_args(ref.dataset, ref.epochs, ref.batch_size, ref.family))
     delay = rng.uniform(0, ref.train_seconds)
     t = Trial(f"random kill {delay:.2f} s after the start line")
     time.sleep(delay)
@@ -241,7 +280,7 @@ def random_kill(workdir: Path, ref: Reference, rng: random.Random) -> Trial:
         t.detail = "finished before the kill"
         return t
     t.killed = True
-    t.checks.append(check_checkpoints(run_dir(home)))
+    t.checks.append(check_checkpoints(run_dir(home, ref.family)))
     t = _finish(home, ref, t, [])
     shutil.rmtree(home, ignore_errors=True)
     return t
@@ -267,7 +306,7 @@ def _kills(args, workdir: Path) -> tuple[dict, Reference, int] | None:
     """The kill trials: (summary, reference, save points tried), or None when none were asked for."""
     if args.points == "none" and not args.random:
         return None
-    ref = reference(workdir, make_dataset(workdir / "images"), args.epochs)
+    ref = reference(workdir, make_data(workdir / "images", args.family), args.epochs, family=args.family)
     print(f"uninterrupted run: {len(ref.points)} save fault points, training {ref.train_seconds:.1f} s", file=sys.stderr)
     points = {"all": range(1, len(ref.points) + 1), "none": []}.get(args.points) or [int(x) for x in args.points.split(",")]
     plan: list[tuple[str, object]] = [("point", n) for n in points]
@@ -306,12 +345,21 @@ def _divergences(args, workdir: Path) -> tuple[dict, Reference] | None:
     return summarise_divergence(trials), ref
 
 
+def _section(family: str) -> tuple[str, str]:
+    """The docs/benchmarks.md section a family's kills are written to."""
+    if family == "gan":
+        return "faults", "## Fault injection: kills and bit-exact resume"
+    return f"faults-{family}", f"## Fault injection: kills and bit-exact resume of a {family} run"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=3, help="epochs of the run (3: the last save also prunes)")
     ap.add_argument("--random", type=int, default=5, help="kills at random moments")
     ap.add_argument("--points", default="all", help="'all' save points, 'none', or a comma list of point numbers")
     ap.add_argument("--seed", type=int, default=0, help="seed of the random moments")
+    ap.add_argument("--family", default="gan", choices=FAMILIES, help="the kills' run: a tiny gan, or a tiny "
+                    "cyclegan (4 networks in folders of their own; 2 x 6 steps an epoch)")
     ap.add_argument("--diverge", default="all", help="generator updates after which the weights go NaN: "
                     "'all' (each of the divergence run's 24), 'none', or a comma list")
     ap.add_argument("--write", action="store_true", help="update the sections in docs/benchmarks.md")
@@ -333,7 +381,7 @@ def main() -> None:
     if kills:
         s, ref, n_points = kills
         body = f"""Measured on {machine()} in {kill_minutes:.0f} min: `python benchmarks/faults.py --epochs {args.epochs} --random {args.random}{'' if args.points == 'all' else ' --points ' + args.points} --diverge none`.
-A tiny `ganctl train gan` run ({args.epochs} epochs of 3 batches; {len(ref.points)} fault points in its saves) killed with SIGKILL
+A tiny `ganctl train {args.family}` run ({args.epochs} epochs of {3 if args.family == 'gan' else 6} batches; {len(ref.points)} fault points in its saves) killed with SIGKILL
 at {n_points} save fault points (each write, fsync and rename of a checkpoint save, prune and `latest`) and at
 {args.random} random moments; after each, `ganctl train --resume` to the end.
 
@@ -343,7 +391,7 @@ at {n_points} save fault points (each write, fsync and rename of a checkpoint sa
 
 {'' if not s['not_killed'] else f"{s['not_killed']} random kill(s) came after the run had finished and are not counted."}
 """
-        print(f"wrote {write_section('faults', '## Fault injection: kills and bit-exact resume', body)}", file=sys.stderr)
+        print(f"wrote {write_section(*_section(args.family), body)}", file=sys.stderr)
     if divergence:
         d, ref = divergence
         n = d["runs"]

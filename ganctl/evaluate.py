@@ -168,31 +168,44 @@ def evaluate_run(
     features: str = "auto",
     reference_n: int | None = None,
     mode: str = "paper",
+    direction: str | None = None,
 ) -> tuple[dict, Path]:
     """Evaluate a run's newest generator (or ``checkpoint_path``: a generator file, checkpoint
     folder, or a checkpoint's name such as ``epoch_0010``); write ``eval.json`` (the latest
     result) and append to ``evaluations.jsonl`` (the history) in the run folder. A pix2pix run is
-    scored on its dataset's test pairs (at most ``n``) in ``mode``."""
+    scored on its dataset's test pairs (at most ``n``) in ``mode``; a run whose data kind scores
+    its generators itself (unpaired: a CycleGAN) on its test split, each direction (``direction``: one)."""
     from ganctl import generators
 
     device = torch.device(device)
-    path = generators.choose(run.family, run=str(run.path), checkpoint=checkpoint_path).path
-    gen = inference.load_generator(path, device)
-    if is_image_to_image(gen.meta):
-        from ganctl.evaluation import pairs
+    evaluator = _kind_evaluator(run.family)
+    if direction is not None and not evaluator:
+        raise GanctlError(f"--direction applies to models with a generator each way (such as cyclegan), not to {run.family}")
+    if evaluator:
+        gens, ckpt = run_generators(run, checkpoint_path, direction, device)
+        from ganctl.familyspec import resolve
 
-        result = pairs.evaluate_pairs(gen, gen.meta.get("dataset") or run.config.get("dataset"), mode=mode, seed=seed,
-                                      device=device, n=n, progress=progress)
+        result = resolve(evaluator)(gens, run.config()["dataset"], n=n, seed=seed, mode=mode, device=device,
+                                    progress=progress)
+        path = next(iter(gens.values())).path
     else:
-        result = evaluate_generator(gen, n=n, seed=seed, device=device, progress=progress, features=features,
-                                    reference_n=reference_n)
-    ckpt = gen.path.parent
+        path = generators.choose(run.family, run=str(run.path), checkpoint=checkpoint_path).path
+        gen = inference.load_generator(path, device)
+        if is_image_to_image(gen.meta):
+            from ganctl.evaluation import pairs
+
+            result = pairs.evaluate_pairs(gen, gen.meta.get("dataset") or run.config().get("dataset"), mode=mode,
+                                          seed=seed, device=device, n=n, progress=progress)
+        else:
+            result = evaluate_generator(gen, n=n, seed=seed, device=device, progress=progress, features=features,
+                                        reference_n=reference_n)
+        ckpt = gen.path.parent
     result = {
         "run": run.id,
         "checkpoint": ckpt.name,
         "epoch": _epoch_of(ckpt),
         **result,
-        "generator": str(gen.path),
+        "generator": str(path),
         "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "ganctl_version": __version__,
     }
@@ -203,6 +216,34 @@ def evaluate_run(
     return result, out
 
 
+def _kind_evaluator(family: str) -> str:
+    """The ``"module:function"`` that scores the generators of ``family``'s data kind ('' when
+    its generator files score themselves, or the family is not one this ganctl knows)."""
+    from ganctl import registry
+
+    return registry.get(family).kind.evaluate if family in registry.FAMILIES else ""
+
+
+def run_generators(run: store.RunInfo, checkpoint_path: Path | None, direction: str | None,
+                   device: torch.device) -> tuple[dict, Path]:
+    """({direction: loaded generator}, checkpoint folder) of a run with a generator each way: the
+    one ``direction`` names, else each one, all from one checkpoint (the newest readable one, or
+    ``checkpoint_path``; a generator file given there is scored alone, in its own direction)."""
+    from ganctl import generators
+
+    chosen = generators.choose_each(run.family, run=str(run.path), checkpoint=checkpoint_path, direction=direction)
+    gens = {}
+    for way, choice in chosen.items():
+        gen = inference.load_generator(choice.path, device)
+        if direction is not None and way != direction:
+            raise GanctlError(f"{choice.path} translates {way or 'no direction'}, not {direction}: give --direction "
+                              f"{way}, or another checkpoint")
+        gens[way] = gen
+    path = next(iter(chosen.values())).path
+    # a checkpoint folder holds each generator in a folder of its own (G_A/generator.safetensors)
+    return gens, path.parent.parent if path.parent.parent.parent.name == "checkpoints" else path.parent
+
+
 def is_image_to_image(meta: dict) -> bool:
     """A pix2pix generator: it draws no noise and translates in a direction."""
     return not meta.get("z_dim") and meta.get("direction") in ("AtoB", "BtoA")
@@ -210,15 +251,25 @@ def is_image_to_image(meta: dict) -> bool:
 
 def evaluate_pretrained(name: str, dataset: str, *, mode: str = "paper", seed: int = 0, n: int | None = None,
                         device: torch.device | str, progress: ProgressFn | None = None) -> dict:
-    """Score pretrained pix2pix model ``name`` (in the store) on the test pairs of ``dataset``."""
+    """Score pretrained image-to-image model ``name`` (in the store) on the test split of
+    ``dataset``: pix2pix on its test pairs, a model of a kind that scores its generators (a CycleGAN
+    generator, unpaired) in its own direction."""
     from ganctl import pretrained
     from ganctl.evaluation import pairs
 
     device = torch.device(device)
     gen = inference.load_generator(pretrained.generator_path(name), device)
     if not is_image_to_image(gen.meta):
-        raise GanctlError(f"{name} draws images from noise: evaluate a run of it, or give --pretrained a pix2pix model")
-    result = pairs.evaluate_pairs(gen, dataset, mode=mode, seed=seed, device=device, n=n, progress=progress)
+        raise GanctlError(f"{name} draws images from noise: evaluate a run of it, or give --pretrained a pix2pix "
+                          "or cyclegan model")
+    evaluator = _kind_evaluator(gen.meta.get("family", ""))
+    if evaluator:
+        from ganctl.familyspec import resolve
+
+        result = resolve(evaluator)({gen.meta["direction"]: gen}, dataset, n=n, seed=seed, mode=mode, device=device,
+                                    progress=progress)
+    else:
+        result = pairs.evaluate_pairs(gen, dataset, mode=mode, seed=seed, device=device, n=n, progress=progress)
     return {"pretrained": name, **result, "generator": str(gen.path),
             "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ganctl_version": __version__}
 

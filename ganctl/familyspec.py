@@ -227,7 +227,10 @@ class DataKind:
       set (fetched when missing) or a folder; ``val`` is what the epoch pictures show (None: the
       training data itself serves, as for image families);
     - ``feeder(data, cfg, rt, channels_last) -> engine.Feeder``;
-    - ``pictures(run_dir, nets, val, cfg, rt, channels_last) -> list[engine.Callback]``."""
+    - ``pictures(run_dir, nets, val, cfg, rt, channels_last) -> list[engine.Callback]``;
+    - ``evaluate(generators, dataset, *, n, seed, mode, device, progress) -> dict``: how ``ganctl
+      evaluate`` scores a model of this kind, given its generators by direction ("": the generator
+      files score themselves, as images and pairs do: :mod:`ganctl.evaluate`)."""
 
     name: str
     catalog: str  # the catalog entries it takes: "images", "pairs" or "unpaired"
@@ -242,6 +245,10 @@ class DataKind:
     # batch norm keeps per-rank statistics in a multi-process run (batch-1 recipes normalise each
     # image by itself); the other kinds normalise over the global batch
     per_rank_norm: bool = False
+    evaluate: str = ""
+    # the heads of the columns of an epoch picture (``ganctl report``), one row of heads for each
+    # band of rows the picture holds: pairs show input | output | target, unpaired sets a band each way
+    columns: tuple[tuple[str, ...], ...] = ()
 
 
 _IMAGES = dict(catalog="images", check="ganctl.training:check_images_spec", dataset_id="ganctl.training:dataset_id",
@@ -255,6 +262,7 @@ KINDS: Mapping[str, DataKind] = MappingProxyType({k.name: k for k in (
         "pairs", catalog="pairs", check="ganctl.training:check_pairs_spec", dataset_id="ganctl.training:dataset_id",
         load="ganctl.training:load_pairs", feeder="ganctl.feeders:pair_feeder",
         pictures="ganctl.callbacks.pictures:pair_pictures", translates=True, per_rank_norm=True,
+        columns=(("input", "output", "target"),),
         options=(Option("--direction", "data", "direction", choices=("AtoB", "BtoA"),
                         help="AtoB or BtoA: which side of each pair is the input (default: the dataset's)."),),
     ),
@@ -262,6 +270,8 @@ KINDS: Mapping[str, DataKind] = MappingProxyType({k.name: k for k in (
         "unpaired", catalog="unpaired", check="ganctl.data.unpaired_spec:check_unpaired_spec",
         dataset_id="ganctl.data.unpaired_spec:canonical_spec", load="ganctl.training:load_unpaired", feeder="ganctl.feeders:unpaired_feeder",
         pictures="ganctl.callbacks.pictures:cycle_pictures", translates=True, per_rank_norm=True,
+        evaluate="ganctl.evaluation.unpaired:score",
+        columns=(("A", "A->B", "A->B->A"), ("B", "B->A", "B->A->B")),  # CycleValidation's rows: A's, then B's
     ),
 )})
 DATA_KINDS = tuple(KINDS)

@@ -95,6 +95,38 @@ def choose(family: str | None, *, run: str | None = None, checkpoint: Path | str
     raise GanctlError(no_run_message(family))
 
 
+def choose_each(family: str | None, *, run: str | None = None, checkpoint: Path | str | None = None,
+                direction: str | None = None, required: bool = False) -> dict[str, Choice]:
+    """{direction: Choice} of a model with a generator each way (a CycleGAN run or checkpoint
+    folder: G_A for AtoB, G_B for BtoA), all from the one checkpoint :func:`choose` picks for the
+    first; with ``direction``, or for a single generator file, what :func:`choose` picks alone, keyed
+    by the direction its spec names ("" for a model that translates no way). Torch-free."""
+    first = choose(family, run=run, checkpoint=checkpoint, direction=direction, required=required)
+    spec = genspec.read_file(first.path)
+    made = spec.get("direction") or ""
+    folder = first.path.parent
+    try:
+        nets = registry.networks(spec["arch"])
+    except KeyError:  # an arch this ganctl does not know: it is one generator
+        return {made: first}
+    in_set = len(nets.uses) > 1 and folder.name in nets.names("generator") and not (folder.parent / genspec.GENERATOR).exists()
+    if direction is not None or not in_set or _names_a_file(checkpoint, first):
+        return {made: first}
+    found = {made: first}
+    for way, _ in nets.uses:
+        if way not in found:
+            found[way] = replace(choose(family, run=run, checkpoint=folder.parent, direction=way), source=first.source, run=first.run)
+    return {way: found[way] for way, _ in nets.uses if way in found}
+
+
+def _names_a_file(checkpoint: Path | str | None, choice: Choice) -> bool:
+    """Whether ``--checkpoint`` named one generator file (of a run, when a run was given too)."""
+    if checkpoint is None:
+        return False
+    given = Path(checkpoint).expanduser()
+    return given.is_file() or (choice.run is not None and (choice.run.path / "checkpoints" / given).is_file())
+
+
 def no_run_message(family: str) -> str:
     """What to do when there is no run of an image family: train one, or use a shipped demo
     (named, never substituted: a sample must not silently come from another model)."""

@@ -11,6 +11,7 @@ architecture is read from the tensors' shapes. torch is imported only when a fil
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,6 +136,9 @@ def _install(
 
         state, arch = official_to_ganctl(state)
         net = build_generator("cyclegan", arch, state, str(original))
+        # the official cycle_gan model saves G_A (A -> B) and G_B (B -> A) as *_net_G_A.pth, *_net_G_B.pth
+        named = re.search(r"_net_G_([AB])\.pth$", original.name)
+        direction = direction or (("AtoB" if named.group(1) == "A" else "BtoA") if named else None)
         # the official --crop_size of every CycleGAN model; a ResNet takes any multiple of 4
         fields = dict(family="cyclegan", arch=ARCH, generator=arch, image_size=256)
     else:

@@ -344,3 +344,35 @@ def test_the_launcher_names_the_rank_that_failed_not_the_ones_that_lost_it(tmp_p
     assert launch._failure_line(both, tmp_path) == "rank 3 of the job failed: injected failure"
     assert launch.lost_peer(RuntimeError("[../gloo/transport/tcp/pair.cc:545] Read error: Connection reset by peer"))
     assert not launch.lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+
+@pytest.mark.slow
+def test_cyclegan_trains_and_resumes_with_two_processes(tmp_path, _isolated_store):
+    # its four networks and image pools on gloo: a run of 2 epochs, and one cut after 1 and resumed,
+    # each with 2 processes of 1 image (batch norm would be per rank; the recipe's instance norm
+    # needs nothing shared), end with the same weights
+    from safetensors.torch import load_file
+
+    from tests.families.test_cyclegan import TINY as CYC
+    from tests.families.test_cyclegan import _domain
+
+    _domain(tmp_path / "A", 0, 4, (150, 20, 20))
+    _domain(tmp_path / "B", 1, 4, (20, 20, 150))
+    args = ["--dataset", f"{tmp_path / 'A'}:{tmp_path / 'B'}", *map(str, CYC), "--batch-size", "2", "--epochs-decay",
+            "0", "--device", "cpu", "--nproc-per-node", "2", "--quiet"]
+    r = _ganctl("train", "cyclegan", *args, "--epochs", "2", "--name", "whole")
+    assert r.returncode == 0, r.stderr
+    assert _ganctl("train", "cyclegan", *args, "--epochs", "1", "--name", "cut").returncode == 0
+    r = _ganctl("train", "cyclegan", "--resume", "--name", "cut", "--epochs", "2", "--precision", "fp32",
+                "--nproc-per-node", "2", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "resuming from checkpoints/epoch_0001" in r.stderr
+    runs = _isolated_store / "runs" / "cyclegan"
+    assert [s["processes"] for s in json.loads((runs / "cut" / "runtime.json").read_text())["sessions"]] == [2, 2]
+    rows = [json.loads(line) for line in (runs / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "g_a" in row] == [1, 2, 3, 4]  # 2 global batches of 2 an epoch
+    for f in ("G_A/generator.safetensors", "G_B/generator.safetensors", "D_A/discriminator.safetensors",
+              "D_B/discriminator.safetensors"):
+        a = load_file(runs / "whole" / "checkpoints" / "epoch_0002" / f)
+        b = load_file(runs / "cut" / "checkpoints" / "epoch_0002" / f)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f

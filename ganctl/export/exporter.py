@@ -21,5 +21,5 @@ def export(generator: Path, fmt: str, output: str | os.PathLike, mode: str = "ev
     traced = graph.prepare(generator, mode)
     out = output_path(output, fmt)
     write = writers.write_onnx if fmt == "onnx" else writers.write_pt2
-    diff = write(traced, out, metadata(traced.meta, mode))
+    diff = write(traced, out, metadata(traced.meta, mode, traced.size_multiple, traced.min_size))
     return Exported(out, diff, tuple(tuple(c[0].shape) for c in traced.checks), traced.meta)

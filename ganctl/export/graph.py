@@ -1,26 +1,30 @@
 """One ``torch.export`` trace of a generator, in eval or paper mode, and the inputs it is checked on.
 
-The trace has a dynamic batch size for every family and, for the pix2pix U-Net, a dynamic height
-and width, each a multiple of ``2**num_downs`` (written as ``Dim * multiple``, so the
-ExportedProgram and the ONNX input shape ``256*height_blocks`` both say which sizes it takes).
+The trace has a dynamic batch size for every family and, for image-to-image generators (those of a
+family whose data kind translates: pix2pix, CycleGAN), a dynamic height and width, each a multiple
+of the network's ``size_multiple`` (the U-Net's ``2**num_downs``, the ResNet's 4; written as ``Dim *
+multiple``, so the ExportedProgram and the ONNX input shape ``256*height_blocks`` both say which
+sizes it takes) and at least its ``min_size`` (the ResNet's 8 pixels).
 
 Modes (docs/export.md says the same to users):
 
 - ``eval``: the network as ``net.eval()`` runs it: batch norm with the running statistics stored
   in the file, dropout off.
-- ``paper`` (pix2pix only): what pix2pix does at test time (Isola et al. 2017, section 3.3; the
+- ``paper`` (image-to-image generators): what pix2pix does at test time (Isola et al. 2017, section 3.3; the
   official test.py without --eval) for batch norm: every batch norm layer normalises with the
   mean and biased variance of the input it is given (over batch, height and width), then applies
   its learnt scale and shift; the stored running statistics are not used. Dropout cannot be random
   in a file that is checked against PyTorch (ONNX has no random generator that matches PyTorch's),
   so it is folded into its expectation: PyTorch's dropout scales the units it keeps by 1/(1-p)
-  during training, so its expected output is its input, and the layer becomes the identity.
+  during training, so its expected output is its input, and the layer becomes the identity. A
+  CycleGAN's instance norm keeps no running statistics, so both modes give its one network.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +33,9 @@ from torch import nn
 
 from ganctl import inference
 from ganctl.errors import GanctlError
+from ganctl.export.options import image_to_image
 
-MAX_SIDE = 65536  # pixels: the largest height or width the pix2pix trace allows
+MAX_SIDE = 65536  # pixels: the largest height or width an image-to-image trace allows
 MAX_BATCH = 65536
 
 
@@ -46,6 +51,8 @@ class Traced:
     output_names: list[str]
     checks: list[tuple[torch.Tensor, ...]]  # fixed inputs the exported file must reproduce
     expected: list[torch.Tensor]  # what the PyTorch generator gives for each
+    size_multiple: int = 1  # image-to-image: the sides it takes are multiples of this,
+    min_size: int = 0  # and at least this
 
 
 class BatchStatisticsNorm(nn.Module):
@@ -116,16 +123,18 @@ def _inputs(net: nn.Module, meta: dict) -> tuple[dict, list[str], tuple, list[tu
 
     batch = Dim("batch", min=1, max=MAX_BATCH)
     g = meta["generator"]
-    multiple = getattr(net, "size_multiple", None)
-    if multiple is not None:  # pix2pix: an image in, the same size out
-        c = int(g["in_channels"])
+    if image_to_image(meta):  # an image in, the same size out
+        c, multiple, least = int(g["in_channels"]), *_sides(net)
         blocks = MAX_SIDE // multiple
-        h, w = Dim("height_blocks", min=1, max=blocks), Dim("width_blocks", min=1, max=blocks)
+        h, w = Dim("height_blocks", min=least, max=blocks), Dim("width_blocks", min=least, max=blocks)
         rng = torch.Generator().manual_seed(0)
-        checks = [(torch.rand(1, c, multiple, multiple, generator=rng) * 2 - 1,),
-                  (torch.rand(2, c, multiple, 2 * multiple, generator=rng) * 2 - 1,)]
-        example = (torch.zeros(2, c, 2 * multiple, 2 * multiple),)  # 2, not 1: see _no_small_size_specialisation
-        return {"x": {0: batch, 2: multiple * h, 3: multiple * w}}, ["image"], example, checks
+        side = least * multiple  # the smallest image it takes, then one a block wider
+        checks = [(torch.rand(1, c, side, side, generator=rng) * 2 - 1,),
+                  (torch.rand(2, c, side, side + multiple, generator=rng) * 2 - 1,)]
+        ex = max(2, least) * multiple  # 2 blocks at least, not 1: see _no_small_size_specialisation
+        example = (torch.zeros(2, c, ex, ex),)
+        arg = next(iter(inspect.signature(net.forward).parameters))  # the U-Net's x, the ResNet's image
+        return {arg: {0: batch, 2: multiple * h, 3: multiple * w}}, ["image"], example, checks
     z_dim = int(meta["z_dim"])
     classes = len(meta["classes"]) if meta.get("conditional") else 0
     checks = []
@@ -139,11 +148,18 @@ def _inputs(net: nn.Module, meta: dict) -> tuple[dict, list[str], tuple, list[tu
     return {"z": {0: batch}}, ["z"], (torch.zeros(2, z_dim),), checks
 
 
+def _sides(net: nn.Module) -> tuple[int, int]:
+    """(size multiple, fewest multiples a side) of an image-to-image generator: the U-Net takes one
+    multiple of 2**num_downs; the ResNet two multiples of 4 (8 px: its blocks' reflection padding)."""
+    multiple = int(getattr(net, "size_multiple", 1))
+    return multiple, max(1, -(-int(getattr(net, "min_size", multiple)) // multiple))
+
+
 def prepare(path: Path, mode: str = "eval") -> Traced:
     """Load the generator file ``path`` on the CPU and make it ready to trace in ``mode`` ("eval" or "paper")."""
     gen = inference.load_generator(Path(path), torch.device("cpu"))
     net, meta = gen.net.float().eval(), gen.meta
-    paired = getattr(net, "size_multiple", None) is not None
+    paired = image_to_image(meta)
     if mode == "paper" and not paired:
         raise GanctlError(f"--mode paper is pix2pix's test-time behaviour; a {meta['family']} generator is "
                           "exported in eval mode (leave out --mode)")
@@ -153,7 +169,8 @@ def prepare(path: Path, mode: str = "eval") -> Traced:
         model = _ZOnly(model)
     with torch.no_grad():
         expected = [paper_reference(net, *c) if mode == "paper" else net(*c) for c in checks]
-    return Traced(model, example, dynamic, meta, names, ["output"], checks, expected)
+    multiple, least = _sides(net) if paired else (1, 0)
+    return Traced(model, example, dynamic, meta, names, ["output"], checks, expected, multiple, least * multiple)
 
 
 @contextlib.contextmanager

@@ -50,10 +50,21 @@ def output_path(output: str | os.PathLike, fmt: str) -> Path:
     return out
 
 
-def metadata(spec: dict, mode: str) -> dict[str, str]:
-    """What the exported file says about itself (ONNX metadata_props, a pt2 extra file): strings only."""
+def image_to_image(spec: dict) -> bool:
+    """Whether the generator ``spec`` describes takes an image (pix2pix, CycleGAN), not noise: its
+    family's data kind says so; a family this ganctl does not know, by its drawing no noise."""
+    from ganctl import registry
+
+    family = spec.get("family")
+    if family in registry.FAMILIES:
+        return registry.get(family).translates
+    return not spec.get("z_dim")
+
+
+def metadata(spec: dict, mode: str, size_multiple: int = 1, min_size: int = 0) -> dict[str, str]:
+    """What the exported file says about itself (ONNX metadata_props, a pt2 extra file): strings
+    only. ``size_multiple`` and ``min_size``: the sides an image-to-image generator takes."""
     g = spec.get("generator") or {}
-    paired = "num_downs" in g
     meta = {
         "family": spec["family"],
         "arch": spec["arch"],
@@ -62,10 +73,10 @@ def metadata(spec: dict, mode: str) -> dict[str, str]:
         "normalisation": NORMALISATION,
         "channels": str(g.get("out_channels", spec.get("channels", ""))),
     }
-    if paired:
-        multiple = 2 ** int(g["num_downs"])
-        meta.update(inputs="image", size_multiple=str(multiple), image_size=str(spec.get("image_size", multiple)),
-                    in_channels=str(g["in_channels"]), direction=str(spec.get("direction") or ""))
+    if image_to_image(spec):
+        meta.update(inputs="image", size_multiple=str(size_multiple), min_size=str(min_size or size_multiple),
+                    image_size=str(spec.get("image_size", size_multiple)), in_channels=str(g["in_channels"]),
+                    direction=str(spec.get("direction") or ""))
     else:
         meta.update(inputs="z, label" if spec.get("conditional") else "z", image_size=str(spec.get("image_size", "")),
                     z_dim=str(spec.get("z_dim", "")))

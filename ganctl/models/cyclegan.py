@@ -80,6 +80,7 @@ class ResnetGenerator(nn.Module):
         self.norm = norm
         self.dropout = dropout
         self.size_multiple = SIZE_MULTIPLE
+        self.min_size = MIN_SIZE  # read by the export's trace: the smallest side it is checked and allows
         bias = _use_bias(norm)
 
         layers: list[nn.Module] = [

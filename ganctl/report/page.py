@@ -23,7 +23,6 @@ from ganctl.report import svg
 from ganctl.report.rundata import Checkpoint, RunData
 
 EMBED_LIMIT = 48 * 2**20  # bytes of pictures a page embeds; past it they are written beside it
-PAIR_COLUMNS = ("input", "output", "target")  # the columns of a pix2pix validation picture
 MIME = {".png": "image/png", ".gif": "image/gif"}
 
 Say = Callable[[str], None]
@@ -185,17 +184,20 @@ def _epoch_table(r: RunData) -> str:
 
 
 def _samples(r: RunData, pics: Pictures) -> str:
-    what = "Validation pairs" if r.paired else "Samples from fixed noise"
+    if not r.paired:
+        what = "Samples from fixed noise"
+    else:  # one band of columns: pairs; a band each way: translations there and back (CycleGAN)
+        what = "Validation pairs" if len(r.columns) <= 1 else "Translations each way and back"
     out = [f"<h3>{what}, every epoch</h3>"]
     if not r.pictures:
         out.append('<p class="muted">No epoch picture yet (samples/epoch_NNNN.png).</p>')
         return "".join(out)
+    # the first band's heads above the picture, the next bands' (the rows below it) under it
+    heads = [f'<div class="cols">{"".join(f"<span>{escape(c)}</span>" for c in band)}</div>' for band in r.columns]
     out.append('<div class="epochs">')
     for epoch, path in r.pictures:
-        heads = "".join(f"<span>{c}</span>" for c in PAIR_COLUMNS) if r.paired else ""
-        cols = f'<div class="cols">{heads}</div>' if heads else ""
         img = _img(pics, path, f"{r.slug}/{path.name}", f"{r.id} epoch {epoch}")
-        out.append(f"<figure><figcaption>epoch {epoch}</figcaption>{cols}{img}</figure>")
+        out.append(f"<figure><figcaption>epoch {epoch}</figcaption>{''.join(heads[:1])}{img}{''.join(heads[1:])}</figure>")
     out.append("</div>")
     return "".join(out)
 

@@ -111,6 +111,7 @@ class RunData:
     gif: Path | None
     epochs: list[EpochRow] = field(default_factory=list)
     damaged_rows: int = 0  # lines of metrics.jsonl that could not be read, left out
+    columns: tuple[tuple[str, ...], ...] = ()  # heads of the epoch pictures' columns, a row of them per band (data kind)
     slug: str = ""  # the run's anchor and picture folder in a page: its id, numbered when two runs share it
 
     @property
@@ -212,6 +213,19 @@ def _paired(config: dict) -> bool:
         return "direction" in config.get("data_args", {})
 
 
+PAIR_COLUMNS = ("input", "output", "target")  # a pix2pix-like run whose family this ganctl does not know
+
+
+def _columns(config: dict) -> tuple[tuple[str, ...], ...]:
+    """The heads of the run's epoch pictures' columns, as its family's data kind names them."""
+    from ganctl import registry
+
+    try:
+        return registry.get(config["family"]).kind.columns
+    except (GanctlError, KeyError):
+        return (PAIR_COLUMNS,) if "direction" in config.get("data_args", {}) else ()
+
+
 def load(info: store.RunInfo) -> RunData:
     """Everything a report shows of the run ``info``."""
     path = Path(info.path)
@@ -223,4 +237,5 @@ def load(info: store.RunInfo) -> RunData:
                   gif if gif.is_file() else None)
     run.epochs = _epochs(rows, {e for e, _ in pictures})
     run.damaged_rows = damaged
+    run.columns = _columns(config)
     return run
