@@ -171,6 +171,7 @@ class Spy(Augment):
 
     def __call__(self, *xs):
         self.calls.append(len(xs))
+        self.used = True
         return xs[0] if len(xs) == 1 else xs
 
 
@@ -231,3 +232,41 @@ def test_ada_p_is_logged_and_checkpointed_and_resumes_exactly(tmp_path):
     a = torch.load(tmp_path / "full" / "checkpoints" / "epoch_0002" / "trainer.pt", weights_only=True)
     b = torch.load(tmp_path / "split" / "checkpoints" / "epoch_0002" / "trainer.pt", weights_only=True)
     assert all(torch.equal(x, y) for x, y in zip(a["rng_cpu"], b["rng_cpu"], strict=True))
+
+
+def test_an_objective_that_never_augments_is_refused_rather_than_trained_unaugmented():
+    aug = Augment({"policy": "color"}, torch.device("cpu"))
+    with pytest.raises(GanctlError, match="does not augment"):
+        aug.end_step({}, 0, 4)
+    aug(torch.zeros(1, 1, 4, 4))
+    assert aug.end_step({}, 0, 4) == {}
+
+
+def test_resume_keeps_the_runs_augmentation():
+    from ganctl.training import _check_resume_augment
+
+    cfg = make_config("dcgan", "digits", "t", channels=1, classes=None, preset_key="digits", augment=ADA_CFG)
+    _check_resume_augment(cfg, None)
+    _check_resume_augment(cfg, spec.parse("ada"))  # the ramp follows from the run: not the user's to give
+    with pytest.raises(GanctlError, match="its own augmentation"):
+        _check_resume_augment(cfg, spec.parse("color"))
+
+
+def test_a_small_folder_is_told_about_augment_and_a_catalogue_set_is_not(tmp_path):
+    from ganctl.training import default_augment
+
+    said: list[str] = []
+    assert default_augment(str(tmp_path), 100, 32, said.append) == {}
+    assert len(said) == 1 and "--augment color,translation,cutout" in said[0]
+    assert default_augment(str(tmp_path), 100, 8, said.append) == {} and "--augment color,cutout" in said[1]
+    default_augment("digits", 100, 32, said.append)
+    default_augment(str(tmp_path), 5000, 32, said.append)
+    assert len(said) == 2
+
+
+def test_the_report_says_what_augmentation_ran():
+    from ganctl.report.page import _augmentation
+
+    assert _augmentation({}) == "none"  # runs from before --augment
+    assert _augmentation({"augment": {"policy": "color,cutout"}}) == "DiffAugment color,cutout"
+    assert _augmentation({"augment": ADA_CFG}).startswith("ADA (target 0.6, p from 0 up to 1 in 640 images")

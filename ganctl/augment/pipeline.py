@@ -13,6 +13,7 @@ import torch
 
 from ganctl import augment as spec
 from ganctl.augment import ada, diffaugment
+from ganctl.errors import GanctlError
 
 
 class Augment:
@@ -23,6 +24,7 @@ class Augment:
     def __init__(self, config: dict, device: torch.device):
         self.config = dict(config)
         self.policies = spec.ops(self.config)
+        self.used = False  # called at all: an objective that never calls it cannot honour --augment
         self.heuristic = (ada.Heuristic(float(config["target"]), int(config["ramp_images"]), int(config["interval"]),
                                         device) if spec.is_ada(self.config) else None)
 
@@ -32,6 +34,7 @@ class Augment:
     def __call__(self, *xs: torch.Tensor):
         if not self.config:
             return xs[0] if len(xs) == 1 else xs
+        self.used = True
         out = (ada.apply(list(xs), self.heuristic.p) if self.heuristic is not None
                else diffaugment.apply(self.policies, list(xs)))
         return out[0] if len(xs) == 1 else tuple(out)
@@ -50,7 +53,11 @@ class Augment:
 
     def end_step(self, metrics: dict, index: int, batch_images: int) -> dict:
         """After step ``index`` on ``batch_images`` images (this rank's): ADA adjusts p, and
-        ``ada_p`` joins the metrics (a copy: p changes in place after the log has its tensor)."""
+        ``ada_p`` joins the metrics (a copy: p changes in place after the log has its tensor).
+        A GanctlError when the step augmented nothing: the objective does not support --augment."""
+        if self.config and not self.used:
+            raise GanctlError(f"--augment {self.config['policy']}: this family's objective does not augment what its "
+                              "discriminator sees (docs/contributing.md says how); train without --augment")
         if self.heuristic is not None:
             self.heuristic.adjust(index, batch_images)
             metrics["ada_p"] = self.heuristic.p.clone()
