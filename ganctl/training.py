@@ -417,20 +417,22 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
     return cfg, data, val
 
 
-# Folders of fewer images than this are where --augment measured a clear gain (docs/benchmarks.md,
-# "Augmentation on small sets": dcgan on 100 digits); the catalogue's sets are thousands of images
+# Folders of fewer images than this get a line suggesting --augment: the scale at which the
+# DiffAugment and ADA papers report their gains (100-shot sets, MetFaces' 1,336 images); the
+# catalogue's sets are thousands of images. Not turned on: ganctl's own measurement so far (dcgan on
+# 100 digits, 310 steps, one seed: docs/benchmarks.md) found it slower to converge, not better
 FEW_IMAGES = 1000
 SUGGESTED = "color,translation,cutout"  # DiffAugment's recommended policy for few images (Zhao et al., 2020)
 
 
 def default_augment(dataset: str, images: int, size: int, warn: Callable[[str], None] | None) -> dict:
     """The augmentation a run gets without --augment: none, and for a folder of fewer than
-    :data:`FEW_IMAGES` images a line suggesting DiffAugment (see docs/train.md for why it is
-    suggested rather than on)."""
+    :data:`FEW_IMAGES` images a line suggesting DiffAugment for long runs (see docs/train.md for
+    why it is suggested rather than on)."""
     if warn and catalog.is_path_like(dataset) and images < FEW_IMAGES:
         policy = SUGGESTED if size >= augment_spec.MIN_SHIFT_SIZE else "color,cutout"
-        warn(f"{dataset} holds {images:,} training images: a discriminator memorises so few; "
-             f"--augment {policy} usually helps (docs/train.md#augmentation)")
+        warn(f"{dataset} holds {images:,} training images: a discriminator memorises so few in a long run; "
+             f"consider --augment {policy} (docs/train.md#augmentation---augment)")
     return {}
 
 
