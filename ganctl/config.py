@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganctl import __version__, registry
+from ganctl import augment as augment_spec
 from ganctl.retention import KEEP, SAVE_EVERY
 from ganctl.seeds import SEED_MAX, SEED_MIN
 
@@ -48,6 +49,8 @@ class TrainConfig:
     save_every: int = SAVE_EVERY
     keep: int = KEEP
     keep_epochs: tuple[int, ...] = ()
+    # --augment (ganctl.augment): {} for none, as in every config written before it existed
+    augment: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -142,6 +145,9 @@ def check_fields(data: dict, partial: bool = False) -> dict:
         raise ValueError(f"seed is {_show(data['seed'])}, outside {SEED_MIN}..{SEED_MAX}")
     if "keep_epochs" in data and any(e < 1 for e in data["keep_epochs"]):
         raise ValueError(f"keep_epochs is {_show(data['keep_epochs'])}, not a list of epochs (1 or more)")
+    bad_augment = augment_spec.check(data["augment"]) if "augment" in data else None
+    if bad_augment:
+        raise ValueError(f"augment is {_show(data['augment'])}: {bad_augment}")
     if "lr" in data and not data["lr"] > 0:
         raise ValueError(f"lr is {_show(data['lr'])}, not a positive number")
     if "family" in data and data["family"] not in registry.FAMILIES:
@@ -206,6 +212,7 @@ def make_config(
     save_every: int | None = None,
     keep: int | None = None,
     keep_epochs: tuple[int, ...] | None = None,
+    augment: dict | None = None,
 ) -> TrainConfig:
     """Registry defaults for (family, dataset), overridden by whatever the user gave."""
     fam = registry.get(family)
@@ -242,6 +249,7 @@ def make_config(
         save_every=save_every or SAVE_EVERY,
         keep=keep or KEEP,
         keep_epochs=tuple(keep_epochs or ()),
+        augment=dict(augment or {}),
     )
 
 

@@ -19,6 +19,7 @@ import torch
 
 from ganctl import accel, callbacks, distributed, engine, genspec, models, objectives, registry
 from ganctl.atomic import atomic_write_json
+from ganctl.augment import describe as _describe_augment
 from ganctl.callbacks.animation import ProgressAnimation
 from ganctl.callbacks.progress import NullReporter, Reporter
 from ganctl.callbacks.trackers import build as build_trackers
@@ -159,7 +160,8 @@ def _train(cfg: TrainConfig, data, run_dir: Path, rt: Runtime, reporter: Reporte
         ProgressAnimation(run_dir),
         # after the metrics log (they send the rows it read back) and the pictures (they send the grid)
         *build_trackers(trackers, run_dir, cfg.to_json(), log, resume, reporter.message),
-        callbacks.SessionLog(run_dir, rt, registry.networks(cfg.arch).convolutional, watch),  # last: it times the others
+        callbacks.SessionLog(run_dir, rt, registry.networks(cfg.arch).convolutional, watch,  # last: it times the others
+                             augment=_describe_augment(cfg.augment)),
     ]
     agree = None
     if distributed.world().active:

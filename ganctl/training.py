@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ganctl import augment as augment_spec
 from ganctl import distributed, registry, seeds, store, trackers
 from ganctl.config import TrainConfig, make_config
 from ganctl.data import catalog, fetch
@@ -218,6 +219,8 @@ class TrainRequest:
     keep: int | None = None
     keep_epochs: tuple[int, ...] | None = None
     dist_timeout: float = distributed.DEFAULT_TIMEOUT_S
+    augment: str | None = None  # --augment POLICY (ganctl.augment; None: the dataset's default, default_augment)
+    ada_target: float | None = None  # --ada-target
     log: tuple[str, ...] = ()  # the experiment trackers to send the run to (--log; this session only)
     options: Mapping[str, object] = field(default_factory=dict)
 
@@ -233,8 +236,12 @@ def run_training(req: TrainRequest, *, reporter: Reporter | None = None, progres
     family, dataset, epochs, batch_size, lr = req.family, req.dataset, req.epochs, req.batch_size, req.lr
     seed, image_size, name, resume, mirror, arch = req.seed, req.image_size, req.name, req.resume, req.mirror, req.arch
     eval_every, save_every, keep, keep_epochs = req.eval_every, req.save_every, req.keep, req.keep_epochs
+    augment, ada_target = req.augment, req.ada_target
     fam = registry.get(family)
     _check_common(epochs, batch_size, lr, image_size, eval_every, seed)
+    aug = augment_spec.parse(augment, ada_target) if augment is not None or ada_target is not None else None
+    if aug is not None and image_size is not None:
+        augment_spec.check_size(aug, image_size)
     log = trackers.check(req.log)  # a missing library is named before torch is imported
     _check_checkpoints(save_every, keep, keep_epochs)
     variant = fam.pick(arch)
@@ -265,6 +272,7 @@ def run_training(req: TrainRequest, *, reporter: Reporter | None = None, progres
         asked = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size,
                  "arch": variant.networks.name if arch else None}
         cfg, run_dir = _resume_config(run, epochs, asked)
+        _check_resume_augment(cfg, aug)
         if main:  # the others would see rank 0's lock
             store.check_run_idle(run_dir, f"{family}/{cfg.run_name}")  # refused before the data is loaded
         if dataset is not None and registry.resolve(fam.kind.dataset_id)(dataset) != cfg.dataset:
@@ -290,7 +298,7 @@ def run_training(req: TrainRequest, *, reporter: Reporter | None = None, progres
     with watch.phase("data"), distributed.main_first():
         cfg, data, val = _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, warn,
                                      epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size,
-                                     eval_every=eval_every)
+                                     eval_every=eval_every, aug=aug)
     cfg = distributed.broadcast_object(_checkpoint_options(cfg, save_every, keep, keep_epochs))  # rank 0's run name
     _check_eval(cfg)
     distributed.check_batch(min(cfg.batch_size, len(data)), distributed.world().size,
@@ -346,7 +354,7 @@ def _load_for(fam, spec, image_size, channels, data_args, mirror, progress_for, 
 
 
 def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, warn, *, epochs, batch_size, lr, seed,
-                image_size, eval_every) -> tuple[TrainConfig, object, object]:
+                image_size, eval_every, aug) -> tuple[TrainConfig, object, object]:
     """The config of a new run, and its data (decoded at the run's size)."""
     groups = _groups(given)
     if fam.translates:
@@ -396,14 +404,49 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
              f"{epochs_for(variant.min_steps, batches, n_critic)} for that")
     objective_args = variant.objective.settled({**preset.objective, **groups["objective"]}, total,
                                                frozenset(groups["objective"]), epochs_given=epochs is not None)
+    if aug is None:
+        aug = default_augment(dataset, len(data), size, warn)
+    augment_spec.check_size(aug, size)
+    if augment_spec.is_ada(aug):
+        per_batch = min(batch_size or preset.batch_size, len(data))
+        aug = {**aug, "ramp_images": augment_spec.ramp_images(total * batches * per_batch)}
     cfg = make_config(
         fam.name, registry.resolve(fam.kind.dataset_id)(dataset), name or store.next_run_name(fam.name, data.name),
         channels=channels, classes=classes, preset_key=key, epochs=total, batch_size=batch_size, lr=lr,
         seed=seed if seed is not None else 0, image_size=size, arch=arch, eval_every=eval_every or 0,
         objective_overrides=objective_args, generator_overrides=groups["generator"] or None,
-        discriminator_overrides=groups["discriminator"] or None, data_overrides=groups["data"],
+        discriminator_overrides=groups["discriminator"] or None, data_overrides=groups["data"], augment=aug,
     )
     return cfg, data, val
+
+
+# Folders of fewer images than this get a line suggesting --augment: the scale at which the
+# DiffAugment and ADA papers report their gains (100-shot sets, MetFaces' 1,336 images); the
+# catalogue's sets are thousands of images. Not turned on: ganctl's own measurement so far (dcgan on
+# 100 digits, 310 steps, one seed: docs/benchmarks.md) found it slower to converge, not better
+FEW_IMAGES = 1000
+SUGGESTED = "color,translation,cutout"  # DiffAugment's recommended policy for few images (Zhao et al., 2020)
+
+
+def default_augment(dataset: str, images: int, size: int, warn: Callable[[str], None] | None) -> dict:
+    """The augmentation a run gets without --augment: none, and for a folder of fewer than
+    :data:`FEW_IMAGES` images a line suggesting DiffAugment for long runs (see docs/train.md for
+    why it is suggested rather than on)."""
+    if warn and catalog.is_path_like(dataset) and images < FEW_IMAGES:
+        policy = SUGGESTED if size >= augment_spec.MIN_SHIFT_SIZE else "color,cutout"
+        warn(f"{dataset} holds {images:,} training images: a discriminator memorises so few in a long run; "
+             f"consider --augment {policy} (docs/train.md#augmentation---augment)")
+    return {}
+
+
+def _check_resume_augment(cfg: TrainConfig, aug: dict | None) -> None:
+    """--augment given to --resume must be the run's own: an exact resume continues the same training."""
+    if aug is None:
+        return
+    have = {k: v for k, v in cfg.augment.items() if k != "ramp_images"}
+    if aug != have:
+        raise GanctlError(f"--resume continues run {cfg.run_name} with its own augmentation "
+                          f"({augment_spec.describe(cfg.augment)}); leave out --augment and --ada-target")
 
 
 def generator_steps(epochs: int, batches: int, n_critic: int = 1) -> int:

@@ -17,8 +17,9 @@ class LSGANObjective(objectives.GANObjective):
         real = batch["real"]
         with self.rt.autocast():
             fake = self.G(self.latent(real.shape[0]))
-            d_real = self.D(real).float()
-            d_fake = self.D(fake.detach()).float()
+            d_real = self.D(self.augment(real)).float()
+            d_fake = self.D(self.augment(fake.detach())).float()
+        self.augment.observe(d_real - 0.5)  # least squares against 1 and 0
         loss = 0.5 * ((d_real - 1).pow(2).mean() + d_fake.pow(2).mean())
         self.update(loss, self.opt_d)
         self._fake = fake
@@ -27,7 +28,7 @@ class LSGANObjective(objectives.GANObjective):
     def g_step(self, batch):
         fake, self._fake = self._fake, None
         with objectives.frozen(self.D), self.rt.autocast():
-            loss = 0.5 * (self.D(fake).float() - 1).pow(2).mean()
+            loss = 0.5 * (self.D(self.augment(fake)).float() - 1).pow(2).mean()
         self.update(loss, self.opt_g)
         return {"g_loss": loss.detach()}
 

@@ -29,9 +29,10 @@ def _now() -> str:
 
 
 class SessionLog(Callback):
-    def __init__(self, run_dir: Path, rt: Runtime, convolutional: bool, watch: timing.Stopwatch | None = None):
+    def __init__(self, run_dir: Path, rt: Runtime, convolutional: bool, watch: timing.Stopwatch | None = None,
+                 augment: str = "none"):
         self.path = Path(run_dir) / RUNTIME
-        self.rt, self.convolutional = rt, convolutional
+        self.rt, self.convolutional, self.augment = rt, convolutional, augment
         self.watch = watch or timing.Stopwatch()
 
     def on_fit_start(self, loop: Loop) -> None:
@@ -46,6 +47,7 @@ class SessionLog(Callback):
             "precision": self.rt.precision,
             "processes": distributed.world().size,
             "fast_paths": self.rt.fast_paths(self.convolutional),
+            "augment": self.augment,  # what the discriminators saw (ganctl.augment.describe)
             "torch": torch.__version__,
             "ganctl": __version__,
         })

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from ganctl import distributed, launch, registry, retention, seeds  # plain data, no torch at import
+from ganctl import augment as augment_spec  # plain data, no torch at import
+from ganctl import distributed, launch, registry, retention, seeds
 from ganctl.cli import completion, ui
 
 
@@ -33,6 +34,10 @@ Examples:
   ganctl train gan --dataset mnist --seed 1 --name mnist-seed1
 
   ganctl train dcgan --dataset ./my_images --image-size 64
+
+  ganctl train dcgan --dataset ./fifty_faces --augment color,translation,cutout
+
+  ganctl train pix2pix --dataset ./my_pairs --augment ada
 
   ganctl train wgan-gp --dataset ./faces --epochs 1
 
@@ -94,6 +99,8 @@ def train(
     batch_size: int = typer.Option(None, "--batch-size", "-b", help="Images per batch (with several processes: in all, split evenly over them).", rich_help_panel="Training"),
     lr: float = typer.Option(None, "--lr", help="Learning rate of both networks.", rich_help_panel="Training"),
     seed: int = typer.Option(None, "--seed", callback=seeds.option, help="Seed for weights, noise and batch order (default: 0).", rich_help_panel="Training"),
+    augment: str = typer.Option(None, "--augment", metavar="POLICY", help="Augment everything the discriminator sees, real and generated, differentiably: DiffAugment's color, translation, cutout (any of them, comma-separated; Zhao et al., 2020), ada (adaptive augmentation, its strength tuned from the discriminator's overfitting; Karras et al., 2020) or none (default: none; for folders of under 1,000 images ganctl suggests color,translation,cutout for long runs). For every family; pix2pix and cyclegan transform input and output alike; L1, cycle and identity losses are not augmented.", rich_help_panel="Training"),
+    ada_target: float = typer.Option(None, "--ada-target", help="With --augment ada: the share of real images the discriminator may be sure of before augmentation strengthens, 0 to 1 (default: 0.6, the paper's).", rich_help_panel="Training"),
     eval_every: int = typer.Option(None, "--eval-every", help="Run 'ganctl evaluate' every N epochs and record the numbers (labelled datasets).", rich_help_panel="Training"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16 (auto: bf16 where the hardware runs it fast: CUDA GPUs from Ampere on, CPUs with AMX or AVX-512 BF16; fp16: GPUs, with loss scaling).", rich_help_panel="Hardware"),
@@ -118,6 +125,8 @@ def train(
 
     model = registry.get(model).name  # a typo is answered before torch is imported; DCGAN is dcgan
     launch.check_options(nproc_per_node, nnodes, node_rank, rdzv_endpoint, batch_size)
+    if augment is not None or ada_target is not None:  # a launcher's workers would each say it later
+        augment_spec.parse(augment, ada_target)
     if nproc_per_node is not None:  # the launcher: its workers run this command without these options
         done = launch.launch(ctx.meta.get("ganctl_args", []), nproc_per_node, nnodes, node_rank, rdzv_endpoint, dist_timeout,
                              device)
@@ -135,7 +144,8 @@ def train(
             family=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
             image_size=image_size, device=device, precision=precision, compile=compile, accel=not no_accel,
             name=name, resume=resume, mirror=mirror, arch=arch, eval_every=eval_every, save_every=save_every,
-            keep=keep, keep_epochs=keep_epochs, dist_timeout=dist_timeout, log=tuple(log or ()),
+            keep=keep, keep_epochs=keep_epochs, dist_timeout=dist_timeout, augment=augment, ada_target=ada_target,
+            log=tuple(log or ()),
             options=family_options)
         result = run_training(request, reporter=ui.TrainProgress(quiet=quiet), progress_for=progress.for_file,
                               warn=ui.warn)

@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from rich.console import Console
 
+from ganctl import augment as augment_spec
 from ganctl.cli.pace import WARMUP_STEPS, Pace, clock_text, duration, speed_text, steps_text
 
 
@@ -166,6 +167,7 @@ class TrainProgress:
             f"training {cfg.family} on {cfg.dataset} ({cfg.image_size}x{cfg.image_size}, "
             f"{_plural(cfg.channels, 'channel')}) - {rt.describe(_convolutional(cfg.arch))} - "
             f"{_plural(cfg.epochs, 'epoch')} of {_plural(plan.batches, 'batch')} of {plan.batch_size} = {steps_text(plan)}"
+            + (f" - augment: {augment_spec.describe(cfg.augment)}" if getattr(cfg, "augment", None) else "")
         )
         if self.quiet or not bars_enabled(self.console):
             return

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ganctl import accel, distributed
+from ganctl.augment.pipeline import Augment
 from ganctl.config import TrainConfig
 from ganctl.errors import GanctlError
 from ganctl.runtime import Runtime
@@ -59,12 +60,19 @@ class Objective:
     """Base of every objective. Subclasses create their optimizers (:meth:`optimizer`, which also
     gives each its fp16 loss scaler) in ``__init__`` and implement :meth:`step`.
 
-    ``n_critic`` is what progress displays count: batches per generator update (1 for most)."""
+    ``n_critic`` is what progress displays count: batches per generator update (1 for most).
+
+    ``augment`` is the run's ``--augment`` (:class:`ganctl.augment.pipeline.Augment`): call it on
+    every image that goes into a discriminator, real or generated, in both steps (``D(augment(x))``;
+    images D sees side by side together: ``augment(x, y)``), pass ``augment.observe`` the
+    discriminator's outputs on the augmented reals less its decision boundary, and end
+    :meth:`step` with ``augment.end_step(metrics, index, n)``. Without ``--augment`` it is the identity."""
 
     n_critic = 1
 
     def __init__(self, nets: Mapping[str, nn.Module], cfg: TrainConfig, rt: Runtime):
         self.nets, self.cfg, self.rt = dict(nets), cfg, rt
+        self.augment = Augment(cfg.augment, rt.device)
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         self._scalers: dict[str, torch.amp.GradScaler] = {}
         self._scaler_of: dict[int, torch.amp.GradScaler | None] = {}
@@ -98,9 +106,12 @@ class Objective:
             raise ValueError(f"{type(self).__name__} keeps no state of its own, and the checkpoint holds some")
 
     def state_dict(self) -> dict:
+        own = self.extra_state()
+        if self.augment.state_dict():  # ADA's p and its running signal (checkpoints of other runs have none)
+            own = {**own, "augment": self.augment.state_dict()}
         return {"optimizers": {k: o.state_dict() for k, o in self._optimizers.items()},
                 "scalers": {k: s.state_dict() for k, s in self._scalers.items()},
-                "state": self.extra_state()}
+                "state": own}
 
     def load_state_dict(self, state: dict) -> None:
         """Optimizers (all must be there), scalers (absent in checkpoints of other precisions and
@@ -110,7 +121,10 @@ class Objective:
         for name, scaler in self._scalers.items():
             if name in state.get("scalers", {}):
                 scaler.load_state_dict(state["scalers"][name])
-        self.load_extra_state(state.get("state") or {})
+        own = dict(state.get("state") or {})
+        if "augment" in own:
+            self.augment.load_state_dict(own.pop("augment"))
+        self.load_extra_state(own)
 
     # ------------------------------------------------------------ training
 
@@ -185,7 +199,8 @@ class GANObjective(Objective):
         metrics = self.d_step(batch, for_g=g_now)
         if g_now:
             metrics.update(self.g_step(batch))
-        return metrics
+        first = next(v for v in batch.values() if isinstance(v, torch.Tensor))
+        return self.augment.end_step(metrics, index, first.shape[0])
 
     def d_step(self, batch: dict, for_g: bool = True) -> dict[str, torch.Tensor]:
         """One discriminator/critic update. ``for_g``: a generator step follows on this batch,

@@ -94,11 +94,12 @@ class CycleGANObjective(Objective):
             fake_A = self.G_B(real_B)
             rec_A = self.G_B(fake_B)
             rec_B = self.G_A(fake_A)
-            g_a = _lsgan(self.D_A(fake_B), 1.0)
-            g_b = _lsgan(self.D_B(fake_A), 1.0)
+            g_a = _lsgan(self.D_A(self.augment(fake_B)), 1.0)
+            g_b = _lsgan(self.D_B(self.augment(fake_A)), 1.0)
             if li:
                 idt_a = (self.G_A(real_B).float() - real_B.float()).abs().mean() * li
                 idt_b = (self.G_B(real_A).float() - real_A.float()).abs().mean() * li
+        # the cycle and identity losses compare images with images: never augmented
         cycle_a = (rec_A.float() - real_A.float()).abs().mean() * lc
         cycle_b = (rec_B.float() - real_B.float()).abs().mean() * lc
         loss_g = g_a + g_b + cycle_a + cycle_b
@@ -109,9 +110,13 @@ class CycleGANObjective(Objective):
         self.update(loss_g, self.opt_g)
 
         past_B, past_A = self.pool_B.query(fake_B), self.pool_A.query(fake_A)
+        aug = self.augment
         with self.rt.autocast():
-            d_a = 0.5 * (_lsgan(self.D_A(real_B), 1.0) + _lsgan(self.D_A(past_B), 0.0))
-            d_b = 0.5 * (_lsgan(self.D_B(real_A), 1.0) + _lsgan(self.D_B(past_A), 0.0))
+            on_real_B, on_real_A = self.D_A(aug(real_B)), self.D_B(aug(real_A))
+            d_a = 0.5 * (_lsgan(on_real_B, 1.0) + _lsgan(self.D_A(aug(past_B)), 0.0))
+            d_b = 0.5 * (_lsgan(on_real_A, 1.0) + _lsgan(self.D_B(aug(past_A)), 0.0))
+        for scores in (on_real_B, on_real_A):  # least squares against 1 and 0: sure of a real image above 0.5
+            aug.observe(scores.float() - 0.5)
         self.update(d_a + d_b, self.opt_d)
         metrics.update(d_a=d_a.detach(), d_b=d_b.detach())
-        return metrics
+        return aug.end_step(metrics, index, real_A.shape[0])

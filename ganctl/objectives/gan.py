@@ -31,9 +31,10 @@ class BCEObjective(GANObjective):
         fake_labels = self.fake_labels(labels)
         with self.rt.autocast():
             fake = self.G(self.latent(real.shape[0]), fake_labels)
-            d_real = self.D(real, labels if self.G_conditional else None)
-            d_fake = self.D(fake.detach(), fake_labels)
+            d_real = self.D(self.augment(real), labels if self.G_conditional else None)
+            d_fake = self.D(self.augment(fake.detach()), fake_labels)
             loss = (self._bce(d_real, self.real_label) + self._bce(d_fake, 0.0)) * self.d_scale
+        self.augment.observe(d_real)  # logits: sure of a real image above 0
         self.update(loss, self.opt_d)
         # The generator step reuses this batch of fakes (one G forward per iteration, as in
         # pytorch/examples dcgan and the seeds).
@@ -48,7 +49,7 @@ class BCEObjective(GANObjective):
         fake, fake_labels = self._fake, self._fake_labels
         self._fake = self._fake_labels = None
         with frozen(self.D), self.rt.autocast():
-            loss = self._bce(self.D(fake, fake_labels), self.real_label)
+            loss = self._bce(self.D(self.augment(fake), fake_labels), self.real_label)
         self.update(loss, self.opt_g)
         return {"g_loss": loss.detach()}
 
@@ -88,14 +89,21 @@ class WassersteinObjective(GANObjective):
         with torch.set_grad_enabled(for_g):
             with self.rt.autocast():
                 fake = self.G(self.latent(real.shape[0]), fake_labels)
+        # the critic's inputs augmented; the penalty on lines between the augmented images, the
+        # distribution the critic is trained on
+        real_seen, fake_seen = self.augment(real), self.augment(fake.detach())
         with self.rt.autocast():
-            c_real = self.D(real, real_labels).float().mean()
-            c_fake = self.D(fake.detach(), fake_labels).float().mean()
+            scores = self.D(real_seen, real_labels).float()
+            c_real = scores.mean()
+            c_fake = self.D(fake_seen, fake_labels).float().mean()
+        # a critic has no fixed boundary: a real image counts as recognised when it scores above
+        # the fakes' mean (0 when real and fake overlap, 1 when the critic separates them all)
+        self.augment.observe(scores - c_fake.detach())
         wasserstein = c_real - c_fake
         loss = -wasserstein
         metrics = {}
         if self.lambda_gp:
-            gp = gradient_penalty(self.D, real, fake.detach(), real_labels)
+            gp = gradient_penalty(self.D, real_seen, fake_seen, real_labels)
             loss = loss + self.lambda_gp * gp
             metrics["gp"] = gp.detach()
         self.update(loss, self.opt_d)
@@ -111,6 +119,6 @@ class WassersteinObjective(GANObjective):
         fake, fake_labels = self._fake, self._fake_labels
         self._fake = self._fake_labels = None
         with frozen(self.D), self.rt.autocast():
-            loss = -self.D(fake, fake_labels).float().mean()
+            loss = -self.D(self.augment(fake), fake_labels).float().mean()
         self.update(loss, self.opt_g)
         return {"g_loss": loss.detach()}

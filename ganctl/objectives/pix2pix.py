@@ -45,9 +45,11 @@ class Pix2PixObjective(GANObjective):
         self._fake = fake
         if not self.gan:
             return {}
+        # D sees (input, output) side by side: both halves get the same transform
         with self.rt.autocast():
-            d_fake = self.D(x, fake.detach())
-            d_real = self.D(x, y)
+            d_fake = self.D(*self.augment(x, fake.detach()))
+            d_real = self.D(*self.augment(x, y))
+        self.augment.observe(d_real)  # patch logits: sure of a real patch above 0
         loss_fake, loss_real = self._bce(d_fake, 0.0), self._bce(d_real, 1.0)
         loss = 0.5 * (loss_fake + loss_real)
         self.update(loss, self.opt_d)
@@ -60,10 +62,10 @@ class Pix2PixObjective(GANObjective):
         loss = torch.zeros((), device=fake.device)
         if self.gan:
             with frozen(self.D), self.rt.autocast():
-                g_gan = self._bce(self.D(x, fake), 1.0)
+                g_gan = self._bce(self.D(*self.augment(x, fake)), 1.0)
             loss = loss + g_gan
             metrics["g_gan"] = g_gan.detach()
-        g_l1 = (fake.float() - y.float()).abs().mean() * self.lambda_l1
+        g_l1 = (fake.float() - y.float()).abs().mean() * self.lambda_l1  # never augmented: it compares the images themselves
         loss = loss + g_l1
         metrics["g_l1"] = g_l1.detach()  # already times lambda, as the official log
         self.update(loss, self.opt_g)

@@ -18,6 +18,7 @@ from html import escape
 from pathlib import Path
 
 from ganctl import __version__, store
+from ganctl import augment as augment_spec
 from ganctl.atomic import atomic_write
 from ganctl.report import svg
 from ganctl.report.rundata import Checkpoint, RunData
@@ -148,8 +149,15 @@ def _about(r: RunData) -> str:
     rows = [("folder", _Raw(f"<code>{escape(str(r.path))}</code>")), ("family", c.get("family")),
             ("dataset", c.get("dataset")), ("preset", c.get("preset")), ("preset source", c.get("preset_source")),
             ("epochs", f"{r.epochs_done} done of {c.get('epochs', '?')}"), ("steps", r.steps),
+            ("augmentation", _augmentation(c)),
             ("created", c.get("created")), ("ganctl", c.get("ganctl_version"))]
     return _table(None, [(_Raw(f"<b>{k}</b>"), v if v is not None else "-") for k, v in rows], left=2)
+
+
+def _augmentation(config: dict) -> str:
+    """What the run's discriminators saw (``--augment``); runs from before it existed had none."""
+    aug = config.get("augment") or {}
+    return augment_spec.describe(aug) if not augment_spec.check(aug) else f"unreadable: {aug!r:.60}"
 
 
 def _sessions(r: RunData) -> str:

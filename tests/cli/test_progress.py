@@ -220,3 +220,9 @@ def test_pace_leaves_out_the_warm_up_and_follows_the_recent_steps():
                                            (3600 * 2 + 300, "2 h 5 min"), (3600 * 3 + 10, "3 h")])
 def test_durations_are_worded(seconds, text):
     assert pace.duration(seconds) == text
+
+
+def test_the_first_line_says_what_augmentation_runs():
+    rep, _, out = reporter()
+    rep.start(SimpleNamespace(**vars(CFG), augment={"policy": "color,cutout"}), RT, Plan(1, 2, 64))
+    assert lines(out)[0].endswith("(each a D and a G update) - augment: DiffAugment color,cutout")
