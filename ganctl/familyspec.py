@@ -263,7 +263,7 @@ KINDS: Mapping[str, DataKind] = MappingProxyType({k.name: k for k in (
         load="ganctl.training:load_pairs", feeder="ganctl.feeders:pair_feeder",
         pictures="ganctl.callbacks.pictures:pair_pictures", translates=True, per_rank_norm=True,
         columns=(("input", "output", "target"),),
-        options=(Option("--direction", "data", "direction", choices=("AtoB", "BtoA"),
+        options=(Option("--direction", "data", "direction", choices=("AtoB", "BtoA"), type=str,
                         help="AtoB or BtoA: which side of each pair is the input (default: the dataset's)."),),
     ),
     DataKind(  # two sets of images, A and B, with no pairing between them

@@ -215,8 +215,10 @@ def test_every_family_augments_each_discriminator_input_and_nothing_else(family,
 def test_ada_p_is_logged_and_checkpointed_and_resumes_exactly(tmp_path):
     data = datasets.load("digits", 16)
     data.images, data.labels = data.images[:48], data.labels[:48]
+    # target 0: the young discriminator is a little above its boundary on real images (r_t > 0), so p
+    # rises at the first adjustment whatever else ran in this process (at 0.6 it would stay at 0)
     cfg = make_config("dcgan", "digits", "t", channels=1, classes=data.classes, preset_key="digits", epochs=2,
-                      batch_size=16, image_size=16, augment=ADA_CFG)
+                      batch_size=16, image_size=16, augment={**ADA_CFG, "target": 0.0})
     cfg = replace(cfg, generator={**cfg.generator, "features": 4}, discriminator={**cfg.discriminator, "features": 4})
     trainer.train(cfg, data, tmp_path / "full", CPU)
     trainer.train(replace(cfg, epochs=1), data, tmp_path / "split", CPU)  # 3 steps: stops inside an interval of 4
@@ -228,7 +230,7 @@ def test_ada_p_is_logged_and_checkpointed_and_resumes_exactly(tmp_path):
              for k in ("full", "split")}
     assert torch.equal(state["full"]["augment"]["p"], state["split"]["augment"]["p"])
     session = json.loads((tmp_path / "full" / "runtime.json").read_text())["sessions"][0]
-    assert session["augment"].startswith("ADA (target 0.6")
+    assert session["augment"].startswith("ADA (target 0,")
     a = torch.load(tmp_path / "full" / "checkpoints" / "epoch_0002" / "trainer.pt", weights_only=True)
     b = torch.load(tmp_path / "split" / "checkpoints" / "epoch_0002" / "trainer.pt", weights_only=True)
     assert all(torch.equal(x, y) for x, y in zip(a["rng_cpu"], b["rng_cpu"], strict=True))
