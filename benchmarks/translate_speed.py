@@ -4,6 +4,7 @@
     python benchmarks/translate_speed.py folder --official /tmp/official [-n 500] [--reps 1] [--sizes 256x256,1024x768]
     python benchmarks/translate_speed.py video  [--seconds 30] [--ngf 16] [--sizes own,256]
     python benchmarks/translate_speed.py flicker --checkpoint G.safetensors  # paper mode on video
+    python benchmarks/translate_speed.py png                               # PNG zlib levels, one output
 
 The model is a U-Net-256 with ngf 64 (the official pix2pix size) and random pix2pix-initialised
 weights: speed and memory do not depend on what the weights learnt. ``folder`` needs the official
@@ -165,6 +166,31 @@ def video(args, tmp: Path) -> None:
               f"peak {peak:.2f} GB ({before} before, {load()} after) [{host()}]", flush=True)
 
 
+def png(args, tmp: Path) -> None:
+    """Writing one translated 1024x768 image (the generator's output, resized back) as PNG at zlib
+    levels 6 (Pillow's default), 3, 1 (what translate uses) and 0: seconds (best of 3) and size."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    from ganctl import inference
+    from ganctl.translator import Translator
+
+    gen = inference.load_generator(model(tmp, args.ngf), torch.device("cpu"))
+    img = Image.new("RGB", (1024, 768), (7, 90, 160))
+    img.paste((248, 20, 40), (256, 192, 512, 384))
+    out = Translator(gen, "paper", 0, 256, None, "auto").images([img])[0]
+    for level in (6, 3, 1, 0):
+        times = []
+        for _ in range(3):
+            buf = io.BytesIO()
+            t = time.perf_counter()
+            out.save(buf, "PNG", compress_level=level)
+            times.append(time.perf_counter() - t)
+        print(f"png 1024x768, level {level}: {min(times) * 1000:.0f} ms, {len(buf.getvalue()) / 1e3:.0f} kB ({load()}) [{host()}]", flush=True)
+
+
 def flicker(args, tmp: Path) -> None:
     """Mean change between consecutive output frames (of 255) in paper mode: one dropout draw for
     every frame (what translate does) against a draw per frame, on a moving bar and a still video."""
@@ -192,7 +218,7 @@ def flicker(args, tmp: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["tile", "folder", "video", "flicker"])
+    p.add_argument("what", choices=["tile", "folder", "video", "flicker", "png"])
     p.add_argument("--checkpoint")
     p.add_argument("--side", type=int, default=12000)
     p.add_argument("--mode", default="paper")
@@ -205,7 +231,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
-        {"tile": tile, "folder": folder, "video": video, "flicker": flicker}[args.what](args, Path(tmp))
+        {"tile": tile, "folder": folder, "video": video, "flicker": flicker, "png": png}[args.what](args, Path(tmp))
 
 
 if __name__ == "__main__":
