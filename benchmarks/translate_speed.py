@@ -6,8 +6,8 @@
     python benchmarks/translate_speed.py flicker --checkpoint G.safetensors  # paper mode on video
     python benchmarks/translate_speed.py png                               # PNG zlib levels, one output
 
-The model is a U-Net-256 with ngf 64 (the official pix2pix size) and random pix2pix-initialised
-weights: speed and memory do not depend on what the weights learnt. ``folder`` needs the official
+The model is a U-Net-256 with ngf 64 (the official pix2pix size; ``--ngf`` for another) and random
+pix2pix-initialised weights: speed and memory do not depend on what the weights learnt. ``folder`` needs the official
 code (https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix; with the mirror here:
 ``mkdir /tmp/official && git --git-dir=/work/.mirror/premsuggu+pytorch-CycleGAN-and-pix2pix/repo
 archive HEAD | tar -x -C /tmp/official``) and its ``dominate`` package (``pip install dominate``);
