@@ -1,12 +1,13 @@
 """ganctl translate at the speed of the hardware (issue 33), whole processes, side by side.
 
     python benchmarks/translate_speed.py tile   [--side 12000]            # --tile: time, peak memory
-    python benchmarks/translate_speed.py folder --official /tmp/official  # 500 images vs test.py
-    python benchmarks/translate_speed.py video  [--seconds 30]            # a 720p video, frames/s
+    python benchmarks/translate_speed.py folder --official /tmp/official [-n 500] [--reps 1] [--sizes 256x256,1024x768]
+    python benchmarks/translate_speed.py video  [--seconds 30] [--ngf 16] [--sizes own,256]
     python benchmarks/translate_speed.py flicker --checkpoint G.safetensors  # paper mode on video
+    python benchmarks/translate_speed.py png                               # PNG zlib levels, one output
 
-The model is a U-Net-256 with ngf 64 (the official pix2pix size) and random pix2pix-initialised
-weights: speed and memory do not depend on what the weights learnt. ``folder`` needs the official
+The model is a U-Net-256 with ngf 64 (the official pix2pix size; ``--ngf`` for another) and random
+pix2pix-initialised weights: speed and memory do not depend on what the weights learnt. ``folder`` needs the official
 code (https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix; with the mirror here:
 ``mkdir /tmp/official && git --git-dir=/work/.mirror/premsuggu+pytorch-CycleGAN-and-pix2pix/repo
 archive HEAD | tar -x -C /tmp/official``) and its ``dominate`` package (``pip install dominate``);
@@ -19,8 +20,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,15 +41,15 @@ def host() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def model(folder: Path) -> Path:
-    """A U-Net-256 (ngf 64) generator file in ganctl's format."""
+def model(folder: Path, ngf: int = 64) -> Path:
+    """A U-Net-256 generator file in ganctl's format (ngf 64: the official pix2pix size)."""
     import torch
 
     from ganctl import checkpoint, genspec
     from ganctl.models.pix2pix import UNetGenerator, init_pix2pix_weights
 
     torch.manual_seed(0)
-    g = dict(in_channels=3, out_channels=3, ngf=64, num_downs=8, norm="batch", dropout=True)
+    g = dict(in_channels=3, out_channels=3, ngf=ngf, num_downs=8, norm="batch", dropout=True)
     net = UNetGenerator(**g)
     init_pix2pix_weights(net)
     path = folder / "generator.safetensors"
@@ -57,14 +58,22 @@ def model(folder: Path) -> Path:
     return path
 
 
+def load() -> str:
+    """The 1-minute load average: other work on the host while a number was taken."""
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
 def run(cmd: list[str], **kw) -> tuple[float, float]:
-    """Wall seconds and the child's peak resident memory (GB) of one whole process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds and the peak resident memory (GB) of one whole process (this child's own
+    ``ru_maxrss`` from ``wait4``: RUSAGE_CHILDREN would give the largest child so far)."""
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, **kw)
+    _, status, usage = os.wait4(proc.pid, 0)
     secs = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return secs, max(peak, before) / 1e6  # ru_maxrss is in KB on Linux (the largest child so far)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
+    return secs, usage.ru_maxrss / 1e6  # ru_maxrss is in KB on Linux
 
 
 def ganctl(*args: str) -> list[str]:
@@ -80,9 +89,15 @@ def tile(args, tmp: Path) -> None:
     rng = np.random.default_rng(0)
     small = rng.integers(0, 255, (side // 100, side // 100, 3), dtype=np.uint8)
     Image.fromarray(small).resize((side, side), Image.Resampling.BILINEAR).save(src, quality=90)
-    gen = model(tmp)
+    gen = model(tmp, args.ngf)
+    before = load()
     secs, peak = run(ganctl(str(src), "--tile", "-c", str(gen), "-o", str(tmp / "out.png"), "--mode", args.mode))
-    print(f"tile {side}x{side} ({args.mode}): {secs:.0f} s, peak resident {peak:.2f} GB [{host()}]", flush=True)
+    print(f"tile {side}x{side} ({args.mode}, ngf {args.ngf}): {secs:.0f} s, peak resident {peak:.2f} GB "
+          f"({before} before, {load()} after) [{host()}]", flush=True)
+
+
+def sizes(text: str) -> list[tuple[int, int]]:
+    return [(int(w), int(h)) for w, h in (part.split("x") for part in text.split(","))]
 
 
 def folder(args, tmp: Path) -> None:
@@ -90,28 +105,40 @@ def folder(args, tmp: Path) -> None:
 
     if not args.official or not (Path(args.official) / "test.py").is_file():
         sys.exit("--official: the official checkout's folder (see this file's docstring for how to get it)")
-    gen = model(tmp)
+    # older checkouts pick the device with --gpu_ids (-1: the CPU); newer ones take CUDA when there is one
+    cpu = ["--gpu_ids", "-1"] if "gpu_ids" in (Path(args.official) / "options" / "base_options.py").read_text() else []
+    gen = model(tmp, args.ngf)
     from ganctl import pretrained_export  # what 'ganctl export RUN' writes: the official state_dict layout
 
-    for w, h in ((256, 256), (1024, 768)):
-        data = tmp / f"data{w}"
-        (data / "test").mkdir(parents=True)
+    ckpt = tmp / "official" / "bench"
+    pretrained_export.export(gen, ckpt / "latest_net_G.pth")
+    for w, h in sizes(args.sizes or "256x256,1024x768"):
+        data = tmp / f"data{w}x{h}"
+        data.mkdir(parents=True)
         for i in range(args.n):
             img = Image.new("RGB", (w, h), (i % 255, 90, 160))
             img.paste((255 - i % 255, 20, 40), (w // 4, h // 4, w // 2, h // 2))
-            img.save(data / "test" / f"{i:04d}.jpg", quality=92)
-        ckpt = tmp / f"official{w}" / "bench"
-        ckpt.mkdir(parents=True)
-        made, _ = pretrained_export.export(gen, ckpt / "latest_net_G.pth")
-        official = [sys.executable, "test.py", "--dataroot", str(data / "test"), "--name", "bench", "--model", "test",
-                    "--netG", "unet_256", "--direction", "AtoB", "--dataset_mode", "single", "--norm", "batch",
-                    "--checkpoints_dir", str(ckpt.parent), "--results_dir", str(tmp / f"res{w}"),
-                    "--num_test", str(args.n), "--gpu_ids", "-1"]
-        ours = ganctl(str(data / "test"), "-c", str(gen), "-o", str(tmp / f"ours{w}"), "--size", "256")
-        t_off, _ = run(official, cwd=args.official)
-        t_us, _ = run(ours)
-        print(f"folder {args.n} images {w}x{h}: official test.py {args.n / t_off:.2f} img/s, ganctl translate "
-              f"{args.n / t_us:.2f} img/s ({t_off / t_us:.2f}x) [{host()}]", flush=True)
+            img.save(data / f"{i:04d}.jpg", quality=92)
+        # the official test: batch of 1, fp32, dropout on and batch norm on the test image (as --mode paper)
+        official = [sys.executable, "test.py", "--dataroot", str(data), "--name", "bench", "--model", "test",
+                    "--netG", "unet_256", "--ngf", str(args.ngf), "--direction", "AtoB", "--dataset_mode", "single",
+                    "--norm", "batch", "--checkpoints_dir", str(ckpt.parent), "--results_dir", str(tmp / f"res{w}x{h}"),
+                    "--num_test", str(args.n)] + cpu
+        ours = ganctl(str(data), "-c", str(gen), "-o", str(tmp / f"ours{w}x{h}"), "--size", "256")
+        # side by side, alternating which goes first: a change in the host's load falls on both
+        times: dict[str, list[float]] = {"official": [], "ganctl": []}
+        loads = [load()]
+        for rep in range(args.reps):
+            order = (("official", official), ("ganctl", ours))
+            for name, cmd in order if rep % 2 == 0 else order[::-1]:
+                secs, _ = run(cmd, cwd=args.official if name == "official" else None)
+                times[name].append(secs)
+                loads.append(load())
+        t_off, t_us = (statistics.median(times[k]) for k in ("official", "ganctl"))
+        each = "; ".join(f"{k} " + ", ".join(f"{t:.1f}" for t in v) + " s" for k, v in times.items())
+        print(f"folder {args.n} images {w}x{h} (ngf {args.ngf}): official test.py {args.n / t_off:.2f} img/s, ganctl "
+              f"translate --size 256 {args.n / t_us:.2f} img/s ({t_off / t_us:.2f}x; {each}; {', '.join(loads)}) "
+              f"[{host()}]", flush=True)
         shutil.rmtree(data)
 
 
@@ -129,11 +156,39 @@ def video(args, tmp: Path) -> None:
             arr[:, (8 * i) % 1200 : (8 * i) % 1200 + 80] = 230
             out.mux(s.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")))
         out.mux(s.encode(None))
-    gen = model(tmp)
-    for size in ([], ["--size", "256"]):
+    gen = model(tmp, args.ngf)
+    for what in (args.sizes or "own,256").split(","):
+        size = [] if what == "own" else ["--size", what]
+        before = load()
         secs, peak = run(ganctl(str(src), "-c", str(gen), "-o", str(tmp / "out.mp4"), *size))
-        what = "at 256x256" if size else "at 1280x768"
-        print(f"video {args.seconds:g} s 720p ({n} frames) {what}: {n / secs:.2f} frames/s, peak {peak:.2f} GB [{host()}]", flush=True)
+        at = f"at {what}x{what}" if size else "at 1280x768 (its own size, rounded)"
+        print(f"video {args.seconds:g} s 720p ({n} frames) {at}, ngf {args.ngf}: {n / secs:.2f} frames/s, {secs:.0f} s, "
+              f"peak {peak:.2f} GB ({before} before, {load()} after) [{host()}]", flush=True)
+
+
+def png(args, tmp: Path) -> None:
+    """Writing one translated 1024x768 image (the generator's output, resized back) as PNG at zlib
+    levels 6 (Pillow's default), 3, 1 (what translate uses) and 0: seconds (best of 3) and size."""
+    import io
+
+    import torch
+    from PIL import Image
+
+    from ganctl import inference
+    from ganctl.translator import Translator
+
+    gen = inference.load_generator(model(tmp, args.ngf), torch.device("cpu"))
+    img = Image.new("RGB", (1024, 768), (7, 90, 160))
+    img.paste((248, 20, 40), (256, 192, 512, 384))
+    out = Translator(gen, "paper", 0, 256, None, "auto").images([img])[0]
+    for level in (6, 3, 1, 0):
+        times = []
+        for _ in range(3):
+            buf = io.BytesIO()
+            t = time.perf_counter()
+            out.save(buf, "PNG", compress_level=level)
+            times.append(time.perf_counter() - t)
+        print(f"png 1024x768, level {level}: {min(times) * 1000:.0f} ms, {len(buf.getvalue()) / 1e3:.0f} kB ({load()}) [{host()}]", flush=True)
 
 
 def flicker(args, tmp: Path) -> None:
@@ -163,17 +218,20 @@ def flicker(args, tmp: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["tile", "folder", "video", "flicker"])
+    p.add_argument("what", choices=["tile", "folder", "video", "flicker", "png"])
     p.add_argument("--checkpoint")
     p.add_argument("--side", type=int, default=12000)
     p.add_argument("--mode", default="paper")
     p.add_argument("--official")
     p.add_argument("-n", type=int, default=500)
     p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--ngf", type=int, default=64, help="the generator's width (64: the official pix2pix size)")
+    p.add_argument("--reps", type=int, default=1, help="folder: runs of each side, alternating which goes first")
+    p.add_argument("--sizes", help="folder: WxH,... (default 256x256,1024x768); video: own,256 (the default) or a subset")
     args = p.parse_args()
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
-        {"tile": tile, "folder": folder, "video": video, "flicker": flicker}[args.what](args, Path(tmp))
+        {"tile": tile, "folder": folder, "video": video, "flicker": flicker, "png": png}[args.what](args, Path(tmp))
 
 
 if __name__ == "__main__":

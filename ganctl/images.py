@@ -141,11 +141,15 @@ def to_pil(image: torch.Tensor, min_cell: int = 0, cell: int = 0) -> Image.Image
     return img
 
 
-def save_image(img: Image.Image, path: Path) -> Path:
+def save_image(img: Image.Image, path: Path, *, png_level: int | None = None) -> Path:
+    """Write ``img`` in the format its suffix names (PNG for any other suffix), atomically.
+    ``png_level``: zlib level of a PNG (Pillow's default 6 when None); the pixels are the same at
+    every level, only the time and the size change."""
     path = Path(path)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WEBP", ".bmp": "BMP"}.get(path.suffix.lower(), "PNG")
+    opts = {"compress_level": png_level} if fmt == "PNG" and png_level is not None else {}
     with atomic_path(path) as tmp:
-        img.save(tmp, format=fmt)
+        img.save(tmp, format=fmt, **opts)
     return path
 
 

@@ -93,7 +93,10 @@ def translate_video(src: Path, out: Path, translate: Callable[[list], list], *, 
         if not inp.streams.video:
             raise GanctlError(f"{src} holds no video stream")
         vin = inp.streams.video[0]
-        vin.thread_type = "AUTO"  # FFmpeg's own frame threads for decoding
+        # slice threads only: with frame threads FFmpeg reports a damaged frame while decoding a
+        # later packet (two frames on with three threads), so the warning named the wrong time.
+        # Decoding is a few ms a frame against the generator's tenths of a second, in its own thread.
+        vin.thread_type = "SLICE"
         ain = inp.streams.audio[0] if inp.streams.audio else None
         expected = int(vin.frames or 0)
         decoded: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES * batch)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -102,3 +103,18 @@ def test_saved_grids_keep_gray_mode_labels_and_pixels(tmp_path):
     assert margin > 0 and img.height == expected.height  # the labels' margin on the left
     assert img.crop((margin, 0, img.width, img.height)).tobytes() == expected.tobytes()
     assert img.crop((0, 0, margin, img.height)).getextrema()[0] < 128  # dark label text drawn there
+
+
+def test_png_level_changes_the_size_not_the_pixels(tmp_path):
+    """translate writes its PNGs at zlib level 1 (translation.PNG_LEVEL): faster, the same pixels."""
+    from ganctl import translation
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray((rng.normal(128, 20, (96, 128, 3)).clip(0, 255)).astype(np.uint8))
+    default = images.save_image(img, tmp_path / "a.png")
+    fast = images.save_image(img, tmp_path / "b.png", png_level=translation.PNG_LEVEL)
+    assert translation.PNG_LEVEL == 1
+    assert np.array_equal(np.asarray(Image.open(default)), np.asarray(Image.open(fast)))
+    assert fast.stat().st_size != default.stat().st_size  # the level did reach the encoder
+    jpg = images.save_image(img, tmp_path / "c.jpg", png_level=1)  # ignored for other formats
+    assert Image.open(jpg).format == "JPEG"

@@ -275,3 +275,30 @@ def test_a_missing_pyav_is_one_line(model_file, tmp_path, monkeypatch):
     src = make_video(tmp_path / "clip.mp4", frames=2)
     monkeypatch.setitem(sys.modules, "av", None)
     assert 'pip install "ganctl[video]"' in error_line(invoke("translate", src, "-c", model_file))
+
+
+def test_a_damaged_frame_in_the_middle_is_skipped_and_said(model_file, tmp_path):
+    """A frame FFmpeg cannot decode, mid-video: that frame is skipped with one line saying where,
+    every other frame is translated with its own timestamp, and the command ends with one error."""
+    from tests.videos import make_video, read_video
+
+    src = make_video(tmp_path / "clip.mkv", frames=16, size=(32, 32))
+    with av.open(str(src)) as c:
+        packets = [(bytes(p), p.pts * p.time_base) for p in c.demux(video=0) if p.size]
+    payload, when = packets[8]  # not a key frame (mpeg4 keys every 12 frames here): the next ones still decode
+    data = src.read_bytes()
+    assert data.count(payload) == 1
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(data.replace(payload, b"\0" * len(payload)))  # same length: the container stays whole
+    r = invoke("translate", bad, "-c", model_file)
+    out = tmp_path / "bad_translated.mkv"
+    assert r.stdout.strip() == str(out)
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"a damaged frame at {float(when):.2f} s was skipped" in warnings[0]
+    assert "ends early" not in r.stderr
+    assert "1 input(s) skipped or incomplete" in error_line(r)
+    frames, info = read_video(out)
+    assert len(frames) == 15 and info["size"] == (32, 32)
+    with av.open(str(out)) as c:
+        times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+    assert float(when) not in [round(t, 3) for t in times] and len(times) == 15
