@@ -176,7 +176,11 @@ def test_import_and_export_round_trip(tmp_path, _isolated_store):
     assert r.exit_code == 0, r.output
     assert "imported latest_net_G_A.pth as mine: resnet_6blocks, ngf 4, instance norm, 3->3 channels" in r.stderr
     meta = read_meta(Path(r.stdout.strip()))
-    assert (meta["family"], meta["arch"], meta["generator"], meta["direction"]) == ("cyclegan", "cyclegan", ARCH, None)
+    # the official cycle_gan model's name for its A -> B generator says the direction
+    assert (meta["family"], meta["arch"], meta["generator"], meta["direction"]) == ("cyclegan", "cyclegan", ARCH, "AtoB")
+    src.rename(tmp_path / "net.pth")
+    r = invoke("import", tmp_path / "net.pth", "--name", "other")
+    assert read_meta(Path(r.stdout.strip()))["direction"] is None  # no name to tell by, no --direction
 
     r = invoke("export", "--pretrained", "mine", "-o", str(tmp_path / "out") + "/")
     assert r.exit_code == 0, r.output

@@ -97,6 +97,8 @@ def test_each_direction_is_scored_against_the_truth_of_an_aligned_test_split(hom
                              "--direction", "AtoB"))
     assert "translates BtoA, not AtoB" in line
     assert "--direction must be AtoB or BtoA" in error_line(invoke("evaluate", "cyclegan/c", "--direction", "up"))
+    line = error_line(invoke("evaluate", "--pretrained", "x", "--dataset", "d", "--direction", "AtoB"))
+    assert "a pretrained model translates one way" in line
 
 
 @pytest.mark.slow  # two Frechet distances: torch-fidelity's eigenvalues of 2048x2048 matrices
