@@ -15,6 +15,7 @@ alone (the defaults are what `ganctl train` does on this CPU):
     python benchmarks/profile_step.py pix2pix --weights nchw --batches nchw   # no channels_last
     python benchmarks/profile_step.py pix2pix --weights conv-only   # other weight layouts
     python benchmarks/profile_step.py pix2pix --compile             # torch.compile (slow start)
+    python benchmarks/profile_step.py cyclegan --threads 1          # both generators and discriminators
 
 ``--ab`` times every one of those switches against all of them on, each in its own process
 (the malloc setting cannot be undone), interleaved over ``--rounds``, and prints (or, with
@@ -48,6 +49,9 @@ from ganctl.config import make_config  # noqa: E402
 SETUPS = {
     "pix2pix": (dict(family="pix2pix", dataset="facades", channels=3, preset_key="facades"), 1, (3, 256, 256)),
     "dcgan": (dict(family="dcgan", dataset="mnist", channels=1, preset_key="mnist"), 128, (1, 64, 64)),
+    # the synthetic-facades-unpaired preset: 64 px, resnet_6blocks, ngf = ndf = 32 (benchmarks/cyclegan_speed.py)
+    "cyclegan": (dict(family="cyclegan", dataset="synthetic-facades-unpaired", channels=3,
+                      preset_key="synthetic-facades-unpaired"), 1, (3, 64, 64)),
 }
 
 # --ab: (what is off, the switches that turn it off); the first row is everything on
@@ -85,6 +89,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="ganctl: the copy-free Adam of ganctl.accel (what training does); torch: torch.optim.Adam, "
                          "which copies channels_last weights to contiguous memory and back in every fused update")
     ap.add_argument("--compile", action="store_true", help="torch.compile both networks")
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: PyTorch's own choice)")
     ap.add_argument("--top", type=int, default=15, help="operators to list (0: no profile)")
     ap.add_argument("--ab", action="store_true", help="time each fast path off against all on (see above)")
     ap.add_argument("--rounds", type=int, default=2, help="--ab: rounds of every variant, interleaved")
@@ -100,9 +105,13 @@ def main() -> None:
     if args.model is None:
         raise SystemExit("name the step to time: pix2pix or dcgan (or give --ab)")
     if args.device == "cuda":
+        if args.model == "cyclegan":
+            raise SystemExit("--device cuda: pix2pix or dcgan")
         cuda_step(args)
         return
     cpu = torch.device("cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.allocator == "tuned":
         memory.keep_freed_memory()
     precision = runtime.resolve_precision(args.precision, cpu)
@@ -113,32 +122,33 @@ def main() -> None:
     cfg = make_config(setup["family"], setup["dataset"], "profile", channels=setup["channels"], classes=None,
                       preset_key=setup["preset_key"], batch_size=batch_size)
     torch.manual_seed(0)
-    G = models.build_generator(cfg.arch, cfg.generator)
-    D = models.build_discriminator(cfg.arch, cfg.discriminator)
-    models.init_weights(cfg.arch, G, cfg.init)
-    models.init_weights(cfg.arch, D, cfg.init)
+    nets = models.build_all(cfg.arch, cfg.generator, cfg.discriminator, cfg.init)
     fmt = torch.channels_last if trainer.uses_channels_last(cfg, rt) else torch.contiguous_format
-    for net in (G, D):
+    for net in nets.values():
         for m in net.modules():
             transposed = isinstance(m, torch.nn.ConvTranspose2d)
             if args.weights == "channels_last" or (args.weights == "conv-only" and not transposed):
                 m.to(memory_format=fmt)
     if args.convs == "gemm" and accel.gemm_convs(runtime.Runtime(cpu, precision)):
-        for net in (G, D):
+        for net in nets.values():
             convs.accelerate(net)
     if args.norms == "dense" and fmt == torch.channels_last:
-        for net in (G, D):
+        for net in nets.values():
             norms.accelerate(net)
-    obj = objectives.build({"generator": torch.compile(G) if args.compile else G,
-                           "discriminator": torch.compile(D) if args.compile else D}, cfg, rt)
+    obj = objectives.build({k: torch.compile(v) if args.compile else v for k, v in nets.items()}, cfg, rt)
     batch_fmt = fmt if args.batches == "channels_last" else torch.contiguous_format
 
     def image() -> torch.Tensor:
         return torch.rand(batch_size, *shape).mul_(2).sub_(1).contiguous(memory_format=batch_fmt)
 
     batch = {"input": image(), "target": image()} if args.model == "pix2pix" else {"real": image(), "labels": None}
+    if args.model == "cyclegan":
+        batch = {"A": image(), "B": image()}
 
     def step() -> None:
+        if args.model == "cyclegan":  # one step updates both generators, then both discriminators
+            obj.step(batch, 0)
+            return
         obj.d_step(batch)
         obj.g_step(batch)
 
@@ -148,7 +158,7 @@ def main() -> None:
         step()
     with FlopCounterMode(display=False) as counter:
         step()
-    steps = args.steps or (20 if args.model == "pix2pix" else 8)
+    steps = args.steps or (8 if args.model == "dcgan" else 20)
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
@@ -231,7 +241,7 @@ def ab_table(args: argparse.Namespace) -> None:
     """Every VARIANT of each model, each in a fresh process, ``--rounds`` times interleaved; the
     median ms per step of each, and how many times slower the step is with that path off."""
     steps = ["--steps", str(args.steps)] if args.steps else []
-    chosen = [args.model] if args.model else list(SETUPS)
+    chosen = [args.model] if args.model else ["pix2pix", "dcgan"]
     times: dict[tuple[str, str], list[float]] = {}
     for r in range(args.rounds):
         for model in chosen:
@@ -249,7 +259,8 @@ def ab_table(args: argparse.Namespace) -> None:
              "| step | turned off | ms per step | slower without it |", "|---|---|---:|---:|"]
     for model in chosen:
         base = statistics.median(times[(model, VARIANTS[0][0])])
-        label = {"pix2pix": "pix2pix 256x256, batch 1", "dcgan": "DCGAN 64x64, batch 128"}[model]
+        label = {"pix2pix": "pix2pix 256x256, batch 1", "dcgan": "DCGAN 64x64, batch 128",
+                 "cyclegan": "CycleGAN 64x64, ngf 32, batch 1"}[model]
         for name, _ in VARIANTS:
             ms = statistics.median(times[(model, name)])
             lines.append(f"| {label} | {name} | {ms:.0f} | {'-' if ms == base else f'{ms / base:.2f}x'} |")
