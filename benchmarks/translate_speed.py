@@ -5,12 +5,15 @@
     python benchmarks/translate_speed.py video  [--seconds 30] [--ngf 16] [--sizes own,256]
     python benchmarks/translate_speed.py flicker --checkpoint G.safetensors  # paper mode on video
     python benchmarks/translate_speed.py png                               # PNG zlib levels, one output
+    python benchmarks/translate_speed.py net --official /tmp/official [--reps 3]  # the generator alone
 
 The model is a U-Net-256 with ngf 64 (the official pix2pix size; ``--ngf`` for another) and random
 pix2pix-initialised weights: speed and memory do not depend on what the weights learnt. ``folder`` needs the official
-code (https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix; with the mirror here:
-``mkdir /tmp/official && git --git-dir=/work/.mirror/premsuggu+pytorch-CycleGAN-and-pix2pix/repo
-archive HEAD | tar -x -C /tmp/official``) and its ``dominate`` package (``pip install dominate``);
+code (https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix; with the mirror here, whose
+``imgs/`` blobs are missing, so leave that folder out:
+``G=/work/.mirror/premsuggu+pytorch-CycleGAN-and-pix2pix/repo; mkdir /tmp/official && git --git-dir=$G
+archive HEAD $(git --git-dir=$G ls-tree --name-only HEAD | grep -vx imgs) | tar -x -C /tmp/official``)
+and its ``dominate`` package (``pip install dominate``);
 the official generator file is written by ``ganctl export``'s code (docs/pretrained.md).
 Every number is printed with the host's CPU model.
 """
@@ -166,6 +169,56 @@ def video(args, tmp: Path) -> None:
               f"peak {peak:.2f} GB ({before} before, {load()} after) [{host()}]", flush=True)
 
 
+def net(args, tmp: Path) -> None:
+    """The generator alone, in one process, per 256x256 image: the official UnetGenerator as its
+    test.py runs it (train mode: dropout and batch statistics, a batch of 1, fp32) against ganctl's
+    paper mode (batches of 8, fp32 and bf16, NCHW and channels_last), alternating, best of --reps."""
+    import copy
+    import functools
+
+    import torch
+
+    from ganctl import translate_net
+    from ganctl.models.pix2pix import UNetGenerator, init_pix2pix_weights
+
+    if not args.official:
+        sys.exit("--official: the official checkout's folder")
+    sys.path.insert(0, str(Path(args.official).resolve()))
+    from models.networks import UnetGenerator  # the official class
+
+    torch.manual_seed(0)
+    norm = functools.partial(torch.nn.BatchNorm2d, affine=True, track_running_stats=True)
+    official = UnetGenerator(3, 3, 8, args.ngf, norm_layer=norm, use_dropout=True).train()
+    ours = UNetGenerator(in_channels=3, out_channels=3, ngf=args.ngf, num_downs=8, norm="batch", dropout=True)
+    init_pix2pix_weights(ours)
+    ours_cl = copy.deepcopy(ours).to(memory_format=torch.channels_last)
+    x1, x8 = torch.randn(1, 3, 256, 256), torch.randn(8, 3, 256, 256)
+    x8_cl = x8.to(memory_format=torch.channels_last)
+
+    def ganctl_run(model, x, bf16):
+        def go():
+            with translate_net.batched(model, "paper") as run, torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                run(x, [0] * len(x))
+        return go
+
+    cases = {"official b1 fp32": (lambda: official(x1), 1), "ganctl b8 fp32": (ganctl_run(ours, x8, False), 8),
+             "ganctl b8 bf16": (ganctl_run(ours, x8, True), 8), "ganctl b8 bf16 channels_last": (ganctl_run(ours_cl, x8_cl, True), 8)}
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    with torch.no_grad():
+        for f, _ in cases.values():
+            f()  # warm-up
+        for _ in range(args.reps):
+            for name, (f, n) in cases.items():
+                t = time.perf_counter()
+                for _ in range(max(1, 8 // n)):  # the same 8 images each
+                    f()
+                times[name].append((time.perf_counter() - t) / 8)
+    base = min(times["official b1 fp32"])
+    for name, ts in times.items():
+        print(f"net ngf {args.ngf}, {name}: {min(ts):.3f} s an image (best of {args.reps}; {base / min(ts):.2f}x the "
+              f"official) ({load()}) [{host()}]", flush=True)
+
+
 def png(args, tmp: Path) -> None:
     """Writing one translated 1024x768 image (the generator's output, resized back) as PNG at zlib
     levels 6 (Pillow's default), 3, 1 (what translate uses) and 0: seconds (best of 3) and size."""
@@ -218,7 +271,7 @@ def flicker(args, tmp: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["tile", "folder", "video", "flicker", "png"])
+    p.add_argument("what", choices=["tile", "folder", "video", "flicker", "png", "net"])
     p.add_argument("--checkpoint")
     p.add_argument("--side", type=int, default=12000)
     p.add_argument("--mode", default="paper")
@@ -231,7 +284,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
-        {"tile": tile, "folder": folder, "video": video, "flicker": flicker, "png": png}[args.what](args, Path(tmp))
+        {"tile": tile, "folder": folder, "video": video, "flicker": flicker, "png": png, "net": net}[args.what](args, Path(tmp))
 
 
 if __name__ == "__main__":
