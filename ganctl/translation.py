@@ -76,7 +76,15 @@ def family_for(model: str | None, run: str | None, from_file: bool, direction: s
                               f"takes {' or '.join(f.name for f in translating)}")
         return fam.name
     if run is not None:
-        info = store.find_run(run)
+        found = []
+        for fam in translating:  # a name that also names a run of an image family is still this one
+            try:
+                found.append(store.find_run(run, fam.name))
+            except GanctlError:
+                continue
+        if len(found) > 1:
+            raise GanctlError(f"run name {run!r} is ambiguous ({', '.join(r.id for r in found)}): give it as FAMILY/NAME")
+        info = found[0] if found else store.find_run(run)  # none that translates: what is it, if anything?
         if not registry.get(info.family).translates:
             raise GanctlError(f"run {info.id} generates images from noise: use 'ganctl sample {info.family} --run {info.name}'")
         return info.family

@@ -138,7 +138,7 @@ def test_write_example_writes_a_synthetic_facades_label_map(_isolated_store, tmp
 
 def test_translate_without_source_is_a_usage_error(_isolated_store):
     r = invoke("translate")
-    assert r.exit_code == 2 and "Missing argument 'SOURCE'" in r.output and "Usage:" in r.output
+    assert r.exit_code == 2 and "Missing argument 'SOURCE...'" in r.output and "Usage:" in r.output
 
 
 @pytest.fixture(scope="module")

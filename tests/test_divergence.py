@@ -105,10 +105,18 @@ class _Objective:
     def optimizers(self):
         return self.opts
 
+    def state_dict(self):
+        return {"optimizers": {k: o.state_dict() for k, o in self.opts.items()}, "scalers": {}, "state": {}}
+
+    def load_state_dict(self, state):
+        for k, o in self.opts.items():
+            o.load_state_dict(state["optimizers"][k])
+
 
 def _saver(tmp_path, G, D, keep=1):
     spec = genspec.make(family="gan", arch="mlp", generator={"z_dim": 4, "channels": 1, "image_size": 3})
-    return Checkpointer(tmp_path / "run", G, D, _Objective(G, D), spec, keep=keep)
+    return Checkpointer(tmp_path / "run", {"generator": G, "discriminator": D}, checkpoint.PAIR_FILES,
+                        {"generator": spec}, _Objective(G, D), keep=keep)
 
 
 @pytest.mark.parametrize("net", ["G", "D"])
