@@ -354,7 +354,7 @@ def _load_for(fam, spec, image_size, channels, data_args, mirror, progress_for, 
 
 
 def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, warn, *, epochs, batch_size, lr, seed,
-                image_size, eval_every, aug) -> tuple[TrainConfig, object, object]:
+                image_size, eval_every, aug=None) -> tuple[TrainConfig, object, object]:
     """The config of a new run, and its data (decoded at the run's size)."""
     groups = _groups(given)
     if fam.translates:

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from ganctl import checkpoint, engine, objectives, runtime, trainer
+from ganctl.augment.pipeline import Augment
 from ganctl.config import make_config
 from ganctl.data import datasets
 from ganctl.errors import CheckpointError
@@ -202,6 +203,7 @@ class _Objective:
 
     n_critic = 3
     step = objectives.GANObjective.step
+    augment = Augment({}, torch.device("cpu"))  # no --augment: the identity
 
     def __init__(self):
         self.calls = []

@@ -325,19 +325,19 @@ def _jpeg(split: str, i: int) -> bytes:
 def test_two_fetches_of_one_dataset_both_succeed(monkeypatch, capsys):
     import dataclasses
 
-    from ganctl.data import catalog, fetch
+    from ganctl.data import catalog, fetch, install
     from tests import httpserver
 
     counts, served = {"train": 3, "val": 2, "test": 1}, "pix2pix/facades.tar.gz"
     entries = {f"facades/{split}/{i}.jpg": _jpeg(split, i) for split, n in counts.items() for i in range(n)}
 
-    real_download = fetch.download
+    real_download = install.download
 
     def slow_download(*a, **k):  # widen the window in which a second process would collide
         time.sleep(0.5)
         return real_download(*a, **k)
 
-    monkeypatch.setattr(fetch, "download", slow_download)
+    monkeypatch.setattr(install, "download", slow_download)
     with httpserver.FileServer() as server:
         server.files[served] = targz(entries)
         entry = dataclasses.replace(catalog.CATALOG["facades"], expected_counts=dict(counts),

@@ -199,8 +199,8 @@ class GANObjective(Objective):
         metrics = self.d_step(batch, for_g=g_now)
         if g_now:
             metrics.update(self.g_step(batch))
-        first = next(v for v in batch.values() if isinstance(v, torch.Tensor))
-        return self.augment.end_step(metrics, index, first.shape[0])
+        images = next((v.shape[0] for v in batch.values() if isinstance(v, torch.Tensor)), 0)
+        return self.augment.end_step(metrics, index, images)
 
     def d_step(self, batch: dict, for_g: bool = True) -> dict[str, torch.Tensor]:
         """One discriminator/critic update. ``for_g``: a generator step follows on this batch,

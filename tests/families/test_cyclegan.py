@@ -162,6 +162,20 @@ def test_the_registration_states_the_official_recipe():
     assert small.generator["n_blocks"] == 6  # resnet_6blocks for 128-pixel images, as the official README
 
 
+def test_every_preset_builds_and_translates_at_its_size():
+    from ganctl import models
+
+    for key, preset in registry.get("cyclegan").presets.items():
+        assert preset.source, f"cyclegan/{key} has no source"
+        cfg = make_config("cyclegan", key, "t", channels=3, classes=None, preset_key=key,
+                          generator_overrides={"ngf": 2, "n_blocks": 1}, discriminator_overrides={"ndf": 2},
+                          data_overrides={"load_size": 72})
+        G, D = models.build_generator(cfg.arch, cfg.generator), models.build_discriminator(cfg.arch, cfg.discriminator)
+        with torch.no_grad():
+            x = G(torch.rand(1, 3, cfg.image_size, cfg.image_size) * 2 - 1)
+            assert x.shape == (1, 3, cfg.image_size, cfg.image_size) and D(x).dim() == 4
+
+
 def test_family_options_are_checked_and_named(two_folders):
     r = invoke("train", "pix2pix", "--dataset", "synthetic-facades", "--lambda-cycle", 5)
     assert r.exit_code != 0 and "--lambda-cycle applies to cyclegan, not pix2pix" in error_line(r)

@@ -48,7 +48,7 @@ def test_unknown_family_suggests():
         registry.get("dcgn")
 
 
-@pytest.mark.parametrize("family", [f for f in registry.names() if not registry.get(f).paired])
+@pytest.mark.parametrize("family", [f for f in registry.names() if not registry.get(f).translates])
 def test_every_preset_builds_and_runs(family):
     fam = registry.get(family)
     classes = tuple("abc") if fam.conditional else None
