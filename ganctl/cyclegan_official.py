@@ -27,7 +27,7 @@ import torch
 
 from ganctl.errors import CheckpointError
 from ganctl.models.cyclegan import ResnetGenerator
-from ganctl.pix2pix_official import _found, _strip_wrappers
+from ganctl.pix2pix_official import _found, _strip_wrappers, clean_state
 from ganctl.pix2pix_official import architecture_summary as pix2pix_summary
 
 FAMILY = "cyclegan"
@@ -66,22 +66,6 @@ def official_kind(state: Mapping[str, torch.Tensor]) -> str | None:
             and any(".conv_block." in k for k in keys)):
         return "resnet"
     return None
-
-
-def _clean(state: object) -> dict[str, torch.Tensor]:
-    if not isinstance(state, Mapping):
-        raise _refuse(f"a {type(state).__name__}")
-    clean: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            continue  # _metadata-style entries
-        stripped = _strip_wrappers(key)
-        if stripped in clean:
-            raise _refuse(f"the key {stripped!r} twice (with and without a module./_orig_mod. prefix)")
-        clean[stripped] = value
-    if not clean:
-        raise _refuse(_found([k for k in state if isinstance(k, str)]))
-    return clean
 
 
 def _infer(state: dict[str, torch.Tensor]) -> dict:
@@ -141,7 +125,7 @@ def official_to_ganctl(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, tor
     pre-0.4 files deleted, a missing batch-norm ``num_batches_tracked`` filled with 0; anything
     else that does not fit exactly raises :class:`CheckpointError`.
     """
-    clean = _clean(state)
+    clean = clean_state(state, _refuse)
     arch = _infer(clean)
     try:
         shapes, instance = _layout(arch)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -146,6 +146,26 @@ def _infer(state: dict[str, torch.Tensor]) -> dict:
     }
 
 
+def clean_state(state: object, refuse: Callable[[str], CheckpointError] | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of an official state_dict by key, ``module.``/``_orig_mod.`` prefixes stripped
+    and non-tensor entries dropped; a CheckpointError (``refuse(what was found)``, by default the
+    U-Net's) when it is no state_dict or holds none."""
+    refuse = refuse or _refuse
+    if not isinstance(state, Mapping):
+        raise refuse(f"a {type(state).__name__}")
+    clean: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            continue  # _metadata-style entries
+        stripped = _strip_wrappers(key)
+        if stripped in clean:
+            raise refuse(f"the key {stripped!r} twice (with and without a module./_orig_mod. prefix)")
+        clean[stripped] = value
+    if not clean:
+        raise refuse(_found([k for k in state if isinstance(k, str)]))
+    return clean
+
+
 def official_to_ganctl(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
     """Rename an official U-Net generator state_dict to ganctl's keys and infer its architecture.
 
@@ -154,19 +174,7 @@ def official_to_ganctl(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, tor
     ``num_batches_tracked`` (files saved before torch 0.4.1) is filled with 0. Anything else that
     does not fit exactly raises :class:`CheckpointError`.
     """
-    if not isinstance(state, Mapping):
-        raise _refuse(f"a {type(state).__name__}")
-    clean: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            continue  # _metadata-style entries
-        stripped = _strip_wrappers(key)
-        if stripped in clean:
-            raise _refuse(f"the key {stripped!r} twice (with and without a module./_orig_mod. prefix)")
-        clean[stripped] = value
-    if not clean:
-        raise _refuse(_found(list(state.keys()) if all(isinstance(k, str) for k in state) else []))
-
+    clean = clean_state(state)
     arch = _infer(clean)
     if not 5 <= arch["num_downs"] <= _MAX_DOWNS:
         raise _refuse(f"{arch['num_downs']} U-Net levels (the official U-Net has 5 to {_MAX_DOWNS})")

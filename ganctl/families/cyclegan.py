@@ -66,8 +66,8 @@ OFFICIAL = Preset(
     data=dict(load_size=286),
 )
 
-# ganctl's generated set (64 + 64 images): the official recipe at 64 pixels with half the widths,
-# so that a CPU learns it in minutes (docs/benchmarks.md has how many epochs it takes)
+# ganctl's generated set (64 + 64 images): the official recipe at 64 pixels with half the widths, a
+# size a CPU trains in minutes an epoch (the epochs it needs are not measured yet: docs/benchmarks.md)
 SYNTHETIC = replace(OFFICIAL, source="CycleGAN recipe on ganctl's generated facades at 64 px, ngf/ndf 32, 30 epochs",
                     image_size=64, epochs=30, generator={**OFFICIAL.generator, "ngf": 32},
                     discriminator={**OFFICIAL.discriminator, "ndf": 32},
