@@ -20,6 +20,7 @@ from ganctl.callbacks import Checkpointer, DivergenceGuard
 from ganctl.config import make_config
 from ganctl.engine import Loop, Position
 from ganctl.errors import DivergedError
+from tests.callbacks.test_checkpointer import _Objective
 from tests.conftest import error_line, invoke, make_image_folder, train_in_own_store
 
 
@@ -96,21 +97,6 @@ def test_nan_losses_stop_training_at_the_next_read_back(data, monkeypatch, _isol
 
 
 # ---------------------------------------------------------------- the checkpointer
-
-
-class _Objective:
-    def __init__(self, G, D):
-        self.opts = {"G": torch.optim.Adam(G.parameters()), "D": torch.optim.Adam(D.parameters())}
-
-    def optimizers(self):
-        return self.opts
-
-    def state_dict(self):
-        return {"optimizers": {k: o.state_dict() for k, o in self.opts.items()}, "scalers": {}, "state": {}}
-
-    def load_state_dict(self, state):
-        for k, o in self.opts.items():
-            o.load_state_dict(state["optimizers"][k])
 
 
 def _saver(tmp_path, G, D, keep=1):

@@ -19,6 +19,9 @@ from ganctl.errors import NoSpaceError
 
 
 class _Objective:
+    """The part of an objective a Checkpointer saves and restores: two Adams (also used by
+    tests/test_divergence.py)."""
+
     def __init__(self, G, D):
         self.opts = {"G": torch.optim.Adam(G.parameters()), "D": torch.optim.Adam(D.parameters())}
 
@@ -27,6 +30,10 @@ class _Objective:
 
     def state_dict(self):
         return {"optimizers": {k: o.state_dict() for k, o in self.opts.items()}, "scalers": {}, "state": {}}
+
+    def load_state_dict(self, state):
+        for k, o in self.opts.items():
+            o.load_state_dict(state["optimizers"][k])
 
 
 def _saver(tmp_path, **kw):
