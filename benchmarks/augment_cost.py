@@ -29,8 +29,9 @@ POLICIES = ["none", "color", "translation", "cutout", "color,translation,cutout"
 def build(family: str, policy: str, precision: str):
     import torch
 
-    from ganctl import augment, objectives, runtime, trainer
     from ganctl.config import make_config
+    from ganctl.runtime import runtime
+    from ganctl.train import augment, objectives, trainer
 
     rt = runtime.resolve("cpu", precision, False, True)
     aug = augment.parse(policy)

@@ -69,7 +69,8 @@ def score(run: Path) -> dict:
     """FD and KID of the run's generator against digits (classifier space), with the real floor."""
     import torch
 
-    from ganctl import evaluate, generators, inference
+    from ganctl.evaluation import evaluate
+    from ganctl.use import generators, inference
 
     gen = inference.load_generator(generators.choose(run.parent.name, run=str(run)).path, torch.device("cpu"))
     gen.meta["dataset"] = "digits"  # scored against digits' own test split, not the subset folder

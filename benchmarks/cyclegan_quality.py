@@ -201,7 +201,7 @@ def main() -> None:
                                "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--n-blocks", str(args.n_blocks),
                                "--epochs", str(args.epochs), "--epochs-decay", str(args.decay), "--seed", "0",
                                "--name", "quality", "--device", "cpu"], env)
-        from ganctl.inference import load_generator
+        from ganctl.use.inference import load_generator
 
         ckpt = work / "store" / "runs" / "cyclegan" / "quality" / "checkpoints"
         latest = (ckpt / "latest").read_text().strip()

@@ -11,7 +11,7 @@ from the checkout given as ``--official`` (fp32, as written). The variants are t
     OMP_WAIT_POLICY=PASSIVE python benchmarks/cyclegan_step.py --official /tmp/official --threads 2
 
 Variants: ``bf16`` (ganctl's default on an AVX-512 BF16 CPU), ``bf16-nogemm`` (no small-map
-convolutions as matrix products), ``bf16-noaccel`` / ``fp32-noaccel`` (no ganctl.accel at all;
+convolutions as matrix products), ``bf16-noaccel`` / ``fp32-noaccel`` (no ganctl.runtime.accel at all;
 the malloc setting is process-wide and stays on once any variant asked for it), ``fp32``.
 """
 
@@ -34,9 +34,10 @@ sys.path.insert(0, str(ROOT))
 
 from report import machine  # noqa: E402
 
-from ganctl import runtime, trainer  # noqa: E402
-from ganctl.accel import convs  # noqa: E402
 from ganctl.config import make_config  # noqa: E402
+from ganctl.runtime import runtime  # noqa: E402
+from ganctl.runtime.accel import convs  # noqa: E402
+from ganctl.train import trainer  # noqa: E402
 
 VARIANTS = ("bf16", "bf16-nogemm", "bf16-noaccel", "fp32", "fp32-noaccel")
 

@@ -41,8 +41,8 @@ def _ganctl_with_nan_after(after: int, args: list[str]) -> None:
     as a run's that diverges do: the benchmark's own patch of the objective, in this process only."""
     import torch
 
-    from ganctl import objectives
     from ganctl.cli import main as cli
+    from ganctl.train import objectives
 
     real, done = objectives.Objective.update, [0]
 

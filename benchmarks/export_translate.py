@@ -38,8 +38,8 @@ def make_generator(folder: Path) -> Path:
     """A unet_256 checkpoint folder (generator.safetensors and config.json) as ganctl writes one."""
     import torch
 
-    from ganctl import checkpoint, genspec
     from ganctl.models.pix2pix import UNetGenerator, init_pix2pix_weights
+    from ganctl.store import checkpoint, genspec
 
     args = {"in_channels": 3, "out_channels": 3, "ngf": 64, "num_downs": 8, "norm": "batch", "dropout": True}
     torch.manual_seed(0)

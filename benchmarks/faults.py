@@ -3,7 +3,7 @@ item 10; issue 31, item 1).
 
 A tiny ``ganctl train gan`` run (48 random 8x8 images, 3 batches an epoch) is trained once
 without interruption, recording every fault point of its checkpoint saves (the test hook
-``GANCTL_FAULT`` in ganctl/checkpoint.py). Then, each in a fresh store:
+``GANCTL_FAULT`` in ganctl/store/checkpoint.py). Then, each in a fresh store:
 
 - an injected kill (SIGKILL) at each save point;
 - K kills from outside at random moments of the training.
@@ -116,7 +116,7 @@ def run_dir(home: Path, family: str = "gan") -> Path:
 
 def network_files(run: Path) -> dict[str, str]:
     """Network name -> its file inside a checkpoint folder, as the run's networks lay them out."""
-    from ganctl import registry
+    from ganctl.families import registry
 
     nets = registry.networks(json.loads((run / "config.json").read_text())["arch"])
     return {name: nets.file(name) for name in nets.names()}

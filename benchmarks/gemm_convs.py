@@ -2,7 +2,7 @@
 
 For every layer shape that (a) and (b) of benchmarks/speed.py train, this times the output, the
 input gradient and the weight gradient two ways: the way oneDNN computes them (``nn.Conv2d``), and
-as the matrix products of ``ganctl.accel.convs``. The rule in ``convs.route_for`` comes from
+as the matrix products of ``ganctl.runtime.accel.convs``. The rule in ``convs.route_for`` comes from
 these numbers; the last column says which way it sends each product.
 
     python benchmarks/gemm_convs.py                   # bf16 autocast, as training runs on this CPU
@@ -23,10 +23,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ganctl import models, runtime  # noqa: E402
-from ganctl.accel import convs, memory  # noqa: E402
-from ganctl.accel.convs import Route  # noqa: E402
+from ganctl import models  # noqa: E402
 from ganctl.config import make_config  # noqa: E402
+from ganctl.runtime import runtime  # noqa: E402
+from ganctl.runtime.accel import convs, memory  # noqa: E402
+from ganctl.runtime.accel.convs import Route  # noqa: E402
 
 # the trainings whose layers are timed: (family, dataset preset, channels, batch)
 SETUPS = [("pix2pix", "facades", 3, 1), ("dcgan", "mnist", 1, 128), ("wgan-gp", "mnist", 1, 64)]

@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from report import machine, write_section  # noqa: E402
 
-from ganctl import demos, genspec  # noqa: E402
+from ganctl import demos  # noqa: E402
+from ganctl.store import genspec  # noqa: E402
 
 DESCRIPTIONS = {
     "dcgan": "DCGAN trained by ganctl on the embedded digits (32x32), shipped with ganctl",
@@ -55,7 +56,7 @@ def ship(generator: Path, name: str, family: str) -> Path:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from ganctl.checkpoint import read_spec
+    from ganctl.store.checkpoint import read_spec
 
     spec = read_spec(generator)
     spec = genspec.make(**{k: v for k, v in spec.items() if k not in ("schema_version", "ganctl_version", "run")},

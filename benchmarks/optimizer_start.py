@@ -1,4 +1,4 @@
-"""What the first optimizer costs a training process: ganctl's optimizers (``ganctl.accel.eager``,
+"""What the first optimizer costs a training process: ganctl's optimizers (``ganctl.runtime.accel.eager``,
 which leave torch._dynamo unimported) against PyTorch's own, each in fresh processes, alternated.
 
 Each process imports torch, builds a family's networks and optimizers through ganctl's own code
@@ -24,7 +24,8 @@ CHILD = r"""
 import json, sys, time
 import torch
 t0 = time.perf_counter()
-from ganctl import runtime, trainer
+from ganctl.runtime import runtime
+from ganctl.train import trainer
 from ganctl.config import make_config
 family, preset, accel = sys.argv[1], sys.argv[2], sys.argv[3] == "on"
 channels = 3 if family == "pix2pix" else 1

@@ -33,9 +33,10 @@ from report import epoch_seconds, machine, write_section  # noqa: E402
 def baseline(home: Path, image_size: int, direction: str) -> dict:
     """Scores of output = input on the validation pairs the training run scores."""
     os.environ["GANCTL_HOME"] = str(home)
-    from ganctl import feeders, scores
-    from ganctl.callbacks import pictures
     from ganctl.data import paired
+    from ganctl.evaluation import scores
+    from ganctl.train import feeders
+    from ganctl.train.callbacks import pictures
 
     val = paired.load_paired("synthetic-facades", "val", image_size)
     a, b = val.batch(list(range(min(pictures.VAL_PAIRS, len(val)))))

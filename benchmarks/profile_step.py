@@ -42,9 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from report import machine, write_section  # noqa: E402
 
-from ganctl import accel, models, objectives, runtime, trainer  # noqa: E402
-from ganctl.accel import convs, memory, norms  # noqa: E402
+from ganctl import models  # noqa: E402
 from ganctl.config import make_config  # noqa: E402
+from ganctl.runtime import accel, runtime  # noqa: E402
+from ganctl.runtime.accel import convs, memory, norms  # noqa: E402
+from ganctl.train import objectives, trainer  # noqa: E402
 
 SETUPS = {
     "pix2pix": (dict(family="pix2pix", dataset="facades", channels=3, preset_key="facades"), 1, (3, 256, 256)),
@@ -61,7 +63,7 @@ VARIANTS = [
     ("copy-free channels_last Adam", ["--adam", "torch"]),
     ("dense batch-norm gradients", ["--norms", "native"]),
     ("malloc keeps freed memory", ["--allocator", "default"]),
-    ("all of ganctl.accel (--no-accel)", ["--convs", "native", "--adam", "torch", "--norms", "native", "--allocator", "default"]),
+    ("all of ganctl.runtime.accel (--no-accel)", ["--convs", "native", "--adam", "torch", "--norms", "native", "--allocator", "default"]),
     ("channels_last (weights and batches NCHW)", ["--weights", "nchw", "--batches", "nchw"]),
     ("bf16 (fp32; the GEMM route is bf16-only, so off too)", ["--precision", "fp32"]),
 ]
@@ -86,7 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--norms", choices=("dense", "native"), default="dense",
                     help="dense: batch norm's gradients made channels_last-dense (what training does); native: as they come")
     ap.add_argument("--adam", choices=("ganctl", "torch"), default="ganctl",
-                    help="ganctl: the copy-free Adam of ganctl.accel (what training does); torch: torch.optim.Adam, "
+                    help="ganctl: the copy-free Adam of ganctl.runtime.accel (what training does); torch: torch.optim.Adam, "
                          "which copies channels_last weights to contiguous memory and back in every fused update")
     ap.add_argument("--compile", action="store_true", help="torch.compile both networks")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: PyTorch's own choice)")

@@ -4,7 +4,7 @@ Four measurements, each ganctl (the real CLI, in a subprocess, with a fresh stor
 defaults) against a baseline in the seeds' style: fp32, NCHW, a torchvision dataset or a Dataset
 with per-sample PIL transforms, a torch DataLoader, default Adam (no foreach/fused flags), the same
 networks (built from ganctl.models, so the architecture cannot differ: plain nn layers, which
-ganctl's CPU fast paths in ganctl.accel are not applied to here) and the same batch size.
+ganctl's CPU fast paths in ganctl.runtime.accel are not applied to here) and the same batch size.
 
   (a) pix2pix training images/s at 256x256, batch 1, from JPEG A|B pairs on disk;
   (b) DCGAN training images/s at 64x64, batch 128, on MNIST-format IDX files;

@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ganctl import engine  # noqa: E402
+from ganctl.train import engine  # noqa: E402
 
 GANCTL_DIR = str(ROOT / "ganctl")
 RUNS = {  # small runs of each family's kind of work: several epochs, tens of steps each

@@ -137,7 +137,7 @@ def main() -> None:
                     help="train each family with seeds 0..N-1 and report FD and KID as mean ± sd (its own section)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from ganctl import registry
+    from ganctl.families import registry
 
     families = args.families or [n for n in registry.names() if not registry.get(n).paired] + ["cgan:conv"]
     if args.seeds > 1:

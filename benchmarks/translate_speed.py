@@ -48,8 +48,8 @@ def model(folder: Path, ngf: int = 64) -> Path:
     """A U-Net-256 generator file in ganctl's format (ngf 64: the official pix2pix size)."""
     import torch
 
-    from ganctl import checkpoint, genspec
     from ganctl.models.pix2pix import UNetGenerator, init_pix2pix_weights
+    from ganctl.store import checkpoint, genspec
 
     torch.manual_seed(0)
     g = dict(in_channels=3, out_channels=3, ngf=ngf, num_downs=8, norm="batch", dropout=True)
@@ -111,7 +111,7 @@ def folder(args, tmp: Path) -> None:
     # older checkouts pick the device with --gpu_ids (-1: the CPU); newer ones take CUDA when there is one
     cpu = ["--gpu_ids", "-1"] if "gpu_ids" in (Path(args.official) / "options" / "base_options.py").read_text() else []
     gen = model(tmp, args.ngf)
-    from ganctl import pretrained_export  # what 'ganctl export RUN' writes: the official state_dict layout
+    from ganctl.store import pretrained_export
 
     ckpt = tmp / "official" / "bench"
     pretrained_export.export(gen, ckpt / "latest_net_G.pth")
@@ -178,8 +178,8 @@ def net(args, tmp: Path) -> None:
 
     import torch
 
-    from ganctl import translate_net
     from ganctl.models.pix2pix import UNetGenerator, init_pix2pix_weights
+    from ganctl.use import translate_net
 
     if not args.official:
         sys.exit("--official: the official checkout's folder")
@@ -227,8 +227,8 @@ def png(args, tmp: Path) -> None:
     import torch
     from PIL import Image
 
-    from ganctl import inference
-    from ganctl.translator import Translator
+    from ganctl.use import inference
+    from ganctl.use.translator import Translator
 
     gen = inference.load_generator(model(tmp, args.ngf), torch.device("cpu"))
     img = Image.new("RGB", (1024, 768), (7, 90, 160))
@@ -251,8 +251,8 @@ def flicker(args, tmp: Path) -> None:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from ganctl import inference
-    from ganctl.translator import Translator
+    from ganctl.use import inference
+    from ganctl.use.translator import Translator
     from tests.videos import frame
 
     if not args.checkpoint:

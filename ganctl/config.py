@@ -11,10 +11,11 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ganctl import __version__, registry
-from ganctl import augment as augment_spec
-from ganctl.retention import KEEP, SAVE_EVERY
-from ganctl.seeds import SEED_MAX, SEED_MIN
+from ganctl import __version__
+from ganctl.core.seeds import SEED_MAX, SEED_MIN
+from ganctl.families import registry
+from ganctl.store.retention import KEEP, SAVE_EVERY
+from ganctl.train import augment as augment_spec
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,12 @@ class TrainConfig:
     ganctl_version: str = __version__
     data_args: dict = field(default_factory=dict)  # pix2pix: direction, load_size
     eval_every: int = 0  # epochs between quality evaluations (0: never)
-    # checkpoints (ganctl.retention): saved every save_every epochs, the keep newest kept, and the
+    # checkpoints (ganctl.store.retention): saved every save_every epochs, the keep newest kept, and the
     # keep_epochs always; --resume may change them (absent from configs written before they existed)
     save_every: int = SAVE_EVERY
     keep: int = KEEP
     keep_epochs: tuple[int, ...] = ()
-    # --augment (ganctl.augment): {} for none, as in every config written before it existed
+    # --augment (ganctl.train.augment): {} for none, as in every config written before it existed
     augment: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -71,7 +72,7 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         """Read a run's config.json; a damaged one is a StoreError naming the file and the fault."""
-        from ganctl.errors import StoreError
+        from ganctl.core.errors import StoreError
 
         try:
             return cls.from_json(read_json(path))
@@ -256,7 +257,7 @@ def make_config(
 def parse_meta(header: dict, path: Path) -> dict:
     """The ganctl entry of a safetensors header as a dict ({} when there is none); a CheckpointError
     naming ``path`` when it is not a JSON object (too large, too deeply nested, not JSON)."""
-    from ganctl.errors import CheckpointError
+    from ganctl.core.errors import CheckpointError
 
     if "ganctl" not in header:
         return {}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ganctl import objectives
 from ganctl.families import dcgan
-from ganctl.familyspec import Family, Objective, Variant, presets
+from ganctl.families.familyspec import Family, Objective, Variant, presets
+from ganctl.train import objectives
 
 
 class LSGANObjective(objectives.GANObjective):

@@ -9,13 +9,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ganctl import augment as spec
-from ganctl import distributed, objectives, runtime, trainer
-from ganctl.augment import ada, diffaugment
-from ganctl.augment.pipeline import Augment
 from ganctl.config import TrainConfig, make_config
+from ganctl.core.errors import GanctlError
 from ganctl.data import datasets
-from ganctl.errors import GanctlError
+from ganctl.runtime import distributed, runtime
+from ganctl.train import augment as spec
+from ganctl.train import objectives, trainer
+from ganctl.train.augment import ada, diffaugment
+from ganctl.train.augment.pipeline import Augment
 from tests.conftest import error_line, invoke
 
 CPU = runtime.Runtime(torch.device("cpu"), "fp32")
@@ -245,7 +246,7 @@ def test_an_objective_that_never_augments_is_refused_rather_than_trained_unaugme
 
 
 def test_resume_keeps_the_runs_augmentation():
-    from ganctl.training import _check_resume_augment
+    from ganctl.train.setup import _check_resume_augment
 
     cfg = make_config("dcgan", "digits", "t", channels=1, classes=None, preset_key="digits", augment=ADA_CFG)
     _check_resume_augment(cfg, None)
@@ -255,7 +256,7 @@ def test_resume_keeps_the_runs_augmentation():
 
 
 def test_a_small_folder_is_told_about_augment_and_a_catalogue_set_is_not(tmp_path):
-    from ganctl.training import default_augment
+    from ganctl.train.setup import default_augment
 
     said: list[str] = []
     assert default_augment(str(tmp_path), 100, 32, said.append) == {}

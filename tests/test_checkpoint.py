@@ -12,8 +12,11 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from ganctl import checkpoint, genspec, models, objectives, retention, runtime, store, trainer
-from ganctl.callbacks import Checkpointer
+from ganctl import models
+from ganctl.runtime import runtime
+from ganctl.store import checkpoint, genspec, layout, retention
+from ganctl.train import objectives, trainer
+from ganctl.train.callbacks import Checkpointer
 from tests.conftest import invoke
 from tests.test_engine import CPU, _InterruptAt, tiny_cfg
 
@@ -132,7 +135,7 @@ def test_resume_moves_an_unreadable_checkpoint_aside(digits16, tmp_path):
 
 def test_sample_falls_back_to_the_newest_readable_checkpoint(digits16, tmp_path):
     cfg = replace(tiny_cfg("gan", digits16, epochs=2), run_name="t", keep=2)
-    run = store.run_path("gan", "t")
+    run = layout.run_path("gan", "t")
     trainer.train(cfg, digits16, run, CPU)
     g = run / "checkpoints" / "epoch_0002" / checkpoint.GENERATOR
     g.write_bytes(g.read_bytes()[:-10])
@@ -281,7 +284,7 @@ def test_save_every_saves_the_due_epochs_the_last_and_the_marked():
 
 @pytest.mark.parametrize("text", ["", "x", "1,x", "0", "-3", "1.5", "1;2"])
 def test_keep_epochs_must_be_positive_whole_numbers(text):
-    from ganctl.errors import GanctlError
+    from ganctl.core.errors import GanctlError
 
     with pytest.raises(GanctlError, match="--keep-epochs takes epoch numbers"):
         retention.parse_epochs(text)

@@ -11,9 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganctl import checkpoint, feeders, runtime, trainer
 from ganctl.config import make_config
 from ganctl.data import paired
+from ganctl.runtime import runtime
+from ganctl.store import checkpoint
+from ganctl.train import feeders, trainer
 from tests.conftest import invoke
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -153,7 +155,7 @@ def test_collectives_over_nccl_queue_work_and_never_wait(monkeypatch):
     import torch.distributed as dist
     from torch import nn
 
-    from ganctl import distributed
+    from ganctl.runtime import distributed
 
     class OneRankJob(distributed.World):
         @property

@@ -15,7 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ganctl.cyclegan_official import (
+from ganctl.core.errors import CheckpointError
+from ganctl.core.images import to_uint8
+from ganctl.models.cyclegan import PatchDiscriminator, ResnetGenerator
+from ganctl.models.cyclegan_official import (
     EXPECTED,
     architecture_summary,
     ganctl_to_official,
@@ -23,13 +26,10 @@ from ganctl.cyclegan_official import (
     official_options,
     official_to_ganctl,
 )
-from ganctl.errors import CheckpointError
-from ganctl.images import to_uint8
-from ganctl.inference import prepare_image
-from ganctl.models.cyclegan import PatchDiscriminator, ResnetGenerator
 from ganctl.models.pix2pix import UNetGenerator
-from ganctl.pix2pix_official import ganctl_to_official as unet_to_official
-from ganctl.pix2pix_official import load_official_file, save_official_file
+from ganctl.models.pix2pix_official import ganctl_to_official as unet_to_official
+from ganctl.models.pix2pix_official import load_official_file, save_official_file
+from ganctl.use.inference import prepare_image
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cyclegan-official"
 ARCH = {"in_channels": 3, "out_channels": 3, "ngf": 4, "n_blocks": 6, "norm": "instance", "dropout": False}

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ganctl import demos, genspec, pretrained
+from ganctl import demos
+from ganctl.store import genspec, pretrained
 from tests.conftest import error_line, invoke, train_in_own_store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ def test_the_demos_are_small_and_pip_install_ships_them():
 
 
 def test_a_demo_loads_as_float32(_isolated_store):
-    from ganctl import generators
+    from ganctl.use import generators
 
     gen = generators.load("cgan", "cpu", pretrained="digits-cgan")
     assert {p.dtype for p in gen.net.parameters()} == {__import__("torch").float32}

@@ -1,4 +1,4 @@
-"""Multi-process training (ganctl.distributed, ganctl.launch): CPU processes on gloo."""
+"""Multi-process training (ganctl.runtime.distributed, ganctl.runtime.launch): CPU processes on gloo."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganctl import distributed, launch, objectives, runtime, trainer
 from ganctl.config import make_config
-from ganctl.errors import GanctlError
+from ganctl.core.errors import GanctlError
+from ganctl.runtime import distributed, launch, runtime
+from ganctl.train import objectives, trainer
 from tests.conftest import error_line, invoke
 
 CPU = runtime.Runtime(torch.device("cpu"), "fp32", accel=False)
@@ -216,7 +217,7 @@ def test_a_worker_that_raises_ends_the_job_with_one_line(tmp_path, _isolated_sto
         "import os\n"
         "if os.environ.get('RANK') == '1':\n"
         "    from ganctl import objectives\n"
-        "    from ganctl.errors import GanctlError\n"
+        "    from ganctl.core.errors import GanctlError\n"
         "    def boom(self, batch, for_g=True):\n"
         "        raise GanctlError('injected failure')\n"
         "    objectives.BCEObjective.d_step = boom\n")
@@ -238,7 +239,7 @@ def test_sigkill_of_rank_0_then_resume_is_bit_exact_with_two_processes(_isolated
     args = ["--dataset", "digits", "--batch-size", "500", "--image-size", "16", "--device", "cpu", "--epochs", "3",
             "--nproc-per-node", "2", "--quiet"]
     assert _ganctl("train", "dcgan", *args, "--name", "whole").returncode == 0
-    # rank 0 is SIGKILLed as it starts writing epoch 2's checkpoint (ganctl.checkpoint's fault hook)
+    # rank 0 is SIGKILLed as it starts writing epoch 2's checkpoint (ganctl.store.checkpoint's fault hook)
     r = _ganctl("train", "dcgan", *args, "--name", "cut", env={"GANCTL_FAULT": "save:epoch_0002:tmp-created"})
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
         "error: rank 0 of the job failed (killed by SIGKILL); the other ranks were stopped"), r.stderr
@@ -280,7 +281,7 @@ def test_wgan_gp_trains_with_two_processes(_isolated_store):
 
 def test_worker_options_that_look_like_torchruns_reach_the_workers():
     # `--log` is a prefix of torchrun's --log-dir and --log-line-prefix-template
-    from ganctl import launch
+    from ganctl.runtime import launch
 
     argv = launch.torchrun_args(2, 1, None, None, 60, ["dcgan", "--log", "tensorboard", "--log", "wandb"])
     args = launch.parse_torchrun(argv)

@@ -15,11 +15,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ganctl import checkpoint, genspec, models, objectives
-from ganctl.callbacks import Checkpointer, DivergenceGuard
+from ganctl import models
 from ganctl.config import make_config
-from ganctl.engine import Loop, Position
-from ganctl.errors import DivergedError
+from ganctl.core.errors import DivergedError
+from ganctl.store import checkpoint, genspec
+from ganctl.train import objectives
+from ganctl.train.callbacks import Checkpointer, DivergenceGuard
+from ganctl.train.engine import Loop, Position
 from tests.callbacks.test_checkpointer import _Objective
 from tests.conftest import error_line, invoke, make_image_folder, train_in_own_store
 
@@ -243,8 +245,8 @@ def test_pix2pix_commands_refuse_a_generator_that_is_not_finite(tmp_path, args):
                    "'ganctl train gan --resume --name r --precision fp32', or start a new run with a lower --lr"),
 ])
 def test_what_to_try_names_the_kept_checkpoint_and_full_precision(tmp_path, precision, saved, want):
-    from ganctl.runtime import Runtime
-    from ganctl.trainer import _after_divergence
+    from ganctl.runtime.runtime import Runtime
+    from ganctl.train.trainer import _after_divergence
 
     cfg = make_config("gan", "digits", "r", channels=1, classes=None, preset_key="digits")
     if saved:

@@ -9,11 +9,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganctl import checkpoint, engine, objectives, runtime, trainer
-from ganctl.augment.pipeline import Augment
 from ganctl.config import make_config
+from ganctl.core.errors import CheckpointError
 from ganctl.data import datasets
-from ganctl.errors import CheckpointError
+from ganctl.runtime import runtime
+from ganctl.store import checkpoint
+from ganctl.train import engine, objectives, trainer
+from ganctl.train.augment.pipeline import Augment
 
 CPU = runtime.Runtime(torch.device("cpu"), "fp32")
 
@@ -169,7 +171,8 @@ def test_generator_step_leaves_the_discriminator_gradients_alone(family, digits1
     """G's step backpropagates through D without computing D's weight gradients (the next D step
     would throw them away): D's gradients after g_step are exactly those its own step left, and
     D's parameters still require grad."""
-    from ganctl import models, objectives
+    from ganctl import models
+    from ganctl.train import objectives
 
     cfg = tiny_cfg("dcgan" if family == "wgan-gp" else family, digits16, 1)
     if family == "wgan-gp":

@@ -9,12 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from ganctl import evaluate as ev
-from ganctl import inference
+from ganctl.core.errors import DatasetError, GanctlError
 from ganctl.data import datasets
-from ganctl.errors import DatasetError, GanctlError
-from ganctl.evaluation import cache, classifier, splits
+from ganctl.evaluation import cache, classifier, evaluate, splits
 from ganctl.evaluation.fidelity import frechet as frechet_distance  # torch-fidelity's, as evaluate uses it
+from ganctl.use import inference
 from tests.conftest import error_line, invoke, make_image_folder
 
 SIZE = 16  # every digits test here runs at 16 px: one classifier, trained once per session
@@ -138,7 +137,7 @@ def test_cached_classifier_is_reused_and_a_corrupt_one_retrained(cached_classifi
     assert cache.get_classifier("digits", SIZE, 1, None, CPU)[1]["cached"] is True  # a valid file again
 
     # a classifier of another version is retrained too
-    from ganctl import checkpoint
+    from ganctl.store import checkpoint
 
     meta = checkpoint.read_meta(cached_classifier)
     net = classifier.DatasetClassifier(1, 10)
@@ -203,21 +202,21 @@ def digits_test():
 
 def test_real_test_images_score_zero_and_noise_scores_far_above_the_floor(cached_classifier, digits_test):
     n = len(digits_test)  # the fake generator returns exactly the test split
-    real = ev.evaluate_generator(_fake(ImagePool(digits_test.images)), n=n, device=CPU)
+    real = evaluate.evaluate_generator(_fake(ImagePool(digits_test.images)), n=n, device=CPU)
     assert real["frechet_distance"] == pytest.approx(0.0, abs=1e-3)
     floor = real["real_train_vs_test_frechet_distance"]
     assert floor > 0 and real["label_accuracy"] is None
     assert (real["n"], real["seed"], real["dataset"], real["image_size"]) == (n, 0, "digits", SIZE)
     assert real["classifier"] == f"digits-{SIZE}px-1ch" and real["classifier_test_accuracy"] > 0.85
 
-    noise = ev.evaluate_generator(_fake(Noise()), n=300, device=CPU)
+    noise = evaluate.evaluate_generator(_fake(Noise()), n=300, device=CPU)
     assert noise["frechet_distance"] > 20 * floor, (noise, floor)
 
 
 def test_label_accuracy_of_conditional_generators(cached_classifier, digits_test):
-    obeys = ev.evaluate_generator(_fake(ImagePool(digits_test.images, digits_test.labels), conditional=True), n=300, device=CPU)
+    obeys = evaluate.evaluate_generator(_fake(ImagePool(digits_test.images, digits_test.labels), conditional=True), n=300, device=CPU)
     assert obeys["label_accuracy"] > 0.85
-    ignores = ev.evaluate_generator(_fake(ImagePool(digits_test.images), conditional=True), n=300, device=CPU)
+    ignores = evaluate.evaluate_generator(_fake(ImagePool(digits_test.images), conditional=True), n=300, device=CPU)
     assert 0.02 < ignores["label_accuracy"] < 0.2  # chance is 0.1
     # both draw real images: a low distance either way (the label accuracy tells them apart)
     assert ignores["frechet_distance"] < 3 * ignores["real_train_vs_test_frechet_distance"] + 1
@@ -228,11 +227,11 @@ def test_evaluate_during_training_restores_mode_and_random_state(cached_classifi
     G.train()
     state = torch.get_rng_state()
     meta = _fake(G).meta
-    res = ev.evaluate_during_training(G, meta, n=100, device=CPU)
+    res = evaluate.evaluate_during_training(G, meta, n=100, device=CPU)
     assert G.training and torch.equal(torch.get_rng_state(), state)
     assert res["n"] == 100 and res["frechet_distance"] >= 0
     G.eval()
-    ev.evaluate_during_training(G, meta, n=100, device=CPU)
+    evaluate.evaluate_during_training(G, meta, n=100, device=CPU)
     assert not G.training
 
 
@@ -243,9 +242,9 @@ def test_repeated_evaluations_load_the_real_data_once(cached_classifier, digits_
     load_splits = splits.load_splits
     monkeypatch.setattr(splits, "load_splits", lambda *a, **k: loads.append(a) or load_splits(*a, **k))
     references = {}  # a new pool each time: ImagePool hands out its images in turn
-    first = ev.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU, references=references)
-    again = ev.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU, references=references)
-    fresh = ev.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU)
+    first = evaluate.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU, references=references)
+    again = evaluate.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU, references=references)
+    fresh = evaluate.evaluate_during_training(ImagePool(digits_test.images), meta, n=100, device=CPU)
     assert len(loads) == 2  # the first call and the one without a cache
     assert first == again == fresh
 
@@ -278,7 +277,7 @@ def test_unlabelled_datasets_are_refused(tmp_path):
     with pytest.raises(DatasetError, match="celeba has no class labels"):
         splits.load_splits("celeba", 8, 3)
     with pytest.raises(GanctlError, match="at least 2"):
-        ev.evaluate_generator(_fake(Noise()), n=1, device=CPU)
+        evaluate.evaluate_generator(_fake(Noise()), n=1, device=CPU)
 
 
 # ---------------------------------------------------------------- the command
@@ -322,7 +321,7 @@ def test_an_n_larger_than_the_dataset_says_so_in_the_result(cached_classifier, _
 
 def test_fewer_images_than_asked_are_said_in_the_result_and_its_table():
     from ganctl.cli.evaluate import _asked
-    from ganctl.evaluate import fewer_than_asked
+    from ganctl.evaluation.evaluate import fewer_than_asked
 
     assert fewer_than_asked({"n": 200}, 200, "x") == {"n": 200}  # what was asked for: nothing more to say
     r = fewer_than_asked({"n": 1500}, 10_000_000, "digits has 1,500 training images")
@@ -350,7 +349,7 @@ def test_classifier_space_gives_kid_beside_fd_and_the_floor_at_the_same_n(cached
     from ganctl.evaluation import reference
 
     train_n = 1797 - datasets.DIGITS_TEST
-    noise = ev.evaluate_generator(_fake(Noise()), n=5000, device=CPU)  # more than the training split holds
+    noise = evaluate.evaluate_generator(_fake(Noise()), n=5000, device=CPU)  # more than the training split holds
     assert noise["feature_space"] == "classifier" and noise["n"] == train_n
     p = noise["protocol"]
     assert p["generated"] == p["floor"]["images"] == train_n and p["reference"] == {"dataset": "digits", "split": "test", "images": datasets.DIGITS_TEST}
@@ -360,7 +359,7 @@ def test_classifier_space_gives_kid_beside_fd_and_the_floor_at_the_same_n(cached
     # the real side's features are cached in the store (test split, and the floor's training images)
     files = sorted(p.name for p in reference.references_dir().glob("*.safetensors"))
     assert len(files) == 2 and any("-test-16px-1ch-classifier-" in f for f in files), files
-    again = ev.evaluate_generator(_fake(Noise()), n=5000, device=CPU)
+    again = evaluate.evaluate_generator(_fake(Noise()), n=5000, device=CPU)
     assert again == noise
 
 

@@ -8,9 +8,10 @@ import json
 import pytest
 import torch
 
-from ganctl import inference, scores
 from ganctl.data import paired
-from ganctl.feeders import orient, to_unit
+from ganctl.evaluation import scores
+from ganctl.train.feeders import orient, to_unit
+from ganctl.use import inference
 from tests.conftest import error_line, invoke
 from tests.httpserver import http_server  # noqa: F401
 from tests.inception_weights import pin, random_weights  # noqa: F401
@@ -73,7 +74,7 @@ def test_a_pix2pix_run_is_scored_on_its_test_pairs_in_both_modes(pix_home, monke
 
 def test_a_pretrained_model_is_scored_with_fid_when_the_weights_are_there(pix_home, tmp_path, monkeypatch,
                                                                           http_server, random_weights):  # noqa: F811
-    from ganctl import pretrained_export
+    from ganctl.store import pretrained_export
 
     monkeypatch.setenv("GANCTL_HOME", str(pix_home))
     run_gen = pix_home / "runs" / "pix2pix" / "p" / "checkpoints" / "latest"

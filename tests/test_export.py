@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from ganctl import checkpoint, genspec, inference, models, registry
+from ganctl import models
 from ganctl.config import make_config
+from ganctl.families import registry
+from ganctl.store import checkpoint, genspec
+from ganctl.use import inference
 from tests.conftest import error_line, invoke, train_in_own_store
 
 onnx = pytest.importorskip("onnx", reason='the export extra is not installed: pip install "ganctl[export]"')

@@ -4,7 +4,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganctl import images, inference
+from ganctl.core import images
+from ganctl.use import inference
 
 
 def test_grid_layout_and_values():
@@ -107,7 +108,7 @@ def test_saved_grids_keep_gray_mode_labels_and_pixels(tmp_path):
 
 def test_png_level_changes_the_size_not_the_pixels(tmp_path):
     """translate writes its PNGs at zlib level 1 (translation.PNG_LEVEL): faster, the same pixels."""
-    from ganctl import translation
+    from ganctl.use import translation
 
     rng = np.random.default_rng(0)
     img = Image.fromarray((rng.normal(128, 20, (96, 128, 3)).clip(0, 255)).astype(np.uint8))

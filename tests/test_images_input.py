@@ -12,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ganctl import images, training
+from ganctl.core import images
 from ganctl.data import datasets
 from ganctl.data.pair_decoding import open_rgb
+from ganctl.train import setup
 from tests.conftest import error_line, invoke, make_image_folder, train_in_own_store
 
 TINY_P2P = ["--epochs", 1, "--image-size", 32, "--ngf", 2, "--ndf", 2, "--batch-size", 32]
@@ -183,7 +184,7 @@ def test_an_rgb_folder_is_decoded_at_the_families_rgb_size(family, size, tmp_pat
 
     monkeypatch.setattr(datasets, "load_folder", spy)
     monkeypatch.setattr(datasets, "resize_uint8", no_upsampling)
-    res = training.run_training(training.TrainRequest(family, str(folder), epochs=1, batch_size=4, name="r", device="cpu"))
+    res = setup.run_training(setup.TrainRequest(family, str(folder), epochs=1, batch_size=4, name="r", device="cpu"))
     cfg = json.loads((res.run_dir / "config.json").read_text())
     assert cfg["image_size"] == size and cfg["channels"] == 3
     assert asked == [size]

@@ -125,13 +125,13 @@ def test_a_missing_torch_fidelity_is_one_line_naming_the_pip_command(monkeypatch
     monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # as if it were not installed
     with pytest.raises(fidelity.MissingDependencyError, match=r"pip install 'torch-fidelity"):
         fidelity.library()
-    from ganctl import evaluate as ev
-    from ganctl import inference
+    from ganctl.evaluation import evaluate
+    from ganctl.use import inference
 
     meta = {"z_dim": 4, "image_size": 8, "channels": 1, "dataset": "digits", "conditional": False}
     gen = inference.LoadedGenerator(torch.nn.Identity(), meta, Path("g.safetensors"))
     with pytest.raises(fidelity.MissingDependencyError, match=r"pip install 'torch-fidelity"):
-        ev.evaluate_generator(gen, n=4, device="cpu")  # before any data is loaded or image generated
+        evaluate.evaluate_generator(gen, n=4, device="cpu")  # before any data is loaded or image generated
     line = error_line(invoke("evaluate", "nope", "-n", 4))
     assert "no run named" in line  # a mistyped run is still answered first, before torch
 

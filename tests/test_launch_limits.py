@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganctl import distributed, launch, runtime
-from ganctl.errors import GanctlError
+from ganctl.core.errors import GanctlError
+from ganctl.runtime import distributed, launch, runtime
 from tests.conftest import error_line, invoke
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ time.sleep(300)
 
 LAUNCHER = """
 import sys
-from ganctl import launch
+from ganctl.runtime import launch
 launch.run_torchrun(["--nproc-per-node", "2", "--nnodes", "1", "--standalone", "--max-restarts", "0",
                      sys.argv[1], sys.argv[2]], grace_s=float(sys.argv[3]))
 """

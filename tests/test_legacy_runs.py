@@ -11,9 +11,11 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from ganctl import checkpoint, runtime, trainer
 from ganctl.config import TrainConfig
 from ganctl.data import datasets
+from ganctl.runtime import runtime
+from ganctl.store import checkpoint
+from ganctl.train import trainer
 from tests.conftest import invoke
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy-runs"

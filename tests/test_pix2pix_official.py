@@ -17,9 +17,9 @@ import pytest
 import torch
 from torch import nn
 
-from ganctl.errors import CheckpointError
+from ganctl.core.errors import CheckpointError
 from ganctl.models.pix2pix import PatchGANDiscriminator, UNetGenerator
-from ganctl.pix2pix_official import (
+from ganctl.models.pix2pix_official import (
     architecture_summary,
     ganctl_to_official,
     load_official_file,

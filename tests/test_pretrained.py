@@ -1,4 +1,4 @@
-"""Pretrained pix2pix generators: `ganctl download NAME`, `import`, `export`, `list`, and ganctl.pretrained.
+"""Pretrained pix2pix generators: `ganctl download NAME`, `import`, `export`, `list`, and ganctl.store.pretrained.
 
 The served files are official-layout state_dicts of the independent reference network in
 test_pix2pix_official.py at ngf 4 (about 0.9 MB, so a transfer spans many 64 KiB chunks), written
@@ -19,13 +19,14 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from ganctl import __version__, pretrained, pretrained_install
-from ganctl.checkpoint import read_meta, save_weights
+from ganctl import __version__
 from ganctl.cli import app
-from ganctl.errors import CheckpointError, UnknownNameError
+from ganctl.core.errors import CheckpointError, UnknownNameError
 from ganctl.models.dcgan import DCGANGenerator
 from ganctl.models.pix2pix import PatchGANDiscriminator, UNetGenerator
-from ganctl.pix2pix_official import load_official_file, official_to_ganctl
+from ganctl.models.pix2pix_official import load_official_file, official_to_ganctl
+from ganctl.store import pretrained, pretrained_install
+from ganctl.store.checkpoint import read_meta, save_weights
 from tests import httpserver
 from tests.test_pix2pix_official import OfficialUnet, _official, _randomised
 
@@ -120,7 +121,7 @@ def test_download_converts_stores_and_records_the_source(served, _isolated_store
 
 
 def test_the_stored_generator_loads_and_computes_what_the_official_one_does(served, _isolated_store):
-    from ganctl.inference import load_generator
+    from ganctl.use.inference import load_generator
 
     server, data = served
     path = pretrained_install.fetch("facades_label2photo", mirror=server.url)
@@ -394,8 +395,8 @@ def test_export_then_import_is_bit_identical(tmp_path):
 def test_export_a_run_and_a_pretrained_model(tmp_path, _isolated_store):
     run = _isolated_store / "runs" / "pix2pix" / "tiny"
     (run / "checkpoints" / "epoch_0001").mkdir(parents=True)
-    from ganctl import registry
     from ganctl.config import make_config
+    from ganctl.families import registry
 
     # a complete config.json: a partial one is a damaged run, which export refuses
     key, _ = registry.get("pix2pix").preset_for("facades")
@@ -479,6 +480,6 @@ def test_the_library_imports_no_torch_for_listings():
     import subprocess
     import sys
 
-    code = "import sys, ganctl.pretrained as p; p.installed(); p.lookup('sat2map'); print('torch' in sys.modules)"
+    code = "import sys, ganctl.store.pretrained as p; p.installed(); p.lookup('sat2map'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

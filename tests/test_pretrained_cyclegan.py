@@ -18,14 +18,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ganctl import __version__, pretrained, pretrained_install, registry
-from ganctl.checkpoint import read_meta
-from ganctl.cyclegan_official import official_to_ganctl
-from ganctl.familyspec import Family, Networks, Objective, Preset, Variant
+from ganctl import __version__
+from ganctl.families import registry
+from ganctl.families.familyspec import Family, Networks, Objective, Preset, Variant
 from ganctl.models.cyclegan import ResnetGenerator
+from ganctl.models.cyclegan_official import official_to_ganctl
 from ganctl.models.pix2pix import UNetGenerator
-from ganctl.pix2pix_official import ganctl_to_official as unet_to_official
-from ganctl.pix2pix_official import load_official_file
+from ganctl.models.pix2pix_official import ganctl_to_official as unet_to_official
+from ganctl.models.pix2pix_official import load_official_file
+from ganctl.store import pretrained, pretrained_install
+from ganctl.store.checkpoint import read_meta
 from tests import httpserver
 from tests.test_cyclegan_official import ARCH, FIXTURES, fixture_state, pre_04
 from tests.test_pretrained import invoke, one_error_line, store_files
@@ -52,7 +54,7 @@ def cyclegan_family():
         default=Variant(
             networks=Networks(name="cyclegan", generator="ganctl.models.cyclegan:ResnetGenerator",
                               discriminator="ganctl.models.cyclegan:PatchDiscriminator"),
-            objective=Objective(name="cyclegan-test", ref="ganctl.objectives:Pix2PixObjective"),
+            objective=Objective(name="cyclegan-test", ref="ganctl.train.objectives:Pix2PixObjective"),
             presets={"default": Preset(source="test", image_size=256, epochs=1, batch_size=1, lr=2e-4)},
         ),
     )
@@ -131,8 +133,8 @@ def test_the_stored_generator_computes_what_the_official_one_does(http_server, _
     import numpy as np
     from PIL import Image
 
-    from ganctl.images import to_uint8
-    from ganctl.inference import load_generator, prepare_image
+    from ganctl.core.images import to_uint8
+    from ganctl.use.inference import load_generator, prepare_image
 
     http_server.files["style_monet.pth"] = published_bytes()
     path = pretrained_install.fetch("style_monet", mirror=http_server.url)

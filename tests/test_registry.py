@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ganctl import registry
+from ganctl.families import registry
 from tests.conftest import error_line, invoke
 from tests.lsgan_family import LSGAN
 

@@ -1,4 +1,4 @@
-"""Runtime choices: device, precision, optimizer flags, the host allocator (ganctl.accel.memory), and what is reported."""
+"""Runtime choices: device, precision, optimizer flags, the host allocator (ganctl.runtime.accel.memory), and what is reported."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from ganctl import runtime
-from ganctl.errors import GanctlError
+from ganctl.core.errors import GanctlError
+from ganctl.runtime import runtime
 from tests.conftest import error_line, invoke
 
 CPU = torch.device("cpu")
@@ -83,7 +83,7 @@ def test_fast_paths_name_what_is_on():
 _FAULTS = r"""
 import resource, sys
 import torch
-from ganctl.accel import memory
+from ganctl.runtime.accel import memory
 
 tuned = memory.keep_freed_memory() if sys.argv[1] == "tuned" else False
 faults = []

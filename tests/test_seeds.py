@@ -8,9 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from ganctl import feeders, inference, seeds
+from ganctl.core import seeds
 from ganctl.data import synthetic_facades
 from ganctl.evaluation import classifier
+from ganctl.train import feeders
+from ganctl.use import inference
 from tests.conftest import error_line, invoke
 
 BIG = [123456789, 2**40 + 3, seeds.SEED_MAX, seeds.SEED_MIN, -123456789]

@@ -2,33 +2,34 @@ from __future__ import annotations
 
 import pytest
 
-from ganctl import atomic, store
-from ganctl.errors import StoreError, UnknownNameError
+from ganctl.core import atomic
+from ganctl.core.errors import StoreError, UnknownNameError
+from ganctl.store import layout
 
 
 def test_home_is_resolved_at_call_time(monkeypatch, tmp_path):
     monkeypatch.setenv("GANCTL_HOME", str(tmp_path / "a"))
-    assert store.home() == (tmp_path / "a").resolve()
+    assert layout.home() == (tmp_path / "a").resolve()
     monkeypatch.setenv("GANCTL_HOME", str(tmp_path / "b"))
-    assert store.runs_dir() == (tmp_path / "b").resolve() / "runs"
+    assert layout.runs_dir() == (tmp_path / "b").resolve() / "runs"
 
 
 def test_home_defaults_to_platformdirs(monkeypatch):
     from platformdirs import user_data_path
 
     monkeypatch.delenv("GANCTL_HOME")
-    assert store.home() == user_data_path("ganctl", appauthor=False)
+    assert layout.home() == user_data_path("ganctl", appauthor=False)
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "..", ".hidden", "", "x" * 101, "a b", "-rf", "a\\b"])
 def test_names_that_could_escape_are_refused(bad):
     with pytest.raises(StoreError):
-        store.check_name(bad)
+        layout.check_name(bad)
 
 
 @pytest.mark.parametrize("good", ["digits", "run-2", "My_run.v1", "0"])
 def test_plain_names_are_accepted(good):
-    assert store.check_name(good) == good
+    assert layout.check_name(good) == good
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
@@ -56,10 +57,10 @@ def test_atomic_dir_is_renamed_only_when_complete(tmp_path):
 
 def _fake_run(family, name, created):
     # a complete config: one with fields missing is listed as damaged (tests/test_store_validation.py)
-    from ganctl import registry
     from ganctl.config import make_config
+    from ganctl.families import registry
 
-    path = store.run_path(family, name)
+    path = layout.run_path(family, name)
     path.mkdir(parents=True)
     key, _ = registry.get(family).preset_for("digits")
     cfg = make_config(family, "digits", name, channels=1, classes=None, preset_key=key, epochs=1).to_json()
@@ -71,26 +72,26 @@ def test_runs_are_listed_newest_last_and_found_by_name():
     _fake_run("dcgan", "b", "2026-01-02T00:00:00")
     _fake_run("dcgan", "a", "2026-01-01T00:00:00")
     _fake_run("gan", "c", "2026-01-03T00:00:00")
-    assert [r.id for r in store.list_runs()] == ["dcgan/a", "dcgan/b", "gan/c"]
-    assert store.newest_run("dcgan").name == "b"
-    assert store.find_run("gan/c").family == "gan"
-    assert store.find_run("a", "dcgan").id == "dcgan/a"
+    assert [r.id for r in layout.list_runs()] == ["dcgan/a", "dcgan/b", "gan/c"]
+    assert layout.newest_run("dcgan").name == "b"
+    assert layout.find_run("gan/c").family == "gan"
+    assert layout.find_run("a", "dcgan").id == "dcgan/a"
     with pytest.raises(UnknownNameError, match="dcgan/a"):
-        store.find_run("zzz", "dcgan")
+        layout.find_run("zzz", "dcgan")
 
 
 def test_next_run_name_numbers_duplicates():
-    assert store.next_run_name("gan", "digits") == "digits"
+    assert layout.next_run_name("gan", "digits") == "digits"
     _fake_run("gan", "digits", "x")
-    assert store.next_run_name("gan", "digits") == "digits-2"
-    assert store.next_run_name("gan", "my photos!") == "my-photos"
+    assert layout.next_run_name("gan", "digits") == "digits-2"
+    assert layout.next_run_name("gan", "my photos!") == "my-photos"
 
 
 def test_delete_run_removes_everything():
     path = _fake_run("gan", "x", "t")
     (path / "checkpoints").mkdir()
     (path / "checkpoints" / "w").write_bytes(b"1" * 10)
-    store.delete_run(store.find_run("gan/x"))
+    layout.delete_run(layout.find_run("gan/x"))
     assert not path.exists()
     assert list(path.parent.iterdir()) == []
 
@@ -101,24 +102,24 @@ def test_the_cache_paths_are_those_the_writers_use(tmp_path):
     from ganctl.evaluation import cache
 
     (tmp_path / "a.png").write_bytes(b"")
-    assert datasets._cache_path(tmp_path, [tmp_path / "a.png"], 16).parent == store.folder_cache_dir()
+    assert datasets._cache_path(tmp_path, [tmp_path / "a.png"], 16).parent == layout.folder_cache_dir()
     assert datasets._cache_path(tmp_path, [tmp_path / "a.png"], 16).name.startswith("folder-")
-    assert cache.classifier_dir("digits", 16, 1).parent == store.evaluators_dir()
-    assert cache.CLASSIFIER_FILE == store.CLASSIFIER_FILE
+    assert cache.classifier_dir("digits", 16, 1).parent == layout.evaluators_dir()
+    assert cache.CLASSIFIER_FILE == layout.CLASSIFIER_FILE
 
 
 def test_dir_size_skips_what_vanishes_and_is_zero_for_nothing(tmp_path, monkeypatch):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a").write_bytes(b"x" * 10)
     (tmp_path / "d" / "b").write_bytes(b"x" * 5)
-    real = store.Path.stat
+    real = layout.Path.stat
 
     def vanished(self, *a, **k):
         if self.name == "b":
             raise FileNotFoundError(self)
         return real(self, *a, **k)
 
-    assert store.dir_size(tmp_path / "missing") == 0
-    assert store.dir_size(tmp_path / "d") == 15
-    monkeypatch.setattr(store.Path, "stat", vanished)
-    assert store.dir_size(tmp_path / "d") == 10
+    assert layout.dir_size(tmp_path / "missing") == 0
+    assert layout.dir_size(tmp_path / "d") == 15
+    monkeypatch.setattr(layout.Path, "stat", vanished)
+    assert layout.dir_size(tmp_path / "d") == 10

@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ganctl import atomic, store
-from ganctl.errors import GanctlError, StoreError
+from ganctl.core import atomic
+from ganctl.core.errors import GanctlError, StoreError
+from ganctl.store import layout
 from tests.conftest import error_line, invoke, make_image_folder, targz
 
 FAST = ["--epochs", "1", "--batch-size", "8", "--image-size", "16"]
@@ -100,9 +101,9 @@ def test_delete_run_itself_refuses_a_folder_outside_runs(tmp_path):
     outside = tmp_path / "mine" / "dcgan" / "a"
     outside.mkdir(parents=True)
     (outside / "config.json").write_text("{}")
-    run = store.find_run(str(outside))
+    run = layout.find_run(str(outside))
     with pytest.raises(StoreError, match="not a run in the store"):
-        store.delete_run(run)
+        layout.delete_run(run)
     assert outside.is_dir()
 
 
@@ -229,9 +230,10 @@ def test_engine_refuses_a_new_run_whose_folder_another_process_holds(tmp_path, h
 
     import torch
 
-    from ganctl import runtime, trainer
     from ganctl.config import make_config
     from ganctl.data import datasets
+    from ganctl.runtime import runtime
+    from ganctl.train import trainer
 
     data = datasets.load("digits", 16)
     data.images, data.labels = data.images[:32], data.labels[:32]
@@ -255,7 +257,7 @@ def test_rm_refused_while_training_and_allowed_once_the_trainer_died(faces, hold
     assert f"run dcgan/busy is being trained by another process (pid {holder.pid})" in line
     assert (run / "config.json").is_file()
     with pytest.raises(GanctlError, match="being trained"):  # the mechanism itself, past the CLI's early check
-        store.delete_run(store.find_run("dcgan/busy"))
+        layout.delete_run(layout.find_run("dcgan/busy"))
     assert (run / "config.json").is_file()
 
     holder.send_signal(signal.SIGKILL)
@@ -271,11 +273,11 @@ def test_lock_held_by_a_deleted_folder_is_not_taken(tmp_path):
     run = tmp_path / "r"
     run.mkdir()
     (run / "config.json").write_text("{}")
-    with store.run_lock(run, "dcgan/r"):
+    with layout.run_lock(run, "dcgan/r"):
         pass
     run.rename(tmp_path / ".deleting-r")
     with pytest.raises(StoreError, match="no longer exists"):
-        with store.run_lock(run, "dcgan/r"):
+        with layout.run_lock(run, "dcgan/r"):
             pytest.fail("locked a run that is gone")
     assert not run.exists()
 
@@ -366,7 +368,7 @@ def test_two_fetches_of_one_dataset_both_succeed(monkeypatch, capsys):
 def test_the_holder_pid_is_read_from_the_first_line_even_over_a_longer_stale_one(tmp_path):
     # A holder that writes its pid without truncating leaves the tail of a longer pid written
     # before it; CI hit this when the test's holder had a shorter pid than the trainer before it.
-    from ganctl.locks import holder_pid
+    from ganctl.core.locks import holder_pid
 
     lock = tmp_path / ".lock"
     lock.write_bytes(b"497\n5\n")

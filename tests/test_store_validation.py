@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
-from ganctl import store
 from ganctl.config import TrainConfig, check_json
+from ganctl.store import layout
 from tests.conftest import error_line, invoke, make_image_folder, train_in_own_store
 
 FAST = ["--epochs", "1", "--batch-size", "8", "--image-size", "16", "--seed", "1"]
@@ -109,7 +109,7 @@ def test_config_checks_follow_the_dataclass(home):
     with pytest.raises(ValueError, match="no 'epochs' field"):
         check_json({k: v for k, v in cfg.items() if k != "epochs"})
     (home / "c.json").write_text(json.dumps({**cfg, "epochs": 2.5}))
-    with pytest.raises(store.StoreError, match=r"c.json is damaged: epochs is 2.5, not an integer"):
+    with pytest.raises(layout.StoreError, match=r"c.json is damaged: epochs is 2.5, not an integer"):
         TrainConfig.load(home / "c.json")
 
 
@@ -196,8 +196,8 @@ def test_a_torn_last_metrics_line_does_not_break_list(home):
 
 
 def test_bytes_that_are_not_utf8_in_run_files_cost_their_line_only(home, tmp_path):
-    from ganctl import retention
-    from ganctl.callbacks.metrics import read_rows
+    from ganctl.store import retention
+    from ganctl.train.callbacks.metrics import read_rows
 
     run = home / "runs" / "dcgan" / "a"
     lines = (run / "metrics.jsonl").read_bytes().splitlines(keepends=True)

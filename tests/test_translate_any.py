@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ganctl import checkpoint, genspec, inference, translate_net, translation
 from ganctl.models.pix2pix import UNetGenerator, init_pix2pix_weights
-from ganctl.translate_tiles import Grid, starts
-from ganctl.translator import Translator
+from ganctl.store import checkpoint, genspec
+from ganctl.use import inference, translate_net, translation
+from ganctl.use.translate_tiles import Grid, starts
+from ganctl.use.translator import Translator
 from tests.conftest import error_line, invoke
 
 G = dict(in_channels=3, out_channels=3, ngf=4, num_downs=6, norm="batch", dropout=True)  # U-Net-64

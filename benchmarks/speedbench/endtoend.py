@@ -1,7 +1,7 @@
 """(e), (f), (g): training as users time it, whole process from start to exit: ``ganctl train``
 with its defaults (checkpoints, validation, grids and all) against the baseline process
 (:mod:`speedbench.baseline_train`), on the same data. ganctl's time is split with the run's own
-timing log (``RUN/runtime.json``, see ganctl/callbacks/session.py)."""
+timing log (``RUN/runtime.json``, see ganctl/train/callbacks/session.py)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def bench_translate(work: Path, device: torch.device, sz: Sizes) -> dict:
     from PIL import Image
 
     from ganctl.data import synthetic_facades
-    from ganctl.pix2pix_official import ganctl_to_official, save_official_file
+    from ganctl.models.pix2pix_official import ganctl_to_official, save_official_file
 
     torch.manual_seed(0)
     G = UNetGenerator(**UNET_256)

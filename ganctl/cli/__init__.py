@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ganctl import __version__
-from ganctl.errors import GanctlError, NoSpaceError, is_disk_full
+from ganctl.core.errors import GanctlError, NoSpaceError, is_disk_full
 
 
 def _debug() -> bool:
@@ -23,8 +23,8 @@ def _debug() -> bool:
 def _fail(message: str, code: int = 1, lost_peer: bool = False) -> None:
     from rich.markup import escape
 
-    from ganctl import launch
     from ganctl.cli import ui
+    from ganctl.runtime import launch
 
     if launch.write_error(message, lost_peer):  # a worker of `train --nproc-per-node`: the launcher prints it, once
         raise typer.Exit(code)
@@ -93,7 +93,7 @@ class _Group(TyperGroup):
                 raise
             if is_disk_full(e):  # a writer that wrapped the OSError (torch, safetensors)
                 _fail(str(NoSpaceError(getattr(e, "filename", None))))
-            from ganctl import launch
+            from ganctl.runtime import launch
 
             if launch.lost_peer(e):  # another rank of the job went away; the launcher names it if it can
                 _fail(f"lost the connection to another rank of the job ({type(e).__name__}: {e})", lost_peer=True)

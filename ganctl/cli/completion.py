@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def models(incomplete: str) -> list[str]:
-    from ganctl import registry
+    from ganctl.families import registry
 
     return [n for n in registry.names() if n.startswith(incomplete)]
 
@@ -18,14 +18,14 @@ def datasets(incomplete: str) -> list[str]:
 def downloadables(incomplete: str) -> list[str]:
     """Datasets, pretrained models (their `_pretrained` names where a dataset has the same name) and
     evaluate's Inception weights."""
-    from ganctl import pretrained
     from ganctl.evaluation import weights
+    from ganctl.store import pretrained
 
     names = [*pretrained.download_names(), *weights.CATALOG]
     return datasets(incomplete) + [n for n in names if n.startswith(incomplete)]
 
 
 def trackers(incomplete: str) -> list[str]:
-    from ganctl.trackers import TRACKERS
+    from ganctl.train.tracking import TRACKERS
 
     return [n for n in TRACKERS if n.startswith(incomplete)]

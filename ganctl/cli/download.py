@@ -35,7 +35,7 @@ def download(
 ) -> None:
     """Download a dataset into the store (verified against its published checksums, or its image counts)."""
     from ganctl.data import catalog, fetch
-    from ganctl.store import human_size
+    from ganctl.store.layout import human_size
 
     if name is None:
         from rich.table import Table
@@ -65,8 +65,8 @@ def download(
         _download_weights(name, mirror)
         return
     if name not in catalog.CATALOG:  # datasets first: 'edges2shoes' is the dataset, edges2shoes_pretrained the model
-        from ganctl import pretrained
-        from ganctl.errors import did_you_mean
+        from ganctl.core.errors import did_you_mean
+        from ganctl.store import pretrained
 
         if pretrained.find(name) is None:
             raise did_you_mean("dataset or pretrained model", name,
@@ -90,8 +90,8 @@ def download(
 def _list_pretrained() -> None:
     from rich.table import Table
 
-    from ganctl import pretrained
-    from ganctl.store import human_size
+    from ganctl.store import pretrained
+    from ganctl.store.layout import human_size
 
     table = Table(title="Pretrained pix2pix and CycleGAN models (official weights)", title_justify="left", box=None, pad_edge=False)
     for col in ("name", "family", "size", "status", "direction", "description", "trained on"):
@@ -105,8 +105,8 @@ def _list_pretrained() -> None:
 
 
 def _download_pretrained(name: str, mirror: str | None) -> None:
-    from ganctl import pretrained, pretrained_install
-    from ganctl.cyclegan_official import summary as architecture_summary
+    from ganctl.models.cyclegan_official import summary as architecture_summary
+    from ganctl.store import pretrained, pretrained_install
 
     model = pretrained.lookup(name)
     if (pretrained.model_dir(model.name) / pretrained.GENERATOR).is_file():
@@ -121,7 +121,7 @@ def _list_weights() -> None:
     from rich.table import Table
 
     from ganctl.evaluation import weights
-    from ganctl.store import human_size
+    from ganctl.store.layout import human_size
 
     table = Table(title="Feature extractor weights (ganctl evaluate)", title_justify="left", box=None, pad_edge=False)
     for col in ("name", "size", "status", "description"):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ganctl import seeds
 from ganctl.cli import ui
+from ganctl.core import seeds
 
 EXAMPLES = """
 Examples:
@@ -49,8 +49,8 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps.", rich_help_panel="Hardware"),
 ) -> None:
     """Score a run: FID, KID and precision/recall on Inception features, FD and KID in ganctl's classifier space, pix2pix L1/PSNR/SSIM/FID on test pairs, or a CycleGAN's FID/KID (and L1/PSNR/SSIM on aligned test sets) each way."""
-    from ganctl import store
-    from ganctl.errors import GanctlError
+    from ganctl.core.errors import GanctlError
+    from ganctl.store import layout
 
     if n < 2:
         raise GanctlError("-n must be at least 2 (a covariance needs two samples)")
@@ -70,9 +70,9 @@ def evaluate(
         raise GanctlError(f"--pretrained {pretrained} needs --dataset: the paired dataset to score it on (e.g. facades)")
     if dataset is not None and pretrained is None:
         raise GanctlError("--dataset goes with --pretrained: a run is scored on its own dataset")
-    info = store.find_run(run) if run is not None else None  # a mistyped run is answered before torch is imported
-    from ganctl import evaluate as ev
-    from ganctl import runtime
+    info = layout.find_run(run) if run is not None else None  # a mistyped run is answered before torch is imported
+    from ganctl.evaluation import evaluate as ev
+    from ganctl.runtime import runtime
 
     dev = runtime.resolve_device(device)
     if info is None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ganctl import seeds
 from ganctl.cli import completion, ui
+from ganctl.core import seeds
 
 SAMPLE_EXAMPLES = """
 Examples:
@@ -61,7 +61,7 @@ def sample(
     device: str = _DEVICE,
 ) -> None:
     """Generate images with a trained generator."""
-    from ganctl import sampling
+    from ganctl.use import sampling
 
     ui.result(sampling.sample(model, n=n, output=output, seed=seed, nrow=nrow, label=label, run=run,
                               checkpoint=checkpoint, pretrained=pretrained, device=device, say=ui.info))
@@ -86,7 +86,7 @@ def interpolate(
     Conditional models keep --label fixed while the latent point moves (without --label, row r
     uses class r), or with --to-label keep the latent point and move through the label embedding.
     """
-    from ganctl import sampling
+    from ganctl.use import sampling
 
     ui.result(sampling.interpolate(model, steps=steps, method=method, rows=rows, output=output, seed=seed, label=label,
                                    to_label=to_label, run=run, checkpoint=checkpoint, pretrained=pretrained, device=device, say=ui.info))

@@ -13,10 +13,11 @@ def list_(
     """Model families, datasets, pretrained models and runs in the store, and its disk use by kind."""
     from rich.table import Table
 
-    from ganctl import registry, store
     from ganctl.data import catalog
+    from ganctl.families import registry
+    from ganctl.store import layout
 
-    runs = store.list_runs()
+    runs = layout.list_runs()
     if runs_only:
         for r in runs:
             ui.result(r.id)
@@ -34,27 +35,27 @@ def list_(
         data.add_column(col)
     for e in catalog.CATALOG.values():
         present = e.layout == "embedded" or e.is_present()
-        size = store.dir_size(e.local_dir()) if present and e.layout != "embedded" else 0
-        data.add_row(e.name, "built in" if e.layout == "embedded" else ("yes" if present else "no"), store.human_size(size) if size else "-")
+        size = layout.dir_size(e.local_dir()) if present and e.layout != "embedded" else 0
+        data.add_row(e.name, "built in" if e.layout == "embedded" else ("yes" if present else "no"), layout.human_size(size) if size else "-")
     con.print(data)
     con.print()
     _print_pretrained(con)
     con.print()
-    table = Table(title=f"Runs in {store.runs_dir()}", title_justify="left", box=None, pad_edge=False)
+    table = Table(title=f"Runs in {layout.runs_dir()}", title_justify="left", box=None, pad_edge=False)
     for col in ("run", "dataset", "epochs", "created", "size", "prunable"):
         table.add_column(col, no_wrap=col in ("run", "epochs", "size"), overflow="fold")  # the id is what rm and --run take: never cut
     damaged = []
     for r in runs:
         if r.damage:  # its reason goes below the table, on a line of its own; the others are listed as usual
-            table.add_row(r.id, "damaged (see below)", "?", "", store.human_size(store.dir_size(r.path)), "-")
-            damaged.append(f"{r.id} is damaged: {r.damage}; {store.REPAIR_CONFIG}")
+            table.add_row(r.id, "damaged (see below)", "?", "", layout.human_size(layout.dir_size(r.path)), "-")
+            damaged.append(f"{r.id} is damaged: {r.damage}; {layout.REPAIR_CONFIG}")
             continue
         cfg = r.config()
         done = _epochs_done(r.path)
         table.add_row(r.id, str(cfg.get("dataset", "?")), f"{_count(done)}/{_count(cfg.get('epochs', '?'))}",
                       cfg.get("created", "")[:16].replace("T", " "),
-                      store.human_size(store.dir_size(r.path)), _prunable(r, cfg))
-    con.print(table if runs else f"No runs yet in {store.runs_dir()}: try {store.train_hint('dcgan')}, or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
+                      layout.human_size(layout.dir_size(r.path)), _prunable(r, cfg))
+    con.print(table if runs else f"No runs yet in {layout.runs_dir()}: try {layout.train_hint('dcgan')}, or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
     for line in damaged:
         con.print(line)
     con.print()
@@ -72,20 +73,20 @@ def _count(value: object) -> str:
 
 def _prunable(run, cfg: dict) -> str:
     """What 'ganctl prune RUN' would free, or '-'."""
-    from ganctl import retention, store
+    from ganctl.store import layout, retention
 
-    freed = sum(store.dir_size(p) for p in retention.plan(run.path, marked=cfg.get("keep_epochs") or ()).gone)
-    return store.human_size(freed) if freed else "-"
+    freed = sum(layout.dir_size(p) for p in retention.plan(run.path, marked=cfg.get("keep_epochs") or ()).gone)
+    return layout.human_size(freed) if freed else "-"
 
 
 def _print_disk_use(con) -> None:
     """The store's size by kind, with the command that frees each."""
     from rich.table import Table
 
-    from ganctl import store
+    from ganctl.store import layout
 
-    use = store.disk_use()
-    table = Table(title=f"Disk use in {store.home()}", title_justify="left", box=None, pad_edge=False)
+    use = layout.disk_use()
+    table = Table(title=f"Disk use in {layout.home()}", title_justify="left", box=None, pad_edge=False)
     for col in ("kind", "size", "freed by"):
         table.add_column(col)
     freed_by = {
@@ -96,7 +97,7 @@ def _print_disk_use(con) -> None:
         "total": "",
     }
     for kind, what in freed_by.items():
-        table.add_row(kind, store.human_size(use[kind]) if use[kind] else "-", what)
+        table.add_row(kind, layout.human_size(use[kind]) if use[kind] else "-", what)
     con.print(table)
 
 
@@ -104,20 +105,20 @@ def _print_pretrained(con) -> None:
     """The pretrained generators in the store (downloaded or imported), and those shipped with ganctl."""
     from rich.table import Table
 
-    from ganctl import pretrained, store
+    from ganctl.store import layout, pretrained
 
     found = pretrained.installed() + pretrained.shipped()
     if not found:
-        con.print(f"No pretrained models in {store.pretrained_dir()}: 'ganctl download' lists the official ones.")
+        con.print(f"No pretrained models in {layout.pretrained_dir()}: 'ganctl download' lists the official ones.")
         return
-    table = Table(title=f"Pretrained models in {store.pretrained_dir()} (and shipped with ganctl)", title_justify="left", box=None, pad_edge=False)
+    table = Table(title=f"Pretrained models in {layout.pretrained_dir()} (and shipped with ganctl)", title_justify="left", box=None, pad_edge=False)
     for col in ("name", "direction", "description", "source", "size"):
         table.add_column(col, no_wrap=col == "name")
     for m in found:
         meta = m["meta"]
         source = "shipped (read in place)" if m.get("shipped") else meta.get("source_url") or "-"
         table.add_row(m["name"], meta.get("direction") or "-", meta.get("description") or "(unreadable metadata)",
-                      source, store.human_size(m["path"].stat().st_size))
+                      source, layout.human_size(m["path"].stat().st_size))
     con.print(table)
 
 
@@ -157,42 +158,42 @@ def rm(
 ) -> None:
     """Delete training runs (their checkpoints, samples and metrics) from the store, or with
     --cache the caches ganctl rebuilds."""
-    from ganctl import store
-    from ganctl.errors import GanctlError
+    from ganctl.core.errors import GanctlError
+    from ganctl.store import layout
 
     runs = runs or []
     if not runs and not cache:
         raise typer.BadParameter("give the runs to delete (NAME, FAMILY/NAME or a run folder), or --cache", param_hint="'RUNS...'")
-    found = [store.find_run(r) for r in runs]
+    found = [layout.find_run(r) for r in runs]
     for r in found:
-        if not store.in_runs_dir(r.path):
-            raise GanctlError(f"{r.path} is not a run in the store ({store.runs_dir()}); ganctl only deletes its own runs")
-        store.check_run_idle(r.path, r.id, then="or stop it, then delete it")
+        if not layout.in_runs_dir(r.path):
+            raise GanctlError(f"{r.path} is not a run in the store ({layout.runs_dir()}); ganctl only deletes its own runs")
+        layout.check_run_idle(r.path, r.id, then="or stop it, then delete it")
     import sys
 
     if not (yes or dry_run or sys.stdin.isatty()):
         raise GanctlError("refusing to delete without confirmation: pass --yes (or --dry-run to see what would go)")
-    caches = store.cache_files() if cache else []
-    total = sum(store.dir_size(r.path) for r in found) + sum(c.size for c in caches)
+    caches = layout.cache_files() if cache else []
+    total = sum(layout.dir_size(r.path) for r in found) + sum(c.size for c in caches)
     for r in found:
-        ui.info(f"{r.id}  {store.human_size(store.dir_size(r.path))}  {r.path}")
+        ui.info(f"{r.id}  {layout.human_size(layout.dir_size(r.path))}  {r.path}")
     for c in caches:
-        ui.info(f"{c.what}  {store.human_size(c.size)}  {c.path}")
+        ui.info(f"{c.what}  {layout.human_size(c.size)}  {c.path}")
     if cache and not caches:
-        ui.info(f"No caches in {store.home()}.")
+        ui.info(f"No caches in {layout.home()}.")
         if not found:
             return
     if dry_run:
-        ui.info(f"Dry run: would free {store.human_size(total)}; no files were deleted.")
+        ui.info(f"Dry run: would free {layout.human_size(total)}; no files were deleted.")
         return
     if not yes:
         what = " and ".join(x for x in (f"{len(found)} run(s)" if found else "", f"{len(caches)} cache file(s)" if caches else "") if x)
-        if not typer.confirm(f"Delete {what}, {store.human_size(total)}?", default=False, err=True):
+        if not typer.confirm(f"Delete {what}, {layout.human_size(total)}?", default=False, err=True):
             raise typer.Exit(1)
     for r in found:
-        store.delete_run(r)
+        layout.delete_run(r)
         ui.result(r.id)
-    for c in store.delete_cache_files(caches):
+    for c in layout.delete_cache_files(caches):
         ui.result(c.path)
 
 
@@ -204,7 +205,9 @@ def env() -> None:
     import torch
     import torchvision
 
-    from ganctl import __version__, runtime, store
+    from ganctl import __version__
+    from ganctl.runtime import runtime
+    from ganctl.store import layout
 
     rt = runtime.resolve("auto", "auto")
     rows = [
@@ -217,10 +220,10 @@ def env() -> None:
         ("cuda", f"{torch.version.cuda} - {torch.cuda.device_count()} GPU(s)" + (f": {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "") if torch.version.cuda else "not built with CUDA"),
         ("training device", rt.describe()),
         ("fast paths", "convolutional models: " + ", ".join(rt.fast_paths(True)) + "; fully connected: " + ", ".join(rt.fast_paths(False))),
-        ("GANCTL_HOME", store.home()),
-        ("datasets", store.datasets_dir()),
-        ("runs", store.runs_dir()),
-        ("pretrained", store.pretrained_dir()),
+        ("GANCTL_HOME", layout.home()),
+        ("datasets", layout.datasets_dir()),
+        ("runs", layout.runs_dir()),
+        ("pretrained", layout.pretrained_dir()),
     ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:

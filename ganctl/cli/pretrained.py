@@ -48,8 +48,8 @@ def import_(
     force: bool = typer.Option(False, "--force", help="Replace a pretrained model of the same name."),
 ) -> None:
     """Import a pix2pix or CycleGAN generator saved by the official code (weights only; no code in it is run)."""
-    from ganctl import pretrained, pretrained_install
-    from ganctl.cyclegan_official import summary as architecture_summary
+    from ganctl.models.cyclegan_official import summary as architecture_summary
+    from ganctl.store import pretrained, pretrained_install
 
     dest = pretrained_install.import_file(path, name, direction=direction, force=force)
     meta = pretrained.read_meta(dest)
@@ -67,9 +67,9 @@ def export(
     direction: str = typer.Option(None, "--direction", help="cyclegan: AtoB (G_A) or BtoA (G_B). Default: onnx and pt2 export AtoB; official writes both generators to a folder."),
 ) -> None:
     """Write a generator to use outside ganctl: ONNX or a torch.export program, checked against PyTorch; or a pix2pix or CycleGAN generator in the official .pth layout."""
-    from ganctl import generators
-    from ganctl.errors import GanctlError
+    from ganctl.core.errors import GanctlError
     from ganctl.export import options
+    from ganctl.use import generators
 
     options.check_options(fmt, mode)  # before any file is read
     if direction is not None and direction not in ("AtoB", "BtoA"):
@@ -102,7 +102,7 @@ def _official_set(chosen: dict, output: str) -> None:
     of), so ``-o`` is a folder unless --direction picked one."""
     import os
 
-    from ganctl.errors import GanctlError
+    from ganctl.core.errors import GanctlError
 
     out = Path(output).expanduser()
     folder = out.is_dir() or str(output).endswith(("/", os.sep))
@@ -121,7 +121,8 @@ def _official_set(chosen: dict, output: str) -> None:
 
 def _network(path: Path, way: str) -> str:
     """The network name of the generator ``path`` of a set with one each way (CycleGAN: G_A), or ''."""
-    from ganctl import genspec, registry
+    from ganctl.families import registry
+    from ganctl.store import genspec
 
     try:
         nets = registry.networks(genspec.read_file(path)["arch"])
@@ -131,7 +132,7 @@ def _network(path: Path, way: str) -> str:
 
 
 def _official_one(src: Path, output, suffix: str = "") -> None:
-    from ganctl import pretrained_export
+    from ganctl.store import pretrained_export
 
     out, meta = pretrained_export.export(src, output)
     extra = f" --model_suffix _{suffix}" if suffix else ""

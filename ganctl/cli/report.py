@@ -32,7 +32,7 @@ def report(
 
 
 def _gifs(refs: list[str], output: str | None) -> None:
-    from ganctl.errors import GanctlError
+    from ganctl.core.errors import GanctlError
     from ganctl.report import progress_gif, rundata
 
     if output is not None:

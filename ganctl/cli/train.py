@@ -8,9 +8,12 @@ from pathlib import Path
 
 import typer
 
-from ganctl import augment as augment_spec  # plain data, no torch at import
-from ganctl import distributed, launch, registry, retention, seeds
 from ganctl.cli import completion, ui
+from ganctl.core import seeds
+from ganctl.families import registry
+from ganctl.runtime import distributed, launch
+from ganctl.store import retention
+from ganctl.train import augment as augment_spec
 
 
 def _dataset_help() -> str:
@@ -121,7 +124,7 @@ def train(
     **family_options: object,
 ) -> None:
     """Train a model; checkpoints, samples and metrics go to a run folder in the store."""
-    from ganctl import registry
+    from ganctl.families import registry
 
     model = registry.get(model).name  # a typo is answered before torch is imported; DCGAN is dcgan
     launch.check_options(nproc_per_node, nnodes, node_rank, rdzv_endpoint, batch_size)
@@ -136,7 +139,7 @@ def train(
         _finish(model, Path(done["run_dir"]), done["epochs_done"], done["step"], done["interrupted"],
                 done["checkpoint"], resume, quiet)
         return
-    from ganctl.training import TrainRequest, run_training
+    from ganctl.train.setup import TrainRequest, run_training
 
     progress = ui.DownloadProgress()
     try:
@@ -176,7 +179,7 @@ def _finish(model: str, run_dir: Path, epochs_done: int, step: int, interrupted:
     if not saved and resume:
         ui.info(f"run {rid} already has its {epochs_done} epochs: pass --epochs N to train further")
     elif not quiet:
-        from ganctl import registry
+        from ganctl.families import registry
 
         paired = registry.get(model).paired
         verb = "translate with it: 'ganctl translate IMAGE -o OUT --run" if paired else f"sample it with 'ganctl sample {model} --run"

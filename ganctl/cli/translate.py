@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ganctl import seeds
 from ganctl.cli import ui
+from ganctl.core import seeds
 
 EXAMPLES = """
 Examples:
@@ -57,7 +57,7 @@ def translate(
     the result back; with --tile it is translated at its own scale in tiles. Grayscale, palette
     and transparent images are converted first.
     """
-    from ganctl import translation
+    from ganctl.use import translation
 
     if write_example is not None:
         if source:

@@ -14,10 +14,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ganctl.core.errors import DatasetError, did_you_mean
 from ganctl.data.catalog_unpaired import UNPAIRED_SUFFIX, unpaired_entries
 from ganctl.data.download import RemoteFile
-from ganctl.errors import DatasetError, did_you_mean
-from ganctl.store import datasets_dir
+from ganctl.store.layout import datasets_dir
 
 PACKAGE_DATA = Path(__file__).parent
 

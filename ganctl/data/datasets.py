@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from ganctl.core.errors import DatasetError
 from ganctl.data import catalog
 from ganctl.data.catalog import is_path_like
-from ganctl.errors import DatasetError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
@@ -129,7 +129,7 @@ def _decode(path: Path, image_size: int):
     """-> (HxWx3 uint8 tensor, is_grayscale) or (None, the reason it cannot be read)."""
     from PIL import Image
 
-    from ganctl import images
+    from ganctl.core import images
 
     try:
         img = images.open_image(path, draft=image_size)  # JPEGs decode at a reduced scale straight away
@@ -150,7 +150,7 @@ CACHE_MIN_FILES = 1000
 
 def _cache_path(root: Path, files: list[Path], image_size: int) -> Path:
     from ganctl.data import folder_cache
-    from ganctl.store import datasets_dir
+    from ganctl.store.layout import datasets_dir
 
     return folder_cache.path_for(datasets_dir() / ".cache", root, files, image_size)
 
@@ -168,7 +168,7 @@ def channels_hint(spec: str) -> int | None:
     """1 or 3: the channels a dataset will load with, found without decoding it (a folder: from
     the header modes of up to PROBE_FILES images spread over it; gray only if all are), so the
     training size can be chosen first. None when it cannot tell."""
-    from ganctl import images
+    from ganctl.core import images
 
     if not is_path_like(spec):
         entry = catalog.CATALOG.get(spec)
@@ -261,7 +261,7 @@ def _read_cache(cache: Path):
 def _decode_all(root: Path, files: list[Path], image_size: int):
     from concurrent.futures import ThreadPoolExecutor
 
-    from ganctl import distributed
+    from ganctl.runtime import distributed
 
     tops = {p.relative_to(root).parts[0] for p in files}
     labelled = all(len(p.relative_to(root).parts) > 1 for p in files) and len(tops) >= 2

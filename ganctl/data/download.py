@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganctl import __version__
-from ganctl.errors import DownloadError, NoSpaceError, is_disk_full
+from ganctl.core.errors import DownloadError, NoSpaceError, is_disk_full
 
 # progress(event, **fields): event is "start" (total=int|None, resumed=int), "advance" (n=int)
 # or "end" (complete=bool). The CLI turns these into a rich progress bar; the library never imports rich.

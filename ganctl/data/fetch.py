@@ -7,13 +7,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ganctl.core.errors import DatasetError
+from ganctl.core.locks import lock_file
 from ganctl.data import catalog
 from ganctl.data.archives import extract
 from ganctl.data.download import ProgressFn, download
 from ganctl.data.install import install_archive
-from ganctl.errors import DatasetError
-from ganctl.locks import lock_file
-from ganctl.store import datasets_dir, ensure_cache_dir, home, remove_if_empty
+from ganctl.store.layout import datasets_dir, ensure_cache_dir, home, remove_if_empty
 
 
 def fetch(

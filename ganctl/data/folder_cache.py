@@ -36,7 +36,7 @@ def save(path: Path, images: torch.Tensor, labels: torch.Tensor | None, meta: di
     """Write the cache atomically (a reader sees the old file, the new one, or none)."""
     from safetensors.torch import save_file
 
-    from ganctl.atomic import atomic_path
+    from ganctl.core.atomic import atomic_path
 
     tensors = {"images": images.contiguous()} | ({"labels": labels.contiguous()} if labels is not None else {})
     with atomic_path(path) as tmp:

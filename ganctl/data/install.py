@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ganctl.atomic import atomic_write_json
+from ganctl.core.atomic import atomic_write_json
+from ganctl.core.errors import DatasetError
 from ganctl.data import catalog
 from ganctl.data.archives import extract
 from ganctl.data.download import ProgressFn, download, file_digest
-from ganctl.errors import DatasetError
-from ganctl.store import remove_if_empty
+from ganctl.store.layout import remove_if_empty
 
 DOWNLOAD_RECORD = "download.json"  # what was downloaded, from where, with its sha256
 

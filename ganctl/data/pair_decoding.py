@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from ganctl.core.errors import DatasetError
 from ganctl.data.pair_layouts import Pair, rel_name, some_names
-from ganctl.errors import DatasetError
 
 
 def workers() -> int:
@@ -26,7 +26,7 @@ def workers() -> int:
 
 def open_rgb(path: Path):
     """The image at ``path`` as a PIL RGB image (ImageReadError when it cannot be read)."""
-    from ganctl import images
+    from ganctl.core import images
 
     # as the official loader: grayscale and palette images become RGB
     return images.open_image(path).convert("RGB")
@@ -39,7 +39,7 @@ def _decode_one(pair: Pair, size: int, root: Path):
     """-> (A, B) as (size, size, 3) uint8 tensors, or a string saying what is wrong with the pair."""
     from PIL import Image
 
-    from ganctl.images import ImageReadError
+    from ganctl.core.images import ImageReadError
 
     bicubic = Image.Resampling.BICUBIC
     try:
@@ -92,7 +92,7 @@ def decode_pairs(pairs: list[Pair], size: int, root: Path, pool: ThreadPoolExecu
 
 def check_sizes(pairs: list[Pair], root: Path, pool: ThreadPoolExecutor) -> None:
     """A/B pairs decoded lazily: compare image sizes from the headers, up front."""
-    from ganctl import images
+    from ganctl.core import images
 
     def work(pair: Pair):
         sizes = []

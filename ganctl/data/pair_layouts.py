@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganctl.core.errors import DatasetError
 from ganctl.data.datasets import IMAGE_SUFFIXES
-from ganctl.errors import DatasetError
 
 WarnFn = Callable[[str], None]
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
+from ganctl.core.errors import DatasetError, did_you_mean
 from ganctl.data import catalog
 from ganctl.data.catalog import is_path_like
 from ganctl.data.datasets import IMAGE_SUFFIXES
 from ganctl.data.pair_decoding import check_sizes, decode_pairs, workers
 from ganctl.data.pair_layouts import Pair, choose_split, list_pairs, rel_name
-from ganctl.errors import DatasetError, did_you_mean
 
 WarnFn = Callable[[str], None]
 
@@ -142,7 +142,7 @@ def load_paired(
     with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="ganctl-pairs") as pool:
         if decoded > budget:
             if warn:
-                from ganctl.store import human_size
+                from ganctl.store.layout import human_size
 
                 warn(f"{name} {chosen}: {len(pairs):,} pairs would take {human_size(decoded)} decoded at "
                      f"{load_size}x{load_size}; decoding them per batch instead")

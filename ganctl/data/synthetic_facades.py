@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ganctl import seeds
+from ganctl.core import seeds
 from ganctl.data import catalog
 from ganctl.data.pair_decoding import workers
 
@@ -209,7 +209,7 @@ def write_synthetic_facades(dest: Path, counts: dict[str, int], size: int = 256,
     folder ``dest``, atomically; return ``dest``."""
     from PIL import Image
 
-    from ganctl.atomic import atomic_dir
+    from ganctl.core.atomic import atomic_dir
 
     def save(path: Path, pixels: bytes) -> None:
         Image.frombytes("RGB", (2 * size, size), pixels).save(path, compress_level=1)
@@ -237,7 +237,7 @@ def ensure_synthetic_facades(entry: catalog.CatalogEntry) -> Path:
     dest = entry.data_dir()
     if dest.is_dir():
         return dest
-    from ganctl.store import datasets_dir, ensure_cache_dir
+    from ganctl.store.layout import datasets_dir, ensure_cache_dir
 
     ensure_cache_dir(datasets_dir())
     try:

@@ -41,7 +41,7 @@ def write_synthetic_unpaired(dest: Path, counts: dict[str, int], size: int = 256
     sides of the same facades) as ``N.png`` to the new folder ``dest``, atomically; return ``dest``."""
     from PIL import Image
 
-    from ganctl.atomic import atomic_dir
+    from ganctl.core.atomic import atomic_dir
 
     def save(path: Path, pixels: bytes) -> None:
         Image.frombytes("RGB", (size, size), pixels).save(path, compress_level=1)
@@ -66,7 +66,7 @@ def ensure_synthetic_unpaired(entry: catalog.CatalogEntry) -> Path:
     dest = entry.data_dir()
     if dest.is_dir():
         return dest
-    from ganctl.store import datasets_dir, ensure_cache_dir
+    from ganctl.store.layout import datasets_dir, ensure_cache_dir
 
     ensure_cache_dir(datasets_dir())
     try:

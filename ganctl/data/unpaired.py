@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
+from ganctl.core.errors import DatasetError
 from ganctl.data import catalog, folder_cache
 from ganctl.data.datasets import IMAGE_SUFFIXES
 from ganctl.data.pair_decoding import open_rgb, workers
 from ganctl.data.pair_layouts import _image_files, rel_name, some_names
 from ganctl.data.paired import PairedData
 from ganctl.data.unpaired_spec import UnpairedSource, check_unpaired_spec, locate, split_folders, two_folders
-from ganctl.errors import DatasetError
 
 WarnFn = Callable[[str], None]
 
@@ -96,7 +96,7 @@ def _decode_one(path: Path, size: int):
     """-> (size, size, 3) uint8 tensor, or why ``path`` cannot be read."""
     from PIL import Image
 
-    from ganctl.images import ImageReadError
+    from ganctl.core.images import ImageReadError
 
     try:
         img = open_rgb(path)
@@ -138,7 +138,7 @@ def _load_domain(folder: Path, files: list[Path], size: int) -> torch.Tensor:
     """A domain decoded, through the store's cache when it is large."""
     if len(files) < CACHE_MIN_FILES:
         return decode_files(files, size, folder)
-    from ganctl.store import datasets_dir, ensure_cache_dir
+    from ganctl.store.layout import datasets_dir, ensure_cache_dir
 
     cache_dir = datasets_dir() / ".cache" / DECODER
     cache = folder_cache.path_for(cache_dir, folder, files, size)

@@ -15,10 +15,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ganctl.core.errors import DatasetError
 from ganctl.data import catalog
 from ganctl.data.download import ProgressFn
 from ganctl.data.install import DOWNLOAD_RECORD, install_archive
-from ganctl.errors import DatasetError
 
 FOLDERS = ("trainA", "trainB", "testA", "testB")
 

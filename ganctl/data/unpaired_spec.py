@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganctl.core.errors import DatasetError, did_you_mean
 from ganctl.data import catalog
-from ganctl.errors import DatasetError, did_you_mean
 
 SPLITS = ("train", "test")
 

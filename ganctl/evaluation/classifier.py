@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganctl import __version__, inference
+from ganctl import __version__
 from ganctl.data.datasets import ImageData
 from ganctl.evaluation.splits import RealSplits
+from ganctl.use import inference
 
 ProgressFn = Callable[[str], None]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ganctl.errors import GanctlError
+from ganctl.core.errors import GanctlError
 
 PIP_COMMAND = "pip install 'torch-fidelity>=0.4,<0.5'"  # a dependency of ganctl; only a damaged environment lacks it
 INCEPTION = "inception-v3-compat"

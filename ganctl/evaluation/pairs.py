@@ -1,5 +1,5 @@
 """Scores of an image-to-image (pix2pix) generator on a paired dataset's test split: L1, PSNR and
-SSIM of each translation against its target (:mod:`ganctl.scores`), and the FID of the
+SSIM of each translation against its target (:mod:`ganctl.evaluation.scores`), and the FID of the
 translations against the targets on Inception features (:mod:`.fidelity`; only when the Inception
 weights are in the store).
 
@@ -15,9 +15,10 @@ from collections.abc import Callable
 
 import torch
 
-from ganctl import inference, scores
-from ganctl.errors import CheckpointError, GanctlError
-from ganctl.feeders import orient, to_unit
+from ganctl.core.errors import CheckpointError, GanctlError
+from ganctl.evaluation import scores
+from ganctl.train.feeders import orient, to_unit
+from ganctl.use import inference
 
 ProgressFn = Callable[[str], None]
 SPLIT = "test"
@@ -82,7 +83,7 @@ def evaluate_pairs(
                 "ssim": "Wang et al. (2004): 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03"}
     if weights.is_present(weights.CATALOG["inception"]) and count >= 2:
         path, _ = weights.require()
-        from ganctl import images
+        from ganctl.core import images
         from ganctl.data.download import file_digest
 
         net_i = fidelity.inception_extractor(path, device)

@@ -6,7 +6,7 @@ image count and choice of images:
 ``<store>/evaluators/references/<dataset>-<split>-<size>px-<channels>ch-<space>-<hash>.safetensors``.
 It holds the features (KID and precision/recall need them, not only FID's mean and covariance) and,
 in its metadata, everything the key is made of plus a fingerprint of the images, so a class folder
-whose images changed is measured again. Written atomically (:mod:`ganctl.atomic`); an unreadable
+whose images changed is measured again. Written atomically (:mod:`ganctl.core.atomic`); an unreadable
 file is measured again, never an error.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from ganctl.atomic import atomic_path
-from ganctl.store import ensure_cache_dir, evaluators_dir
+from ganctl.core.atomic import atomic_path
+from ganctl.store.layout import ensure_cache_dir, evaluators_dir
 
 REFERENCE_VERSION = 1
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
+from ganctl.core.errors import DatasetError
 from ganctl.data import catalog, datasets
 from ganctl.data.datasets import ImageData
-from ganctl.errors import DatasetError
 
 ProgressFn = Callable[[str], None]
 

@@ -6,7 +6,7 @@ split, each direction on its own.
   domain (A -> B with G_A against testB, B -> A with G_B against testA), the measure of the CycleGAN
   literature for sets with no ground truth (horse2zebra). Torch-fidelity's own metric functions,
   its KID defaults (100 subsets of min(1,000, N) images).
-- **L1, PSNR and SSIM** (:mod:`ganctl.scores`, as pix2pix's :mod:`.pairs`) where the test split is
+- **L1, PSNR and SSIM** (:mod:`ganctl.evaluation.scores`, as pix2pix's :mod:`.pairs`) where the test split is
   aligned (:func:`ganctl.data.unpaired.alignment`: maps, facades, synthetic-facades-unpaired hold
   the two sides of each scene under the same name): each translation against the true image of
   its scene.
@@ -25,9 +25,11 @@ from collections.abc import Callable
 
 import torch
 
-from ganctl import images, inference, scores
-from ganctl.errors import CheckpointError, GanctlError
-from ganctl.feeders import to_unit
+from ganctl.core import images
+from ganctl.core.errors import CheckpointError, GanctlError
+from ganctl.evaluation import scores
+from ganctl.train.feeders import to_unit
+from ganctl.use import inference
 
 ProgressFn = Callable[[str], None]
 SPLIT = "test"

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganctl.core.errors import CheckpointError, GanctlError
 from ganctl.data.download import ProgressFn, RemoteFile, download
-from ganctl.errors import CheckpointError, GanctlError
-from ganctl.store import ensure_cache_dir, home, remove_if_empty
+from ganctl.store.layout import ensure_cache_dir, home, remove_if_empty
 
 
 class MissingWeightsError(GanctlError):

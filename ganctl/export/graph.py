@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ganctl import inference
-from ganctl.errors import GanctlError
+from ganctl.core.errors import GanctlError
 from ganctl.export.options import image_to_image
+from ganctl.use import inference
 
 MAX_SIDE = 65536  # pixels: the largest height or width an image-to-image trace allows
 MAX_BATCH = 65536

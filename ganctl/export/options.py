@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganctl import __version__
-from ganctl.errors import GanctlError
+from ganctl.core.errors import GanctlError
 
 FORMATS = ("onnx", "pt2", "official")
 MODES = ("eval", "paper")
@@ -53,7 +53,7 @@ def output_path(output: str | os.PathLike, fmt: str) -> Path:
 def image_to_image(spec: dict) -> bool:
     """Whether the generator ``spec`` describes takes an image (pix2pix, CycleGAN), not noise: its
     family's data kind says so; a family this ganctl does not know, by its drawing no noise."""
-    from ganctl import registry
+    from ganctl.families import registry
 
     family = spec.get("family")
     if family in registry.FAMILIES:

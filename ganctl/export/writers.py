@@ -1,5 +1,5 @@
 """Write a traced generator as ONNX or as a pt2 ExportedProgram, each run and checked before it
-takes its name: the file is written under a temporary name (ganctl.atomic), loaded back by the
+takes its name: the file is written under a temporary name (ganctl.core.atomic), loaded back by the
 runtime that will use it (onnxruntime; torch.export.load), run on the check inputs and compared
 with PyTorch. Over :data:`ganctl.export.options.TOLERANCE` it is an ExportError and the file is removed.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganctl.atomic import atomic_path
+from ganctl.core.atomic import atomic_path
 from ganctl.export.graph import Traced, export_program, tracing
 from ganctl.export.options import TOLERANCE, ExportError
 

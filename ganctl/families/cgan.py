@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from types import MappingProxyType
 
+from ganctl.families.familyspec import Family, Networks, Preset, SizeRule, Variant, presets
 from ganctl.families.gan import BCE, MLP
 from ganctl.families.wgan import WASSERSTEIN
-from ganctl.familyspec import Family, Networks, Preset, SizeRule, Variant, presets
 
 CDCGAN = Networks(
     name="cdcgan",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ganctl.familyspec import Family, Networks, Objective, Option, Preset, SizeRule, Variant, presets
+from ganctl.families.familyspec import Family, Networks, Objective, Option, Preset, SizeRule, Variant, presets
 
 
 def resnet_blocks(size: int) -> dict:
@@ -33,7 +33,7 @@ RESNET_PATCHGAN = Networks(
 
 CYCLE_LOSS = Objective(
     name="cyclegan",
-    ref="ganctl.objectives:CycleGANObjective",
+    ref="ganctl.train.objectives:CycleGANObjective",
     options=(
         Option("--lambda-cycle", "objective", "lambda_cycle", minimum=0, panel="cyclegan",
                help="Weight of the cycle-consistency L1 loss, each way (default: 10)."),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ganctl.families.familyspec import Family, Networks, Preset, SizeRule, Variant, presets
 from ganctl.families.gan import BCE
-from ganctl.familyspec import Family, Networks, Preset, SizeRule, Variant, presets
 
 DCGAN_NETS = Networks(
     name="dcgan",

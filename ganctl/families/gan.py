@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ganctl.familyspec import Family, Networks, Objective, Preset, SizeRule, Variant, presets
+from ganctl.families.familyspec import Family, Networks, Objective, Preset, SizeRule, Variant, presets
 
 MLP = Networks(
     name="mlp",
@@ -16,7 +16,7 @@ MLP = Networks(
 )
 
 # The original game with the non-saturating generator loss (d_real/d_fake are D's mean probabilities).
-BCE = Objective(name="bce", ref="ganctl.objectives:BCEObjective", not_charted=("d_real", "d_fake"))
+BCE = Objective(name="bce", ref="ganctl.train.objectives:BCEObjective", not_charted=("d_real", "d_fake"))
 
 # Huy1711/GAN (PyTorch Lightning notebook): z 64, G 128-192 with BN, LReLU 0.2, dropout 0.3;
 # D 192-128 with dropout; BCE with the real target smoothed to 0.9 (for D and G); D loss summed;

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ganctl.errors import GanctlError
-from ganctl.familyspec import Family, Networks, Objective, Option, Preset, SizeRule, Variant, presets
+from ganctl.core.errors import GanctlError
+from ganctl.families.familyspec import Family, Networks, Objective, Option, Preset, SizeRule, Variant, presets
 
 
 def unet_depth(size: int) -> dict:
@@ -49,7 +49,7 @@ UNET_PATCHGAN = Networks(
 
 PIX2PIX_LOSS = Objective(
     name="pix2pix",
-    ref="ganctl.objectives:Pix2PixObjective",
+    ref="ganctl.train.objectives:Pix2PixObjective",
     options=(
         Option("--lambda-l1", "objective", "lambda_l1", minimum=0,
                help="Weight of the L1 loss; 0 trains with the GAN loss alone (default: 100)."),

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ganctl.families.dcgan import DCGAN_NETS
-from ganctl.familyspec import Family, Objective, Option, Preset, Variant, presets
+from ganctl.families.familyspec import Family, Objective, Option, Preset, Variant, presets
 
 WASSERSTEIN = Objective(
     name="wasserstein",
-    ref="ganctl.objectives:WassersteinObjective",
+    ref="ganctl.train.objectives:WassersteinObjective",
     options=(
         Option("--n-critic", "objective", "n_critic", minimum=1, type=int, panel="Wasserstein",
                help="Critic steps per generator step (default: 5)."),

@@ -1,11 +1,11 @@
 """Networks only (plain nn.Modules), one file per architecture; built by the name a family's
-registration gives them (:mod:`ganctl.registry`) from a plain dict of arguments."""
+registration gives them (:mod:`ganctl.families.registry`) from a plain dict of arguments."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from ganctl import registry
+from ganctl.families import registry
 from ganctl.models.conditional import ConditionalDCGANCritic, ConditionalDCGANGenerator
 from ganctl.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganctl.models.mlp import MLPDiscriminator, MLPGenerator

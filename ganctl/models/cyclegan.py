@@ -5,7 +5,7 @@ junyanz/pytorch-CycleGAN-and-pix2pix (``models/networks.py``) compute, and are l
 way: one ``nn.Sequential`` named ``model`` whose indices are the official ones, residual blocks
 holding a Sequential named ``conv_block``. Their state_dict keys are therefore the official keys
 (``model.1.weight``, ``model.10.conv_block.1.weight``, ...), and an official ``latest_net_G_A.pth``
-loads after only the checks in :mod:`ganctl.cyclegan_official`.
+loads after only the checks in :mod:`ganctl.models.cyclegan_official`.
 
 resnet_9blocks (``n_blocks=9``; ``resnet_6blocks`` for 128-pixel images), ngf=64, instance norm:
 

@@ -2,7 +2,7 @@
 
 Both compute exactly what ``UnetGenerator`` and ``NLayerDiscriminator`` in
 junyanz/pytorch-CycleGAN-and-pix2pix compute, so the official ``latest_net_G.pth`` weights load
-after renaming their keys (``ganctl.pix2pix_official``). The generator is written as a flat
+after renaming their keys (``ganctl.models.pix2pix_official``). The generator is written as a flat
 encoder/decoder instead of the official recursive ``UnetSkipConnectionBlock`` tree; the maths is
 the same (checked layer by layer against a recursive reference in the tests).
 

@@ -3,7 +3,7 @@
 - :mod:`.rundata` reads what a run folder holds (config, metrics, pictures, checkpoints), torch-free;
 - :mod:`.page` writes the HTML page, :mod:`.svg` draws its charts;
 - :mod:`.progress_gif` writes ``progress.gif`` (the training callback
-  :class:`ganctl.callbacks.animation.ProgressAnimation` calls it at the end of a run).
+  :class:`ganctl.train.callbacks.animation.ProgressAnimation` calls it at the end of a run).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ganctl.errors import GanctlError
+from ganctl.core.errors import GanctlError
 
 PAGE = "index.html"
 

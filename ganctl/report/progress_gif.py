@@ -1,6 +1,6 @@
 """``progress.gif``: every epoch's picture (the fixed-noise grid, or pix2pix's validation pairs) as
 one animation, each frame captioned with its epoch, written with the one GIF writer
-(:func:`ganctl.images.save_animation`)."""
+(:func:`ganctl.core.images.save_animation`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ganctl import images
-from ganctl.errors import GanctlError
+from ganctl.core import images
+from ganctl.core.errors import GanctlError
 from ganctl.report.rundata import PROGRESS_GIF, epoch_pictures
 
 MAX_FRAMES = 100  # past this many epochs, evenly spaced ones (the first and the last always)

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ganctl import store
-from ganctl.errors import GanctlError
+from ganctl.core.errors import GanctlError
+from ganctl.store import layout
 
 SAMPLES = "samples"
 PICTURE_RE = re.compile(r"epoch_(\d{4,})\.png\Z")
@@ -23,12 +23,12 @@ class NotARunError(GanctlError):
     """A folder or name that is not a sound ganctl run."""
 
 
-def resolve(ref: str) -> store.RunInfo:
+def resolve(ref: str) -> layout.RunInfo:
     """The run ``ref`` names (NAME, FAMILY/NAME or a run folder), refused with one line when it is
-    not one: a folder without config.json (:func:`ganctl.store.find_run` says so), or one whose
+    not one: a folder without config.json (:func:`ganctl.store.layout.find_run` says so), or one whose
     config.json is not a run's."""
-    info = store.find_run(ref)
-    if info.damage and not store.in_runs_dir(info.path):
+    info = layout.find_run(ref)
+    if info.damage and not layout.in_runs_dir(info.path):
         raise NotARunError(f"{info.path} is not a ganctl run folder: {info.damage}")
     return info.check()
 
@@ -189,13 +189,13 @@ def _checkpoints(run_dir: Path) -> list[Checkpoint]:
             epoch, step = int(pos["epoch"]), int(pos["step"])
         except (OSError, ValueError, KeyError, TypeError):
             epoch = step = None
-        found.append(Checkpoint(p, epoch, step, p.name == latest, store.dir_size(p)))
+        found.append(Checkpoint(p, epoch, step, p.name == latest, layout.dir_size(p)))
     found.sort(key=lambda c: (c.step if c.step is not None else -1, c.path.name))
     return found
 
 
 def read_sessions(run_dir: Path) -> list[dict]:
-    """The training sessions ``runtime.json`` records (see :class:`ganctl.callbacks.session.SessionLog`)."""
+    """The training sessions ``runtime.json`` records (see :class:`ganctl.train.callbacks.session.SessionLog`)."""
     try:
         data = json.loads((run_dir / RUNTIME).read_text())
     except (OSError, ValueError):
@@ -205,7 +205,7 @@ def read_sessions(run_dir: Path) -> list[dict]:
 
 
 def _paired(config: dict) -> bool:
-    from ganctl import registry
+    from ganctl.families import registry
 
     try:
         return registry.get(config["family"]).translates
@@ -218,7 +218,7 @@ PAIR_COLUMNS = ("input", "output", "target")  # a pix2pix-like run whose family 
 
 def _columns(config: dict) -> tuple[tuple[str, ...], ...]:
     """The heads of the run's epoch pictures' columns, as its family's data kind names them."""
-    from ganctl import registry
+    from ganctl.families import registry
 
     try:
         return registry.get(config["family"]).kind.columns
@@ -226,7 +226,7 @@ def _columns(config: dict) -> tuple[tuple[str, ...], ...]:
         return (PAIR_COLUMNS,) if "direction" in config.get("data_args", {}) else ()
 
 
-def load(info: store.RunInfo) -> RunData:
+def load(info: layout.RunInfo) -> RunData:
     """Everything a report shows of the run ``info``."""
     path = Path(info.path)
     config = info.config()

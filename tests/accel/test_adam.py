@@ -1,4 +1,4 @@
-"""ganctl.accel.adam.CopyFreeAdam: the same updates as torch's fused Adam, without copying channels_last tensors."""
+"""ganctl.runtime.accel.adam.CopyFreeAdam: the same updates as torch's fused Adam, without copying channels_last tensors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from ganctl.accel import adam as optim
+from ganctl.runtime.accel import adam as optim
 
 CL = torch.channels_last
 

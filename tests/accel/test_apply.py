@@ -1,4 +1,4 @@
-"""ganctl.accel: plain nn models, and the CPU fast paths laid over them only where the runtime asks."""
+"""ganctl.runtime.accel: plain nn models, and the CPU fast paths laid over them only where the runtime asks."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import pytest
 import torch
 from torch import nn
 
-from ganctl import accel, models, objectives, runtime
-from ganctl.accel import convs, norms
-from ganctl.accel.adam import CopyFreeAdam
+from ganctl import models
 from ganctl.config import make_config
+from ganctl.runtime import accel, runtime
+from ganctl.runtime.accel import convs, norms
+from ganctl.runtime.accel.adam import CopyFreeAdam
+from ganctl.train import objectives
 from tests.conftest import invoke
 
 CPU = torch.device("cpu")
@@ -39,7 +41,7 @@ def _conv_classes(*nets: nn.Module) -> set[type]:
 
 
 def test_no_model_module_imports_the_fast_paths():
-    """models/ builds plain nn networks: no module there imports ganctl.accel or a layers module."""
+    """models/ builds plain nn networks: no module there imports ganctl.runtime.accel or a layers module."""
     for path in sorted(MODELS.glob("*.py")):
         names = []
         for node in ast.walk(ast.parse(path.read_text())):
@@ -47,7 +49,7 @@ def test_no_model_module_imports_the_fast_paths():
                 names += [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 names += [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
-        bad = [n for n in names if n.startswith("ganctl.accel") or n.split(".")[-1] in ("layers", "accel", "optim")]
+        bad = [n for n in names if n.startswith("ganctl.runtime.accel") or n.split(".")[-1] in ("layers", "accel", "optim")]
         assert not bad, f"{path.name} imports {bad}"
     assert not (MODELS / "layers.py").exists()
 
@@ -162,8 +164,8 @@ def test_fast_paths_list_only_what_accel_turns_on():
 
 _RESOLVE = r"""
 import sys
-from ganctl import runtime
-from ganctl.accel import memory
+from ganctl.runtime import runtime
+from ganctl.runtime.accel import memory
 rt = runtime.resolve("cpu", "fp32", accel=sys.argv[1] == "on")
 print(rt.accel, memory.tuned(), "malloc keeps freed memory" in rt.fast_paths(True))
 """

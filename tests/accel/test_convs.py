@@ -1,4 +1,4 @@
-"""Convolutions on small maps as matrix products (ganctl.accel.convs): the same maths as nn."""
+"""Convolutions on small maps as matrix products (ganctl.runtime.accel.convs): the same maths as nn."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
 
-from ganctl.accel import convs
-from ganctl.accel.convs import Route, _Conv
+from ganctl.runtime.accel import convs
+from ganctl.runtime.accel.convs import Route, _Conv
 
 ROUTES = [Route(True, True, True), Route(False, False, True), Route(True, False, False), Route(False, True, False)]
 # (in, out, size, kernel, stride, padding): the DCGAN/pix2pix shape, an odd map, a stride-1 layer,

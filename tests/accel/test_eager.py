@@ -1,4 +1,4 @@
-"""ganctl.accel.eager: optimizers that do not import torch._dynamo, with PyTorch's updates bit for bit."""
+"""ganctl.runtime.accel.eager: optimizers that do not import torch._dynamo, with PyTorch's updates bit for bit."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from ganctl.accel import eager
-from ganctl.accel.adam import CopyFreeAdam
+from ganctl.runtime.accel import eager
+from ganctl.runtime.accel.adam import CopyFreeAdam
 
 # In a fresh interpreter: ganctl's optimizers through a whole training's calls (construction, steps
 # with a scheduler and hooks, zero_grad, state_dict and loading it into another), then PyTorch's
@@ -18,8 +18,8 @@ from ganctl.accel.adam import CopyFreeAdam
 SCRIPT = r"""
 import json, sys
 import torch
-from ganctl.accel.adam import CopyFreeAdam
-from ganctl.accel.eager import EagerRMSprop
+from ganctl.runtime.accel.adam import CopyFreeAdam
+from ganctl.runtime.accel.eager import EagerRMSprop
 
 def params():
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""ganctl.accel.norms: batch norm handed channels_last-dense gradients, computing what nn's computes."""
+"""ganctl.runtime.accel.norms: batch norm handed channels_last-dense gradients, computing what nn's computes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganctl.accel import norms
+from ganctl.runtime.accel import norms
 
 CL = torch.channels_last
 

@@ -10,14 +10,14 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from ganctl import trainer
-from ganctl.callbacks.animation import ProgressAnimation
-from ganctl.callbacks.session import SessionLog
 from ganctl.config import make_config
+from ganctl.core.errors import NoSpaceError
 from ganctl.data import datasets
-from ganctl.engine import Loop, Position
-from ganctl.errors import NoSpaceError
 from ganctl.report import progress_gif
+from ganctl.train import trainer
+from ganctl.train.callbacks.animation import ProgressAnimation
+from ganctl.train.callbacks.session import SessionLog
+from ganctl.train.engine import Loop, Position
 from tests.test_engine import CPU, _InterruptAt
 
 

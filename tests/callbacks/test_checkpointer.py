@@ -12,10 +12,10 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from ganctl import checkpoint, genspec
-from ganctl.callbacks import Checkpointer, PublishCheckpoint
-from ganctl.engine import Loop, Position
-from ganctl.errors import NoSpaceError
+from ganctl.core.errors import NoSpaceError
+from ganctl.store import checkpoint, genspec
+from ganctl.train.callbacks import Checkpointer, PublishCheckpoint
+from ganctl.train.engine import Loop, Position
 
 
 class _Objective:

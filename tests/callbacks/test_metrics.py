@@ -6,8 +6,8 @@ import json
 
 import torch
 
-from ganctl.callbacks import LossChart, MetricsLog
-from ganctl.engine import Loop, Position
+from ganctl.train.callbacks import LossChart, MetricsLog
+from ganctl.train.engine import Loop, Position
 
 
 def _loop(step=0, epoch=0):
@@ -66,7 +66,7 @@ def test_a_resume_keeps_the_rows_up_to_its_checkpoint_and_a_torn_line_is_dropped
 
 
 def test_the_loss_chart_leaves_out_what_the_objective_says_is_no_loss(tmp_path, monkeypatch):
-    from ganctl import images
+    from ganctl.core import images
 
     drawn = {}
     monkeypatch.setattr(images, "loss_chart", lambda series, path, title: drawn.update(series))

@@ -1,4 +1,4 @@
-"""The epoch grid of image families (ganctl.callbacks.pictures.SampleGrid)."""
+"""The epoch grid of image families (ganctl.train.callbacks.pictures.SampleGrid)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import torch
 from PIL import Image
 
 from ganctl import models
-from ganctl.callbacks.pictures import SampleGrid
 from ganctl.config import make_config
-from ganctl.engine import Loop, Position
-from ganctl.runtime import Runtime
+from ganctl.runtime.runtime import Runtime
+from ganctl.train.callbacks.pictures import SampleGrid
+from ganctl.train.engine import Loop, Position
 
 
 def _generator():

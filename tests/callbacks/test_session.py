@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from ganctl import engine, runtime, timing
-from ganctl.callbacks.session import SessionLog
+from ganctl.core import timing
+from ganctl.runtime import runtime
+from ganctl.train import engine
+from ganctl.train.callbacks.session import SessionLog
 from tests.conftest import invoke
 
 

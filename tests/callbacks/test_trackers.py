@@ -27,7 +27,7 @@ E1, E2 = 2, 4  # the step at the end of epoch 1, and of epoch 2 (after --resume)
 
 
 def _needs(library: str):
-    from ganctl.trackers import TRACKERS, installed
+    from ganctl.train.tracking import TRACKERS, installed
 
     extra = next(t.extra for t in TRACKERS.values() if t.library == library)
     return pytest.mark.skipif(not installed(library), reason=f"{library} is not installed: pip install 'ganctl[{extra}]'")
@@ -56,9 +56,9 @@ def test_a_tracker_sends_only_rows_the_metrics_log_read_back(tmp_path):
     host (in blocks), then the epoch's summary and picture."""
     import torch
 
-    from ganctl.callbacks import MetricsLog
-    from ganctl.callbacks.trackers import TrackerCallback
-    from ganctl.engine import Loop, Position
+    from ganctl.train.callbacks import MetricsLog
+    from ganctl.train.callbacks.trackers import TrackerCallback
+    from ganctl.train.engine import Loop, Position
 
     sent = []
 
@@ -104,9 +104,9 @@ def test_a_tracker_sends_only_rows_the_metrics_log_read_back(tmp_path):
 
 
 def test_a_tracker_that_fails_mid_run_is_reported_once_and_training_goes_on(tmp_path):
-    from ganctl.callbacks import MetricsLog
-    from ganctl.callbacks.trackers import TrackerCallback
-    from ganctl.engine import Loop, Position
+    from ganctl.train.callbacks import MetricsLog
+    from ganctl.train.callbacks.trackers import TrackerCallback
+    from ganctl.train.engine import Loop, Position
 
     said = []
 
@@ -134,7 +134,7 @@ def test_a_tracker_that_fails_mid_run_is_reported_once_and_training_goes_on(tmp_
 
 
 def test_resuming_a_logged_run_without_its_tracker_says_how_to_go_on(tmp_path):
-    from ganctl.callbacks.trackers import build, store
+    from ganctl.train.callbacks.trackers import build, store
 
     store(tmp_path, "wandb", {"id": "abc"})
     store(tmp_path, "tensorboard", {"dir": "tensorboard"})
@@ -147,26 +147,26 @@ def test_resuming_a_logged_run_without_its_tracker_says_how_to_go_on(tmp_path):
 
 
 def test_a_tracker_that_cannot_start_stops_the_run_before_its_first_step(monkeypatch):
-    from ganctl.callbacks.trackers.tensorboard import TensorBoardTracker
+    from ganctl.train.callbacks.trackers.tensorboard import TensorBoardTracker
 
     def refuse(self, step):
         raise RuntimeError("cannot open the store\ndetails")
 
     monkeypatch.setattr(TensorBoardTracker, "start", refuse)
-    monkeypatch.setattr("ganctl.trackers.installed", lambda library: True)
+    monkeypatch.setattr("ganctl.train.tracking.installed", lambda library: True)
     line = error_line(invoke("train", "dcgan", *FAST, "--log", "tensorboard", "--name", "x"))
     assert line == "error: --log tensorboard could not start: cannot open the store"
 
 
 def test_a_tracker_that_cannot_start_leaves_no_run_folder_behind(monkeypatch, _isolated_store):
-    from ganctl.callbacks.trackers.tensorboard import TensorBoardTracker
-    from ganctl.errors import GanctlError
+    from ganctl.core.errors import GanctlError
+    from ganctl.train.callbacks.trackers.tensorboard import TensorBoardTracker
 
     def refuse(self, step):
         raise GanctlError("--log tensorboard could not start: the folder is not writable")
 
     monkeypatch.setattr(TensorBoardTracker, "start", refuse)
-    monkeypatch.setattr("ganctl.trackers.installed", lambda library: True)
+    monkeypatch.setattr("ganctl.train.tracking.installed", lambda library: True)
     for _ in range(2):  # each failed start used to leave a folder, and took the next numbered name
         line = error_line(invoke("train", "dcgan", *FAST, "--epochs", "1", "--log", "tensorboard"))
         assert line == "error: --log tensorboard could not start: the folder is not writable"
@@ -210,7 +210,7 @@ def logged(tmp_path_factory):
     """One dcgan run logged to every tracker whose library is installed: 1 epoch, then --resume
     for a 2nd. W&B on its default path (no credentials, no WANDB_MODE: offline); MLflow on a file
     store in a temporary folder."""
-    from ganctl.trackers import TRACKERS, installed
+    from ganctl.train.tracking import TRACKERS, installed
 
     names = [n for n, t in TRACKERS.items() if installed(t.library)]
     if not names:

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganctl import atomic, checkpoint, store
+from ganctl.core import atomic
+from ganctl.core.errors import NoSpaceError, StoreError
 from ganctl.data import archives
 from ganctl.data import download as dl
-from ganctl.errors import NoSpaceError, StoreError
+from ganctl.store import checkpoint, layout
 from tests import httpserver, test_images_input
 from tests.conftest import error_line, invoke, make_image_folder, targz, train_in_own_store
 
@@ -62,7 +63,7 @@ def test_full_disk_writing_an_output_image_names_it(home, tmp_path, monkeypatch)
 
 def test_full_disk_in_an_atomic_store_write_suggests_another_home(home, monkeypatch):
     monkeypatch.setattr(type(home), "write_bytes", _enospc)
-    dest = store.runs_dir() / "x.json"
+    dest = layout.runs_dir() / "x.json"
     with pytest.raises(NoSpaceError) as info:
         atomic.atomic_write_json(dest, {"a": 1})
     assert str(info.value) == f"no space left on device writing {dest}: free space or set GANCTL_HOME to another disk"
@@ -141,7 +142,7 @@ def test_full_disk_while_extracting_names_the_folder(tmp_path, monkeypatch, data
 
 
 def test_the_error_boundary_recognises_a_wrapped_full_disk(monkeypatch, tmp_path):
-    from ganctl import sampling
+    from ganctl.use import sampling
 
     def wrapped(*_a, **_k):
         try:
@@ -199,7 +200,7 @@ def test_a_trainer_state_with_code_in_it_is_refused_without_torchs_advice(home):
 
 def test_a_run_name_with_a_trailing_newline_is_refused(faces_folder, _isolated_store):
     with pytest.raises(StoreError):
-        store.check_name("a\n", "run name")
+        layout.check_name("a\n", "run name")
     line = _clean(error_line(invoke("train", "dcgan", "--dataset", faces_folder, "--name", "a\n", "--epochs", "1", *FAST)))
     assert "invalid run name" in line
     assert not (_isolated_store / "runs").exists()
@@ -215,16 +216,16 @@ def test_a_long_dataset_folder_gives_valid_default_run_names(tmp_path, _isolated
         names.append(r.stdout.strip().splitlines()[-1].rsplit("/", 1)[-1])
     assert names[0] == "x" * 95 + ".yyyy" and names[1] == "x" * 95 + ".yy-2"
     for name in names:
-        assert store.check_name(name) == name and len(name) <= 100
+        assert layout.check_name(name) == name and len(name) <= 100
 
 
 def test_next_run_name_cuts_the_base_to_fit_its_suffix(_isolated_store):
     base = "a" * 120
-    first = store.next_run_name("dcgan", base)
+    first = layout.next_run_name("dcgan", base)
     assert first == "a" * 100
-    (store.runs_dir() / "dcgan" / first).mkdir(parents=True)
-    assert store.next_run_name("dcgan", base) == "a" * 98 + "-2"
-    assert store.next_run_name("dcgan", "_x..y-") == "x.y"
+    (layout.runs_dir() / "dcgan" / first).mkdir(parents=True)
+    assert layout.next_run_name("dcgan", base) == "a" * 98 + "-2"
+    assert layout.next_run_name("dcgan", "_x..y-") == "x.y"
 
 
 def test_resume_with_fewer_epochs_than_done_is_refused(home):
@@ -376,7 +377,8 @@ def test_an_unreadable_checkpoint_says_which_and_why(home, tmp_path):
 
 
 def test_a_reader_that_misreports_why_a_file_cannot_be_read_is_corrected(tmp_path):
-    from ganctl import images, pretrained
+    from ganctl.core import images
+    from ganctl.store import pretrained
 
     folder = tmp_path / "generator.safetensors"  # a folder: open() says why
     folder.mkdir()
@@ -388,7 +390,7 @@ def test_a_reader_that_misreports_why_a_file_cannot_be_read_is_corrected(tmp_pat
 def test_an_unreadable_image_says_which_and_why(tmp_path):
     from PIL import Image
 
-    from ganctl import images
+    from ganctl.core import images
 
     path = tmp_path / "x.png"
     Image.new("RGB", (4, 4)).save(path)
@@ -403,8 +405,8 @@ def test_an_unreadable_image_says_which_and_why(tmp_path):
 def test_train_help_lists_the_families_and_who_takes_each_option():
     import typer
 
-    from ganctl import registry
     from ganctl.cli import app
+    from ganctl.families import registry
 
     params = {o: p for p in typer.main.get_command(app).commands["train"].params for o in p.opts}
     assert all(name in params["model"].help for name in registry.names())

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ganctl import atomic
-from ganctl.errors import StoreError
+from ganctl.core import atomic
+from ganctl.core.errors import StoreError
 from tests import test_images_input
 from tests.conftest import error_line, invoke, make_image_folder, train_in_own_store
 

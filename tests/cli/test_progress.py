@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from ganctl.callbacks.progress import Plan
 from ganctl.cli import pace, ui
+from ganctl.train.callbacks.progress import Plan
 from tests.cli.test_cli import invoke
 from tests.conftest import make_image_folder
 

@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
+from ganctl.core.errors import DatasetError
 from ganctl.data.archives import extract
-from ganctl.errors import DatasetError
 from tests.conftest import targz
 
 

@@ -17,9 +17,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ganctl.cli import app
+from ganctl.core.errors import DatasetError, DownloadError
 from ganctl.data import catalog, fetch
 from ganctl.data.unpaired import aligned_test_pairs, load_unpaired, load_unpaired_data
-from ganctl.errors import DatasetError, DownloadError
 from tests import httpserver
 from tests.conftest import error_line
 

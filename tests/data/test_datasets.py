@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from ganctl.core.errors import DatasetError
 from ganctl.data import catalog, datasets
-from ganctl.errors import DatasetError
 from tests.conftest import make_image_folder
 
 
@@ -200,7 +200,7 @@ def test_a_damaged_cache_is_decoded_again_and_rewritten(tmp_path, monkeypatch, _
 def test_decoding_threads_share_the_cores_among_a_jobs_processes(tmp_path, monkeypatch):
     from concurrent import futures
 
-    from ganctl import distributed
+    from ganctl.runtime import distributed
 
     make_image_folder(tmp_path / "f", n=4, classes=["a", "b"])
     sizes = []

@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ganctl.cli import app
+from ganctl.core.errors import DownloadError
 from ganctl.data import catalog
 from ganctl.data.download import RemoteFile, download
-from ganctl.errors import DownloadError
 from tests import httpserver
 from tests.conftest import error_line
 

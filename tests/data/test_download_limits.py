@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from ganctl.core.errors import DatasetError, DownloadError
 from ganctl.data import catalog, fetch
 from ganctl.data.archives import extract
 from ganctl.data.download import RemoteFile, download
-from ganctl.errors import DatasetError, DownloadError
 from tests import httpserver
 from tests.conftest import error_line, invoke, targz
 

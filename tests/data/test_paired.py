@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from ganctl.core.errors import DatasetError
 from ganctl.data import catalog, fetch, paired, synthetic_facades
 from ganctl.data.pair_jitter import paired_jitter
 from ganctl.data.pair_layouts import pair_counts
 from ganctl.data.paired import LazyPairedData, load_paired
-from ganctl.errors import DatasetError
 
 BICUBIC = Image.Resampling.BICUBIC
 

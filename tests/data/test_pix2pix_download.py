@@ -16,9 +16,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ganctl.cli import app
+from ganctl.core.errors import DatasetError, DownloadError
 from ganctl.data import catalog, fetch
 from ganctl.data.paired import load_paired
-from ganctl.errors import DatasetError, DownloadError
 from tests import httpserver
 from tests.conftest import error_line, targz
 

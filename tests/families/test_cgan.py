@@ -6,11 +6,15 @@ import pytest
 import torch
 from PIL import Image
 
-from ganctl import genspec, inference, objectives, registry, runtime
 from ganctl.config import make_config
-from ganctl.errors import GanctlError
+from ganctl.core.errors import GanctlError
+from ganctl.families import registry
 from ganctl.models.conditional import ConditionalDCGANCritic, ConditionalDCGANGenerator
 from ganctl.models.mlp import MLPGenerator
+from ganctl.runtime import runtime
+from ganctl.store import genspec
+from ganctl.train import objectives
+from ganctl.use import inference
 from tests.conftest import error_line, invoke, make_image_folder, train_in_own_store
 
 CPU = runtime.Runtime(torch.device("cpu"), "fp32")

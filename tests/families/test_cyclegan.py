@@ -10,9 +10,11 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from ganctl import objectives, registry, runtime
 from ganctl.config import make_config
-from ganctl.objectives.cyclegan import ImagePool
+from ganctl.families import registry
+from ganctl.runtime import runtime
+from ganctl.train import objectives
+from ganctl.train.objectives.cyclegan import ImagePool
 from tests.conftest import error_line, invoke
 
 CPU = runtime.Runtime(torch.device("cpu"), "fp32")
@@ -42,10 +44,10 @@ def _train(dataset, *extra):
 
 
 def test_a_run_saves_each_network_in_a_folder_of_its_own(two_folders, tmp_path):
-    from ganctl import store
+    from ganctl.store import layout
 
     _train(two_folders, "--epochs", 2, "--name", "rb")
-    run = store.find_run("rb", "cyclegan").path
+    run = layout.find_run("rb", "cyclegan").path
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["arch"] == "cyclegan" and cfg["objective_args"] == {
         "lambda_cycle": 10.0, "lambda_identity": 0.5, "pool_size": 50, "epochs_decay": 1}
@@ -65,14 +67,14 @@ def test_a_run_saves_each_network_in_a_folder_of_its_own(two_folders, tmp_path):
 
 
 def test_two_epochs_equal_one_then_a_resume(two_folders, tmp_path):
-    from ganctl import store
+    from ganctl.store import layout
 
     # a constant learning rate: the decay is half of a new run's --epochs, which differ here
     _train(two_folders, "--epochs", 2, "--name", "whole", "--epochs-decay", 0)
     _train(two_folders, "--epochs", 1, "--name", "parts", "--epochs-decay", 0)
     _train(two_folders, "--epochs", 2, "--name", "parts", "--resume")
-    whole = store.find_run("whole", "cyclegan").path / "checkpoints" / "epoch_0002"
-    parts = store.find_run("parts", "cyclegan").path / "checkpoints" / "epoch_0002"
+    whole = layout.find_run("whole", "cyclegan").path / "checkpoints" / "epoch_0002"
+    parts = layout.find_run("parts", "cyclegan").path / "checkpoints" / "epoch_0002"
     for f in ("G_A/generator.safetensors", "G_B/generator.safetensors", "D_A/discriminator.safetensors"):
         a, b = load_file(whole / f), load_file(parts / f)
         assert all(torch.equal(a[k], b[k]) for k in a), f

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ganctl import inference, scores
+from ganctl.evaluation import scores
+from ganctl.use import inference
 from tests.conftest import error_line, invoke
 from tests.families.test_cyclegan import TINY, _domain
 from tests.inception_weights import random_weights  # noqa: F401
@@ -106,7 +107,7 @@ def test_fid_and_kid_are_those_of_the_translations_against_the_other_domain(home
                                                                          random_weights):  # noqa: F811
     import torch_fidelity
 
-    from ganctl import images
+    from ganctl.core import images
     from ganctl.evaluation import weights
 
     store_file = weights.path_of(weights.INCEPTION)
@@ -164,8 +165,8 @@ def test_without_inception_weights_or_a_test_split_the_line_says_what_to_do(home
 
 
 def test_official_files_of_both_generators_import_back_and_score_as_the_run(home, cyc, tmp_path):
-    from ganctl.cyclegan_official import ganctl_to_official
-    from ganctl.pix2pix_official import load_official_file
+    from ganctl.models.cyclegan_official import ganctl_to_official
+    from ganctl.models.pix2pix_official import load_official_file
 
     r = invoke("export", "cyclegan/c", "-o", tmp_path / "h2z")
     assert r.exit_code == 0, r.output

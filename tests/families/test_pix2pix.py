@@ -7,10 +7,13 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from ganctl import checkpoint, feeders, inference, objectives, runtime, trainer
-from ganctl.callbacks import pictures
 from ganctl.config import make_config
 from ganctl.data import paired
+from ganctl.runtime import runtime
+from ganctl.store import checkpoint
+from ganctl.train import feeders, objectives, trainer
+from ganctl.train.callbacks import pictures
+from ganctl.use import inference
 from tests import httpserver
 from tests.conftest import error_line, invoke, train_in_own_store
 from tests.test_engine import _InterruptAt

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from ganctl import objectives, runtime, trainer
 from ganctl.config import make_config
 from ganctl.data import datasets
+from ganctl.runtime import runtime
+from ganctl.train import objectives, trainer
 
 CPU = runtime.Runtime(torch.device("cpu"), "fp32")
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganctl import models, registry
+from ganctl import models
 from ganctl.config import make_config
-from ganctl.errors import UnknownNameError
+from ganctl.core.errors import UnknownNameError
+from ganctl.families import registry
 from ganctl.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
