@@ -33,13 +33,12 @@ from report import epoch_seconds, machine, write_section  # noqa: E402
 def baseline(home: Path, image_size: int, direction: str) -> dict:
     """Scores of output = input on the validation pairs the training run scores."""
     os.environ["GANCTL_HOME"] = str(home)
-    from ganctl.data import paired
+    from ganctl.data import feeders, loading, paired
     from ganctl.evaluation import scores
-    from ganctl.train import feeders
-    from ganctl.train.callbacks import pictures
+
 
     val = paired.load_paired("synthetic-facades", "val", image_size)
-    a, b = val.batch(list(range(min(pictures.VAL_PAIRS, len(val)))))
+    a, b = val.batch(list(range(min(loading.VAL_PAIRS, len(val)))))
     x, y = feeders.orient(a.float() / 127.5 - 1, b.float() / 127.5 - 1, direction)
     return scores.image_scores(x, y)
 

@@ -111,10 +111,10 @@ def folder(args, tmp: Path) -> None:
     # older checkouts pick the device with --gpu_ids (-1: the CPU); newer ones take CUDA when there is one
     cpu = ["--gpu_ids", "-1"] if "gpu_ids" in (Path(args.official) / "options" / "base_options.py").read_text() else []
     gen = model(tmp, args.ngf)
-    from ganctl.store import pretrained_export
+    from ganctl.export import official as official_layout
 
     ckpt = tmp / "official" / "bench"
-    pretrained_export.export(gen, ckpt / "latest_net_G.pth")
+    official_layout.export(gen, ckpt / "latest_net_G.pth")
     for w, h in sizes(args.sizes or "256x256,1024x768"):
         data = tmp / f"data{w}x{h}"
         data.mkdir(parents=True)

@@ -12,10 +12,10 @@ import torch
 from safetensors.torch import load_file
 
 from ganctl.config import make_config
-from ganctl.data import paired
+from ganctl.data import feeders, paired
 from ganctl.runtime import runtime
 from ganctl.store import checkpoint
-from ganctl.train import feeders, trainer
+from ganctl.train import trainer
 from tests.conftest import invoke
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -216,7 +216,7 @@ def test_a_worker_that_raises_ends_the_job_with_one_line(tmp_path, _isolated_sto
     (hook / "sitecustomize.py").write_text(
         "import os\n"
         "if os.environ.get('RANK') == '1':\n"
-        "    from ganctl import objectives\n"
+        "    from ganctl.train import objectives\n"
         "    from ganctl.core.errors import GanctlError\n"
         "    def boom(self, batch, for_g=True):\n"
         "        raise GanctlError('injected failure')\n"

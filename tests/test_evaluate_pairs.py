@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ganctl.data import paired
+from ganctl.data.feeders import orient, to_unit
 from ganctl.evaluation import scores
-from ganctl.train.feeders import orient, to_unit
 from ganctl.use import inference
 from tests.conftest import error_line, invoke
 from tests.httpserver import http_server  # noqa: F401
@@ -74,11 +74,11 @@ def test_a_pix2pix_run_is_scored_on_its_test_pairs_in_both_modes(pix_home, monke
 
 def test_a_pretrained_model_is_scored_with_fid_when_the_weights_are_there(pix_home, tmp_path, monkeypatch,
                                                                           http_server, random_weights):  # noqa: F811
-    from ganctl.store import pretrained_export
+    from ganctl.export import official
 
     monkeypatch.setenv("GANCTL_HOME", str(pix_home))
     run_gen = pix_home / "runs" / "pix2pix" / "p" / "checkpoints" / "latest"
-    path, _ = pretrained_export.export(next((pix_home / "runs" / "pix2pix" / "p").rglob("generator.safetensors")),
+    path, _ = official.export(next((pix_home / "runs" / "pix2pix" / "p").rglob("generator.safetensors")),
                                        tmp_path / "latest_net_G.pth")
     assert run_gen  # the run's newest generator, exported in the official layout and imported back
     assert invoke("import", path, "--name", "tiny", "--direction", "BtoA").exit_code == 0

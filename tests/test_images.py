@@ -88,7 +88,7 @@ def test_drawing_a_grid_does_not_import_torchvision():
     import subprocess
     import sys
 
-    code = ("import sys, torch\nfrom ganctl import images\n"
+    code = ("import sys, torch\nfrom ganctl.core import images\n"
             "images.grid(torch.zeros(5, 3, 4, 4, dtype=torch.uint8), 2)\nprint('torchvision' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "False", r.stderr

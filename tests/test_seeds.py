@@ -9,9 +9,8 @@ import torch
 from torch import nn
 
 from ganctl.core import seeds
-from ganctl.data import synthetic_facades
+from ganctl.data import feeders, synthetic_facades
 from ganctl.evaluation import classifier
-from ganctl.train import feeders
 from ganctl.use import inference
 from tests.conftest import error_line, invoke
 

@@ -132,11 +132,11 @@ def _network(path: Path, way: str) -> str:
 
 
 def _official_one(src: Path, output, suffix: str = "") -> None:
-    from ganctl.store import pretrained_export
+    from ganctl.export import official
 
-    out, meta = pretrained_export.export(src, output)
+    out, meta = official.export(src, output)
     extra = f" --model_suffix _{suffix}" if suffix else ""
-    ui.info(f"{out.name}: official test.py options: {pretrained_export.official_options(meta)}{extra}")
+    ui.info(f"{out.name}: official test.py options: {official.official_options(meta)}{extra}")
     depth, blocks = meta["generator"].get("num_downs"), meta["generator"].get("n_blocks")
     if depth is not None and depth not in (7, 8):
         ui.warn(f"the official --netG offers only unet_128 and unet_256; this is unet_{2**depth}: build "

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import torch
 
 from ganctl.core.errors import CheckpointError, GanctlError
+from ganctl.data.feeders import orient, to_unit
 from ganctl.evaluation import scores
-from ganctl.train.feeders import orient, to_unit
 from ganctl.use import inference
 
 ProgressFn = Callable[[str], None]

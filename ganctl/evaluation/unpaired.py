@@ -27,8 +27,8 @@ import torch
 
 from ganctl.core import images
 from ganctl.core.errors import CheckpointError, GanctlError
+from ganctl.data.feeders import to_unit
 from ganctl.evaluation import scores
-from ganctl.train.feeders import to_unit
 from ganctl.use import inference
 
 ProgressFn = Callable[[str], None]

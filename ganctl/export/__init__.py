@@ -5,7 +5,7 @@ Both formats come from one ``torch.export`` trace of the generator (:mod:`ganctl
 dynamo path of ``torch.onnx.export``). Every file is run on fixed inputs and compared with the
 PyTorch generator before it takes its name (:mod:`ganctl.export.writers`); a mismatch is an
 :class:`ExportError` and nothing is left behind. ``official`` (a pix2pix ``.pth`` for the
-official code) lives in :mod:`ganctl.store.pretrained_export`.
+official code) lives in :mod:`ganctl.export.official`.
 
 The package: :mod:`~ganctl.export.options` (torch-free: formats, modes, metadata, the error),
 :mod:`~ganctl.export.graph` (the trace), :mod:`~ganctl.export.writers` (ONNX, pt2) and

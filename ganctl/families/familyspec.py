@@ -251,16 +251,16 @@ class DataKind:
     columns: tuple[tuple[str, ...], ...] = ()
 
 
-_IMAGES = dict(catalog="images", check="ganctl.train.setup:check_images_spec", dataset_id="ganctl.train.setup:dataset_id",
-               load="ganctl.train.setup:load_images", feeder="ganctl.train.feeders:image_feeder",
+_IMAGES = dict(catalog="images", check="ganctl.data.loading:check_images_spec", dataset_id="ganctl.data.loading:dataset_id",
+               load="ganctl.data.loading:load_images", feeder="ganctl.data.feeders:image_feeder",
                pictures="ganctl.train.callbacks.pictures:image_pictures")
 # what a family trains on, by the name its registration gives (``Family.data``)
 KINDS: Mapping[str, DataKind] = MappingProxyType({k.name: k for k in (
     DataKind("images", **_IMAGES),  # single images
     DataKind("labelled", conditional=True, **_IMAGES),  # images with class labels (sub-folders, or the set's)
     DataKind(  # aligned (input, target) pairs, trained with the paper's jitter
-        "pairs", catalog="pairs", check="ganctl.train.setup:check_pairs_spec", dataset_id="ganctl.train.setup:dataset_id",
-        load="ganctl.train.setup:load_pairs", feeder="ganctl.train.feeders:pair_feeder",
+        "pairs", catalog="pairs", check="ganctl.data.loading:check_pairs_spec", dataset_id="ganctl.data.loading:dataset_id",
+        load="ganctl.data.loading:load_pairs", feeder="ganctl.data.feeders:pair_feeder",
         pictures="ganctl.train.callbacks.pictures:pair_pictures", translates=True, per_rank_norm=True,
         columns=(("input", "output", "target"),),
         options=(Option("--direction", "data", "direction", choices=("AtoB", "BtoA"), type=str,
@@ -268,7 +268,7 @@ KINDS: Mapping[str, DataKind] = MappingProxyType({k.name: k for k in (
     ),
     DataKind(  # two sets of images, A and B, with no pairing between them
         "unpaired", catalog="unpaired", check="ganctl.data.unpaired_spec:check_unpaired_spec",
-        dataset_id="ganctl.data.unpaired_spec:canonical_spec", load="ganctl.train.setup:load_unpaired", feeder="ganctl.train.feeders:unpaired_feeder",
+        dataset_id="ganctl.data.unpaired_spec:canonical_spec", load="ganctl.data.loading:load_unpaired", feeder="ganctl.data.feeders:unpaired_feeder",
         pictures="ganctl.train.callbacks.pictures:cycle_pictures", translates=True, per_rank_norm=True,
         evaluate="ganctl.evaluation.unpaired:score",
         columns=(("A", "A->B", "A->B->A"), ("B", "B->A", "B->A->B")),  # CycleValidation's rows: A's, then B's

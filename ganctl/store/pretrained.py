@@ -13,7 +13,7 @@ architecture (read from the tensors' shapes), the direction the model was traine
 file came from and its sha256 (the publisher gives no checksums, so ganctl records what it got).
 The ``.pth`` itself is not kept: it is a pickle, and the safetensors file holds the same numbers.
 Downloading and converting live in :mod:`ganctl.store.pretrained_install`, export to the official
-layout in :mod:`ganctl.store.pretrained_export`.
+layout in :mod:`ganctl.export.official`.
 
 This module imports no torch at import time (the catalog and the store listing are plain data),
 so ``ganctl list`` and ``ganctl download`` stay fast.

@@ -16,7 +16,7 @@ from ganctl.config import TrainConfig, make_config
 from ganctl.core import seeds
 from ganctl.core.errors import DatasetError, GanctlError
 from ganctl.core.timing import Stopwatch
-from ganctl.data import catalog, fetch
+from ganctl.data import catalog, loading
 from ganctl.families import registry
 from ganctl.families.familyspec import FOLDER_PRESETS
 from ganctl.runtime import distributed
@@ -25,92 +25,8 @@ from ganctl.train import augment as augment_spec
 from ganctl.train import tracking
 
 if TYPE_CHECKING:  # what needs torch is imported once the checks that need none have passed
-    from ganctl.data import datasets
     from ganctl.train.callbacks.progress import Reporter
     from ganctl.train.trainer import TrainResult
-
-
-def load_training_data(
-    spec: str,
-    image_size: int,
-    channels: int | None,
-    mirror: str | None,
-    progress_for: Callable | None,
-    warn: Callable[[str], None] | None,
-) -> datasets.ImageData:
-    """A catalog dataset (downloaded first when missing) or a folder of images."""
-    from ganctl.data import datasets
-
-    catalog.check_spec(spec, paired=False)
-    if not catalog.is_path_like(spec) and spec in catalog.CATALOG:
-        entry = catalog.CATALOG[spec]
-        if not entry.is_present():
-            if warn:
-                warn(f"dataset {spec!r} is not in the store yet: downloading it")
-            fetch.fetch(entry, mirror, progress_for)
-    return datasets.load(spec, image_size, channels, warn=warn)
-
-
-def _fetch_if_missing(spec: str, mirror, progress_for, warn) -> None:
-    if not catalog.is_path_like(spec) and spec in catalog.CATALOG:
-        entry = catalog.CATALOG[spec]
-        if not entry.is_present():
-            if warn:
-                verb = "generating" if entry.layout == "generated" else "downloading"
-                warn(f"dataset {spec!r} is not in the store yet: {verb} it")
-            fetch.fetch(entry, mirror, progress_for)
-
-
-def load_images(spec: str, image_size: int, channels: int | None, data_args: dict, mirror, progress_for, warn):
-    """The images kinds' loader: (the training images, None)."""
-    return load_training_data(spec, image_size, channels, mirror, progress_for, warn), None
-
-
-def load_pairs(spec: str, image_size: int, channels: int | None, data_args: dict, mirror, progress_for, warn):
-    """The pairs kind's loader."""
-    return load_paired_data(spec, image_size, data_args["load_size"], mirror, progress_for, warn)
-
-
-def load_unpaired(spec: str, image_size: int, channels: int | None, data_args: dict, mirror, progress_for, warn):
-    """The unpaired kind's loader: (the A and B training images at the jitter's load size, the
-    fixed preview images at the training size)."""
-    from ganctl.data.unpaired import load_unpaired_data
-
-    return load_unpaired_data(spec, image_size, data_args["load_size"], mirror, progress_for, warn)
-
-
-def check_images_spec(spec: str) -> None:
-    catalog.check_spec(spec, paired=False)
-
-
-def check_pairs_spec(spec: str) -> None:
-    catalog.check_spec(spec, paired=True)
-
-
-def dataset_id(dataset: str) -> str:
-    """What a run of the images and pairs kinds records: the catalog name, or the absolute folder."""
-    return str(Path(dataset).expanduser().resolve()) if catalog.is_path_like(dataset) else dataset
-
-
-def load_paired_data(spec: str, image_size: int, load_size: int, mirror, progress_for, warn):
-    """pix2pix: (train pairs at the jitter's load size, validation pairs at the training size)."""
-    from ganctl.data import paired
-
-    catalog.check_spec(spec, paired=True)
-    _fetch_if_missing(spec, mirror, progress_for, warn)
-    from ganctl.train.callbacks.pictures import VAL_PAIRS
-
-    train = paired.load_paired(spec, "train", load_size, warn=warn)
-    val = None
-    for split in ("val", "test"):  # only the pairs validation scores are decoded
-        try:
-            val = paired.load_paired(spec, split, image_size, warn=warn, limit=VAL_PAIRS)
-            break
-        except DatasetError:
-            continue
-    if val is None:  # a folder with one split: score on (unjittered) training pairs
-        val = paired.load_paired(spec, "train", image_size, warn=warn, limit=VAL_PAIRS)
-    return train, val
 
 
 def _run_to_resume(family: str, name: str | None) -> layout.RunInfo:
@@ -380,7 +296,7 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
         from ganctl.data import datasets
 
         _, p0 = variant.preset_for(dataset, datasets.channels_hint(dataset))
-        data, val = load_training_data(dataset, image_size or p0.image_size, None, mirror, progress_for, warn), None
+        data, val = loading.load_training_data(dataset, image_size or p0.image_size, None, mirror, progress_for, warn), None
         if fam.conditional and not data.classes:
             raise DatasetError(
                 f"{fam.name} learns one image distribution per class, and {dataset} has no labels: use digits, mnist, "
@@ -389,7 +305,7 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
         key, preset = variant.preset_for(dataset, data.channels)
         size = image_size or preset.image_size
         if data.image_size != size:  # the headers sampled misjudged the channels: decode again, never upsample
-            data = load_training_data(dataset, size, None, mirror, progress_for, None)
+            data = loading.load_training_data(dataset, size, None, mirror, progress_for, None)
         _check_size(fam, variant, size)
         if len(data) < 2:
             raise DatasetError(f"{dataset} holds {len(data)} image(s): a GAN needs at least 2")

@@ -12,11 +12,11 @@ from PIL import Image
 
 from ganctl.core.errors import DatasetError
 from ganctl.data import catalog, unpaired
+from ganctl.data.feeders import UnpairedFeeder, unpaired_order
 from ganctl.data.unpaired import UnpairedData, aligned_test_pairs, alignment, load_unpaired, preview_inputs
 from ganctl.data.unpaired_spec import UnpairedSource, canonical_spec, check_unpaired_spec, locate, two_folders
 from ganctl.runtime import distributed
 from ganctl.runtime.runtime import Runtime
-from ganctl.train.feeders import UnpairedFeeder, unpaired_order
 
 CPU = Runtime(torch.device("cpu"), "fp32")
 

@@ -8,11 +8,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from ganctl.config import make_config
-from ganctl.data import paired
+from ganctl.data import feeders, loading, paired
 from ganctl.runtime import runtime
 from ganctl.store import checkpoint
-from ganctl.train import feeders, objectives, trainer
-from ganctl.train.callbacks import pictures
+from ganctl.train import objectives, trainer
 from ganctl.use import inference
 from tests import httpserver
 from tests.conftest import error_line, invoke, train_in_own_store
@@ -270,7 +269,7 @@ def test_train_maps_downloads_then_follows_the_recipe(http_server, monkeypatch, 
     entries = {f"maps/{s}/{i}.jpg": pair(i + 7 * k) for k, (s, n) in enumerate(counts.items()) for i in range(1, n + 1)}
     http_server.files["maps.tar.gz"] = _targz(entries)
     monkeypatch.setitem(catalog.CATALOG, "maps", dataclasses.replace(catalog.CATALOG["maps"], expected_counts=counts))
-    monkeypatch.setattr(pictures, "VAL_PAIRS", 1)
+    monkeypatch.setattr(loading, "VAL_PAIRS", 1)
     r = invoke("train", "pix2pix", "--dataset", "maps", "--epochs", 4, "--mirror", http_server.url, "--image-size", 32,
                "--ngf", 2, "--ndf", 2)
     assert r.exit_code == 0, r.output

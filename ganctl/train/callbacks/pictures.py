@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from ganctl.core import images
+from ganctl.data import loading
+from ganctl.data.feeders import orient, to_unit
 from ganctl.evaluation import scores
 from ganctl.runtime.runtime import Runtime
 from ganctl.train.engine import Callback, Loop
-from ganctl.train.feeders import orient, to_unit
 from ganctl.use import inference
 
 SAMPLE_GRID = 64  # fixed-noise images in each epoch's grid
-VAL_PAIRS = 16  # validation pairs scored after each pix2pix epoch
 VAL_SHOWN = 4  # of which shown in the epoch picture
 
 
@@ -84,7 +84,7 @@ class PairValidation(Callback):
 
     def __init__(self, run_dir: Path, G: nn.Module, val, direction: str, seed: int, rt: Runtime, channels_last: bool):
         self.run_dir, self.G, self.seed, self.rt = run_dir, G, seed, rt
-        n_val = min(VAL_PAIRS, len(val))
+        n_val = min(loading.VAL_PAIRS, len(val))
         a, b = val.batch(torch.arange(n_val))
         x, y = orient(a, b, direction)
         self.val_x = to_unit(x, rt.device, channels_last)
