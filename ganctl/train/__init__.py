@@ -1,1 +1,2 @@
-"""Training: the request and run setup (:mod:`.setup`), the trainer, the loop (:mod:`.engine`), feeders, objectives, callbacks, augmentation and the tracker table."""
+"""Training: the request and the run's setup (:mod:`.setup`), the trainer, the loop (:mod:`.engine`),
+the objectives, the callbacks, augmentation and the tracker table (:mod:`.tracking`)."""
