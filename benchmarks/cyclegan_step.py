@@ -13,6 +13,7 @@ from the checkout given as ``--official`` (fp32, as written). The variants are t
 
 Variants: a precision (``bf16``, ``fp32``; ``auto``: what ``ganctl train`` picks on this CPU)
 and any of these, joined by ``-``: ``nogemm`` (no small-map convolutions as matrix products),
+``nonorms`` (PyTorch's own instance norm, which copies channels_last maps to NCHW and back),
 ``noaccel`` (no ganctl.accel at all; the malloc setting is process-wide and stays on once any
 variant asked for it), ``unstacked`` (each image through its own network call, six generator and
 four discriminator calls, as the official code makes them), ``nchw`` (no channels_last),
@@ -41,12 +42,12 @@ sys.path.insert(0, str(ROOT))
 from report import machine  # noqa: E402
 
 from ganctl import runtime, trainer  # noqa: E402
-from ganctl.accel import convs  # noqa: E402
+from ganctl.accel import convs, norms  # noqa: E402
 from ganctl.config import make_config  # noqa: E402
 
 VARIANTS = ("auto", "bf16", "bf16-unstacked", "bf16-nogemm", "bf16-noaccel", "fp32", "fp32-unstacked",
             "fp32-noaccel")
-FLAGS = ("nogemm", "noaccel", "unstacked", "nchw", "compile")
+FLAGS = ("nogemm", "nonorms", "noaccel", "unstacked", "nchw", "compile")
 
 
 def ganctl_step(variant: str, size: int, ngf: int):
@@ -61,9 +62,10 @@ def ganctl_step(variant: str, size: int, ngf: int):
         rt = dataclasses.replace(rt)  # a copy whose channels_last answers no
         object.__setattr__(rt, "channels_last", lambda convolutional=True: False)
     nets = trainer.build_networks(cfg, rt)
-    if "nogemm" in flags:
-        for net in nets.values():
-            convs.as_plain_nn(net)
+    for flag, module in (("nogemm", convs), ("nonorms", norms)):
+        if flag in flags:
+            for net in nets.values():
+                module.as_plain_nn(net)
     obj = trainer.build_objective(cfg, nets, rt)
     if "unstacked" in flags:
         obj.stack_calls = False
