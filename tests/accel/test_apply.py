@@ -36,6 +36,12 @@ def _nets(arch: str) -> tuple[nn.Module, nn.Module]:
     return models.build_generator(arch, g), models.build_discriminator(arch, d)
 
 
+def _turned_on(arch: str) -> list[str]:
+    """What accel.apply reports for a model: the conditional critic's instance norms besides."""
+    extra = [accel.CHANNELS_LAST_INSTANCE_NORMS] if arch == "cdcgan" else []
+    return [accel.GEMM_CONVS, accel.DENSE_NORM_GRADS, *extra]
+
+
 def _conv_classes(*nets: nn.Module) -> set[type]:
     return {type(m) for net in nets for m in net.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)}
 
@@ -64,7 +70,7 @@ def test_built_models_are_plain_nn_until_accel_applies(arch):
     with torch.no_grad():
         before = G(x) if arch == "pix2pix" else G(x, y)
     keys = (list(G.state_dict()), list(D.state_dict()))
-    assert accel.apply(runtime.Runtime(CPU, "bf16"), G, D) == [accel.GEMM_CONVS, accel.DENSE_NORM_GRADS]
+    assert accel.apply(runtime.Runtime(CPU, "bf16"), G, D) == _turned_on(arch)
     assert _conv_classes(G, D) == {convs.GemmConv2d, convs.GemmConvTranspose2d}
     assert {type(m) for net in (G, D) for m in net.modules() if isinstance(m, nn.BatchNorm2d)} == {norms.DenseGradBatchNorm2d}
     assert (list(G.state_dict()), list(D.state_dict())) == keys  # old checkpoints load either way
@@ -118,7 +124,7 @@ def test_an_accelerated_training_step_matches_the_plain_one(arch):
         G, D = models.build_generator(arch, cfg.generator), models.build_discriminator(arch, cfg.discriminator)
         for net in (G, D):
             net.to(memory_format=torch.channels_last)
-        assert accel.apply(rt, G, D) == ([accel.GEMM_CONVS, accel.DENSE_NORM_GRADS] if on else [])
+        assert accel.apply(rt, G, D) == (_turned_on(arch) if on else [])
         obj = objectives.build({"generator": G, "discriminator": D}, cfg, rt)
         torch.manual_seed(1)
         x = (torch.rand(4, ch, size, size) * 2 - 1).contiguous(memory_format=torch.channels_last)

@@ -67,3 +67,49 @@ def test_accelerate_and_back_keep_the_state():
     assert list(net.state_dict()) == keys
     norms.as_plain_nn(net)
     assert type(net[1]) is nn.BatchNorm2d
+
+
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_channels_last_instance_norm_computes_what_nns_computes(affine, dtype):
+    """Each image normalised by batch norm's kernel: nn.InstanceNorm2d's values and gradients
+    (the input's, and the affine weight's and bias's), in a channels_last output, at batches of
+    1 and 3 and under bf16 autocast as CycleGAN's networks run."""
+    for batch in (1, 3):
+        torch.manual_seed(0)
+        plain = nn.InstanceNorm2d(6, affine=affine)
+        if affine:
+            nn.init.normal_(plain.weight)
+            nn.init.normal_(plain.bias)
+        fast = nn.InstanceNorm2d(6, affine=affine)
+        fast.load_state_dict(plain.state_dict())
+        assert norms.accelerate_instance_norms(nn.Sequential(fast)) == 1
+        assert type(fast) is norms.ChannelsLastInstanceNorm2d
+        x = (torch.randn(batch, 6, 5, 7) * 3 + 1).contiguous(memory_format=CL)
+        up = torch.randn(batch, 6, 5, 7)
+        outs = []
+        for norm in (plain, fast):
+            xi = x.detach().clone().requires_grad_()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                y = norm(xi.to(dtype))
+            (y.float() * up).sum().backward()
+            outs.append((y, xi.grad, [p.grad for p in norm.parameters()]))
+        (y0, g0, p0), (y1, g1, p1) = outs
+        assert y1.is_contiguous(memory_format=CL) and not y0.is_contiguous(memory_format=CL)
+        assert y1.dtype == y0.dtype and y1.shape == y0.shape
+        tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=2e-2, atol=3e-2)
+        torch.testing.assert_close(y1.float(), y0.float(), **tol)
+        torch.testing.assert_close(g1.float(), g0.float(), **tol)
+        assert len(p1) == (2 if affine else 0)
+        for a, b in zip(p1, p0, strict=True):
+            torch.testing.assert_close(a, b, **tol)
+
+
+def test_channels_last_instance_norm_leaves_other_inputs_and_layers_to_nn():
+    net = nn.Sequential(nn.InstanceNorm2d(4), nn.InstanceNorm2d(4, track_running_stats=True), nn.BatchNorm2d(4))
+    assert norms.accelerate_instance_norms(net) == 1
+    assert [type(m) for m in net] == [norms.ChannelsLastInstanceNorm2d, nn.InstanceNorm2d, nn.BatchNorm2d]
+    x = torch.randn(2, 4, 3, 3)  # NCHW: nn's own path, bit for bit
+    assert torch.equal(net[0](x), F.instance_norm(x))
+    norms.as_plain_nn(net)
+    assert [type(m) for m in net] == [nn.InstanceNorm2d, nn.InstanceNorm2d, nn.BatchNorm2d]

@@ -130,6 +130,47 @@ def test_the_generators_update_first_with_the_discriminators_frozen(monkeypatch)
     assert {id(p) for g in obj.opt_g.param_groups for p in g["params"]} == g_params
 
 
+def _tiny_objective(lambda_identity=0.5, norm="instance", dtype=torch.float64):
+    cfg = make_config("cyclegan", "x", "t", channels=3, classes=None, preset_key="default", image_size=32,
+                      generator_overrides={"ngf": 4, "n_blocks": 1, "norm": norm},
+                      discriminator_overrides={"ndf": 4, "norm": norm}, data_overrides={"load_size": 36},
+                      objective_overrides={"lambda_identity": lambda_identity, "pool_size": 2})
+    from ganctl import models
+
+    torch.manual_seed(0)
+    nets = {k: n.to(dtype) for k, n in models.build_all(cfg.arch, cfg.generator, cfg.discriminator, cfg.init).items()}
+    return objectives.build(nets, cfg, CPU), nets
+
+
+@pytest.mark.parametrize("lambda_identity", [0.5, 0.0])
+def test_stacked_network_calls_train_what_one_image_per_call_trains(lambda_identity):
+    # each network sees its images of a step in one call (3 generator calls, not 6): instance
+    # norm is per image, so the losses, the updates and the pools are those of separate calls
+    runs = []
+    for stacked in (True, False):
+        obj, nets = _tiny_objective(lambda_identity)
+        assert obj.stack_calls
+        obj.stack_calls = stacked
+        torch.manual_seed(1)
+        metrics = [obj.step({k: torch.rand(2, 3, 32, 32, dtype=torch.float64) * 2 - 1 for k in "AB"}, i)
+                   for i in range(3)]  # pools of 2: the third step swaps
+        runs.append((metrics, nets, obj.pool_A.images + obj.pool_B.images))
+    (m1, n1, p1), (m2, n2, p2) = runs
+    assert len(m1[0]) == (8 if lambda_identity else 6)
+    for a, b in zip(m1, m2, strict=True):
+        assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-9, atol=1e-12) for k in a)
+    for name in n1:  # the biases before instance norm have gradients of rounding noise, which Adam
+        # turns into steps of up to lr * noise / eps: 1e-11 here, against steps of lr = 2e-4
+        for (key, x), y in zip(n1[name].state_dict().items(), n2[name].state_dict().values(), strict=True):
+            assert torch.allclose(x, y, rtol=1e-9, atol=1e-9), f"{name}.{key}"
+    assert len(p1) == 4 and all(torch.allclose(x, y, rtol=1e-9, atol=1e-12) for x, y in zip(p1, p2, strict=True))
+
+
+def test_batch_norm_networks_see_one_image_per_call():
+    obj, _ = _tiny_objective(norm="batch", dtype=torch.float32)
+    assert not obj.stack_calls  # batch statistics would mix the stacked images
+
+
 def test_the_image_pool_stores_then_swaps_half_the_time():
     torch.manual_seed(0)
     pool = ImagePool(3)

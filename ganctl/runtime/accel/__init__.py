@@ -9,7 +9,9 @@ it off), five measured speed-ups are laid over them:
   layers to it; the parameters and state_dict keys stay those of ``nn``.
 - ``norms``: batch norm's backward handed its gradient channels_last-dense, as its input is,
   where a concatenation's backward made it a strided slice (the U-Net's skip connections), which
-  sends PyTorch's kernel down a slow path. :func:`apply` switches the layers, as for ``convs``.
+  sends PyTorch's kernel down a slow path. :func:`apply` switches the layers, as for ``convs``;
+  and instance norm run per image on batch norm's channels_last kernel, where PyTorch's own
+  copies a channels_last map to NCHW and back (CycleGAN).
 - ``adam``: Adam that hands channels_last weights to PyTorch's fused update as the dense blocks
   they are, instead of letting it copy each one to contiguous memory and back (bit-identical).
   :func:`adam_class` picks it for :func:`ganctl.train.objectives.make_optimizer`.
@@ -46,6 +48,7 @@ COPY_FREE_ADAM = "copy-free channels_last Adam"
 MALLOC = "malloc keeps freed memory"
 EAGER_OPTIMIZERS = "optimizers without torch._dynamo"
 DENSE_NORM_GRADS = "dense batch-norm gradients"
+CHANNELS_LAST_INSTANCE_NORMS = "channels_last instance norms"
 
 
 def on_cpu(rt: Runtime) -> bool:
@@ -64,8 +67,8 @@ def dense_norm_grads(rt: Runtime) -> bool:
 
 
 def apply(rt: Runtime, *modules: nn.Module) -> list[str]:
-    """Switch the built networks' eligible convolutions to the matrix route, and their batch norms
-    to dense gradients, where ``rt`` wants it (call after ``.to(device)`` and channels_last); a
+    """Switch the built networks' eligible convolutions to the matrix route, their batch norms to
+    dense gradients and their instance norms to channels_last ones, where ``rt`` wants it (call after ``.to(device)`` and channels_last); a
     no-op elsewhere. Returns the names of what it turned on (empty when nothing)."""
     on = []
     if gemm_convs(rt):
@@ -78,6 +81,8 @@ def apply(rt: Runtime, *modules: nn.Module) -> list[str]:
 
         if sum(norms.accelerate(m) for m in modules):
             on.append(DENSE_NORM_GRADS)
+        if sum(norms.accelerate_instance_norms(m) for m in modules):
+            on.append(CHANNELS_LAST_INSTANCE_NORMS)
     return on
 
 

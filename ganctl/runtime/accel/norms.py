@@ -1,4 +1,5 @@
-"""Batch norm's backward handed a gradient in its input's layout (CPU, channels_last).
+"""Batch norm's backward handed a gradient in its input's layout, and instance norm that keeps
+channels_last maps channels_last (CPU).
 
 PyTorch's CPU batch-norm backward is fast where the saved input and the incoming gradient share
 one dense layout, and takes a slow generic path where they do not. In the pix2pix U-Net, every
@@ -12,11 +13,22 @@ copy of 2 MB). ``python benchmarks/profile_step.py pix2pix --norms native`` show
 makes the gradient channels_last-dense (a no-op where it already is) when its input is
 channels_last. It computes exactly what ``nn.BatchNorm2d`` computes; :func:`accelerate` switches
 a built network's layers to it in place, :func:`as_plain_nn` back.
+
+Instance norm (CycleGAN's networks) views its input as one sample of B*C channels, which needs an
+NCHW-contiguous copy of a channels_last map; its output then comes back NCHW, and the next
+convolution copies it to channels_last again (the backward pass likewise).
+:class:`ChannelsLastInstanceNorm2d` normalises each image with batch norm's channels_last kernel
+instead, a batch of one image being exactly an instance: the same statistics (the mean and biased
+variance of each channel over the positions) and the same formula. Norm, ReLU and a 3x3 conv,
+forward and backward, 1 thread, AMD EPYC (AVX-512 BF16): 1.2-1.5x faster in fp32 and bf16 on the
+16x16x128 maps of CycleGAN's residual blocks at batch 1 to 3, 1.5x (fp32) and 2.5x (bf16) on a
+64x64x32 map at batch 3.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -37,6 +49,18 @@ class DenseGradBatchNorm2d(nn.BatchNorm2d):
         return y
 
 
+class ChannelsLastInstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` (without running statistics) that keeps a channels_last map channels_last:
+    each image normalised alone by batch norm's kernel, which uses its statistics only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (x.device.type == "cpu" and x.dim() == 4 and not self.track_running_stats
+                and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()):
+            return super().forward(x)
+        parts = [F.batch_norm(image, None, None, self.weight, self.bias, True, 0.0, self.eps) for image in x.split(1)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def accelerate(net: nn.Module) -> int:
     """Turn every ``nn.BatchNorm2d`` of ``net`` (exactly that class) into :class:`DenseGradBatchNorm2d`,
     in place; returns how many. Parameters, buffers, hooks and state_dict keys stay as they are."""
@@ -48,9 +72,22 @@ def accelerate(net: nn.Module) -> int:
     return n
 
 
+def accelerate_instance_norms(net: nn.Module) -> int:
+    """Turn every ``nn.InstanceNorm2d`` of ``net`` without running statistics (exactly that class)
+    into :class:`ChannelsLastInstanceNorm2d`, in place; returns how many."""
+    n = 0
+    for m in net.modules():
+        if type(m) is nn.InstanceNorm2d and not m.track_running_stats:
+            m.__class__ = ChannelsLastInstanceNorm2d
+            n += 1
+    return n
+
+
 def as_plain_nn(net: nn.Module) -> nn.Module:
-    """The inverse of :func:`accelerate`, in place."""
+    """The inverse of :func:`accelerate` and :func:`accelerate_instance_norms`, in place."""
     for m in net.modules():
         if type(m) is DenseGradBatchNorm2d:
             m.__class__ = nn.BatchNorm2d
+        elif type(m) is ChannelsLastInstanceNorm2d:
+            m.__class__ = nn.InstanceNorm2d
     return net
