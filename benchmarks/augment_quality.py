@@ -100,7 +100,7 @@ def copy_floor(folder: Path, size: int) -> dict:
     own = datasets.load(str(folder), size, 1).images
 
     def fakes(n: int, classes: int) -> tuple[torch.Tensor, None]:
-        return own[torch.arange(n) % len(own)], None
+        return own[torch.arange(n) * len(own) // n], None  # evenly over the folder (read class by class)
 
     r = in_domain.score(ref, fakes, False)
     return {"fd": r["frechet_distance"], "kid": r["kid_mean"]}
@@ -177,8 +177,8 @@ def table(rows: list[dict], copies: dict[int, dict] | None = None) -> str:
         key = (r["model"], r["n"], r.get("run_steps", r["steps"]), r["steps"], r["image_size"], r["batch"], r["policy"])
         groups.setdefault(key, []).append(r)
     out = ["| model | images | steps (of a run of) | size, batch | --augment | seeds | FD, mean ± sd | KID, mean ± sd | "
-           "each seed: FD | real floor FD | gap closed | D(real) / D(fake), that epoch | ADA p | "
-           "wall time per run | load average (1 min) |",
+           "each seed: FD | real floor FD | copy floor FD | gap closed | label accuracy | D(real) / D(fake), that epoch | "
+           "ADA p | wall time per run | load average (1 min) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], k[3], k[4], k[5], k[6] != "none", k[6])):
         g = sorted(groups[key], key=lambda r: r["seed"])
@@ -221,6 +221,7 @@ def main() -> None:
                     "sizes, policies, image size and batch asked into docs/benchmarks.md")
     ap.add_argument("--work", type=Path, help="a folder to keep the subsets and the store in (the digit "
                     "classifier is trained once in it); default: a new temporary folder")
+    ap.add_argument("--no-run", action="store_true", help="run nothing: only tabulate (and --write) the rows there are")
     ap.add_argument("--results", type=Path, default=RESULTS, help="the JSON-lines file rows are appended to")
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
@@ -237,7 +238,7 @@ def main() -> None:
                 r["image_size"], r["batch"], r["repeat"])
 
     done = {key(r) for r in map(json.loads, a.results.read_text().splitlines())} if a.results.exists() else set()
-    for seed in map(int, a.seeds.split(",")):  # seeds outermost: an interrupted sweep has every policy's first seeds
+    for seed in [] if a.no_run else map(int, a.seeds.split(",")):  # seeds outermost: an interrupted sweep has every policy's first seeds
         for model in models:
             for n in sizes:
                 folder = subset_folder(work, n, a.image_size, a.repeat)
@@ -271,7 +272,7 @@ def main() -> None:
                 "discriminator steps (batches), scored at the run's checkpoints; then FD and KID of 2,000 "
                 "samples against digits' 297 test images in the features of ganctl's digit classifier; real floor: "
                 "digits' training images against the same test images. 'gap closed': how much of the unaugmented "
-                "runs' mean distance to the floor the policy removed, at the same steps. D(real) / D(fake): the "
+                "runs' mean distance to the floor the policy removed, at the same steps; KID as ganctl evaluate reports it. D(real) / D(fake): the "
                 "discriminator's mean outputs over the epoch that ends there, on the images it saw (augmented "
                 "ones when augmenting; the WGAN-GP critic of cgan --arch conv has no such outputs). Label "
                 "accuracy (cgan): the digit classifier's agreement with the label each sample was drawn for. Load average: the lowest and highest 1-minute load seen while the runs "
