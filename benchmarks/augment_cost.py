@@ -12,6 +12,7 @@ the run's precision is the machine's default (``--precision auto``), as ``ganctl
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import replace
@@ -85,9 +86,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--precision", default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own choice)")
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    loads = [os.getloadavg()[0]]
 
     built = {p: build(a.family, p, a.precision) for p in POLICIES}
     ops: dict[str, list[float]] = {p: [] for p in POLICIES}
@@ -103,6 +109,7 @@ def main() -> None:
             times[p].append((time.process_time() - t0) / a.steps)
             walls[p].append((time.perf_counter() - w0) / a.steps)
             ops[p].append(ops_alone(obj, batch, a.steps))
+            loads.append(os.getloadavg()[0])
     cfg, rt = built["none"][2], built["none"][3]
     base = min(times["none"])
     rows = ["| --augment | CPU s/step (fastest round) | each round | vs none | ops alone, CPU s/step | ops alone / step "
@@ -112,7 +119,9 @@ def main() -> None:
         rows.append(f"| {p} | {m:.4f} | {', '.join(f'{t:.3f}' for t in times[p])} | "
                     f"{'-' if p == 'none' else f'{(m - base) / base:+.1%}'} | {o:.4f} | {o / base:.1%} | "
                     f"{min(walls[p]):.4f} |")
-    head = (f"Machine: {machine()}, {torch.get_num_threads()} threads, {rt.precision}. Command: `python "
+    head = (f"Machine: {machine()}, {torch.get_num_threads()} thread(s) on {len(os.sched_getaffinity(0))} core(s), "
+            f"{rt.precision}; 1-minute load average of the whole machine {min(loads):.1f} to {max(loads):.1f} "
+            f"during the rounds. Command: `python "
             f"benchmarks/augment_cost.py {' '.join(sys.argv[1:])}`: {a.family}'s objective step ({cfg.image_size} px, "
             f"batch {cfg.batch_size}, its digits preset{'s' if a.family != 'pix2pix' else ''}) with each policy, "
             f"{a.rounds} interleaved rounds of {a.steps} steps; ADA at p = 0.5.")

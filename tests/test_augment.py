@@ -260,7 +260,7 @@ def test_a_small_folder_is_told_about_augment_and_a_catalogue_set_is_not(tmp_pat
 
     said: list[str] = []
     assert default_augment(str(tmp_path), 100, 32, said.append) == {}
-    assert len(said) == 1 and "--augment color,translation,cutout" in said[0]
+    assert len(said) == 1 and "--augment ada" in said[0]
     assert default_augment(str(tmp_path), 100, 8, said.append) == {} and "--augment color,cutout" in said[1]
     default_augment("digits", 100, 32, said.append)
     default_augment(str(tmp_path), 5000, 32, said.append)
