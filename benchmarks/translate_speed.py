@@ -45,7 +45,9 @@ def host() -> str:
 
 
 def commit() -> str:
-    """The ganctl commit measured (ROOT's git HEAD; 'unknown' outside a checkout)."""
+    """The ganctl commit measured: $GANCTL_COMMIT (for a copy made with git archive), else ROOT's git HEAD."""
+    if os.environ.get("GANCTL_COMMIT"):
+        return os.environ["GANCTL_COMMIT"]
     try:
         return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
     except OSError:
