@@ -6,6 +6,7 @@
     python benchmarks/translate_speed.py flicker --checkpoint G.safetensors  # paper mode on video
     python benchmarks/translate_speed.py png                               # PNG zlib levels, one output
     python benchmarks/translate_speed.py net --official /tmp/official [--reps 3]  # the generator alone
+    python benchmarks/translate_speed.py prepare                           # an image to the generator's input
 
 The model is a U-Net-256 with ngf 64 (the official pix2pix size; ``--ngf`` for another) and random
 pix2pix-initialised weights: speed and memory do not depend on what the weights learnt. ``folder`` needs the official
@@ -255,6 +256,36 @@ def png(args, tmp: Path) -> None:
         print(f"png 1024x768, level {level}: {min(times) * 1000:.0f} ms, {len(buf.getvalue()) / 1e3:.0f} kB ({load()}) [{host()}, ganctl {commit()}]", flush=True)
 
 
+def prepare(args, tmp: Path) -> None:
+    """One 256x256 image to the generator's input: ganctl's numpy conversion (inference.prepare_image)
+    against the torch formula it replaced (the permuted uint8 to float, / 127.5 - 1): the mean (what a
+    folder pays; torch's two threads wait for each other when the host is loaded) and the best of 20, in ms."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ganctl.use import inference
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+
+    def torch_formula():
+        t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(256, 256, 3)
+        return t.permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
+
+    def numpy_now():
+        return inference.prepare_image(img, 3, 256)
+
+    assert torch.equal(torch_formula(), numpy_now())
+    for name, f in (("torch (before)", torch_formula), ("numpy (now)", numpy_now)) * 2:
+        times = []
+        for _ in range(20):
+            t = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t)
+        print(f"prepare 256x256, {name}: mean {statistics.mean(times) * 1000:.2f} ms, best {min(times) * 1000:.2f} ms of 20 "
+              f"({load()}) [{host()}, ganctl {commit()}]", flush=True)
+
+
 def flicker(args, tmp: Path) -> None:
     """Mean change between consecutive output frames (of 255) in paper mode: one dropout draw for
     every frame (what translate does) against a draw per frame, on a moving bar and a still video."""
@@ -282,7 +313,7 @@ def flicker(args, tmp: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["tile", "folder", "video", "flicker", "png", "net"])
+    p.add_argument("what", choices=["tile", "folder", "video", "flicker", "png", "net", "prepare"])
     p.add_argument("--checkpoint")
     p.add_argument("--side", type=int, default=12000)
     p.add_argument("--mode", default="paper")
@@ -295,7 +326,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
-        {"tile": tile, "folder": folder, "video": video, "flicker": flicker, "png": png, "net": net}[args.what](args, Path(tmp))
+        {"tile": tile, "folder": folder, "video": video, "flicker": flicker, "png": png, "net": net, "prepare": prepare}[args.what](args, Path(tmp))
 
 
 if __name__ == "__main__":
