@@ -223,9 +223,10 @@ def prepare_image(img, channels: int, multiple: int, size: int | None = None) ->
         h2 = max(multiple, round(img.height / multiple) * multiple)
     if (w2, h2) != img.size:
         img = img.resize((w2, h2), Image.Resampling.BICUBIC)
-    # in numpy, not torch: the same float32 values (x / 127.5 - 1, each rounded once), 20-30x
-    # faster than torch's conversion of the permuted uint8, and it releases the GIL, so
-    # translate's decoding threads run it beside the generator
+    # in numpy, not torch: the same float32 values (x / 127.5 - 1, each rounded once); torch's
+    # conversion of the permuted uint8 took 0.1-24 ms on a loaded 2-core host, numpy 0.2-0.5 ms
+    # (benchmarks/translate_speed.py prepare), and numpy releases the GIL, so translate's
+    # decoding threads run it beside the generator
     x = np.ascontiguousarray(np.asarray(img, dtype=np.uint8).reshape(h2, w2, channels).transpose(2, 0, 1)).astype(np.float32)
     x /= np.float32(127.5)
     x -= np.float32(1.0)
