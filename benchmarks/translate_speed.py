@@ -6,6 +6,7 @@
     python benchmarks/translate_speed.py flicker --checkpoint G.safetensors  # paper mode on video
     python benchmarks/translate_speed.py png                               # PNG zlib levels, one output
     python benchmarks/translate_speed.py net --official /tmp/official [--reps 3]  # the generator alone
+    python benchmarks/translate_speed.py prepare                           # an image to the generator's input
 
 The model is a U-Net-256 with ngf 64 (the official pix2pix size; ``--ngf`` for another) and random
 pix2pix-initialised weights: speed and memory do not depend on what the weights learnt. ``folder`` needs the official
@@ -44,6 +45,16 @@ def host() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def commit() -> str:
+    """The ganctl commit measured: $GANCTL_COMMIT (for a copy made with git archive), else ROOT's git HEAD."""
+    if os.environ.get("GANCTL_COMMIT"):
+        return os.environ["GANCTL_COMMIT"]
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 def model(folder: Path, ngf: int = 64) -> Path:
     """A U-Net-256 generator file in ganctl's format (ngf 64: the official pix2pix size)."""
     import torch
@@ -62,8 +73,8 @@ def model(folder: Path, ngf: int = 64) -> Path:
 
 
 def load() -> str:
-    """The 1-minute load average: other work on the host while a number was taken."""
-    return f"load {os.getloadavg()[0]:.1f}"
+    """The 1-, 5- and 15-minute load averages (as ``uptime``): other work on the host while a number was taken."""
+    return "load " + "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def run(cmd: list[str], **kw) -> tuple[float, float]:
@@ -96,7 +107,7 @@ def tile(args, tmp: Path) -> None:
     before = load()
     secs, peak = run(ganctl(str(src), "--tile", "-c", str(gen), "-o", str(tmp / "out.png"), "--mode", args.mode))
     print(f"tile {side}x{side} ({args.mode}, ngf {args.ngf}): {secs:.0f} s, peak resident {peak:.2f} GB "
-          f"({before} before, {load()} after) [{host()}]", flush=True)
+          f"({before} before, {load()} after) [{host()}, ganctl {commit()}]", flush=True)
 
 
 def sizes(text: str) -> list[tuple[int, int]]:
@@ -137,11 +148,12 @@ def folder(args, tmp: Path) -> None:
                 secs, _ = run(cmd, cwd=args.official if name == "official" else None)
                 times[name].append(secs)
                 loads.append(load())
+                print(f"  {w}x{h} run {rep + 1}, {name}: {secs:.1f} s ({loads[-1]} after)", flush=True)
         t_off, t_us = (statistics.median(times[k]) for k in ("official", "ganctl"))
         each = "; ".join(f"{k} " + ", ".join(f"{t:.1f}" for t in v) + " s" for k, v in times.items())
         print(f"folder {args.n} images {w}x{h} (ngf {args.ngf}): official test.py {args.n / t_off:.2f} img/s, ganctl "
               f"translate --size 256 {args.n / t_us:.2f} img/s ({t_off / t_us:.2f}x; {each}; {', '.join(loads)}) "
-              f"[{host()}]", flush=True)
+              f"[{host()}, ganctl {commit()}]", flush=True)
         shutil.rmtree(data)
 
 
@@ -166,7 +178,7 @@ def video(args, tmp: Path) -> None:
         secs, peak = run(ganctl(str(src), "-c", str(gen), "-o", str(tmp / "out.mp4"), *size))
         at = f"at {what}x{what}" if size else "at 1280x768 (its own size, rounded)"
         print(f"video {args.seconds:g} s 720p ({n} frames) {at}, ngf {args.ngf}: {n / secs:.2f} frames/s, {secs:.0f} s, "
-              f"peak {peak:.2f} GB ({before} before, {load()} after) [{host()}]", flush=True)
+              f"peak {peak:.2f} GB ({before} before, {load()} after) [{host()}, ganctl {commit()}]", flush=True)
 
 
 def net(args, tmp: Path) -> None:
@@ -216,7 +228,7 @@ def net(args, tmp: Path) -> None:
     base = min(times["official b1 fp32"])
     for name, ts in times.items():
         print(f"net ngf {args.ngf}, {name}: {min(ts):.3f} s an image (best of {args.reps}; {base / min(ts):.2f}x the "
-              f"official) ({load()}) [{host()}]", flush=True)
+              f"official) ({load()}) [{host()}, ganctl {commit()}]", flush=True)
 
 
 def png(args, tmp: Path) -> None:
@@ -241,7 +253,37 @@ def png(args, tmp: Path) -> None:
             t = time.perf_counter()
             out.save(buf, "PNG", compress_level=level)
             times.append(time.perf_counter() - t)
-        print(f"png 1024x768, level {level}: {min(times) * 1000:.0f} ms, {len(buf.getvalue()) / 1e3:.0f} kB ({load()}) [{host()}]", flush=True)
+        print(f"png 1024x768, level {level}: {min(times) * 1000:.0f} ms, {len(buf.getvalue()) / 1e3:.0f} kB ({load()}) [{host()}, ganctl {commit()}]", flush=True)
+
+
+def prepare(args, tmp: Path) -> None:
+    """One 256x256 image to the generator's input: ganctl's numpy conversion (inference.prepare_image)
+    against the torch formula it replaced (the permuted uint8 to float, / 127.5 - 1): the mean (what a
+    folder pays; torch's two threads wait for each other when the host is loaded) and the best of 20, in ms."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ganctl.use import inference
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))
+
+    def torch_formula():
+        t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(256, 256, 3)
+        return t.permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
+
+    def numpy_now():
+        return inference.prepare_image(img, 3, 256)
+
+    assert torch.equal(torch_formula(), numpy_now())
+    for name, f in (("torch (before)", torch_formula), ("numpy (now)", numpy_now)) * 2:
+        times = []
+        for _ in range(20):
+            t = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t)
+        print(f"prepare 256x256, {name}: mean {statistics.mean(times) * 1000:.2f} ms, best {min(times) * 1000:.2f} ms of 20 "
+              f"({load()}) [{host()}, ganctl {commit()}]", flush=True)
 
 
 def flicker(args, tmp: Path) -> None:
@@ -266,12 +308,12 @@ def flicker(args, tmp: Path) -> None:
         same = Translator(gen, "paper", 0, None, None, "fp32").images(frames)
         fresh = [Translator(gen, "paper", i, None, None, "fp32").images([f])[0] for i, f in enumerate(frames)]
         print(f"flicker, {name}: input {change(frames):.2f}, one draw {change(same):.2f}, a draw per frame "
-              f"{change(fresh):.2f} (mean |frame t+1 - frame t| of 255) [{host()}]", flush=True)
+              f"{change(fresh):.2f} (mean |frame t+1 - frame t| of 255) [{host()}, ganctl {commit()}]", flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["tile", "folder", "video", "flicker", "png", "net"])
+    p.add_argument("what", choices=["tile", "folder", "video", "flicker", "png", "net", "prepare"])
     p.add_argument("--checkpoint")
     p.add_argument("--side", type=int, default=12000)
     p.add_argument("--mode", default="paper")
@@ -284,7 +326,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
-        {"tile": tile, "folder": folder, "video": video, "flicker": flicker, "png": png, "net": net}[args.what](args, Path(tmp))
+        {"tile": tile, "folder": folder, "video": video, "flicker": flicker, "png": png, "net": net, "prepare": prepare}[args.what](args, Path(tmp))
 
 
 if __name__ == "__main__":

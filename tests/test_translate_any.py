@@ -193,6 +193,34 @@ def test_globs_lists_and_several_paths(model_file, tmp_path, monkeypatch):
     assert "matches no images or videos" in error_line(invoke("translate", "nothing/*.png", "-c", model_file))
 
 
+def test_prepare_image_gives_the_values_of_the_torch_formula():
+    # prepare_image converts in numpy (fast, GIL-free); the values are those of torch's u8 / 127.5 - 1
+    every = Image.fromarray((np.arange(256 * 3) % 256).astype(np.uint8).reshape(16, 16, 3))  # each value 3 times
+    x = inference.prepare_image(every, 3, 16)
+    ref = torch.from_numpy(np.asarray(every).copy()).permute(2, 0, 1).unsqueeze(0).float().div(127.5).sub(1.0)
+    assert x.shape == (1, 3, 16, 16) and x.dtype == torch.float32 and x.is_contiguous()
+    assert torch.equal(x, ref)
+
+
+def test_a_folder_in_threads_gives_each_image_what_it_gets_alone(model_file, tmp_path, monkeypatch):
+    # decoding, resizing and writing run in threads beside the generator, with bounded queues
+    monkeypatch.setattr(translation, "PREFETCH", 1)
+    monkeypatch.setattr(translation, "WRITE_AHEAD", 1)
+    rng = np.random.default_rng(0)
+    (tmp_path / "in").mkdir()
+    sizes = [(64, 64), (100, 70), (64, 64), (64, 128), (50, 50), (64, 64), (90, 64)]
+    for i, (w, h) in enumerate(sizes):
+        small = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR).save(tmp_path / "in" / f"{i}.png")
+    r = invoke("translate", tmp_path / "in", "-o", tmp_path / "all", "-c", model_file, "--batch", 2, "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    for i, size in enumerate(sizes):
+        one = tmp_path / f"one{i}.png"
+        assert invoke("translate", tmp_path / "in" / f"{i}.png", "-o", one, "-c", model_file, "--precision", "fp32").exit_code == 0
+        together = Image.open(tmp_path / "all" / f"{i}.png")
+        assert together.size == size and np.array_equal(np.asarray(together), np.asarray(Image.open(one)))
+
+
 def test_outputs_never_replace_inputs(model_file, tmp_path):
     src = _png(tmp_path / "in" / "a.png")
     _png(tmp_path / "in" / "a.jpg")

@@ -77,12 +77,14 @@ def _put(q: queue.Queue, item: object, consumer: _Worker) -> None:
                 raise GanctlError("the video writer stopped") from None
 
 
-def translate_video(src: Path, out: Path, translate: Callable[[list], list], *, batch: int,
+def translate_video(src: Path, out: Path, tr, *, batch: int,
                     warn: Callable[[str], None], advance: Callable[[int], None] = lambda n: None,
                     set_total: Callable[[int], None] = lambda n: None) -> int:
-    """Translate the video ``src`` into ``out``; ``translate(frames)`` maps a list of uint8 (H, W, 3)
-    arrays to a list of PIL images of the same sizes. Returns the number of problems (damaged
-    frames, a truncated file), each already said in one line through ``warn``."""
+    """Translate the video ``src`` into ``out`` with ``tr`` (a :class:`ganctl.use.translator.Translator`):
+    the decoding thread prepares each uint8 (H, W, 3) frame (``tr.prepare``: resized, as floats),
+    this thread runs batches of them (``tr.run``), the encoding thread resizes each result back
+    (``tr.finish``) and encodes it. Returns the number of problems (damaged frames, a truncated
+    file), each already said in one line through ``warn``."""
     av = import_av()
     try:
         inp = av.open(str(src))
@@ -131,7 +133,7 @@ def translate_video(src: Path, out: Path, translate: Callable[[list], list], *, 
                         counts["frames"] += 1
                         if f.pts is not None:
                             counts["last"] = float(f.pts * f.time_base)
-                        decoded.put(("video", (f.pts, f.time_base, f.to_ndarray(format="rgb24"))))
+                        decoded.put(("video", (f.pts, f.time_base, tr.prepare(f.to_ndarray(format="rgb24")))))
             except av.FFmpegError as e:  # the container itself is cut or damaged
                 counts["ended_early"] = str(e)
             finally:
@@ -154,8 +156,8 @@ def translate_video(src: Path, out: Path, translate: Callable[[list], list], *, 
                         payload.stream = aout
                         dst.mux(payload)
                         continue
-                    for pts, tb, img in payload:
-                        frame = av.VideoFrame.from_image(img)
+                    for pts, tb, (y, size) in payload:
+                        frame = av.VideoFrame.from_image(tr.finish(y, size))
                         frame.pts, frame.time_base = pts, tb
                         dst.mux(vout.encode(frame))
                 dst.mux(vout.encode(None))
@@ -173,8 +175,8 @@ def translate_video(src: Path, out: Path, translate: Callable[[list], list], *, 
                     if item is not _END:
                         pending.append(item[1])
                     if pending and (len(pending) == batch or item is _END):
-                        images = translate([a for _, _, a in pending])
-                        _put(encoded, ("video", [(p, tb, im) for (p, tb, _), im in zip(pending, images, strict=True)]), writer)
+                        ys = tr.run([x for _, _, (x, _) in pending])
+                        _put(encoded, ("video", [(p, tb, (y, size)) for (p, tb, (_, size)), y in zip(pending, ys, strict=True)]), writer)
                         advance(len(pending))
                         pending = []
                     if item is _END:

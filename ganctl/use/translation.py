@@ -112,6 +112,7 @@ class _NoProgress:
 
 
 PREFETCH = 4  # batches of images decoded ahead of the generator
+WRITE_AHEAD = 2  # batches of results waiting to be written before the generator waits for them
 # zlib level of the PNGs translate writes: level 1 writes a generator's 1024x768 output 5x faster
 # than Pillow's default 6 (100 ms against 530 ms on one core) for a file 15% larger; the pixels are
 # the same. On two cores the default level took more time than the generator (docs/benchmarks.md).
@@ -218,74 +219,85 @@ def _one_video(tr, item, batch: int, progress) -> list[str]:
         if item.kind == "gif":
             translate_video.translate_gif(item.input, item.output, tr.images, batch=batch, advance=bar.advance, set_total=bar.set_total)
         else:
-            translate_video.translate_video(item.input, item.output, tr.images, batch=batch, warn=warn,
+            translate_video.translate_video(item.input, item.output, tr, batch=batch, warn=warn,
                                             advance=bar.advance, set_total=bar.set_total)
     return lines
 
 
 def _many(tr, items, size, max_pixels, tile, overlap, batch, workers, progress) -> list[str]:
-    """Every item of a folder, glob or list: images in batches, decoded and written by ``workers``
-    threads beside the generator; videos one after another. Returns the problems, one line each."""
+    """Every item of a folder, glob or list: images in batches, videos one after another. Returns
+    the problems, one line each.
+
+    Three stages overlap: ``workers`` threads decode each image and prepare its input (resize,
+    to float), the generator runs a batch in this thread, and ``workers`` other threads resize each
+    result back and write it. Decoding, resizing and PNG encoding are PIL and numpy, which release
+    the GIL; the queues between the stages are bounded (``PREFETCH`` and ``WRITE_AHEAD`` batches), so
+    memory does not grow with the folder."""
     import collections
     from concurrent.futures import ThreadPoolExecutor
 
     from ganctl.core import images
 
     problems: list[str] = []
-    warned = [False]
-    with progress(len(items), "images") as bar, ThreadPoolExecutor(max(1, workers)) as pool:
+    warned = False
+    with (progress(len(items), "images") as bar, ThreadPoolExecutor(max(1, workers)) as readers,
+          ThreadPoolExecutor(max(1, workers)) as writers):
         def skip(line: str) -> None:
             problems.append(line)
             bar.message(f"warning: skipped {line}")
             bar.advance()
 
         def load(item):
+            """(item, what the generator takes or the error, a pair warning or None)."""
             try:
-                return item, _open(item.input, size, max_pixels, tile)
+                img = _open(item.input, size, max_pixels, tile)
             except GanctlError as e:
-                return item, e
+                return item, e, None
+            warning = None if tile else pair_warning(item.input, img)
+            if tile:
+                return item, img, None
+            try:
+                return item, tr.prepare(img), warning
+            except GanctlError as e:
+                return item, GanctlError(f"{item.input}: {e}"), warning
+
+        def write(item, y, size) -> None:
+            images.save_image(tr.finish(y, size), item.output, png_level=PNG_LEVEL)
 
         pending: collections.deque = collections.deque()
+        writes: collections.deque = collections.deque()
         queue = iter([i for i in items if i.kind == "image"])
-        writes = []
 
         def fill() -> None:
             while len(pending) < PREFETCH * batch and (item := next(queue, None)) is not None:
-                pending.append(pool.submit(load, item))
+                pending.append(readers.submit(load, item))
 
         fill()
         while pending:
             group = []
             while pending and len(group) < batch:
-                item, img = pending.popleft().result()
+                item, got, warning = pending.popleft().result()
                 fill()
-                if isinstance(img, GanctlError):
-                    skip(str(img))
+                if isinstance(got, GanctlError):
+                    skip(str(got))
                     continue
-                if not warned[0] and not tile and (warning := pair_warning(item.input, img)):
+                if warning and not warned:
                     bar.message(warning)  # once: a folder of pairs would repeat it for every file
-                    warned[0] = True
-                group.append((item, img))
+                    warned = True
+                group.append((item, got))
             if tile:
-                outs = [tr.tiled(img, overlap, batch) for _, img in group]
-            else:
-                try:
-                    outs = tr.images([img for _, img in group])
-                except GanctlError:  # one image too large for --max-pixels: translate the others alone
-                    outs = []
-                    for _, img in group:
-                        try:
-                            outs.extend(tr.images([img]))
-                        except GanctlError as e:
-                            outs.append(e)
-            for (item, _), out in zip(group, outs, strict=True):
-                if isinstance(out, GanctlError):
-                    skip(f"{item.input}: {out}")
-                    continue
-                writes.append(pool.submit(images.save_image, out, item.output, png_level=PNG_LEVEL))
+                for item, img in group:
+                    writes.append(writers.submit(images.save_image, tr.tiled(img, overlap, batch), item.output, png_level=PNG_LEVEL))
+                    bar.advance()
+                continue
+            ys = tr.run([x for _, (x, _) in group])
+            for (item, (_, size)), y in zip(group, ys, strict=True):
+                writes.append(writers.submit(write, item, y, size))
                 bar.advance()
-        for w in writes:
-            w.result()
+            while len(writes) > WRITE_AHEAD * batch:  # the writers are behind: wait for them
+                writes.popleft().result()
+        while writes:
+            writes.popleft().result()
         for item in (i for i in items if i.kind != "image"):
             try:
                 lines = _video_in_folder(tr, item, batch, bar)
@@ -308,5 +320,5 @@ def _video_in_folder(tr, item, batch: int, bar) -> list[str]:
     if item.kind == "gif":
         translate_video.translate_gif(item.input, item.output, tr.images, batch=batch)
     else:
-        translate_video.translate_video(item.input, item.output, tr.images, batch=batch, warn=warn)
+        translate_video.translate_video(item.input, item.output, tr, batch=batch, warn=warn)
     return lines

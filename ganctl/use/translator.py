@@ -41,19 +41,20 @@ class Translator:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
-    def _prepare(self, img) -> torch.Tensor:
+    def prepare(self, img) -> tuple[torch.Tensor, tuple[int, int]]:
+        """One PIL image or uint8 (H, W, C) array -> the (1, C, H', W') input at its working size,
+        and the (width, height) to resize the result back to. Only PIL and numpy, which release
+        the GIL: a folder's decoding threads run it beside the generator."""
         if isinstance(img, np.ndarray):
             img = Image.fromarray(img)
         inference.check_translate_pixels(img.width, img.height, self.size, self.max_pixels)
-        return inference.prepare_image(img, self.in_channels, self.multiple, self.size)
+        return inference.prepare_image(img, self.in_channels, self.multiple, self.size), img.size
 
     @torch.no_grad()
-    def images(self, imgs: Sequence) -> list[Image.Image]:
-        """Each PIL image or uint8 (H, W, C) array translated at its working size, then resized
-        back to its own; consecutive inputs of one working size run as one batch."""
-        xs = [self._prepare(im) for im in imgs]
-        sizes = [(im.shape[1], im.shape[0]) if isinstance(im, np.ndarray) else im.size for im in imgs]
-        out: list[Image.Image] = []
+    def run(self, xs: Sequence[torch.Tensor]) -> list[np.ndarray]:
+        """The prepared inputs ``xs`` through the generator, consecutive inputs of one working size
+        as one batch: each one's uint8 (H', W', C) result at its working size."""
+        out: list[np.ndarray] = []
         with translate_net.batched(self.gen.net, self.mode) as run:
             i = 0
             while i < len(xs):
@@ -64,9 +65,22 @@ class Translator:
                 with self.autocast():
                     y = run(x, [self.seed] * len(x))
                 u8 = ((y.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-                out.extend(_pil(a, s) for a, s in zip(u8, sizes[i:j], strict=True))
+                out.extend(u8)
                 i = j
         return out
+
+    @staticmethod
+    def finish(arr: np.ndarray, size: tuple[int, int]) -> Image.Image:
+        """A result of :meth:`run` as a PIL image of ``size`` (bicubic; PIL, so in a thread too)."""
+        out = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+        return out if out.size == size else out.resize(size, Image.Resampling.BICUBIC)
+
+    def images(self, imgs: Sequence) -> list[Image.Image]:
+        """Each PIL image or uint8 (H, W, C) array translated at its working size, then resized
+        back to its own; consecutive inputs of one working size run as one batch."""
+        prepared = [self.prepare(im) for im in imgs]
+        ys = self.run([x for x, _ in prepared])
+        return [self.finish(y, size) for y, (_, size) in zip(ys, prepared, strict=True)]
 
     def pixels(self, img: Image.Image) -> np.ndarray:
         """uint8 (H, W, C) in the generator's channels: the one copy of the input :meth:`tiled` needs
@@ -115,8 +129,3 @@ def _channels(img: Image.Image, channels: int) -> Image.Image:
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     return img.convert("L" if channels == 1 else "RGB")
-
-
-def _pil(arr: np.ndarray, size: tuple[int, int]) -> Image.Image:
-    out = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-    return out if out.size == size else out.resize(size, Image.Resampling.BICUBIC)
