@@ -65,7 +65,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--ndf", type=int, default=32)
     ap.add_argument("--n-blocks", type=int, default=6, choices=(6, 9))
     ap.add_argument("--picture", help="write test inputs | ganctl | official | truth here (PNG)")
-    ap.add_argument("--write", action="store_true", help="replace this benchmark's section of docs/benchmarks.md")
+    ap.add_argument("--seed", type=int, default=0, help="ganctl's --seed (the official train.py takes none)")
+    ap.add_argument("--no-run", action="store_true", help="train nothing: tabulate the results file (with --write)")
+    ap.add_argument("--write", action="store_true",
+                    help="replace this benchmark's section of docs/benchmarks.md with every result of these settings")
     args = ap.parse_args(argv)
     if not 0 <= args.decay <= args.epochs or args.epochs < 1:
         ap.error("--epochs must be positive and --decay between 0 and --epochs")
@@ -185,8 +188,20 @@ def translate(net, inputs: torch.Tensor) -> torch.Tensor:
         return torch.cat([net(x[None]) for x in inputs])
 
 
+RESULTS = ROOT / "benchmarks" / "results" / "cyclegan_quality.jsonl"
+SETTINGS = ("epochs", "decay", "images", "test", "size", "ngf", "ndf", "n_blocks")
+
+
 def main() -> None:
     args = parse_args()
+    if not args.no_run:
+        train_and_score(args)
+    if args.write:
+        print(f"wrote {write_section('cyclegan_quality', '## CycleGAN', table(args))}", file=sys.stderr)
+
+
+def train_and_score(args: argparse.Namespace) -> None:
+    """Both programs on the task, scored; one line appended to the results file."""
     official = Path(args.official).resolve()
     photos = load_photos(Path(args.photos))
     results, walls = {}, {}
@@ -199,7 +214,7 @@ def main() -> None:
         env = {**os.environ, "GANCTL_HOME": str(work / "store"), "GANCTL_DISABLE_PROGRESS_BARS": "1"}
         walls["ganctl"] = run([*GANCTL, "train", "cyclegan", "--dataset", str(data), "--image-size", str(args.size),
                                "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--n-blocks", str(args.n_blocks),
-                               "--epochs", str(args.epochs), "--epochs-decay", str(args.decay), "--seed", "0",
+                               "--epochs", str(args.epochs), "--epochs-decay", str(args.decay), "--seed", str(args.seed),
                                "--name", "quality", "--device", "cpu"], env)
         from ganctl.use.inference import load_generator
 
@@ -224,26 +239,52 @@ def main() -> None:
         if args.picture:
             save_picture(Path(args.picture), inputs[:8], out_g[:8], out_o[:8], truth[:8])
 
-    command = shlex.join(["python", "benchmarks/cyclegan_quality.py", *sys.argv[1:]])
-    command = command.replace(args.official, "OFFICIAL").replace(args.photos, "PHOTOS")
-    lines = [f"Machine: {machine()}. Command: `{command}` (OFFICIAL: the official checkout, PHOTOS: scikit-image's "
-             f"photos, see the script). Task: {args.images} grey and {args.images} colour crops ({CROP}x{CROP}, from "
-             f"{len(PHOTOS)} photos at {SHORT_SIDE} px on the short side) from other places of the photos' top "
-             f"three quarters; {args.test} held-out pairs from their bottom quarters. Both sides: {args.size} px, "
-             f"resnet_{args.n_blocks}blocks, ngf {args.ngf}, ndf {args.ndf}, batch 1, {args.epochs} epochs "
-             f"({args.decay} decaying), seed 0; G_A of the last epoch on the test crops, scored against their "
-             "true colours (0..1).", "",
-             "| translation | L1 | PSNR (dB) | chroma error (Cb, Cr) | training wall time |", "|---|---|---|---|---|"]
-    for name, s in results.items():
-        wall = f"{walls[name] / 60:.1f} min" if name in walls else "-"
-        lines.append(f"| {name} | {s['l1']:.4f} | {s['psnr']:.2f} | {s['chroma']:.4f} | {wall} |")
+    row = {"settings": {k: getattr(args, k) for k in SETTINGS}, "seed": args.seed, "machine": machine(),
+           "load": os.getloadavg()[0], "threads": os.environ.get("OMP_NUM_THREADS", "default"),
+           "when": time.strftime("%Y-%m-%d %H:%M"), "results": results, "walls": walls}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row), file=sys.stderr)
+
+
+def table(args: argparse.Namespace) -> str:
+    """The doc section: each recorded run of these settings, then the mean and spread of each side."""
+    import statistics
+
+    want = {k: getattr(args, k) for k in SETTINGS}
+    rows = [r for r in map(json.loads, RESULTS.read_text().splitlines()) if r["settings"] == want] if RESULTS.exists() else []
+    if not rows:
+        raise SystemExit(f"no result for these settings in {RESULTS}: run without --no-run first")
+    command = shlex.join(["python", "benchmarks/cyclegan_quality.py", "--official", "OFFICIAL", "--photos", "PHOTOS",
+                          "--epochs", str(args.epochs), "--decay", str(args.decay), "--seed", "S"])
+    lines = [f"Machine: {rows[-1]['machine']}. Command: `{command}` for each seed S, then the same with "
+             "`--no-run --write` (OFFICIAL: the official checkout, PHOTOS: scikit-image's photos, see the script). "
+             f"Task: {args.images} grey and {args.images} colour crops ({CROP}x{CROP}, from {len(PHOTOS)} photos at "
+             f"{SHORT_SIDE} px on the short side) from other places of the photos' top three quarters; {args.test} "
+             f"held-out pairs from their bottom quarters. Both sides: {args.size} px, resnet_{args.n_blocks}blocks, "
+             f"ngf {args.ngf}, ndf {args.ndf}, batch 1, {args.epochs} epochs ({args.decay} decaying); ganctl with "
+             "--seed S (the official train.py is not seeded); G_A of the last epoch on the test crops, scored "
+             "against their true colours (0..1). Lower L1 and chroma error, higher PSNR: better.", "",
+             "| run | translation | L1 | PSNR (dB) | chroma error (Cb, Cr) | training wall time | threads, load |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for name, s in r["results"].items():
+            wall = f"{r['walls'][name] / 60:.1f} min" if name in r["walls"] else "-"
+            lines.append(f"| seed {r['seed']}, {r['when']} | {name} | {s['l1']:.4f} | {s['psnr']:.2f} | "
+                         f"{s['chroma']:.4f} | {wall} | {r['threads']}, {r['load']:.1f} |")
+    def sd(v: list[float]) -> float:
+        return statistics.stdev(v) if len(v) > 1 else 0.0
+
+    for name in ("ganctl", "official"):
+        vals = {k: [r["results"][name][k] for r in rows] for k in ("l1", "psnr", "chroma")}
+        lines.append(f"| mean of {len(rows)} | **{name}** | {statistics.mean(vals['l1']):.4f} ± {sd(vals['l1']):.4f} | "
+                     f"{statistics.mean(vals['psnr']):.2f} ± {sd(vals['psnr']):.2f} | "
+                     f"{statistics.mean(vals['chroma']):.4f} ± {sd(vals['chroma']):.4f} | | |")
     text = "\n".join(lines) + "\n"
     if args.picture:
         text += f"\nTest crops, grey input | ganctl | official | truth: ![colourisation]({picture_link(args.picture)})\n"
-    print(json.dumps(results), file=sys.stderr)
-    print(text)
-    if args.write:
-        print(f"wrote {write_section('cyclegan_quality', '## CycleGAN', text)}", file=sys.stderr)
+    return text
 
 
 def picture_link(path: str) -> str:
