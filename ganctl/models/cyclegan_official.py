@@ -27,7 +27,7 @@ import torch
 
 from ganctl.core.errors import CheckpointError
 from ganctl.models.cyclegan import ResnetGenerator
-from ganctl.models.pix2pix_official import _found, _strip_wrappers, clean_state
+from ganctl.models.pix2pix_official import _found, _strip_wrappers, clean_state, to_official_keys
 from ganctl.models.pix2pix_official import architecture_summary as pix2pix_summary
 
 FAMILY = "cyclegan"
@@ -157,20 +157,7 @@ def ganctl_to_official(state: Mapping[str, torch.Tensor], arch: Mapping) -> dict
     {norm}``, ``--no_dropout`` unless ``dropout``) loads strictly: the same keys, checked against
     ``arch``. The tensors are not copied."""
     shapes, _ = _layout(arch)
-    extra = sorted(set(state) - set(shapes))
-    if extra:
-        raise CheckpointError(f"the state_dict does not fit {architecture_summary(arch)}: unexpected key {extra[0]}")
-    out: dict[str, torch.Tensor] = {}
-    for key, shape in shapes.items():
-        if key not in state:
-            raise CheckpointError(f"the state_dict does not fit {architecture_summary(arch)}: no {key}")
-        if tuple(state[key].shape) != shape:
-            raise CheckpointError(
-                f"the state_dict does not fit {architecture_summary(arch)}: {key} has shape "
-                f"{tuple(state[key].shape)}, not {shape}"
-            )
-        out[key] = state[key]
-    return out
+    return to_official_keys(state, [(key, key, shape) for key, shape in shapes.items()], architecture_summary(arch))
 
 
 def summary(arch: Mapping) -> str:

@@ -206,22 +206,25 @@ def ganctl_to_official(state: Mapping[str, torch.Tensor], arch: dict) -> dict[st
     """The inverse of :func:`official_to_ganctl`: a state_dict the official ``UnetGenerator``
     (``--netG unet_{2**num_downs} --norm {norm}``) loads strictly. The tensors are not copied."""
     arch = {k: arch[k] for k in ("in_channels", "out_channels", "ngf", "num_downs", "norm")}
-    layout = _layout(arch)
+    return to_official_keys(state, _layout(arch), architecture_summary(arch))
+
+
+def to_official_keys(state: Mapping[str, torch.Tensor], layout, what: str) -> dict[str, torch.Tensor]:
+    """``state`` checked against ``layout`` (``(official key, ganctl key, shape)`` triples) and keyed
+    the official way; ``what`` names the architecture in the error. A batch norm's missing
+    ``num_batches_tracked`` is let through (the official code does not save it either)."""
     wanted = {ours for _, ours, _ in layout}
     extra = sorted(set(state) - wanted)
     if extra:
-        raise CheckpointError(f"the state_dict does not fit {architecture_summary(arch)}: unexpected key {extra[0]}")
+        raise CheckpointError(f"the state_dict does not fit {what}: unexpected key {extra[0]}")
     out: dict[str, torch.Tensor] = {}
     for official, ours, shape in layout:
         if ours not in state:
             if ours.endswith(".num_batches_tracked"):
                 continue
-            raise CheckpointError(f"the state_dict does not fit {architecture_summary(arch)}: no {ours}")
+            raise CheckpointError(f"the state_dict does not fit {what}: no {ours}")
         if tuple(state[ours].shape) != shape:
-            raise CheckpointError(
-                f"the state_dict does not fit {architecture_summary(arch)}: {ours} has shape "
-                f"{tuple(state[ours].shape)}, not {shape}"
-            )
+            raise CheckpointError(f"the state_dict does not fit {what}: {ours} has shape {tuple(state[ours].shape)}, not {shape}")
         out[official] = state[ours]
     return out
 
