@@ -148,6 +148,40 @@ def test_ada_blits_copy_pixels_exactly(monkeypatch):
     assert not torch.allclose(out, x)
 
 
+@pytest.mark.parametrize("shape", [(32, 1, 32, 32), (16, 3, 7, 7), (8, 2, 12, 20), (8, 1, 160, 160)])
+@pytest.mark.parametrize("p", [0.5, 1.0])
+def test_ada_resampling_is_grid_samples(shape, p):
+    """The separable resampling of square images (and the float32 fallback of others) gives what
+    affine_grid + grid_sample give for the same maps, reflection at the borders included."""
+    import torch.nn.functional as F
+
+    x = torch.randn(*shape, dtype=torch.float64)
+    torch.manual_seed(5)
+    out = ada.geometric([x], torch.tensor(p))[0]
+    torch.manual_seed(5)
+    theta = ada.inverse_maps(shape[0], shape[2], shape[3], torch.tensor(p), x.device).double()
+    grid = F.affine_grid(theta, list(shape), align_corners=False)
+    want = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    tol = 1e-10 if shape[2] == shape[3] <= ada.SEPARABLE_MAX else 5e-4  # the fallback: float32 coordinates
+    torch.testing.assert_close(out, want, atol=tol, rtol=0)
+    assert (theta[:, 0, 0] == 0).any() and (theta[:, 0, 0] != 0).any()  # odd and even quarter turns both drawn
+
+
+def test_ada_bf16_backward_at_256_px_stays_in_bounds():
+    """grid_sample's CPU backward from a bf16 grid wrote out of bounds at 256 px (heap corruption,
+    torch 2.14, with these draws): bf16 images must give a finite gradient, every pixel's share of
+    it summing to the output's."""
+    torch.manual_seed(0)
+    x = (torch.rand(8, 3, 256, 256) * 2 - 1).bfloat16().contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    out = ada.geometric([x], torch.ones(()))[0]
+    assert out.dtype == torch.bfloat16 and out.shape == x.shape
+    out.float().sum().backward()
+    assert torch.isfinite(x.grad.float()).all()
+    # each output pixel's weights sum to 1 (up to bf16 rounding), so the gradient's sum is the pixel count
+    assert x.grad.float().sum().item() == pytest.approx(out.numel(), rel=1e-2)
+
+
 def test_ada_p_rises_while_the_discriminator_is_sure_of_the_reals_and_falls_after():
     h = ada.Heuristic(target=0.6, ramp_images=64, interval=2, device=torch.device("cpu"))
     for i in range(4):
