@@ -183,10 +183,15 @@ def run_training(req: TrainRequest, *, reporter: Reporter | None = None, progres
         from ganctl.runtime import runtime
         from ganctl.train.trainer import train
     with watch.phase("runtime"):
-        rt = distributed.start(runtime.resolve(req.device, req.precision, req.compile, req.accel), req.dist_timeout)
+        precision, changed = req.precision, None
+        if resume and precision == "auto":
+            precision, changed = _continued_precision(run.path, runtime.resolve_device(req.device))
+        rt = distributed.start(runtime.resolve(req.device, precision, req.compile, req.accel), req.dist_timeout)
     main = distributed.is_main()
     if not main:
         warn = progress_for = None  # rank 0 says it
+    if changed and warn:
+        warn(changed)
 
     if resume:
         asked = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size,
@@ -225,6 +230,25 @@ def run_training(req: TrainRequest, *, reporter: Reporter | None = None, progres
                             "--batch-size" if batch_size else f"the {cfg.family} preset's batch size")
     return train(cfg, data, layout.run_path(family, cfg.run_name), rt, reporter, resume=False, val_data=val, watch=watch,
                  log=log)
+
+
+def _continued_precision(run_dir: Path, device) -> tuple[str, str | None]:
+    """``--resume`` without ``--precision``: the precision the run's last session trained in, where
+    this device runs it natively (fp32 anywhere, fp16 on CUDA, bf16 where ``auto`` would pick it),
+    so that a run started with ``--precision fp32`` goes on in fp32; otherwise this device's own
+    choice, and a line that says so (None when nothing changes)."""
+    from ganctl.report.rundata import read_sessions
+    from ganctl.runtime import runtime
+
+    here = runtime.resolve_precision("auto", device)
+    sessions = read_sessions(run_dir)
+    last = sessions[-1].get("precision") if sessions else None
+    if last not in runtime.PRECISIONS or last in (here, "auto"):
+        return here, None
+    if last == "fp32" or (last == "fp16" and device.type == "cuda"):
+        return last, f"continuing in {last}, the precision the run trained in ('--precision {here}' to change it)"
+    return here, (f"the run trained in {last}, which this {device.type} does not run natively: continuing in {here} "
+                  f"('--precision {last}' to keep it)")
 
 
 def _check_eval(cfg) -> None:

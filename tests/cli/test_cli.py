@@ -209,3 +209,33 @@ def test_wasserstein_on_rgb_folder_with_a_corrupt_file(family, faces, tmp_path):
     assert Image.open(grid).mode == "RGB"
     r = invoke("interpolate", family, "--steps", 3, "-o", tmp_path / f"{family}.gif")
     assert r.exit_code == 0, r.output
+
+
+def test_resume_goes_on_in_the_precision_the_run_trained_in(_isolated_store):
+    """--resume without --precision keeps the run's own (here fp32, which auto would not pick on a
+    CPU with fast bf16), says so where it differs from this machine's choice, and records it."""
+    r = invoke("train", "gan", "--dataset", "digits", "--epochs", "1", "--name", "p", "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    r = invoke("train", "gan", "--resume", "--name", "p", "--epochs", "2")
+    assert r.exit_code == 0, r.output
+    sessions = json.loads((_isolated_store.resolve() / "runs" / "gan" / "p" / "runtime.json").read_text())["sessions"]
+    assert [s["precision"] for s in sessions] == ["fp32", "fp32"]
+
+
+@pytest.mark.parametrize(("last", "fast_bf16", "device", "want", "says"), [
+    ("fp32", True, "cpu", "fp32", "continuing in fp32"),
+    ("bf16", True, "cpu", "bf16", None),
+    ("bf16", False, "cpu", "fp32", "does not run natively"),  # emulated bf16 would be many times slower
+    ("fp32", False, "cpu", "fp32", None),
+    (None, True, "cpu", "bf16", None),  # a run without runtime.json: this machine's choice
+])
+def test_continued_precision(tmp_path, monkeypatch, last, fast_bf16, device, want, says):
+    from ganctl.runtime import runtime
+    from ganctl.train import setup
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: fast_bf16)
+    if last:
+        (tmp_path / "runtime.json").write_text(json.dumps({"sessions": [{"precision": "bf16"}, {"precision": last}]}))
+    got, line = setup._continued_precision(tmp_path, torch.device(device))
+    assert got == want
+    assert (line is None) if says is None else (says in line)
