@@ -54,6 +54,32 @@ def _output_target(dest: Path) -> tuple[Path, bool]:
     return dest, False
 
 
+def check_can_write(dest: Path, folder: bool = False) -> None:
+    """Refuse, before any work, an output that the write at the end would refuse: a folder where a
+    file is asked for, a read-only file, a missing link target's folder, a file where a folder
+    would be made, or a folder this user cannot write into. ``folder``: ``dest`` is a folder the
+    outputs go into (made if missing)."""
+    dest = Path(dest)
+
+    def existing_folder(base: Path) -> Path:
+        while not base.exists() and base != base.parent:  # the folders the write would make
+            base = base.parent
+        if not base.is_dir():
+            raise StoreError(f"cannot write {dest}: {base} is a file, not a folder")
+        return base
+
+    if folder:
+        base = existing_folder(dest)
+    else:
+        existing_folder(dest.parent)
+        target, through = _output_target(dest)
+        if through:  # a device or a FIFO: opened as it is
+            return
+        base = existing_folder(target.parent)
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot write {dest}: the folder {base} is not writable; write somewhere else")
+
+
 def check_writable(dest: Path, st: os.stat_result | None = None) -> None:
     """Refuse to replace an existing regular file that is read-only, as a shell's ``>`` does.
 

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from ganctl.core.atomic import check_can_write
 from ganctl.core.errors import GanctlError
 from ganctl.families import registry
 from ganctl.store import genspec
@@ -69,6 +70,8 @@ def sample(model: str, *, n: int = 64, output: str | None = None, seed: int | No
         raise GanctlError("-n must be at least 1")
     if nrow is not None and nrow < 1:
         raise GanctlError("--nrow must be at least 1")
+    out = output or f"{model}_samples.png"
+    check_can_write(Path(out), folder=is_folder_target(out))  # before the work, not after it
     gen = _generator(model, run, checkpoint, pretrained, device, say, (label,))  # before torch: no run, a wrong label
     import torch
 
@@ -90,7 +93,6 @@ def sample(model: str, *, n: int = 64, output: str | None = None, seed: int | No
         labels = None
     z = inference.latents(n, gen.z_dim, pick_seed(seed, say))
     fake = inference.generate(gen, z, labels)
-    out = output or f"{model}_samples.png"
     folder = Path(out) if is_folder_target(out) else Path(out).parent
     new = not folder.exists()  # made by the writer, as translate's output folder is: said below
     if is_folder_target(out):
@@ -118,6 +120,8 @@ def interpolate(model: str, *, steps: int = 10, method: str = "lerp", rows: int 
         raise GanctlError("--steps must be at least 2 (the two end points)")
     if to_label is not None and label is None:
         raise GanctlError("--to-label needs --label: the class to start from")
+    out = Path(output or f"{model}_interpolation.png")
+    check_can_write(out)
     gen = _generator(model, run, checkpoint, pretrained, device, say, (label, to_label))  # before torch: no run, a wrong label
     import torch
 
@@ -141,7 +145,6 @@ def interpolate(model: str, *, steps: int = 10, method: str = "lerp", rows: int 
             per_row = [y0 if y0 is not None else r % classes for r in range(rows)]
             labels = torch.tensor(per_row).repeat_interleave(steps)
         fake = inference.generate(gen, z.flatten(0, 1), labels).unflatten(0, (rows, steps))
-    out = Path(output or f"{model}_interpolation.png")
     new = not out.parent.exists()
     if out.suffix.lower() == ".gif":
         images.save_gif(fake.transpose(0, 1), out)  # frames: (steps, rows, C, H, W)

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ganctl.core.atomic import check_can_write
 from ganctl.core.errors import GanctlError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
@@ -186,4 +187,5 @@ def _checked(job: Job) -> Job:
     job.items = kept
     if not kept:
         raise GanctlError(f"nothing to translate: {job.skipped[0]}")
+    check_can_write(job.output, folder=not job.single)  # before the model is loaded, not at the first write
     return job

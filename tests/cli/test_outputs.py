@@ -88,3 +88,24 @@ def test_a_replaced_output_keeps_its_mode_as_a_shell_redirection_does(tmp_path):
     with pytest.raises(StoreError, match="is read-only"):
         atomic.atomic_write(link, b"newer")
     assert out.read_bytes() == b"new" and link.is_symlink()
+
+
+@pytest.mark.parametrize("command", ("sample", "interpolate", "translate"))
+@pytest.mark.parametrize("case", ("read-only", "under a file"))
+def test_an_unwritable_output_is_refused_before_the_model_is_loaded(home, tmp_path, monkeypatch, command, case):
+    from ganctl.use import inference
+
+    def loaded(*a, **k):
+        raise AssertionError("the model was loaded before -o was checked")
+
+    monkeypatch.setattr(inference, "load_generator", loaded)
+    if case == "read-only":
+        out = tmp_path / "kept.png"
+        out.write_bytes(b"keep me")
+        out.chmod(0o444)
+        want = f"error: {out} is read-only: make it writable (chmod u+w) or write to another path"
+    else:
+        (tmp_path / "file").write_bytes(b"")
+        out = tmp_path / "file" / "sub" / "out.png"
+        want = f"error: cannot write {out}: {tmp_path / 'file'} is a file, not a folder"
+    assert error_line(invoke(*_commands(home, tmp_path, out)[command])) == want
