@@ -30,9 +30,10 @@ POLICIES = ["none", "color", "translation", "cutout", "color,translation,cutout"
 def build(family: str, policy: str, precision: str):
     import torch
 
+    from ganctl import augment_spec as augment
     from ganctl.config import make_config
     from ganctl.runtime import runtime
-    from ganctl.train import augment, objectives, trainer
+    from ganctl.train import objectives, trainer
 
     rt = runtime.resolve("cpu", precision, False, True)
     aug = augment.parse(policy)

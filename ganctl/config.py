@@ -11,11 +11,16 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ganctl import __version__
+from ganctl import __version__, augment_spec
 from ganctl.core.seeds import SEED_MAX, SEED_MIN
 from ganctl.families import registry
-from ganctl.store.retention import KEEP, SAVE_EVERY
-from ganctl.train import augment as augment_spec
+
+# checkpoints (ganctl.store.retention)
+SAVE_EVERY = 1  # epochs between checkpoints (the last epoch and a Ctrl-C always save)
+# One checkpoint: a pix2pix one is 687 MB (weights 229 MB, Adam's two moments 458 MB), so keeping
+# two made the 2-epoch quickstart 1.4 GB. Saves are atomic (a complete folder is renamed into
+# place before the older one is pruned), so the newest alone is always a complete, resumable one.
+KEEP = 1
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class TrainConfig:
     save_every: int = SAVE_EVERY
     keep: int = KEEP
     keep_epochs: tuple[int, ...] = ()
-    # --augment (ganctl.train.augment): {} for none, as in every config written before it existed
+    # --augment (ganctl.augment_spec): {} for none, as in every config written before it existed
     augment: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:

@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ganctl import augment_spec as spec
 from ganctl.config import TrainConfig, make_config
 from ganctl.core.errors import GanctlError
 from ganctl.data import datasets
 from ganctl.runtime import distributed, runtime
-from ganctl.train import augment as spec
 from ganctl.train import objectives, trainer
 from ganctl.train.augment import ada, diffaugment
 from ganctl.train.augment.pipeline import Augment

@@ -144,3 +144,23 @@ def test_no_module_in_ganctl_imports_one_that_imports_it_back():
     assert len(graph) > 40 and "ganctl.data.loading" in graph["ganctl.train.setup"]  # the walk found the package
     found = cycles(graph)
     assert not found, "import cycles in ganctl/: " + " | ".join(_describe(c, graph) for c in found)
+
+
+def stage(module: str) -> str:
+    """The folder (stage) a module belongs to: ``ganctl.store.layout`` -> ``ganctl.store``; a
+    top-level module is its own (``ganctl.config``)."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_stage_imports_one_that_imports_it_back():
+    """The folders are layers: core below everything, then config and the families, data and the
+    models, the store, training, using a generator, evaluation, export, report, and the CLI on top.
+    Two folders that import each other, even through different modules, are one layer split in
+    two; move what they share below both. The package's own ``__init__`` (its version) is below all."""
+    graph: dict[str, set[str]] = {}
+    for module, imported in import_graph().items():
+        here = stage(module)
+        graph.setdefault(here, set()).update(stage(m) for m in imported if m != "ganctl" and stage(m) != here)
+    assert {"ganctl.core", "ganctl.store", "ganctl.data", "ganctl.train", "ganctl.cli"} <= set(graph)
+    found = cycles(graph)
+    assert not found, "stages importing each other: " + " | ".join(_describe(c, graph) for c in found)

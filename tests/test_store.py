@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ganctl.core import atomic
+from ganctl.core import atomic, storedirs
 from ganctl.core.errors import StoreError, UnknownNameError
 from ganctl.store import layout
 
@@ -11,7 +11,7 @@ def test_home_is_resolved_at_call_time(monkeypatch, tmp_path):
     monkeypatch.setenv("GANCTL_HOME", str(tmp_path / "a"))
     assert layout.home() == (tmp_path / "a").resolve()
     monkeypatch.setenv("GANCTL_HOME", str(tmp_path / "b"))
-    assert layout.runs_dir() == (tmp_path / "b").resolve() / "runs"
+    assert storedirs.runs_dir() == (tmp_path / "b").resolve() / "runs"
 
 
 def test_home_defaults_to_platformdirs(monkeypatch):
@@ -102,9 +102,9 @@ def test_the_cache_paths_are_those_the_writers_use(tmp_path):
     from ganctl.evaluation import cache
 
     (tmp_path / "a.png").write_bytes(b"")
-    assert datasets._cache_path(tmp_path, [tmp_path / "a.png"], 16).parent == layout.folder_cache_dir()
+    assert datasets._cache_path(tmp_path, [tmp_path / "a.png"], 16).parent == storedirs.folder_cache_dir()
     assert datasets._cache_path(tmp_path, [tmp_path / "a.png"], 16).name.startswith("folder-")
-    assert cache.classifier_dir("digits", 16, 1).parent == layout.evaluators_dir()
+    assert cache.classifier_dir("digits", 16, 1).parent == storedirs.evaluators_dir()
     assert cache.CLASSIFIER_FILE == layout.CLASSIFIER_FILE
 
 
@@ -119,7 +119,7 @@ def test_dir_size_skips_what_vanishes_and_is_zero_for_nothing(tmp_path, monkeypa
             raise FileNotFoundError(self)
         return real(self, *a, **k)
 
-    assert layout.dir_size(tmp_path / "missing") == 0
-    assert layout.dir_size(tmp_path / "d") == 15
+    assert storedirs.dir_size(tmp_path / "missing") == 0
+    assert storedirs.dir_size(tmp_path / "d") == 15
     monkeypatch.setattr(layout.Path, "stat", vanished)
-    assert layout.dir_size(tmp_path / "d") == 10
+    assert storedirs.dir_size(tmp_path / "d") == 10

@@ -34,8 +34,8 @@ def download(
     mirror: str = typer.Option(None, "--mirror", envvar="GANCTL_MIRROR", help="Base URL that serves the same file names."),
 ) -> None:
     """Download a dataset into the store (verified against its published checksums, or its image counts)."""
+    from ganctl.core.storedirs import human_size
     from ganctl.data import catalog, fetch
-    from ganctl.store.layout import human_size
 
     if name is None:
         from rich.table import Table
@@ -90,8 +90,8 @@ def download(
 def _list_pretrained() -> None:
     from rich.table import Table
 
+    from ganctl.core.storedirs import human_size
     from ganctl.store import pretrained
-    from ganctl.store.layout import human_size
 
     table = Table(title="Pretrained pix2pix and CycleGAN models (official weights)", title_justify="left", box=None, pad_edge=False)
     for col in ("name", "family", "size", "status", "direction", "description", "trained on"):
@@ -120,8 +120,8 @@ def _download_pretrained(name: str, mirror: str | None) -> None:
 def _list_weights() -> None:
     from rich.table import Table
 
+    from ganctl.core.storedirs import human_size
     from ganctl.evaluation import weights
-    from ganctl.store.layout import human_size
 
     table = Table(title="Feature extractor weights (ganctl evaluate)", title_justify="left", box=None, pad_edge=False)
     for col in ("name", "size", "status", "description"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ganctl.cli import ui
+from ganctl.core import storedirs
 
 
 def list_(
@@ -35,27 +36,27 @@ def list_(
         data.add_column(col)
     for e in catalog.CATALOG.values():
         present = e.layout == "embedded" or e.is_present()
-        size = layout.dir_size(e.local_dir()) if present and e.layout != "embedded" else 0
-        data.add_row(e.name, "built in" if e.layout == "embedded" else ("yes" if present else "no"), layout.human_size(size) if size else "-")
+        size = storedirs.dir_size(e.local_dir()) if present and e.layout != "embedded" else 0
+        data.add_row(e.name, "built in" if e.layout == "embedded" else ("yes" if present else "no"), storedirs.human_size(size) if size else "-")
     con.print(data)
     con.print()
     _print_pretrained(con)
     con.print()
-    table = Table(title=f"Runs in {layout.runs_dir()}", title_justify="left", box=None, pad_edge=False)
+    table = Table(title=f"Runs in {storedirs.runs_dir()}", title_justify="left", box=None, pad_edge=False)
     for col in ("run", "dataset", "epochs", "created", "size", "prunable"):
         table.add_column(col, no_wrap=col in ("run", "epochs", "size"), overflow="fold")  # the id is what rm and --run take: never cut
     damaged = []
     for r in runs:
         if r.damage:  # its reason goes below the table, on a line of its own; the others are listed as usual
-            table.add_row(r.id, "damaged (see below)", "?", "", layout.human_size(layout.dir_size(r.path)), "-")
+            table.add_row(r.id, "damaged (see below)", "?", "", storedirs.human_size(storedirs.dir_size(r.path)), "-")
             damaged.append(f"{r.id} is damaged: {r.damage}; {layout.REPAIR_CONFIG}")
             continue
         cfg = r.config()
         done = _epochs_done(r.path)
         table.add_row(r.id, str(cfg.get("dataset", "?")), f"{_count(done)}/{_count(cfg.get('epochs', '?'))}",
                       cfg.get("created", "")[:16].replace("T", " "),
-                      layout.human_size(layout.dir_size(r.path)), _prunable(r, cfg))
-    con.print(table if runs else f"No runs yet in {layout.runs_dir()}: try {layout.train_hint('dcgan')}, or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
+                      storedirs.human_size(storedirs.dir_size(r.path)), _prunable(r, cfg))
+    con.print(table if runs else f"No runs yet in {storedirs.runs_dir()}: try {layout.train_hint('dcgan')}, or 'ganctl sample dcgan --pretrained digits-dcgan' for the shipped demo.")
     for line in damaged:
         con.print(line)
     con.print()
@@ -73,10 +74,10 @@ def _count(value: object) -> str:
 
 def _prunable(run, cfg: dict) -> str:
     """What 'ganctl prune RUN' would free, or '-'."""
-    from ganctl.store import layout, retention
+    from ganctl.store import retention
 
-    freed = sum(layout.dir_size(p) for p in retention.plan(run.path, marked=cfg.get("keep_epochs") or ()).gone)
-    return layout.human_size(freed) if freed else "-"
+    freed = sum(storedirs.dir_size(p) for p in retention.plan(run.path, marked=cfg.get("keep_epochs") or ()).gone)
+    return storedirs.human_size(freed) if freed else "-"
 
 
 def _print_disk_use(con) -> None:
@@ -97,7 +98,7 @@ def _print_disk_use(con) -> None:
         "total": "",
     }
     for kind, what in freed_by.items():
-        table.add_row(kind, layout.human_size(use[kind]) if use[kind] else "-", what)
+        table.add_row(kind, storedirs.human_size(use[kind]) if use[kind] else "-", what)
     con.print(table)
 
 
@@ -105,20 +106,20 @@ def _print_pretrained(con) -> None:
     """The pretrained generators in the store (downloaded or imported), and those shipped with ganctl."""
     from rich.table import Table
 
-    from ganctl.store import layout, pretrained
+    from ganctl.store import pretrained
 
     found = pretrained.installed() + pretrained.shipped()
     if not found:
-        con.print(f"No pretrained models in {layout.pretrained_dir()}: 'ganctl download' lists the official ones.")
+        con.print(f"No pretrained models in {storedirs.pretrained_dir()}: 'ganctl download' lists the official ones.")
         return
-    table = Table(title=f"Pretrained models in {layout.pretrained_dir()} (and shipped with ganctl)", title_justify="left", box=None, pad_edge=False)
+    table = Table(title=f"Pretrained models in {storedirs.pretrained_dir()} (and shipped with ganctl)", title_justify="left", box=None, pad_edge=False)
     for col in ("name", "direction", "description", "source", "size"):
         table.add_column(col, no_wrap=col == "name")
     for m in found:
         meta = m["meta"]
         source = "shipped (read in place)" if m.get("shipped") else meta.get("source_url") or "-"
         table.add_row(m["name"], meta.get("direction") or "-", meta.get("description") or "(unreadable metadata)",
-                      source, layout.human_size(m["path"].stat().st_size))
+                      source, storedirs.human_size(m["path"].stat().st_size))
     con.print(table)
 
 
@@ -167,28 +168,28 @@ def rm(
     found = [layout.find_run(r) for r in runs]
     for r in found:
         if not layout.in_runs_dir(r.path):
-            raise GanctlError(f"{r.path} is not a run in the store ({layout.runs_dir()}); ganctl only deletes its own runs")
+            raise GanctlError(f"{r.path} is not a run in the store ({storedirs.runs_dir()}); ganctl only deletes its own runs")
         layout.check_run_idle(r.path, r.id, then="or stop it, then delete it")
     import sys
 
     if not (yes or dry_run or sys.stdin.isatty()):
         raise GanctlError("refusing to delete without confirmation: pass --yes (or --dry-run to see what would go)")
     caches = layout.cache_files() if cache else []
-    total = sum(layout.dir_size(r.path) for r in found) + sum(c.size for c in caches)
+    total = sum(storedirs.dir_size(r.path) for r in found) + sum(c.size for c in caches)
     for r in found:
-        ui.info(f"{r.id}  {layout.human_size(layout.dir_size(r.path))}  {r.path}")
+        ui.info(f"{r.id}  {storedirs.human_size(storedirs.dir_size(r.path))}  {r.path}")
     for c in caches:
-        ui.info(f"{c.what}  {layout.human_size(c.size)}  {c.path}")
+        ui.info(f"{c.what}  {storedirs.human_size(c.size)}  {c.path}")
     if cache and not caches:
         ui.info(f"No caches in {layout.home()}.")
         if not found:
             return
     if dry_run:
-        ui.info(f"Dry run: would free {layout.human_size(total)}; no files were deleted.")
+        ui.info(f"Dry run: would free {storedirs.human_size(total)}; no files were deleted.")
         return
     if not yes:
         what = " and ".join(x for x in (f"{len(found)} run(s)" if found else "", f"{len(caches)} cache file(s)" if caches else "") if x)
-        if not typer.confirm(f"Delete {what}, {layout.human_size(total)}?", default=False, err=True):
+        if not typer.confirm(f"Delete {what}, {storedirs.human_size(total)}?", default=False, err=True):
             raise typer.Exit(1)
     for r in found:
         layout.delete_run(r)
@@ -221,9 +222,9 @@ def env() -> None:
         ("training device", rt.describe()),
         ("fast paths", "convolutional models: " + ", ".join(rt.fast_paths(True)) + "; fully connected: " + ", ".join(rt.fast_paths(False))),
         ("GANCTL_HOME", layout.home()),
-        ("datasets", layout.datasets_dir()),
-        ("runs", layout.runs_dir()),
-        ("pretrained", layout.pretrained_dir()),
+        ("datasets", storedirs.datasets_dir()),
+        ("runs", storedirs.runs_dir()),
+        ("pretrained", storedirs.pretrained_dir()),
     ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:

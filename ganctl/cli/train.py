@@ -8,12 +8,12 @@ from pathlib import Path
 
 import typer
 
+from ganctl import augment_spec
 from ganctl.cli import completion, ui
 from ganctl.core import seeds
 from ganctl.families import registry
 from ganctl.runtime import distributed, launch
 from ganctl.store import retention
-from ganctl.train import augment as augment_spec
 
 
 def _dataset_help() -> str:

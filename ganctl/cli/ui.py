@@ -9,8 +9,8 @@ from functools import lru_cache
 
 from rich.console import Console
 
+from ganctl import augment_spec
 from ganctl.cli.pace import WARMUP_STEPS, Pace, clock_text, duration, speed_text, steps_text
-from ganctl.train import augment
 
 
 @lru_cache(maxsize=1)
@@ -167,7 +167,7 @@ class TrainProgress:
             f"training {cfg.family} on {cfg.dataset} ({cfg.image_size}x{cfg.image_size}, "
             f"{_plural(cfg.channels, 'channel')}) - {rt.describe(_convolutional(cfg.arch))} - "
             f"{_plural(cfg.epochs, 'epoch')} of {_plural(plan.batches, 'batch')} of {plan.batch_size} = {steps_text(plan)}"
-            + (f" - augment: {augment.describe(cfg.augment)}" if getattr(cfg, "augment", None) else "")
+            + (f" - augment: {augment_spec.describe(cfg.augment)}" if getattr(cfg, "augment", None) else "")
         )
         if self.quiet or not bars_enabled(self.console):
             return
@@ -304,7 +304,7 @@ class DownloadProgress:
                 self.progress.stop()
                 self.progress = None
             if complete:
-                from ganctl.store.layout import human_size
+                from ganctl.core.storedirs import human_size
 
                 secs = time.perf_counter() - self._t0
                 info(f"fetched {self.name}: {human_size(self._got)} in {secs:.1f}s")

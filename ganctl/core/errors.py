@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 
 
 class GanctlError(Exception):
@@ -94,3 +95,23 @@ def cannot_read(path: str | os.PathLike) -> str | None:
             return None
     except OSError as e:
         return e.strerror or str(e)
+
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def load_error_reason(e: Exception) -> tuple[str, bool]:
+    """Why ``torch.load(weights_only=True)`` failed, in a few words, and whether it was because the
+    pickle calls code. torch's own text advises loading again with weights_only=False, which would
+    run that code: none of it is kept, only the line that names what was refused."""
+    msg = _ANSI_RE.sub("", str(e)).strip()
+    if "Weights only load failed" not in msg:
+        first = msg.splitlines()[0].strip().rstrip(".") if msg else ""
+        return (f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__), False
+    lines = [ln.strip() for ln in msg.splitlines()[1:] if ln.strip()]
+    detail = next((ln for ln in lines if "weights_only" not in ln and "torch.load" not in ln), "")
+    if "global" in detail.lower():
+        called = re.search(r"GLOBAL ([\w.]+)", detail)
+        what = f" (it calls {called.group(1)})" if called else ""
+        return f"the file contains code ganctl will not run{what}: only tensors are accepted", True
+    return f"it is not a file of plain tensors ({detail.rstrip('.')[:200] or type(e).__name__})", False

@@ -37,8 +37,8 @@ from typing import BinaryIO
 
 from ganctl.core.atomic import _file_mode, atomic_dir
 from ganctl.core.errors import DatasetError
+from ganctl.core.storedirs import human_size
 from ganctl.data.download import ProgressFn
-from ganctl.store.layout import human_size
 
 # Image archives barely compress (JPEG, PNG): 20x is generous for them, and small archives may
 # still grow to MIN_LIMIT. No image of a dataset comes near MAX_MEMBER.

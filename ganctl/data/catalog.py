@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganctl.core.errors import DatasetError, did_you_mean
+from ganctl.core.storedirs import datasets_dir
 from ganctl.data.catalog_unpaired import UNPAIRED_SUFFIX, unpaired_entries
 from ganctl.data.download import RemoteFile
-from ganctl.store.layout import datasets_dir
 
 PACKAGE_DATA = Path(__file__).parent
 

@@ -149,8 +149,8 @@ CACHE_MIN_FILES = 1000
 
 
 def _cache_path(root: Path, files: list[Path], image_size: int) -> Path:
+    from ganctl.core.storedirs import datasets_dir
     from ganctl.data import folder_cache
-    from ganctl.store.layout import datasets_dir
 
     return folder_cache.path_for(datasets_dir() / ".cache", root, files, image_size)
 

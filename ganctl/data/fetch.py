@@ -9,11 +9,12 @@ from pathlib import Path
 
 from ganctl.core.errors import DatasetError
 from ganctl.core.locks import lock_file
+from ganctl.core.paths import home
+from ganctl.core.storedirs import datasets_dir, ensure_cache_dir, remove_if_empty
 from ganctl.data import catalog
 from ganctl.data.archives import extract
 from ganctl.data.download import ProgressFn, download
 from ganctl.data.install import install_archive
-from ganctl.store.layout import datasets_dir, ensure_cache_dir, home, remove_if_empty
 
 
 def fetch(

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from ganctl.core.atomic import atomic_write_json
 from ganctl.core.errors import DatasetError
+from ganctl.core.storedirs import remove_if_empty
 from ganctl.data import catalog
 from ganctl.data.archives import extract
 from ganctl.data.download import ProgressFn, download, file_digest
-from ganctl.store.layout import remove_if_empty
 
 DOWNLOAD_RECORD = "download.json"  # what was downloaded, from where, with its sha256
 

@@ -142,7 +142,7 @@ def load_paired(
     with ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="ganctl-pairs") as pool:
         if decoded > budget:
             if warn:
-                from ganctl.store.layout import human_size
+                from ganctl.core.storedirs import human_size
 
                 warn(f"{name} {chosen}: {len(pairs):,} pairs would take {human_size(decoded)} decoded at "
                      f"{load_size}x{load_size}; decoding them per batch instead")

@@ -237,7 +237,7 @@ def ensure_synthetic_facades(entry: catalog.CatalogEntry) -> Path:
     dest = entry.data_dir()
     if dest.is_dir():
         return dest
-    from ganctl.store.layout import datasets_dir, ensure_cache_dir
+    from ganctl.core.storedirs import datasets_dir, ensure_cache_dir
 
     ensure_cache_dir(datasets_dir())
     try:

@@ -138,7 +138,7 @@ def _load_domain(folder: Path, files: list[Path], size: int) -> torch.Tensor:
     """A domain decoded, through the store's cache when it is large."""
     if len(files) < CACHE_MIN_FILES:
         return decode_files(files, size, folder)
-    from ganctl.store.layout import datasets_dir, ensure_cache_dir
+    from ganctl.core.storedirs import datasets_dir, ensure_cache_dir
 
     cache_dir = datasets_dir() / ".cache" / DECODER
     cache = folder_cache.path_for(cache_dir, folder, files, size)

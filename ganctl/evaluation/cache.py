@@ -8,12 +8,13 @@ from pathlib import Path
 
 import torch
 
+from ganctl.core import storedirs
 from ganctl.core.errors import CheckpointError
 from ganctl.data import catalog
 from ganctl.evaluation import classifier, splits
 from ganctl.evaluation.classifier import DatasetClassifier
 from ganctl.evaluation.splits import RealSplits
-from ganctl.store import checkpoint, layout
+from ganctl.store import checkpoint
 
 ProgressFn = Callable[[str], None]
 
@@ -21,7 +22,7 @@ CLASSIFIER_FILE = "classifier.safetensors"
 
 
 def classifier_dir(dataset: str, image_size: int, channels: int) -> Path:
-    return layout.home() / "evaluators" / f"{splits.dataset_key(dataset)}-{image_size}px-{channels}ch"
+    return storedirs.evaluators_dir() / f"{splits.dataset_key(dataset)}-{image_size}px-{channels}ch"
 
 
 def _load_cached(path: Path, real: RealSplits, device: torch.device) -> tuple[DatasetClassifier, dict] | None:
@@ -63,7 +64,7 @@ def classifier_for(real: RealSplits, device: torch.device, progress: ProgressFn 
             "(cached for next time)..."
         )
     model, meta = classifier.train_classifier(real, device, progress)
-    layout.ensure_cache_dir(path.parent.parent)  # re-creatable: tagged for backup tools to skip
+    storedirs.ensure_cache_dir(path.parent.parent)  # re-creatable: tagged for backup tools to skip
     checkpoint.save_weights(path, model, meta)  # atomic: temp file, then rename
     if progress:
         progress(f"classifier trained in {meta['seconds']:.1f}s: test accuracy {meta['test_accuracy']:.3f}")

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ganctl.core.atomic import atomic_path
-from ganctl.store.layout import ensure_cache_dir, evaluators_dir
+from ganctl.core.storedirs import ensure_cache_dir, evaluators_dir
 
 REFERENCE_VERSION = 1
 

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganctl.core.errors import CheckpointError, GanctlError
+from ganctl.core.paths import home
+from ganctl.core.storedirs import ensure_cache_dir, remove_if_empty
 from ganctl.data.download import ProgressFn, RemoteFile, download
-from ganctl.store.layout import ensure_cache_dir, home, remove_if_empty
 
 
 class MissingWeightsError(GanctlError):

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ganctl.core.atomic import atomic_path
-from ganctl.core.errors import CheckpointError
+from ganctl.core.errors import CheckpointError, load_error_reason
 from ganctl.models.pix2pix import UNetGenerator
 
 EXPECTED = "an official pix2pix U-Net generator state_dict (keys like model.model.0.weight)"
@@ -258,8 +258,6 @@ def load_official_file(path: str | Path) -> dict[str, torch.Tensor]:
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError (code in the pickle), RuntimeError (truncated zip), ...
-        from ganctl.store.checkpoint import load_error_reason
-
         reason, code = load_error_reason(e)
         if code:
             raise CheckpointError(f"{path} cannot be loaded safely: {reason}; ganctl loads weights only, never code") from e

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from ganctl import __version__
+from ganctl import __version__, augment_spec
+from ganctl.core import storedirs
 from ganctl.core.atomic import atomic_write
 from ganctl.report import svg
 from ganctl.report.rundata import Checkpoint, RunData
-from ganctl.store import layout
-from ganctl.train import augment
 
 EMBED_LIMIT = 48 * 2**20  # bytes of pictures a page embeds; past it they are written beside it
 MIME = {".png": "image/png", ".gif": "image/gif"}
@@ -158,7 +157,7 @@ def _about(r: RunData) -> str:
 def _augmentation(config: dict) -> str:
     """What the run's discriminators saw (``--augment``); runs from before it existed had none."""
     aug = config.get("augment") or {}
-    return augment.describe(aug) if not augment.check(aug) else f"unreadable: {aug!r:.60}"
+    return augment_spec.describe(aug) if not augment_spec.check(aug) else f"unreadable: {aug!r:.60}"
 
 
 def _sessions(r: RunData) -> str:
@@ -213,7 +212,7 @@ def _samples(r: RunData, pics: Pictures) -> str:
 
 def _checkpoint_row(c: Checkpoint) -> tuple:
     name = _Raw(f"<code>{escape(str(c.path))}</code>" + (" (latest)" if c.latest else ""))
-    return (name, "?" if c.epoch is None else c.epoch, "?" if c.step is None else c.step, layout.human_size(c.size))
+    return (name, "?" if c.epoch is None else c.epoch, "?" if c.step is None else c.step, storedirs.human_size(c.size))
 
 
 def _checkpoints(r: RunData) -> str:
@@ -285,7 +284,7 @@ def write(runs: Sequence[RunData], page: Path, say: Say) -> Path:
     stream = Path(page).exists() and not Path(page).is_file()
     pics = Pictures(Path(page), embed=size <= EMBED_LIMIT or stream)
     if not pics.embed:
-        say(f"the pictures ({layout.human_size(size)}) are too many to embed: they are written to "
+        say(f"the pictures ({storedirs.human_size(size)}) are too many to embed: they are written to "
             f"{pics.folder}, which the page needs beside it")
     atomic_write(Path(page), render(runs, pics).encode())
     return Path(page)

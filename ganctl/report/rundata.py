@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ganctl.core import storedirs
 from ganctl.core.errors import GanctlError
 from ganctl.store import layout
 
@@ -189,7 +190,7 @@ def _checkpoints(run_dir: Path) -> list[Checkpoint]:
             epoch, step = int(pos["epoch"]), int(pos["step"])
         except (OSError, ValueError, KeyError, TypeError):
             epoch = step = None
-        found.append(Checkpoint(p, epoch, step, p.name == latest, layout.dir_size(p)))
+        found.append(Checkpoint(p, epoch, step, p.name == latest, storedirs.dir_size(p)))
     found.sort(key=lambda c: (c.step if c.step is not None else -1, c.path.name))
     return found
 

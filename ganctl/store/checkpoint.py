@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Mapping
@@ -53,7 +52,7 @@ from torch import nn
 
 from ganctl import __version__
 from ganctl.core.atomic import _file_mode, atomic_path, atomic_write, disk_full
-from ganctl.core.errors import CheckpointError, NoSpaceError, cannot_read
+from ganctl.core.errors import CheckpointError, NoSpaceError, cannot_read, load_error_reason
 from ganctl.store import genspec, retention
 
 # the folder bookkeeping (which checkpoint is newest, pruning, cleaning) is torch-free: it lives in
@@ -383,23 +382,3 @@ def load_trainer(ckpt: Path) -> TrainerState:
         raise CheckpointError(f"{path} is missing") from e
     except Exception as e:  # a truncated zip, or a pickle with code in it (refused by weights_only)
         raise CheckpointError(f"{path} cannot be read safely: {load_error_reason(e)[0]}") from e
-
-
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def load_error_reason(e: Exception) -> tuple[str, bool]:
-    """Why ``torch.load(weights_only=True)`` failed, in a few words, and whether it was because the
-    pickle calls code. torch's own text advises loading again with weights_only=False, which would
-    run that code: none of it is kept, only the line that names what was refused."""
-    msg = _ANSI_RE.sub("", str(e)).strip()
-    if "Weights only load failed" not in msg:
-        first = msg.splitlines()[0].strip().rstrip(".") if msg else ""
-        return (f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__), False
-    lines = [ln.strip() for ln in msg.splitlines()[1:] if ln.strip()]
-    detail = next((ln for ln in lines if "weights_only" not in ln and "torch.load" not in ln), "")
-    if "global" in detail.lower():
-        called = re.search(r"GLOBAL ([\w.]+)", detail)
-        what = f" (it calls {called.group(1)})" if called else ""
-        return f"the file contains code ganctl will not run{what}: only tensors are accepted", True
-    return f"it is not a file of plain tensors ({detail.rstrip('.')[:200] or type(e).__name__})", False

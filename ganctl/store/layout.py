@@ -18,30 +18,22 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ganctl.core.atomic import atomic_write
 from ganctl.core.errors import StoreError, UnknownNameError
 from ganctl.core.locks import LockBusyError, LockGone, acquire, holder_pid, try_lock
 from ganctl.core.paths import home
+from ganctl.core.storedirs import (
+    datasets_dir,
+    dir_size,
+    evaluators_dir,
+    folder_cache_dir,
+    pretrained_dir,
+    remove_if_empty,
+    runs_dir,
+)
 
 # \Z, not $: '$' also matches before a trailing newline, which would let "run\n" through
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 _NAME_MAX = 100
-_CACHEDIR_TAG = (
-    "Signature: 8a477f597d28d172789f06886806bc55\n"
-    "# This folder holds files ganctl can download again; backup tools may skip it.\n"
-)
-
-
-def datasets_dir() -> Path:
-    return home() / "datasets"
-
-
-def runs_dir() -> Path:
-    return home() / "runs"
-
-
-def pretrained_dir() -> Path:
-    return home() / "pretrained"
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -52,23 +44,6 @@ def check_name(name: str, what: str = "name") -> str:
             "(starting with a letter or digit), at most 100 characters"
         )
     return name
-
-
-def ensure_cache_dir(path: Path) -> Path:
-    """Create a folder of re-downloadable files, tagged so backup tools skip it."""
-    path.mkdir(parents=True, exist_ok=True)
-    tag = path / "CACHEDIR.TAG"
-    if not tag.exists():
-        atomic_write(tag, _CACHEDIR_TAG.encode())
-    return path
-
-
-def remove_if_empty(folder: Path) -> None:
-    """Remove ``folder`` if it is an empty directory (left by a failed download); else leave it."""
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------- run locks
@@ -129,39 +104,7 @@ def check_run_idle(path: Path, run_id: str, then: str = "or use another --name")
         os.close(fd)
 
 
-def dir_size(path: Path) -> int:
-    """Bytes in the files under ``path`` (symlinks not followed); 0 when it does not exist. Files
-    that vanish while it counts (a save or prune running meanwhile) are skipped."""
-    def size(p: Path) -> int:
-        try:
-            return p.stat().st_size if p.is_file() and not p.is_symlink() else 0
-        except OSError:
-            return 0
-
-    if not path.is_dir():
-        return size(path)
-    return sum(size(p) for p in path.rglob("*"))
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
 # ---------------------------------------------------------------- disk use and caches
-
-
-def folder_cache_dir() -> Path:
-    """Decoded copies of large image folders (:mod:`ganctl.data.datasets`)."""
-    return datasets_dir() / ".cache"
-
-
-def evaluators_dir() -> Path:
-    """The classifiers ``ganctl evaluate`` trains once per dataset (:mod:`ganctl.evaluation.cache`)."""
-    return home() / "evaluators"
 
 
 CLASSIFIER_FILE = "classifier.safetensors"

@@ -26,9 +26,10 @@ from pathlib import Path
 
 from ganctl import demos
 from ganctl.core.errors import CheckpointError, GanctlError, UnknownNameError, did_you_mean
+from ganctl.core.storedirs import pretrained_dir
 from ganctl.data.download import join_url
 from ganctl.store import genspec
-from ganctl.store.layout import check_name, pretrained_dir
+from ganctl.store.layout import check_name
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/"
 CYCLEGAN_BASE_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/"  # download_cyclegan_model.sh

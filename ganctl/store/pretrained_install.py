@@ -17,8 +17,9 @@ from pathlib import Path
 
 from ganctl.core.atomic import atomic_dir
 from ganctl.core.errors import CheckpointError, StoreError
+from ganctl.core.storedirs import pretrained_dir, remove_if_empty
 from ganctl.data.download import ProgressFn, RemoteFile, download, file_digest, join_url, looks_like_html
-from ganctl.store.layout import check_name, pretrained_dir, remove_if_empty
+from ganctl.store.layout import check_name
 from ganctl.store.pretrained import BASE_URLS, CATALOG, GENERATOR, lookup, model_dir, normalise_direction
 
 

@@ -28,14 +28,9 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ganctl.config import KEEP, SAVE_EVERY  # noqa: F401  (retention.KEEP: the default where it applies)
 from ganctl.core.atomic import atomic_write
 from ganctl.core.errors import CheckpointError, GanctlError
-
-SAVE_EVERY = 1  # epochs between checkpoints (the last epoch and a Ctrl-C always save)
-# One checkpoint: a pix2pix one is 687 MB (weights 229 MB, Adam's two moments 458 MB), so keeping
-# two made the 2-epoch quickstart 1.4 GB. Saves are atomic (a complete folder is renamed into
-# place before the older one is pruned), so the newest alone is always a complete, resumable one.
-KEEP = 1
 
 TRAINER = "trainer.pt"
 POSITION = "position.json"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ganctl import augment_spec
 from ganctl.config import TrainConfig, make_config
 from ganctl.core import seeds
 from ganctl.core.errors import DatasetError, GanctlError
@@ -21,7 +22,6 @@ from ganctl.families import registry
 from ganctl.families.familyspec import FOLDER_PRESETS
 from ganctl.runtime import distributed
 from ganctl.store import layout
-from ganctl.train import augment as augment_spec
 from ganctl.train import tracking
 
 if TYPE_CHECKING:  # what needs torch is imported once the checks that need none have passed
@@ -139,7 +139,7 @@ class TrainRequest:
     keep: int | None = None
     keep_epochs: tuple[int, ...] | None = None
     dist_timeout: float = distributed.DEFAULT_TIMEOUT_S
-    augment: str | None = None  # --augment POLICY (ganctl.train.augment; None: the dataset's default, default_augment)
+    augment: str | None = None  # --augment POLICY (ganctl.augment_spec; None: the dataset's default, default_augment)
     ada_target: float | None = None  # --ada-target
     log: tuple[str, ...] = ()  # the experiment trackers to send the run to (--log; this session only)
     options: Mapping[str, object] = field(default_factory=dict)

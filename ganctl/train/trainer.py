@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ganctl import models
+from ganctl.augment_spec import describe as _describe_augment
 from ganctl.config import TrainConfig
 from ganctl.core.atomic import atomic_write_json
 from ganctl.core.errors import DivergedError
@@ -28,7 +29,6 @@ from ganctl.runtime.runtime import Runtime
 from ganctl.store import genspec
 from ganctl.store.layout import run_lock
 from ganctl.train import callbacks, engine, objectives
-from ganctl.train.augment import describe as _describe_augment
 from ganctl.train.callbacks.animation import ProgressAnimation
 from ganctl.train.callbacks.progress import NullReporter, Reporter
 from ganctl.train.callbacks.trackers import build as build_trackers

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganctl.core import atomic
+from ganctl.core import atomic, storedirs
 from ganctl.core.errors import NoSpaceError, StoreError
 from ganctl.data import archives
 from ganctl.data import download as dl
@@ -63,7 +63,7 @@ def test_full_disk_writing_an_output_image_names_it(home, tmp_path, monkeypatch)
 
 def test_full_disk_in_an_atomic_store_write_suggests_another_home(home, monkeypatch):
     monkeypatch.setattr(type(home), "write_bytes", _enospc)
-    dest = layout.runs_dir() / "x.json"
+    dest = storedirs.runs_dir() / "x.json"
     with pytest.raises(NoSpaceError) as info:
         atomic.atomic_write_json(dest, {"a": 1})
     assert str(info.value) == f"no space left on device writing {dest}: free space or set GANCTL_HOME to another disk"
@@ -223,7 +223,7 @@ def test_next_run_name_cuts_the_base_to_fit_its_suffix(_isolated_store):
     base = "a" * 120
     first = layout.next_run_name("dcgan", base)
     assert first == "a" * 100
-    (layout.runs_dir() / "dcgan" / first).mkdir(parents=True)
+    (storedirs.runs_dir() / "dcgan" / first).mkdir(parents=True)
     assert layout.next_run_name("dcgan", base) == "a" * 98 + "-2"
     assert layout.next_run_name("dcgan", "_x..y-") == "x.y"
 

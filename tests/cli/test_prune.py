@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ganctl.core import storedirs
 from ganctl.store import layout, retention
 from tests.conftest import error_line, invoke, train_in_own_store
 
@@ -41,15 +42,15 @@ def test_prune_keeps_the_newest_and_the_marked_epochs(run):
     assert [ln.split()[:2] for ln in lines[:4]] == [["keep", "epoch_0002"], ["keep", "epoch_0004"],
                                                     ["delete", "epoch_0001"], ["delete", "epoch_0003"]]
     assert "(marked)" in lines[0] and "(newest)" in lines[1] and "(older)" in lines[2]
-    size = layout.dir_size(run / "checkpoints" / "epoch_0001") + layout.dir_size(run / "checkpoints" / "epoch_0003")
-    assert lines[-1] == f"Dry run: would free {layout.human_size(size)}; no files were deleted."
+    size = storedirs.dir_size(run / "checkpoints" / "epoch_0001") + storedirs.dir_size(run / "checkpoints" / "epoch_0003")
+    assert lines[-1] == f"Dry run: would free {storedirs.human_size(size)}; no files were deleted."
     assert _ckpts(run)[:4] == ["epoch_0001", "epoch_0002", "epoch_0003", "epoch_0004"]
 
     assert "--yes" in error_line(invoke("prune", "r"))  # no terminal to confirm on
     assert _ckpts(run)[:4] == ["epoch_0001", "epoch_0002", "epoch_0003", "epoch_0004"]
     r = invoke("prune", "r", "--yes")
     assert r.exit_code == 0 and r.stdout.strip() == "gan/r", r.output
-    assert f"Freed {layout.human_size(size)}." in r.stderr
+    assert f"Freed {storedirs.human_size(size)}." in r.stderr
     assert _ckpts(run) == ["epoch_0002", "epoch_0004", "latest"]
     r = invoke("prune", str(run), "--yes")  # by path; nothing left to do
     assert r.exit_code == 0 and "Nothing to prune in gan/r." in r.stderr
@@ -153,13 +154,13 @@ def test_list_shows_disk_use_by_kind_and_what_prune_would_free(run, _isolated_st
     assert r.exit_code == 0, r.output
     lines = r.stderr.splitlines()
     row = next(ln for ln in lines if ln.startswith("gan/r "))
-    old = layout.dir_size(run / "checkpoints" / "epoch_0001") + layout.dir_size(run / "checkpoints" / "epoch_0003")
-    assert row.split()[-2:] == layout.human_size(old).split()  # the prunable column
+    old = storedirs.dir_size(run / "checkpoints" / "epoch_0001") + storedirs.dir_size(run / "checkpoints" / "epoch_0003")
+    assert row.split()[-2:] == storedirs.human_size(old).split()  # the prunable column
     use = lines[lines.index(f"Disk use in {_isolated_store.resolve()}"):]
     kinds = {ln.split()[0]: " ".join(ln.split()[1:3]) for ln in use[2:]}
     assert kinds["caches"] == "4.0 KB" and kinds["pretrained"] == "7.0 KB"
-    assert kinds["runs"] == layout.human_size(layout.dir_size(run.parent.parent))
-    assert kinds["total"] == layout.human_size(layout.dir_size(_isolated_store))
+    assert kinds["runs"] == storedirs.human_size(storedirs.dir_size(run.parent.parent))
+    assert kinds["total"] == storedirs.human_size(storedirs.dir_size(_isolated_store))
     assert "ganctl rm --cache" in next(ln for ln in use if ln.startswith("caches"))
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from ganctl import augment_spec
 from ganctl.core.errors import GanctlError
-from ganctl.train import augment
 from ganctl.train.augment import ada, diffaugment
 
 
@@ -23,10 +23,10 @@ class Augment:
 
     def __init__(self, config: dict, device: torch.device):
         self.config = dict(config)
-        self.policies = augment.ops(self.config)
+        self.policies = augment_spec.ops(self.config)
         self.used = False  # called at all: an objective that never calls it cannot honour --augment
         self.heuristic = (ada.Heuristic(float(config["target"]), int(config["ramp_images"]), int(config["interval"]),
-                                        device) if augment.is_ada(self.config) else None)
+                                        device) if augment_spec.is_ada(self.config) else None)
 
     def __bool__(self) -> bool:
         return bool(self.config)

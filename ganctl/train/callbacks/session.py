@@ -49,7 +49,7 @@ class SessionLog(Callback):
             "precision": self.rt.precision,
             "processes": distributed.world().size,
             "fast_paths": self.rt.fast_paths(self.convolutional),
-            "augment": self.augment,  # what the discriminators saw (ganctl.train.augment.describe)
+            "augment": self.augment,  # what the discriminators saw (ganctl.augment_spec.describe)
             "torch": torch.__version__,
             "ganctl": __version__,
         })
