@@ -280,13 +280,13 @@ def test_an_objective_that_never_augments_is_refused_rather_than_trained_unaugme
 
 
 def test_resume_keeps_the_runs_augmentation():
-    from ganctl.train.setup import _check_resume_augment
+    from ganctl.train.resume import check_augment
 
     cfg = make_config("dcgan", "digits", "t", channels=1, classes=None, preset_key="digits", augment=ADA_CFG)
-    _check_resume_augment(cfg, None)
-    _check_resume_augment(cfg, spec.parse("ada"))  # the ramp follows from the run: not the user's to give
+    check_augment(cfg, None)
+    check_augment(cfg, spec.parse("ada"))  # the ramp follows from the run: not the user's to give
     with pytest.raises(GanctlError, match="its own augmentation"):
-        _check_resume_augment(cfg, spec.parse("color"))
+        check_augment(cfg, spec.parse("color"))
 
 
 def test_a_small_folder_is_told_about_augment_and_a_catalogue_set_is_not(tmp_path):

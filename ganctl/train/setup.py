@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganctl import augment_spec
@@ -22,72 +21,12 @@ from ganctl.families import registry
 from ganctl.families.familyspec import FOLDER_PRESETS
 from ganctl.runtime import distributed
 from ganctl.store import layout
+from ganctl.train import resume as resuming
 from ganctl.train import tracking
 
 if TYPE_CHECKING:  # what needs torch is imported once the checks that need none have passed
     from ganctl.train.callbacks.progress import Reporter
     from ganctl.train.trainer import TrainResult
-
-
-def _run_to_resume(family: str, name: str | None) -> layout.RunInfo:
-    if name:
-        return layout.find_run(name, family)
-    run = layout.newest_run(family)
-    if run is None:
-        raise GanctlError(f"there is no {family} run to resume: start one with {layout.train_hint(family)}")
-    return run
-
-
-def _resume_config(run: layout.RunInfo, epochs: int | None, given: dict) -> tuple[TrainConfig, Path]:
-    cfg = _checked_config(run)
-    for key, value in given.items():
-        if value is not None and value != getattr(cfg, key):
-            raise GanctlError(
-                f"--resume continues run {run.id} with its own config ({key} = {getattr(cfg, key)}); "
-                f"leave out the {key} option, or start a new run with --name"
-            )
-    if epochs is not None:
-        need = _epochs_reached(run.path)
-        if epochs < need:
-            raise GanctlError(
-                f"--epochs {epochs} is fewer than run {run.id} has trained ({need} epochs reached): --epochs is the "
-                f"total, so give at least {need}, or leave it out to keep {cfg.epochs}"
-            )
-        cfg = replace(cfg, epochs=epochs)
-    return cfg, run.path
-
-
-def _checked_config(run: layout.RunInfo) -> TrainConfig:
-    """The run's config, with a damaged config.json (or generator arguments that do not fit the
-    arch) reported as one line naming the file."""
-    from ganctl.models import check_args
-
-    run.check()
-    cfg = TrainConfig.from_json(run.config())
-    try:
-        check_args(cfg.arch, cfg.generator, "generator")
-        check_args(cfg.arch, cfg.discriminator, "discriminator")
-    except ValueError as e:
-        raise GanctlError(
-            f"run {run.id} is damaged: {run.path / 'config.json'}: {e}; {layout.REPAIR_CONFIG}"
-        ) from e
-    return cfg
-
-
-def _epochs_reached(run_dir: Path) -> int:
-    """The epochs a run's resumable checkpoint has begun: its completed epochs, plus one if it
-    stopped inside an epoch (0 when nothing reads: resuming reports that). From the checkpoint's
-    position.json: its optimizer states (457 MB for pix2pix) are not read for this."""
-    from ganctl.core.errors import CheckpointError
-    from ganctl.store import retention
-
-    for ckpt in retention.candidates(run_dir):
-        try:
-            pos = retention.read_position(ckpt)
-        except CheckpointError:
-            continue
-        return pos["epoch"] + (1 if pos["batch"] else 0)
-    return 0
 
 
 def _check_common(epochs, batch_size, lr, image_size, eval_every, seed) -> None:
@@ -171,7 +110,7 @@ def run_training(req: TrainRequest, *, reporter: Reporter | None = None, progres
     if dataset is not None:
         registry.resolve(fam.kind.check)(dataset)
     if resume:
-        run = _run_to_resume(family, name)
+        run = resuming.run_to_resume(family, name)
     else:
         if dataset is None:
             raise GanctlError(f"say what to train on: 'ganctl train {family} --dataset digits' (or mnist, or a folder)")
@@ -185,7 +124,7 @@ def run_training(req: TrainRequest, *, reporter: Reporter | None = None, progres
     with watch.phase("runtime"):
         precision, changed = req.precision, None
         if resume and precision == "auto":
-            precision, changed = _continued_precision(run.path, runtime.resolve_device(req.device))
+            precision, changed = resuming.continued_precision(run.path, runtime.resolve_device(req.device))
         rt = distributed.start(runtime.resolve(req.device, precision, req.compile, req.accel), req.dist_timeout)
     main = distributed.is_main()
     if not main:
@@ -196,13 +135,13 @@ def run_training(req: TrainRequest, *, reporter: Reporter | None = None, progres
     if resume:
         asked = {"batch_size": batch_size, "lr": lr, "seed": seed, "image_size": image_size,
                  "arch": variant.networks.name if arch else None}
-        cfg, run_dir = _resume_config(run, epochs, asked)
-        _check_resume_augment(cfg, aug)
+        cfg, run_dir = resuming.resume_config(run, epochs, asked)
+        resuming.check_augment(cfg, aug)
         if main:  # the others would see rank 0's lock
             layout.check_run_idle(run_dir, f"{family}/{cfg.run_name}")  # refused before the data is loaded
         if dataset is not None and registry.resolve(fam.kind.dataset_id)(dataset) != cfg.dataset:
             raise GanctlError(f"--resume continues run {cfg.run_name} on its own dataset ({cfg.dataset}); leave out --dataset")
-        cfg = _resume_options(fam, cfg, given)
+        cfg = resuming.resume_options(fam, cfg, given)
         if eval_every is not None:
             cfg = replace(cfg, eval_every=eval_every)
         cfg = _checkpoint_options(cfg, save_every, keep, keep_epochs)
@@ -232,25 +171,6 @@ def run_training(req: TrainRequest, *, reporter: Reporter | None = None, progres
                  log=log)
 
 
-def _continued_precision(run_dir: Path, device) -> tuple[str, str | None]:
-    """``--resume`` without ``--precision``: the precision the run's last session trained in, where
-    this device runs it natively (fp32 anywhere, fp16 on CUDA, bf16 where ``auto`` would pick it),
-    so that a run started with ``--precision fp32`` goes on in fp32; otherwise this device's own
-    choice, and a line that says so (None when nothing changes)."""
-    from ganctl.report.rundata import read_sessions
-    from ganctl.runtime import runtime
-
-    here = runtime.resolve_precision("auto", device)
-    sessions = read_sessions(run_dir)
-    last = sessions[-1].get("precision") if sessions else None
-    if last not in runtime.PRECISIONS or last in (here, "auto"):
-        return here, None
-    if last == "fp32" or (last == "fp16" and device.type == "cuda"):
-        return last, f"continuing in {last}, the precision the run trained in ('--precision {here}' to change it)"
-    return here, (f"the run trained in {last}, which this {device.type} does not run natively: continuing in {here} "
-                  f"('--precision {last}' to keep it)")
-
-
 def _check_eval(cfg) -> None:
     """--eval-every's needs (torch-fidelity; Inception's weights for its space), before the first epoch."""
     if cfg.eval_every:
@@ -273,23 +193,6 @@ def _checkpoint_options(cfg: TrainConfig, save_every, keep, keep_epochs) -> Trai
     where they may change); marked epochs add to those the run has, so none is ever unmarked."""
     marked = tuple(sorted({*cfg.keep_epochs, *(keep_epochs or ())}))
     return replace(cfg, save_every=save_every or cfg.save_every, keep=keep or cfg.keep, keep_epochs=marked)
-
-
-def _resume_options(fam: registry.Family, cfg: TrainConfig, given: dict) -> TrainConfig:
-    """The run's config with the family options given to --resume: those that may change (a
-    schedule) are applied, the others must match the run's own."""
-    opts = {(o.into, o.key): o for o in fam.options()}
-    groups = {"objective": dict(cfg.objective_args), "generator": dict(cfg.generator),
-              "discriminator": dict(cfg.discriminator), "data": dict(cfg.data_args)}
-    for (into, key), value in given.items():
-        opt, have = opts[(into, key)], groups[into].get(key)
-        if opt.on_resume:
-            groups[into][key] = value
-        elif value != have:
-            raise GanctlError(f"--resume continues run {cfg.run_name} with its own {opt.flag[2:]} ({have}); leave out {opt.flag}")
-    objective = fam.for_arch(cfg.arch).objective
-    groups["objective"] = objective.settled(groups["objective"], cfg.epochs, frozenset(k for i, k in given if i == "objective"))
-    return replace(cfg, objective_args=groups["objective"])
 
 
 def _load_for(fam, spec, image_size, channels, data_args, mirror, progress_for, warn):
@@ -388,16 +291,6 @@ def default_augment(dataset: str, images: int, size: int, warn: Callable[[str], 
         warn(f"{dataset} holds {images:,} training images: a discriminator memorises so few in a long run; "
              f"consider --augment {policy} (docs/train.md#augmentation---augment)")
     return {}
-
-
-def _check_resume_augment(cfg: TrainConfig, aug: dict | None) -> None:
-    """--augment given to --resume must be the run's own: an exact resume continues the same training."""
-    if aug is None:
-        return
-    have = {k: v for k, v in cfg.augment.items() if k != "ramp_images"}
-    if aug != have:
-        raise GanctlError(f"--resume continues run {cfg.run_name} with its own augmentation "
-                          f"({augment_spec.describe(cfg.augment)}); leave out --augment and --ada-target")
 
 
 def generator_steps(epochs: int, batches: int, n_critic: int = 1) -> int:

@@ -231,11 +231,11 @@ def test_resume_goes_on_in_the_precision_the_run_trained_in(_isolated_store):
 ])
 def test_continued_precision(tmp_path, monkeypatch, last, fast_bf16, device, want, says):
     from ganctl.runtime import runtime
-    from ganctl.train import setup
+    from ganctl.train import resume
 
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: fast_bf16)
     if last:
         (tmp_path / "runtime.json").write_text(json.dumps({"sessions": [{"precision": "bf16"}, {"precision": last}]}))
-    got, line = setup._continued_precision(tmp_path, torch.device(device))
+    got, line = resume.continued_precision(tmp_path, torch.device(device))
     assert got == want
     assert (line is None) if says is None else (says in line)
