@@ -2,8 +2,14 @@
 item 10; issue 31, item 1).
 
 A tiny ``ganctl train gan`` run (48 random 8x8 images, 3 batches an epoch) is trained once
-without interruption, recording every fault point of its checkpoint saves (the test hook
-``GANCTL_FAULT`` in ganctl/store/checkpoint.py). Then, each in a fresh store:
+without interruption, recording every fault point of its checkpoint saves and prunes. The faults
+are injected from outside ganctl: benchmarks/faultinject/sitecustomize.py, which Python runs at
+the start of a process whose PYTHONPATH begins with that folder (:func:`_env` puts it there when
+``FAULTINJECT`` or ``FAULTINJECT_LOG`` is set), wraps the filesystem calls of a save and a prune
+(mkdtemp, fsync, rename, rmtree, unlink) and makes each one that completes under the run's
+``checkpoints/`` a fault point: ``FAULTINJECT_LOG`` records their labels, ``FAULTINJECT=save:<n>``
+SIGKILLs the process right after the n-th, ``save:<label suffix>`` after the first with that
+label (labels: that file's docstring). Then, each in a fresh store:
 
 - an injected kill (SIGKILL) at each save point;
 - K kills from outside at random moments of the training.
@@ -48,6 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 NAME = "f"
+INJECT = ROOT / "benchmarks" / "faultinject"  # its sitecustomize.py injects the faults
+FAULT, FAULT_LOG = "FAULTINJECT", "FAULTINJECT_LOG"  # which arm it (a kill spec; a file for the labels)
 FAMILIES = ("gan", "cyclegan")
 # 32-pixel crops of 36-pixel images, widths of 4, one residual block; a constant learning rate, so
 # that a resume with the same --epochs follows the same schedule
@@ -84,9 +92,11 @@ def make_data(root: Path, family: str = "gan") -> Path:
 
 def _env(home: Path, **extra: str) -> dict:
     """The caller's environment (its thread count too: runs compared bit for bit must use the
-    same), this tree's ganctl, and a store of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GANCTL_")}
-    env.update(GANCTL_HOME=str(home), PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    same), this tree's ganctl, and a store of its own; with ``FAULTINJECT`` or ``FAULTINJECT_LOG``
+    in ``extra``, the fault injection's folder first on PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GANCTL_", FAULT))}
+    inject = [str(INJECT)] if extra.get(FAULT) or extra.get(FAULT_LOG) else []
+    env.update(GANCTL_HOME=str(home), PYTHONPATH=os.pathsep.join(filter(None, [*inject, str(ROOT), env.get("PYTHONPATH")])),
                PYTHONUNBUFFERED="1", NO_COLOR="1")
     env.update(extra)
     return env
@@ -212,7 +222,7 @@ def _start(home: Path, args: list[str], **env: str) -> tuple[subprocess.Popen, f
 def reference(workdir: Path, dataset: Path, epochs: int, batch_size: int = 16, family: str = "gan") -> Reference:
     home = Path(tempfile.mkdtemp(prefix="reference-", dir=workdir))
     log = home.with_suffix(".points")
-    proc, started = _start(home, train_args(dataset, epochs, batch_size, family), GANCTL_FAULT_LOG=str(log))
+    proc, started = _start(home, train_args(dataset, epochs, batch_size, family), **{FAULT_LOG: str(log)})
     rest = proc.stderr.read()
     if proc.wait() != 0:
         raise SystemExit(f"the uninterrupted run failed:\n{rest}")
@@ -235,7 +245,7 @@ class Trial:
 def _finish(home: Path, ref: Reference, t: Trial, chain: list[str]) -> Trial:
     """Resume until the run is done (each resume of ``chain`` killed at that fault label first)."""
     for label in [*chain, None]:
-        env = {"GANCTL_FAULT": f"save:{label}"} if label else {}
+        env = {FAULT: f"save:{label}"} if label else {}
         r = ganctl(home, resume_args(ref.epochs, ref.family), **env)
         if label:
             if r.returncode != -signal.SIGKILL:
@@ -256,7 +266,7 @@ def injected(workdir: Path, ref: Reference, point: int | str, chain: tuple[str, 
     """Kill the training at fault point ``point`` (a number, or a label suffix), resume to the end."""
     home = Path(tempfile.mkdtemp(prefix="kill-", dir=workdir))
     t = Trial(f"save:{point}" + "".join(f" then save:{c}" for c in chain))
-    r = ganctl(home, train_args(ref.dataset, ref.epochs, ref.batch_size, ref.family), GANCTL_FAULT=f"save:{point}")
+    r = ganctl(home, train_args(ref.dataset, ref.epochs, ref.batch_size, ref.family), **{FAULT: f"save:{point}"})
     if r.returncode != -signal.SIGKILL:
         t.detail = f"not killed (exit {r.returncode})"
         return t
@@ -382,7 +392,8 @@ def main() -> None:
         s, ref, n_points = kills
         body = f"""Measured on {machine()} in {kill_minutes:.0f} min: `python benchmarks/faults.py --epochs {args.epochs} --random {args.random}{'' if args.points == 'all' else ' --points ' + args.points} --diverge none`.
 A tiny `ganctl train {args.family}` run ({args.epochs} epochs of {3 if args.family == 'gan' else 6} batches; {len(ref.points)} fault points in its saves) killed with SIGKILL
-at {n_points} save fault points (each write, fsync and rename of a checkpoint save, prune and `latest`) and at
+at {n_points} save fault points (right after each fsync, rename, temporary folder creation and deletion of a checkpoint save, prune and `latest`,
+injected from outside ganctl by `benchmarks/faultinject/sitecustomize.py`) and at
 {args.random} random moments; after each, `ganctl train --resume` to the end.
 
 | kills | runs resumed to the end | final weights and metrics bit-identical | `latest` = newest complete checkpoint after the kill | `latest` one save behind (killed between a folder's rename and its `latest` write; the resume re-points it) | inconsistent checkpoints | `latest` = final checkpoint at the end |

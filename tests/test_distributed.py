@@ -239,8 +239,11 @@ def test_sigkill_of_rank_0_then_resume_is_bit_exact_with_two_processes(_isolated
     args = ["--dataset", "digits", "--batch-size", "500", "--image-size", "16", "--device", "cpu", "--epochs", "3",
             "--nproc-per-node", "2", "--quiet"]
     assert _ganctl("train", "dcgan", *args, "--name", "whole").returncode == 0
-    # rank 0 is SIGKILLed as it starts writing epoch 2's checkpoint (ganctl.store.checkpoint's fault hook)
-    r = _ganctl("train", "dcgan", *args, "--name", "cut", env={"GANCTL_FAULT": "save:epoch_0002:tmp-created"})
+    # rank 0 is SIGKILLed as it starts writing epoch 2's checkpoint, right after it made the temporary
+    # folder (benchmarks/faultinject/sitecustomize.py, which every process of the job runs)
+    inject = {"FAULTINJECT": "save:epoch_0002:tmp-created",
+              "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks" / "faultinject"), str(ROOT)])}
+    r = _ganctl("train", "dcgan", *args, "--name", "cut", env=inject)
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
         "error: rank 0 of the job failed (killed by SIGKILL); the other ranks were stopped"), r.stderr
     r = _ganctl("train", "dcgan", "--resume", "--name", "cut", "--nproc-per-node", "2", "--quiet")

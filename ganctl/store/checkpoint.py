@@ -26,13 +26,6 @@ deleted; :func:`clean` removes what a killed save or prune left behind (both tor
 to load on resume is moved to ``.broken-<tag>`` (kept for inspection, never a candidate again).
 Loading never unpickles code: safetensors for weights, ``torch.load(weights_only=True)`` for the
 rest.
-
-Test hook (fault injection, for tests/test_faults.py and benchmarks/faults.py; not for users):
-every write, fsync and rename of a save or prune is a numbered fault point. With
-``GANCTL_FAULT=save:<n>`` the process SIGKILLs itself right after the n-th point (counted from 1
-over the whole process); ``GANCTL_FAULT=save:<label>`` kills at the first point whose label ends
-with ``<label>`` (e.g. ``epoch_0002:renamed``). ``GANCTL_FAULT_LOG=<file>`` appends every point's
-label to that file.
 """
 
 from __future__ import annotations
@@ -61,7 +54,6 @@ from ganctl.store.retention import OLD as _OLD
 from ganctl.store.retention import POSITION, TRAINER
 from ganctl.store.retention import candidates as candidates
 from ganctl.store.retention import clean as clean
-from ganctl.store.retention import fault as _fault
 from ganctl.store.retention import move_aside as move_aside
 from ganctl.store.retention import prune as prune
 from ganctl.store.retention import read_position as read_position
@@ -189,11 +181,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write(path: Path, label: str, write) -> None:
+def _write(path: Path, write) -> None:
     write(path)
-    _fault(f"{label}-written")
     _fsync_file(path)
-    _fault(f"{label}-synced")
 
 
 # ---------------------------------------------------------------- saving
@@ -310,19 +300,17 @@ def write(
     final = ckpt_root / tag
     tmp = Path(tempfile.mkdtemp(prefix=f".{tag}.", suffix=".tmp", dir=ckpt_root))
     try:
-        _fault(f"{tag}:tmp-created")
         for name, tensors in snap.networks.items():
             path = tmp / snap.files[name]
             path.parent.mkdir(exist_ok=True)
             spec = snap.specs.get(name)
             meta = spec if spec is not None else {"ganctl_version": __version__}
-            _write(path, f"{tag}:{name}", lambda p, t=tensors, m=meta: save_file(
+            _write(path, lambda p, t=tensors, m=meta: save_file(
                 t, str(p), metadata={"ganctl": json.dumps(m, sort_keys=True)}))
             if spec is not None:
-                _write(path.with_name(genspec.FILE), f"{tag}:{name}-config",
-                       lambda p, m=spec: p.write_bytes(genspec.to_json(m)))
-        _write(tmp / TRAINER, f"{tag}:trainer", lambda p: _save_without_crc(snap.trainer, p))
-        _write(tmp / POSITION, f"{tag}:position", lambda p: p.write_text(json.dumps(snap.position) + "\n"))
+                _write(path.with_name(genspec.FILE), lambda p, m=spec: p.write_bytes(genspec.to_json(m)))
+        _write(tmp / TRAINER, lambda p: _save_without_crc(snap.trainer, p))
+        _write(tmp / POSITION, lambda p: p.write_text(json.dumps(snap.position) + "\n"))
         mode = _file_mode()
         for f in tmp.rglob("*"):
             os.chmod(f, mode | 0o111 if f.is_dir() else mode)
@@ -330,7 +318,6 @@ def write(
         for sub in (p for p in tmp.iterdir() if p.is_dir()):
             _fsync_dir(sub)
         _fsync_dir(tmp)
-        _fault(f"{tag}:folder-synced")
     except BaseException as e:
         full = disk_full(e, ckpt_root)  # asked before the rmtree frees what the save took
         shutil.rmtree(tmp, ignore_errors=True)
@@ -346,16 +333,11 @@ def write(
         aside = ckpt_root / f"{_OLD}{tag}"
         shutil.rmtree(aside, ignore_errors=True)
         os.rename(final, aside)
-        _fault(f"{tag}:old-moved-aside")
     os.rename(tmp, final)
-    _fault(f"{tag}:renamed")
     _fsync_dir(ckpt_root)
-    _fault(f"{tag}:root-synced")
     atomic_write(ckpt_root / "latest", (tag + "\n").encode())
-    _fault(f"{tag}:latest-written")
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
-        _fault(f"{tag}:old-deleted")
     prune(ckpt_root, final, keep, marked)
     return final
 

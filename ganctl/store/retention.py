@@ -12,9 +12,6 @@ Everything else goes: older epoch checkpoints, and interrupt checkpoints (``step
 save superseded. Folders of other names are not checkpoints; of the hidden ones, :func:`clean`
 deletes what killed saves and prunes left (``.old-``, ``.prune-``, ``.*.tmp``) and ``ganctl prune``
 also the ``.broken-`` ones a resume moved aside.
-
-Fault injection (a test hook, see :mod:`ganctl.store.checkpoint`): :func:`fault` is the one counter of
-fault points of a process, for saves and prunes alike.
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,29 +74,6 @@ def parse_epochs(text: str | None) -> tuple[int, ...] | None:
     if not parts or not all(p.isdigit() and int(p) >= 1 for p in parts):
         raise GanctlError(f"--keep-epochs takes epoch numbers (1 or more) separated by commas, like 10,20 (got {text!r})")
     return tuple(sorted({int(p) for p in parts}))
-
-
-# ---------------------------------------------------------------- fault injection (test hook)
-
-_fault_count = 0
-
-
-def fault(label: str) -> None:
-    """A fault point: see :mod:`ganctl.store.checkpoint`. Costs one environment lookup when unarmed."""
-    global _fault_count
-    spec, log = os.environ.get("GANCTL_FAULT", ""), os.environ.get("GANCTL_FAULT_LOG")
-    if not spec and not log:
-        return
-    _fault_count += 1
-    if log:
-        with open(log, "a") as f:
-            f.write(f"{_fault_count} {label}\n")
-    if spec.startswith("save:"):
-        want = spec[5:]
-        if (want.isdigit() and int(want) == _fault_count) or (not want.isdigit() and label.endswith(want)):
-            if hasattr(signal, "SIGKILL"):
-                os.kill(os.getpid(), signal.SIGKILL)
-            os._exit(137)
 
 
 # ---------------------------------------------------------------- reading
@@ -174,15 +147,13 @@ def newest(root: Path) -> Path | None:
 # ---------------------------------------------------------------- deleting
 
 
-def _remove(ckpt_root: Path, folder: Path, prefix: str, label: str) -> None:
+def _remove(ckpt_root: Path, folder: Path, prefix: str) -> None:
     """Rename ``folder`` aside, then delete it: a kill in between or during the deletion leaves
     a hidden folder for :func:`clean`, never a half-deleted one under a checkpoint's name."""
     aside = ckpt_root / f"{prefix}{folder.name}"
     shutil.rmtree(aside, ignore_errors=True)
     os.rename(folder, aside)
-    fault(f"{label}:prune-{folder.name}-moved-aside")
     shutil.rmtree(aside, ignore_errors=True)
-    fault(f"{label}:prune-{folder.name}-deleted")
 
 
 def prune(ckpt_root: Path, newest: Path, keep: int = KEEP, marked: Collection[int] = ()) -> list[Path]:
@@ -192,7 +163,7 @@ def prune(ckpt_root: Path, newest: Path, keep: int = KEEP, marked: Collection[in
     folders = [p for p in ckpt_root.iterdir() if p.is_dir() and not p.is_symlink()]
     gone = to_prune(folders, newest, keep, marked)
     for folder in gone:
-        _remove(ckpt_root, folder, PRUNED, newest.name)
+        _remove(ckpt_root, folder, PRUNED)
     return gone
 
 
@@ -278,5 +249,5 @@ def prune_run(run_dir: Path, keep: int = KEEP, marked: Collection[int] = ()) -> 
     done = plan(run_dir, keep, marked)
     root = Path(run_dir) / "checkpoints"
     for folder in [*done.checkpoints, *done.broken]:
-        _remove(root, folder, PRUNED, "prune")
+        _remove(root, folder, PRUNED)
     return replace(done, leftovers=left)

@@ -98,14 +98,14 @@ def test_a_background_save_is_published_only_once_the_epochs_rows_are_written(tm
     """The write goes as far as its synced temporary folder, then waits for publish (the callback
     after the metrics log): a kill before the log has the epoch's rows leaves the previous
     checkpoint the newest, so the resume trains that epoch again and writes them."""
-    synced, real_fault = threading.Event(), checkpoint._fault
+    synced, real_sync = threading.Event(), checkpoint._fsync_dir
 
-    def fault(label):
-        real_fault(label)
-        if label.endswith(":folder-synced"):
+    def sync(path):
+        real_sync(path)
+        if path.name.endswith(".tmp"):  # the temporary folder itself: the write's last step before the wait
             synced.set()
 
-    monkeypatch.setattr(checkpoint, "_fault", fault)
+    monkeypatch.setattr(checkpoint, "_fsync_dir", sync)
     saver, _, _ = _saver(tmp_path)
     saver.save("epoch_0001", Position(1, 0, 4))
     assert synced.wait(10)
