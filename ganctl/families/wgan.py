@@ -61,7 +61,7 @@ def _digits(base: Preset, source: str, norm: str) -> Preset:
 
 
 # A folder of 100 digits at 16 px, 3,000 batches (benchmarks.md, "Folder presets: batch norm's
-# init"): wgan-gp with the seeds' gammas FD 128 (1,503 at 1,000 batches), with N(1, 0.02) 20.3.
+# init"): with the seeds' gammas wgan FD 880 and wgan-gp 128, with N(1, 0.02) 19.1 and 20.3.
 FOLDERS_LEARN = "with the seeds' N(0, 0.02) a 100-image folder was still far from the data after 3,000 batches"
 
 
@@ -80,8 +80,9 @@ WGAN = Family(
             mnist=WGAN_MNIST,
             fashion_mnist=replace(WGAN_MNIST, source="FidanVural/GAN wgan_training.py settings at 64x64; 15 epochs"),
             digits=_digits(WGAN_MNIST, "FidanVural/GAN WGAN settings at 32x32, 32 features, for digits", "batch"),
-            default=replace(WGAN_MNIST, source="FidanVural/GAN WGAN settings (MNIST, 64x64)"),
-            rgb=_faces(WGAN_MNIST, "VedantG-02/pytorch-PlayGround WGAN (faces, 64x64 RGB), 30 epochs"),
+            default=paper_init(replace(WGAN_MNIST, source="FidanVural/GAN WGAN settings (MNIST, 64x64)"), FOLDERS_LEARN),
+            rgb=paper_init(_faces(WGAN_MNIST, "VedantG-02/pytorch-PlayGround WGAN (faces, 64x64 RGB), 30 epochs"),
+                           FOLDERS_LEARN),
             celeba=_faces(WGAN_MNIST, "VedantG-02/pytorch-PlayGround WGAN (faces, 64x64 RGB), 30 epochs"),
         ),
         min_steps=600,  # generator steps: digits' 150 epochs of 23 batches, 5 critic steps each
