@@ -173,3 +173,14 @@ def test_the_check_finds_an_option_a_page_gives_the_wrong_command():
     ]
     missing = [o for _, o, owners in got if owners and not any(o in _declared(commands[c]) for c in owners)]
     assert missing == ["--no-such-flag"]
+
+
+def test_the_source_files_the_docs_name_exist():
+    """A path such as ``ganctl/train/objectives/cyclegan.py`` or ``benchmarks/faults.py`` in the docs
+    or the README names a file of the repository (the package moved into stage folders once)."""
+    repo = DOCS.parent
+    pages = [*DOCS.glob("*.md"), repo / "README.md"]
+    named = {m for page in pages for m in re.findall(r"\b(?:ganctl|benchmarks|tests)/[\w/]+\.py\b", page.read_text())
+             if not re.search(r"/[A-Z]+\.py$", m)}  # ganctl/families/NAME.py: a pattern
+    assert len(named) > 10
+    assert sorted(p for p in named if not (repo / p).is_file()) == []
