@@ -79,6 +79,23 @@ def test_dropout_masks_follow_each_inputs_seed(gen):
     assert not gen.net.training and all(not m.training for m in gen.net.modules())
 
 
+def test_a_channels_last_batch_is_normalised_per_input_as_an_nchw_one(gen):
+    """Paper mode's per-input batch norm keeps a channels_last map channels_last (batch norm's
+    kernel, image by image) and gives what instance norm gives on the NCHW map."""
+    import copy
+
+    torch.manual_seed(2)
+    x = torch.randn(3, 3, 64, 64)
+    net_cl = copy.deepcopy(gen.net).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        with translate_net.batched(gen.net, "paper") as run:
+            want = run(x, [4, 4, 4])
+        with translate_net.batched(net_cl, "paper") as run:
+            got = run(x.contiguous(memory_format=torch.channels_last), [4, 4, 4])
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+
+
 def test_gathered_statistics_are_those_of_one_batch_of_all_tiles(gen):
     torch.manual_seed(1)
     tiles = torch.randn(6, 3, 64, 64)

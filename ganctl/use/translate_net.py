@@ -41,8 +41,16 @@ def adaptive_norms(net: nn.Module, mode: str) -> list[nn.Module]:
 
 
 def _per_input_norm(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    # batch norm over a batch of one is instance norm with batch norm's affine parameters
-    return lambda x: F.instance_norm(x, weight=m.weight, bias=m.bias, eps=m.eps)
+    """Batch norm over a batch of one, for each input: instance norm with batch norm's affine
+    parameters. A channels_last map on the CPU goes image by image through batch norm's own
+    kernel, which keeps it channels_last (``F.instance_norm`` copies it to NCHW and back)."""
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+                and not x.is_contiguous():
+            parts = [F.batch_norm(image, None, None, m.weight, m.bias, True, 0.0, m.eps) for image in x.split(1)]
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
+        return F.instance_norm(x, weight=m.weight, bias=m.bias, eps=m.eps)
+    return norm
 
 
 def _fixed_norm(m: nn.Module, mean: torch.Tensor, var: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -98,12 +106,14 @@ def batched(net: nn.Module, mode: str, stats: Stats | None = None) -> Iterator[C
                     m.forward = (lambda mod: lambda x: masks[0].apply(mod, x))(m)
                     patched.append(m)
 
+        layout = _layout(net)
+
         def run(x: torch.Tensor, seeds: Sequence[int] | None = None) -> torch.Tensor:
             seeds = list(seeds) if seeds is not None else [0] * len(x)
             if len(seeds) != len(x):
                 raise ValueError(f"{len(seeds)} seeds for a batch of {len(x)}")
             masks[0] = _Masks(seeds)
-            return net(x)
+            return net(x.contiguous(memory_format=layout) if x.dim() == 4 else x)
 
         yield run
     finally:
@@ -111,6 +121,16 @@ def batched(net: nn.Module, mode: str, stats: Stats | None = None) -> Iterator[C
             del m.forward  # the class's forward again
         for m, training in saved:
             m.training = training
+
+
+def _layout(net: nn.Module) -> torch.memory_format:
+    """channels_last where the net's convolution weights are (:class:`ganctl.use.translator.Translator`
+    puts a CPU net there), so that its inputs match them; else NCHW."""
+    for p in net.parameters():
+        if p.dim() == 4:
+            return torch.channels_last if p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() \
+                else torch.contiguous_format
+    return torch.contiguous_format
 
 
 class _Stop(Exception):

@@ -28,6 +28,8 @@ class Translator:
             raise GanctlError(f"unknown --mode {mode!r}: use paper or eval")
         self.gen, self.mode, self.seed, self.size, self.max_pixels = gen, mode, seed, size, max_pixels
         self.device = next(gen.net.parameters()).device
+        if self.device.type == "cpu":  # the convolutions and per-input norms ~1.2x faster (benchmarks.md, translate)
+            gen.net.to(memory_format=torch.channels_last)
         self.precision = runtime.resolve_precision(precision, self.device)
         g = gen.meta["generator"]
         self.multiple = int(getattr(gen.net, "size_multiple", 0) or 2 ** int(g["num_downs"]))
