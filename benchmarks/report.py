@@ -49,6 +49,18 @@ def write_section(name: str, heading: str, body: str) -> Path:
     return path
 
 
+def notes(name: str) -> str:
+    """What follows the first table of this benchmark's section in docs/benchmarks.md (the reading
+    written there by hand), so that a script rewriting its generated part can keep it; "" if none."""
+    path = DOCS / "benchmarks.md"
+    text = path.read_text() if path.exists() else ""
+    found = re.search(re.escape(f"<!-- {name}:begin -->") + "(.*?)" + re.escape(f"<!-- {name}:end -->"), text, re.S)
+    lines = found[1].strip().splitlines() if found else []
+    first = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    end = next((i for i in range(first, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[end:]).strip()
+
+
 def mean_sd(values: list[float], fmt: str) -> str:
     """``mean ± sd`` of repeated measurements (seeds), each formatted with ``fmt``; one value alone as it is."""
     import statistics

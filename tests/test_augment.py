@@ -289,16 +289,24 @@ def test_resume_keeps_the_runs_augmentation():
         check_augment(cfg, spec.parse("color"))
 
 
-def test_a_small_folder_is_told_about_augment_and_a_catalogue_set_is_not(tmp_path):
+def test_a_small_folder_is_told_about_its_familys_augment_and_a_catalogue_set_is_not(tmp_path):
+    from ganctl.families import registry
     from ganctl.train.setup import default_augment
 
     said: list[str] = []
-    assert default_augment(str(tmp_path), 100, 32, said.append) == {}
+    assert default_augment(str(tmp_path), 100, 32, "ada", said.append) == {}
     assert len(said) == 1 and "--augment ada" in said[0]
-    assert default_augment(str(tmp_path), 100, 8, said.append) == {} and "--augment color,cutout" in said[1]
-    default_augment("digits", 100, 32, said.append)
-    default_augment(str(tmp_path), 5000, 32, said.append)
+    assert default_augment(str(tmp_path), 100, 8, "ada", said.append) == {} and "--augment color,cutout" in said[1]
+    default_augment("digits", 100, 32, "ada", said.append)
+    default_augment(str(tmp_path), 5000, 32, "ada", said.append)
+    default_augment(str(tmp_path), 100, 32, "", said.append)  # a family with no suggestion
     assert len(said) == 2
+    # what each family suggests, from its registration (measured: docs/benchmarks.md)
+    suggests = {(f.name, arch): v.small_folders for f, arch, v in registry.variants()}
+    assert suggests[("dcgan", None)] == "ada" and suggests[("pix2pix", None)] == "color,translation,cutout"
+    assert suggests[("cgan", "conv")] == suggests[("wgan-gp", None)] == suggests[("cyclegan", None)] == ""
+    for policy in set(suggests.values()) - {""}:
+        spec.parse(policy)  # each one a valid --augment
 
 
 def test_the_report_says_what_augmentation_ran():

@@ -85,6 +85,7 @@ CGAN = Family(
             rgb=replace(MNIST, image_size=32, source="vanerk03/CGAN settings at 32x32 RGB (no seed trains cgan on colour)"),
         ),
         min_steps=10000,  # digits: 600 epochs of 23 batches (13,800 steps) reach 94% label accuracy
+        small_folders="ada",  # as gan and dcgan; the conv variant (a WGAN-GP critic) gets none
     ),
     variants=MappingProxyType({
         "conv": Variant(

@@ -201,6 +201,9 @@ class Variant:
     # generator steps a run needs before its samples look like the data: folders train at least
     # this long (their epochs are raised to reach it) and a shorter run is warned about
     min_steps: int = 0
+    # the --augment policy a folder of fewer than a thousand images is told to consider ("": none
+    # suggested), from ganctl's measurements on small sets (docs/benchmarks.md, augmentation)
+    small_folders: str = ""
 
     @property
     def options(self) -> tuple[Option, ...]:

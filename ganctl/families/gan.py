@@ -66,5 +66,6 @@ GAN = Family(
             celeba=RGB,
         ),
         min_steps=5000,  # digits: 300 epochs of 23 batches (6,900 steps), docs/benchmarks.md
+        small_folders="ada",  # measured on dcgan, whose discriminator is trained with the same loss
     ),
 )

@@ -109,5 +109,7 @@ PIX2PIX = Family(
             default=_p2p("pix2pix paper/official defaults: 100 + 100 epochs, batch 1", 200, None),
         ),
         min_steps=100,  # synthetic-facades: 64 steps already reach 17.4 dB validation PSNR (docs/benchmarks.md)
+        # 50 and 100 pairs, 3 seeds: validation L1 2% lower than none for every seed; ada no different from none
+        small_folders="color,translation,cutout",
     ),
 )

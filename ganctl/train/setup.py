@@ -252,7 +252,7 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
     objective_args = variant.objective.settled({**preset.objective, **groups["objective"]}, total,
                                                frozenset(groups["objective"]), epochs_given=epochs is not None)
     if aug is None:
-        aug = default_augment(dataset, len(data), size, warn)
+        aug = default_augment(dataset, len(data), size, variant.small_folders, warn)
     augment_spec.check_size(aug, size)
     if augment_spec.is_ada(aug):
         per_batch = min(batch_size or preset.batch_size, len(data))
@@ -267,27 +267,28 @@ def _new_config(fam, variant, arch, dataset, name, given, mirror, progress_for, 
     return cfg, data, val
 
 
-# Folders of fewer images than this get a line suggesting --augment: the scale at which the
-# DiffAugment and ADA papers report their gains (100-shot sets, MetFaces' 1,336 images); the
-# catalogue's sets are thousands of images. ADA is the one suggested, and only suggested: in ganctl's
-# measurement (dcgan on 100 digits at 16 px, 3 seeds, scored after 1,000, 2,000 and 3,000 steps:
-# docs/benchmarks.md#augmentation-on-small-sets-quality) ada ended nearer the data than no
-# augmentation at every length, by about a third of the gap to the real floor (not the half that
-# would justify turning it on), while color,translation,cutout was worse than none at 1,000 and
-# 3,000 steps, with the widest spread between seeds; ADA's p stays near 0 until the discriminator
-# starts to memorise, so a short run loses little (Karras et al., 2020)
+# Folders of fewer images than this get a line suggesting the family's --augment policy
+# (Variant.small_folders), where it has one: the scale at which the DiffAugment and ADA papers
+# report their gains (100-shot sets, MetFaces' 1,336 images); the catalogue's sets are thousands of
+# images. Only suggested: no policy met the bar that would justify turning it on (half the gap to the
+# real floor at 100 images; docs/benchmarks.md#augmentation-on-small-sets-quality). ada for the
+# BCE discriminators (dcgan: a third to a half of the gap at 100 and 500 digits); DiffAugment's
+# three for pix2pix (validation L1 2% lower at 50 and 100 pairs); none for the Wasserstein critics
+# (cgan --arch conv on 100 digits: both policies behind none at every length; a critic separates
+# real from fake from the start, which ADA's signal reads as memorising) and for cyclegan (not measured).
 FEW_IMAGES = 1000
-SUGGESTED = "ada"
 # below MIN_SHIFT_SIZE neither translation nor ADA applies; color,cutout was not measured
 SUGGESTED_SMALL = "color,cutout"
 
 
-def default_augment(dataset: str, images: int, size: int, warn: Callable[[str], None] | None) -> dict:
+def default_augment(dataset: str, images: int, size: int, suggested: str,
+                    warn: Callable[[str], None] | None) -> dict:
     """The augmentation a run gets without --augment: none, and for a folder of fewer than
-    :data:`FEW_IMAGES` images a line suggesting :data:`SUGGESTED` (see docs/train.md for why it is
-    suggested rather than on)."""
-    if warn and catalog.is_path_like(dataset) and images < FEW_IMAGES:
-        policy = SUGGESTED if size >= augment_spec.MIN_SHIFT_SIZE else SUGGESTED_SMALL
+    :data:`FEW_IMAGES` images a line suggesting ``suggested`` (the variant's ``small_folders``; see
+    docs/train.md for why it is suggested rather than on)."""
+    if warn and suggested and catalog.is_path_like(dataset) and images < FEW_IMAGES:
+        shifts = augment_spec.is_ada(augment_spec.parse(suggested)) or "translation" in suggested
+        policy = SUGGESTED_SMALL if shifts and size < augment_spec.MIN_SHIFT_SIZE else suggested
         warn(f"{dataset} holds {images:,} training images: a discriminator memorises so few in a long run; "
              f"consider --augment {policy} (docs/train.md#augmentation---augment)")
     return {}
