@@ -348,3 +348,21 @@ def test_a_damaged_frame_in_the_middle_is_skipped_and_said(model_file, tmp_path)
     with av.open(str(out)) as c:
         times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
     assert float(when) not in [round(t, 3) for t in times] and len(times) == 15
+
+
+def test_keep_size_writes_still_images_at_the_working_resolution(tmp_path, model_file, labels):
+    """--keep-size: each still image as the generator made it (what the official test.py writes),
+    for one image and for a folder; without it, at the input's own size."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    labels.crop((0, 0, 100, 70)).save(folder / "a.png")
+    labels.crop((0, 0, 150, 90)).save(folder / "b.png")
+    r = invoke("translate", folder, "-o", tmp_path / "kept", "--keep-size", "--size", 64, "-c", model_file)
+    assert r.exit_code == 0, r.output
+    assert sorted(Image.open(p).size for p in (tmp_path / "kept").iterdir()) == [(64, 64), (64, 64)]
+    r = invoke("translate", folder / "b.png", "-o", tmp_path / "one.png", "--keep-size", "-c", model_file)
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "one.png").size == (128, 64)  # 150 x 90 rounded to multiples of 64
+    r = invoke("translate", folder, "-o", tmp_path / "back", "--size", 64, "-c", model_file)
+    assert sorted(Image.open(p).size for p in (tmp_path / "back").iterdir()) == [(100, 70), (150, 90)]
+    assert "not both" in error_line(invoke("translate", folder / "a.png", "--tile", "--keep-size", "-c", model_file))

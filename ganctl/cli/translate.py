@@ -39,6 +39,7 @@ def translate(
     mode: str = typer.Option("paper", "--mode", help="paper: dropout and batch statistics at test time, as the paper and the official test script; eval: the deterministic network."),
     seed: int = typer.Option(0, "--seed", "-s", callback=seeds.option, help="Seed for the dropout of --mode paper (same seed, same output)."),
     size: int = typer.Option(None, "--size", help="Working resolution (a multiple of 256 for U-Net-256) (default: each side rounded to the nearest multiple)."),
+    keep_size: bool = typer.Option(False, "--keep-size", help="Write still images at the working resolution, as the generator made them, instead of resized back to the input's (as the official test.py writes them; videos keep their size)."),
     run: str = typer.Option(None, "--run", "-r", help="pix2pix or cyclegan run name or folder (default: the newest run of those that translate).", rich_help_panel="Model"),
     model: str = typer.Option(None, "--model", "-m", help="pix2pix or cyclegan: the newest run of that family (default: the newest of either).", rich_help_panel="Model"),
     direction: str = typer.Option(None, "--direction", help="AtoB or BtoA: which of a CycleGAN's two generators (default: AtoB).", rich_help_panel="Model"),
@@ -70,6 +71,7 @@ def translate(
         out = translation.translate(source, output=output, mode=mode, seed=seed, size=size, run=run, checkpoint=checkpoint,
                                     pretrained=pretrained, device=device, max_pixels=max_pixels, say=ui.info,
                                     progress=ui.ItemProgress, recursive=recursive, tile=tile, overlap=overlap,
+                                    keep_size=keep_size,
                                     batch=batch, precision=precision, model=model, direction=direction)
     except translation.PartialError as e:  # what was written is still the result; the error line follows
         ui.result(e.output)

@@ -124,12 +124,14 @@ def translate(source: str | Path | Sequence[str | Path], *, output: str | None =
               device: str = "auto", max_pixels: int = 4096 * 4096, say: Callable[[str], None] | None = None,
               progress=_NoProgress, recursive: bool = False, tile: bool = False, overlap: int | None = None,
               batch: int = 8, precision: str = "auto", workers: int = 2, model: str | None = None,
-              direction: str | None = None) -> Path:
+              direction: str | None = None, keep_size: bool = False) -> Path:
     """Translate ``source`` (an image, video, folder, glob or list of paths; several paths are a
     list) and return the file or folder written. ``progress(total, description)`` is a context
     manager with ``advance(n)``, ``set_total(n)`` and ``message(text)`` (the CLI's bar). Inputs that
     could not be read, or were cut short, are said in one line each and the rest is translated;
-    then a :class:`PartialError` names them."""
+    then a :class:`PartialError` names them. ``keep_size``: still images are written at the working
+    resolution, as the generator made them, instead of resized back to the input's (videos and
+    animated GIFs keep their size)."""
     from ganctl.use import translate_sources
 
     sources = [str(source)] if isinstance(source, (str, Path)) else [str(s) for s in source]
@@ -142,6 +144,8 @@ def translate(source: str | Path | Sequence[str | Path], *, output: str | None =
         raise GanctlError(f"unknown --mode {mode!r}: use paper or eval")
     if tile and size is not None:
         raise GanctlError("--tile translates at the image's own resolution: give --tile or --size, not both")
+    if tile and keep_size:
+        raise GanctlError("--tile writes the image at its own resolution: give --tile or --keep-size, not both")
     if batch < 1:
         raise GanctlError(f"--batch must be at least 1 (got {batch})")
     from ganctl.use import inference
@@ -176,13 +180,13 @@ def translate(source: str | Path | Sequence[str | Path], *, output: str | None =
         item = job.items[0]
         if item.kind == "image":
             holder, first = [first], None  # _one_image drops the decoded image once it has its pixels
-            _one_image(tr, item, holder, tile, overlap, batch, progress)
+            _one_image(tr, item, holder, tile, overlap, batch, progress, keep_size)
         else:
             problems += _one_video(tr, item, batch, progress)
         if new:
             say(f"created folder {folder}")
     else:
-        problems += _many(tr, job.items, size, max_pixels, tile, overlap, batch, workers, progress)
+        problems += _many(tr, job.items, size, max_pixels, tile, overlap, batch, workers, progress, keep_size)
         done = len(job.items) + len(job.skipped) - len(problems)
         what = "images" if all(i.kind == "image" for i in job.items) else "inputs"
         say(f"translated {done} of {len(job.items) + len(job.skipped)} {what} into {'a new folder, ' if new else ''}{job.output}")
@@ -192,7 +196,8 @@ def translate(source: str | Path | Sequence[str | Path], *, output: str | None =
     return job.output
 
 
-def _one_image(tr, item, holder: list, tile: bool, overlap: int | None, batch: int, progress) -> None:
+def _one_image(tr, item, holder: list, tile: bool, overlap: int | None, batch: int, progress,
+               keep_size: bool = False) -> None:
     from ganctl.core import images
 
     img = holder.pop()
@@ -203,7 +208,8 @@ def _one_image(tr, item, holder: list, tile: bool, overlap: int | None, batch: i
         with progress(n, "tiles") as bar:
             out = tr.tiled(pixels, overlap, batch, advance=bar.advance)
     else:
-        out = tr.images([img])[0]
+        x, size = tr.prepare(img)
+        out = tr.finish(tr.run([x])[0], None if keep_size else size)
     images.save_image(out, item.output, png_level=PNG_LEVEL)
 
 
@@ -224,7 +230,7 @@ def _one_video(tr, item, batch: int, progress) -> list[str]:
     return lines
 
 
-def _many(tr, items, size, max_pixels, tile, overlap, batch, workers, progress) -> list[str]:
+def _many(tr, items, size, max_pixels, tile, overlap, batch, workers, progress, keep_size: bool = False) -> list[str]:
     """Every item of a folder, glob or list: images in batches, videos one after another. Returns
     the problems, one line each.
 
@@ -262,7 +268,7 @@ def _many(tr, items, size, max_pixels, tile, overlap, batch, workers, progress) 
                 return item, GanctlError(f"{item.input}: {e}"), warning
 
         def write(item, y, size) -> None:
-            images.save_image(tr.finish(y, size), item.output, png_level=PNG_LEVEL)
+            images.save_image(tr.finish(y, None if keep_size else size), item.output, png_level=PNG_LEVEL)
 
         pending: collections.deque = collections.deque()
         writes: collections.deque = collections.deque()

@@ -72,10 +72,11 @@ class Translator:
         return out
 
     @staticmethod
-    def finish(arr: np.ndarray, size: tuple[int, int]) -> Image.Image:
-        """A result of :meth:`run` as a PIL image of ``size`` (bicubic; PIL, so in a thread too)."""
+    def finish(arr: np.ndarray, size: tuple[int, int] | None) -> Image.Image:
+        """A result of :meth:`run` as a PIL image of ``size`` (bicubic; PIL, so in a thread too), or
+        at the working size it has where ``size`` is None."""
         out = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-        return out if out.size == size else out.resize(size, Image.Resampling.BICUBIC)
+        return out if size is None or out.size == size else out.resize(size, Image.Resampling.BICUBIC)
 
     def images(self, imgs: Sequence) -> list[Image.Image]:
         """Each PIL image or uint8 (H, W, C) array translated at its working size, then resized
