@@ -139,11 +139,14 @@ def folder(args, tmp: Path) -> None:
                     "--norm", "batch", "--checkpoints_dir", str(ckpt.parent), "--results_dir", str(tmp / f"res{w}x{h}"),
                     "--num_test", str(args.n)] + cpu
         ours = ganctl(str(data), "-c", str(gen), "-o", str(tmp / f"ours{w}x{h}"), "--size", "256")
+        # --keep-size: 256x256 outputs, as test.py writes them (ganctl's default resizes each back to WxH)
+        kept = ganctl(str(data), "-c", str(gen), "-o", str(tmp / f"kept{w}x{h}"), "--size", "256", "--keep-size")
         # side by side, alternating which goes first: a change in the host's load falls on both
-        times: dict[str, list[float]] = {"official": [], "ganctl": []}
+        sides = [("official", official), ("ganctl", ours)] + ([("ganctl --keep-size", kept)] if (w, h) != (256, 256) else [])
+        times: dict[str, list[float]] = {name: [] for name, _ in sides}
         loads = [load()]
         for rep in range(args.reps):
-            order = (("official", official), ("ganctl", ours))
+            order = sides
             for name, cmd in order if rep % 2 == 0 else order[::-1]:
                 secs, _ = run(cmd, cwd=args.official if name == "official" else None)
                 times[name].append(secs)
@@ -154,6 +157,10 @@ def folder(args, tmp: Path) -> None:
         print(f"folder {args.n} images {w}x{h} (ngf {args.ngf}): official test.py {args.n / t_off:.2f} img/s, ganctl "
               f"translate --size 256 {args.n / t_us:.2f} img/s ({t_off / t_us:.2f}x; {each}; {', '.join(loads)}) "
               f"[{host()}, ganctl {commit()}]", flush=True)
+        if times.get("ganctl --keep-size"):
+            t_kept = statistics.median(times["ganctl --keep-size"])
+            print(f"folder {args.n} images {w}x{h}: ganctl translate --size 256 --keep-size (256x256 outputs, as "
+                  f"test.py's) {args.n / t_kept:.2f} img/s ({t_off / t_kept:.2f}x the official)", flush=True)
         shutil.rmtree(data)
 
 
