@@ -352,6 +352,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     work = a.work or Path(tempfile.mkdtemp(prefix="ganctl-augq-"))
     home = work / "home"
+    os.environ["GANCTL_HOME"] = str(home)  # the scoring (and --no-run's copy floor) caches its classifier there, not in the user's store
     score_at = [int(s) for s in a.score_at.split(",") if s]
     models, sizes, policies = a.models.split(","), [int(n) for n in a.sizes.split(",")], a.policies.split(";")
 
