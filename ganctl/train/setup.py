@@ -287,7 +287,8 @@ def default_augment(dataset: str, images: int, size: int, suggested: str,
     :data:`FEW_IMAGES` images a line suggesting ``suggested`` (the variant's ``small_folders``; see
     docs/train.md for why it is suggested rather than on)."""
     if warn and suggested and catalog.is_path_like(dataset) and images < FEW_IMAGES:
-        shifts = augment_spec.is_ada(augment_spec.parse(suggested)) or "translation" in suggested
+        spec = augment_spec.parse(suggested)
+        shifts = augment_spec.is_ada(spec) or "translation" in augment_spec.ops(spec)
         policy = SUGGESTED_SMALL if shifts and size < augment_spec.MIN_SHIFT_SIZE else suggested
         warn(f"{dataset} holds {images:,} training images: a discriminator memorises so few in a long run; "
              f"consider --augment {policy} (docs/train.md#augmentation---augment)")

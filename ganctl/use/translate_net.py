@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganctl.runtime.accel.norms import per_image_norm
+
 _BN = nn.modules.batchnorm._BatchNorm
 _IN = nn.modules.instancenorm._InstanceNorm
 _DROP = nn.modules.dropout._DropoutNd
@@ -47,8 +49,7 @@ def _per_input_norm(m: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     def norm(x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu" and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
                 and not x.is_contiguous():
-            parts = [F.batch_norm(image, None, None, m.weight, m.bias, True, 0.0, m.eps) for image in x.split(1)]
-            return parts[0] if len(parts) == 1 else torch.cat(parts)
+            return per_image_norm(x, m.weight, m.bias, m.eps)
         return F.instance_norm(x, weight=m.weight, bias=m.bias, eps=m.eps)
     return norm
 

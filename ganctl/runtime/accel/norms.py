@@ -57,8 +57,14 @@ class ChannelsLastInstanceNorm2d(nn.InstanceNorm2d):
         if not (x.device.type == "cpu" and x.dim() == 4 and not self.track_running_stats
                 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()):
             return super().forward(x)
-        parts = [F.batch_norm(image, None, None, self.weight, self.bias, True, 0.0, self.eps) for image in x.split(1)]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        return per_image_norm(x, self.weight, self.bias, self.eps)
+
+
+def per_image_norm(x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float) -> torch.Tensor:
+    """Instance norm of a channels_last batch that stays channels_last: each image through batch
+    norm's kernel, a batch of one image being exactly an instance."""
+    parts = [F.batch_norm(image, None, None, weight, bias, True, 0.0, eps) for image in x.split(1)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def accelerate(net: nn.Module) -> int:
